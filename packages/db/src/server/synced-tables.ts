@@ -1,0 +1,34 @@
+import { DataSource } from 'typeorm';
+import { entities } from '../entities';
+import { syncOptionsOf } from '../schema/synced';
+import type { SyncedTable } from '../schema/tables';
+
+let described: Promise<SyncedTable[]> | undefined;
+
+/** The synced tables, read from the entities' TypeORM metadata (no database needed). */
+export function describeSyncedTables(): Promise<SyncedTable[]> {
+  described ??= (async () => {
+    const dataSource = new DataSource({ type: 'postgres', entities, uuidExtension: 'pgcrypto' });
+    // Metadata is built on initialize(); we only want the metadata, not a connection.
+    await (dataSource as unknown as { buildMetadatas(): Promise<void> }).buildMetadatas();
+    return dataSource.entityMetadatas.flatMap((metadata): SyncedTable[] => {
+      const options = syncOptionsOf(metadata.target as Function);
+      if (!options) return [];
+      return [
+        {
+          name: metadata.tableName,
+          primaryKey: metadata.primaryColumns.map((column) => column.databaseName),
+          scope: options.scope,
+          columns: metadata.columns.map((column) => ({
+            name: column.databaseName,
+            type: String(column.type),
+            nullable: column.isNullable,
+            hasDefault: column.default !== undefined || column.isGenerated || column.isVersion || column.isCreateDate || column.isUpdateDate,
+            ...(column.enum ? { enumName: column.enumName, enumValues: column.enum.map(String) } : {}),
+          })),
+        },
+      ];
+    });
+  })();
+  return described;
+}
