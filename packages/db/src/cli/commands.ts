@@ -1,11 +1,8 @@
 import path from 'node:path';
 import pg from 'pg';
-import { MigrationCreateCommand } from 'typeorm/commands/MigrationCreateCommand.js';
-import { MigrationGenerateCommand } from 'typeorm/commands/MigrationGenerateCommand.js';
 import { WalsyncError } from '../errors';
 import { extractMigrations, type MigrationClass } from '../extraction/extract';
 import { migrations as listedMigrations } from '../migrations';
-import type { MigrationQuery } from '../schema/migration';
 import { storeCatalog } from '../server/catalog';
 import { readExtractedMigrations, writeExtractedMigrations } from '../server/extracted-files';
 import { revertLastServerMigration, runServerMigrations, serverMigrationStatus } from '../server/migration-runner';
@@ -17,6 +14,7 @@ import {
   nextTimestamp,
   removeMigrationSource,
 } from './migration-files';
+import { migrationTemplate } from './migration-template';
 import { extractedMigrationsDir, packageRoot } from './paths';
 
 type Print = (line: string) => void;
@@ -32,17 +30,6 @@ async function extractTo(migrationClasses: MigrationClass[], print: Print): Prom
   const extracted = await extractMigrations(migrationClasses);
   writeExtractedMigrations(extractedMigrationsDir, extracted);
   print(`Extracted ${extracted.length} migration(s) to ${relative(extractedMigrationsDir)}/`);
-}
-
-function asTypeormLines(queries: MigrationQuery[]): string[] {
-  return queries.map(
-    (query) =>
-      '        await queryRunner.query(`' +
-      MigrationGenerateCommand.escapeTemplateLiteral(query.sql) +
-      '`' +
-      MigrationGenerateCommand.queryParams(query.params) +
-      ');',
-  );
 }
 
 /** migration:generate <Name> [--check]: a migration with the SQL that brings the schema up to the entities. */
@@ -62,8 +49,7 @@ export async function generate(context: CommandContext, rawName: string | undefi
     return 1;
   }
   const timestamp = nextTimestamp();
-  const content = MigrationGenerateCommand.getTemplate(name, timestamp, asTypeormLines(diff.up), asTypeormLines(diff.down));
-  const source = addMigrationSource(name, timestamp, content);
+  const source = addMigrationSource(name, timestamp, migrationTemplate(`${name}${timestamp}`, diff.up, diff.down));
   context.print(`Generated ${relative(source.file)} (${diff.up.length} statement(s) up, ${diff.down.length} down) and listed it in src/migrations/index.ts`);
   await extractTo([...listedMigrations, requireMigration(source.file, source.className)], context.print);
   return 0;
@@ -73,7 +59,7 @@ export async function generate(context: CommandContext, rawName: string | undefi
 export async function create(context: CommandContext, rawName: string | undefined): Promise<number> {
   const name = assertMigrationName(rawName);
   const timestamp = nextTimestamp();
-  const source = addMigrationSource(name, timestamp, MigrationCreateCommand.getTemplate(name, timestamp));
+  const source = addMigrationSource(name, timestamp, migrationTemplate(`${name}${timestamp}`, [], []));
   context.print(`Created ${relative(source.file)} and listed it in src/migrations/index.ts; write its SQL with queryRunner.query() only.`);
   await extractTo([...listedMigrations, requireMigration(source.file, source.className)], context.print);
   return 0;

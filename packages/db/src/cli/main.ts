@@ -30,9 +30,11 @@ async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .showHelpAfterError()
     .allowExcessArguments(false);
-  const action = (run: (...args: never[]) => Promise<number>) => async (...args: never[]) => {
-    exitCode = await run(...args);
-  };
+  const action =
+    <Args extends unknown[]>(run: (...args: Args) => Promise<number>) =>
+    async (...args: Args) => {
+      exitCode = await run(...args);
+    };
   program
     .command('migration:generate')
     .description('generate a migration with the SQL that brings the schema up to the entities')

@@ -238,16 +238,16 @@ export function createMigrationAPI(db: PGliteInterface, options: { migrations: E
         const migration = byName.get(name);
         if (!migration) return { error: unknownMigration(name, migrations), results: [] };
         const statuses = statusOf(await readRows(db));
-        const latestApplied = statuses.filter((status) => status.state === 'applied' || status.state === 'drift').at(-1);
-        if (latestApplied?.name !== name) {
-          const error = new WalsyncError(
-            'MIGRATION_ORDER',
-            latestApplied
-              ? `Migration ${name} cannot be rolled back while a later migration (${latestApplied.name}) is applied; roll back the latest first.`
-              : `Migration ${name} is not applied to this database, so there is nothing to roll back.`,
-            { migration: name },
-          );
-          return { error, results: [{ migrationName: name, direction: 'Down', status: 'NotExecuted' }] };
+        const applied = statuses.filter((status) => status.state === 'applied' || status.state === 'drift');
+        const refuse = (message: string): MigrationResultSet => ({
+          error: new WalsyncError('MIGRATION_ORDER', message, { migration: name }),
+          results: [{ migrationName: name, direction: 'Down', status: 'NotExecuted' }],
+        });
+        if (!applied.some((status) => status.name === name)) {
+          return refuse(`Migration ${name} is not applied to this database, so there is nothing to roll back.`);
+        }
+        if (applied.at(-1)!.name !== name) {
+          return refuse(`Migration ${name} cannot be rolled back while a later migration (${applied.at(-1)!.name}) is applied; roll back the latest first.`);
         }
         const result = { migrationName: name, direction: 'Down' as const };
         try {

@@ -1,0 +1,77 @@
+/**
+ * Builds every package in dependency order: `yarn build`.
+ *
+ * @walsync/db: dist/server.cjs (Node, with TypeORM), then the migrations extracted from it into
+ * dist/migrations/*.json and dist/catalog.json, then dist/browser.mjs (no TypeORM, the catalog
+ * inlined), then declarations in dist/types/.
+ */
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { build, type BuildOptions } from 'esbuild';
+
+const root = __dirname;
+const requireFromHere = createRequire(__filename);
+
+const library: BuildOptions = {
+  bundle: true,
+  packages: 'external',
+  sourcemap: true,
+  keepNames: true,
+  target: 'es2022',
+  logLevel: 'warning',
+};
+
+/** Declarations (tsc) run beside the bundling; they only need the sources. */
+function declarations(tsconfig: string): Promise<void> {
+  const child = spawn(process.execPath, [requireFromHere.resolve('typescript/bin/tsc'), '-p', tsconfig], { stdio: 'inherit' });
+  return new Promise((resolve, reject) =>
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`tsc -p ${path.relative(root, tsconfig)} failed (exit ${code})`)))),
+  );
+}
+
+async function buildDb(): Promise<void> {
+  const dir = path.join(root, 'packages/db');
+  const dist = path.join(dir, 'dist');
+  const types = declarations(path.join(dir, 'tsconfig.json'));
+  await build({ ...library, entryPoints: [path.join(dir, 'src/server.ts')], outfile: path.join(dist, 'server.cjs'), platform: 'node', format: 'cjs' });
+
+  const db = requireFromHere(path.join(dist, 'server.cjs')) as typeof import('./packages/db/src/server');
+  const migrations = await db.extractMigrations(db.migrations);
+  db.writeExtractedMigrations(path.join(dist, 'migrations'), migrations);
+  const catalog = { schemaVersion: db.schemaVersion, migrations, tables: await db.describeSyncedTables() };
+  writeFileSync(path.join(dist, 'catalog.json'), `${JSON.stringify(catalog, null, 2)}\n`);
+
+  const browser = await build({
+    ...library,
+    entryPoints: [path.join(dir, 'src/browser.ts')],
+    outfile: path.join(dist, 'browser.mjs'),
+    platform: 'neutral',
+    format: 'esm',
+    metafile: true,
+    plugins: [
+      {
+        name: 'walsync-catalog',
+        setup(plugin) {
+          plugin.onResolve({ filter: /^walsync:catalog$/ }, () => ({ path: path.join(dist, 'catalog.json'), namespace: 'walsync-catalog' }));
+          plugin.onLoad({ filter: /.*/, namespace: 'walsync-catalog' }, (args) => ({ contents: readFileSync(args.path, 'utf8'), loader: 'json' }));
+        },
+      },
+    ],
+  });
+  writeFileSync(path.join(dist, 'browser.meta.json'), JSON.stringify(browser.metafile));
+
+  await types;
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  await buildDb();
+  console.log(`Built @walsync/db in ${Math.round(performance.now() - started)} ms`);
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,28 @@
+/**
+ * @walsync/db for Node servers and tools: the TypeORM entities and migrations, the DataSource
+ * factory, the server migration runner and catalog, SQL extraction, and the Postgres lifecycle.
+ */
+import 'reflect-metadata';
+import { migrationIdentity } from './extraction/extract';
+import { migrations } from './migrations';
+
+export * from './entities';
+export { migrations };
+export { createMigrationAPI, type MigrationAPI, type MigrationResult, type MigrationResultSet, type MigrationStatus } from './client/migration-api';
+export { validateMigration, validateMigrationList } from './client/validate-migrations';
+export { WalsyncError, isWalsyncError, messageOf, type WalsyncErrorCode } from './errors';
+export { extractMigration, extractMigrations, migrationIdentity, type MigrationClass } from './extraction/extract';
+export { assertReachable, describeUrl, openDatabase, type Database, type OpenDatabaseOptions } from './postgres/database';
+export { LocalPostgres, freePort, type LocalPostgresOptions } from './postgres/local-postgres';
+export { CLIENT_MIGRATION_TABLE, CREATE_CLIENT_MIGRATION_TABLE } from './schema/client-migration';
+export { ExtractedMigrationSchema, migrationChecksum, migrationFileName, type ExtractedMigration, type MigrationQuery } from './schema/migration';
+export { Synced, syncOptionsOf } from './schema/synced';
+export type { SyncedColumn, SyncedTable } from './schema/tables';
+export { storeCatalog, type CatalogResult } from './server/catalog';
+export { TYPEORM_MIGRATIONS_TABLE, createDataSource } from './server/data-source';
+export { readExtractedMigrations, writeExtractedMigrations } from './server/extracted-files';
+export { revertLastServerMigration, runServerMigrations, serverMigrationStatus } from './server/migration-runner';
+export { describeSyncedTables } from './server/synced-tables';
+
+/** The name of the latest migration: the schema version this build speaks. */
+export const schemaVersion: string = migrationIdentity(migrations.at(-1)!).name;
