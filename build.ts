@@ -54,8 +54,8 @@ async function buildDb(): Promise<void> {
       {
         name: 'walsync-catalog',
         setup(plugin) {
-          plugin.onResolve({ filter: /^walsync:catalog$/ }, () => ({ path: path.join(dist, 'catalog.json'), namespace: 'walsync-catalog' }));
-          plugin.onLoad({ filter: /.*/, namespace: 'walsync-catalog' }, (args) => ({ contents: readFileSync(args.path, 'utf8'), loader: 'json' }));
+          plugin.onResolve({ filter: /^walsync:catalog$/ }, () => ({ path: 'dist/catalog.json', namespace: 'walsync-catalog' }));
+          plugin.onLoad({ filter: /.*/, namespace: 'walsync-catalog' }, (args) => ({ contents: readFileSync(path.join(dir, args.path), 'utf8'), loader: 'json' }));
         },
       },
     ],

@@ -5,13 +5,15 @@ import type { SyncedTable } from '../schema/tables';
 
 let described: Promise<SyncedTable[]> | undefined;
 
-/** The synced tables, read from the entities' TypeORM metadata (no database needed). */
+/** The synced tables, read from the entities' TypeORM metadata (no database needed), parents first. */
 export function describeSyncedTables(): Promise<SyncedTable[]> {
   described ??= (async () => {
     const dataSource = new DataSource({ type: 'postgres', entities, uuidExtension: 'pgcrypto' });
     // Metadata is built on initialize(); we only want the metadata, not a connection.
     await (dataSource as unknown as { buildMetadatas(): Promise<void> }).buildMetadatas();
-    return dataSource.entityMetadatas.flatMap((metadata): SyncedTable[] => {
+    // In the order of `entities`: parents before the tables that reference them.
+    const ordered = [...dataSource.entityMetadatas].sort((a, b) => entities.indexOf(a.target as never) - entities.indexOf(b.target as never));
+    return ordered.flatMap((metadata): SyncedTable[] => {
       const options = syncOptionsOf(metadata.target as Function);
       if (!options) return [];
       return [

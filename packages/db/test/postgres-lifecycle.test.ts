@@ -1,0 +1,80 @@
+import path from 'node:path';
+import { LocalPostgres, isWalsyncError, openDatabase } from '@walsync/db/server';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { postgresTargets, scratchDir } from './support/postgres';
+
+async function queryOne(url: string, sql: string): Promise<Record<string, unknown>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows[0];
+  } finally {
+    await client.end();
+  }
+}
+
+describe.each(postgresTargets())('local Postgres lifecycle ($name)', (target) => {
+  const scratch = scratchDir('lifecycle');
+  const dataDir = path.join(scratch.dir, 'data');
+  afterAll(() => scratch.remove());
+
+  it('initialises, runs with wal_level=logical, refuses a second server on the same data directory, and keeps data across restarts', async () => {
+    const first = await LocalPostgres.start({ dataDir, binDir: target.binDir });
+    try {
+      expect(await queryOne(first.url, 'SHOW wal_level')).toEqual({ wal_level: 'logical' });
+      await queryOne(first.url, 'CREATE TABLE kept AS SELECT 42 AS v');
+
+      const second = LocalPostgres.start({ dataDir, binDir: target.binDir });
+      await expect(second).rejects.toSatisfy((error: unknown) => isWalsyncError(error, 'POSTGRES_IN_USE'));
+      await expect(second).rejects.toThrow(new RegExp(`already in use by a running Postgres \\(pid \\d+, port ${first.port}\\)`));
+    } finally {
+      await first.stop();
+    }
+    const restarted = await LocalPostgres.start({ dataDir, binDir: target.binDir });
+    try {
+      expect(await queryOne(restarted.url, 'SELECT v FROM kept')).toEqual({ v: 42 });
+    } finally {
+      await restarted.stop();
+    }
+  });
+
+  it('recovers after the server was killed (stale postmaster.pid)', async () => {
+    const crashed = await LocalPostgres.start({ dataDir, binDir: target.binDir });
+    await crashed.kill();
+    const recovered = await LocalPostgres.start({ dataDir, binDir: target.binDir });
+    try {
+      expect(await queryOne(recovered.url, 'SELECT v FROM kept')).toEqual({ v: 42 });
+    } finally {
+      await recovered.stop();
+    }
+  });
+});
+
+describe('DATABASE_URL', () => {
+  it('names the unreachable host and port and never prints the password', async () => {
+    const attempt = openDatabase({ dataDir: '/nonexistent', env: { DATABASE_URL: 'postgres://walsync:s3cret-pass@127.0.0.1:1/app' } });
+    await expect(attempt).rejects.toSatisfy((error: unknown) => isWalsyncError(error, 'DATABASE_UNREACHABLE'));
+    const message = await attempt.catch((error: Error) => error.message);
+    expect(message).toContain('127.0.0.1:1');
+    expect(message).not.toContain('s3cret-pass');
+  });
+
+  it('refuses a value that is not a postgres:// URL', async () => {
+    await expect(openDatabase({ dataDir: '/nonexistent', env: { DATABASE_URL: 'mysql://x@y/z' } })).rejects.toThrow(/not a postgres:\/\/ connection string/);
+  });
+
+  it('is used instead of starting a local Postgres', async () => {
+    const scratch = scratchDir('url');
+    const server = await LocalPostgres.start({ dataDir: path.join(scratch.dir, 'data') });
+    try {
+      const database = await openDatabase({ dataDir: path.join(scratch.dir, 'unused'), env: { DATABASE_URL: server.url } });
+      expect(database.local).toBeUndefined();
+      expect(database.description).not.toContain(new URL(server.url).password);
+      expect(await queryOne(database.url, 'SELECT 1 AS one')).toEqual({ one: 1 });
+    } finally {
+      await server.stop();
+      scratch.remove();
+    }
+  });
+});
