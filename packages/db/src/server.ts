@@ -8,7 +8,6 @@ import { migrations } from './migrations';
 
 export * from './entities';
 export { migrations };
-export { createMigrationAPI, type MigrationAPI, type MigrationResult, type MigrationResultSet, type MigrationStatus } from './client/migration-api';
 export { validateMigration, validateMigrationList } from './client/validate-migrations';
 export { WalsyncError, isWalsyncError, messageOf, type WalsyncErrorCode } from './errors';
 export { extractMigration, extractMigrations, migrationIdentity, type MigrationClass } from './extraction/extract';
@@ -21,7 +20,7 @@ export type { SyncedColumn, SyncedTable } from './schema/tables';
 export { storeCatalog, type CatalogResult } from './server/catalog';
 export { TYPEORM_MIGRATIONS_TABLE, createDataSource } from './server/data-source';
 export { readExtractedMigrations, writeExtractedMigrations } from './server/extracted-files';
-export { revertLastServerMigration, runServerMigrations, serverMigrationStatus } from './server/migration-runner';
+export { appliedServerMigrations, revertLastServerMigration, runServerMigrations, serverMigrationStatus } from './server/migration-runner';
 export { describeSyncedTables } from './server/synced-tables';
 
 /** The name of the latest migration: the schema version this build speaks. */

@@ -5,7 +5,7 @@ import { extractMigrations, type MigrationClass } from '../extraction/extract';
 import { migrations as listedMigrations } from '../migrations';
 import { storeCatalog } from '../server/catalog';
 import { readExtractedMigrations, writeExtractedMigrations } from '../server/extracted-files';
-import { revertLastServerMigration, runServerMigrations, serverMigrationStatus } from '../server/migration-runner';
+import { appliedServerMigrations, revertLastServerMigration, runServerMigrations, serverMigrationStatus } from '../server/migration-runner';
 import { diffEntitiesAgainstMigrations } from '../server/schema-diff';
 import {
   addMigrationSource,
@@ -99,8 +99,7 @@ export async function cleanup(context: CommandContext, rawName: string | undefin
   if (!rawName) throw new WalsyncError('CLI_USAGE', 'migration:cleanup needs the name of the migration to remove.', {});
   const source = findMigrationSource(rawName);
   const url = await context.databaseUrl();
-  const status = (await serverMigrationStatus(url)).find((migration) => migration.name === source.className);
-  if (status?.applied) {
+  if ((await appliedServerMigrations(url)).includes(source.className)) {
     throw new WalsyncError(
       'CLI_USAGE',
       `${source.className} is applied to the database, so it cannot be cleaned up. Revert it first ("yarn migration:revert") or keep it.`,

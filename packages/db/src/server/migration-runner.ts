@@ -72,6 +72,11 @@ export async function serverMigrationStatus(url: string, migrationClasses: Migra
   });
 }
 
+/** The names of the migrations the server has applied, read from TypeORM's table (no extraction, so a broken migration does not stand in the way). */
+export async function appliedServerMigrations(url: string): Promise<string[]> {
+  return withDataSource(url, [], appliedNames);
+}
+
 async function appliedNames(dataSource: ReturnType<typeof createDataSource>): Promise<string[]> {
   const exists = await dataSource.query(`SELECT to_regclass('migrations') AS name`);
   if (!exists[0].name) return [];
