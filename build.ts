@@ -65,10 +65,24 @@ async function buildDb(): Promise<void> {
   await types;
 }
 
+/** An application, not a library: bundles only; `yarn typecheck` checks its types. */
+async function buildServer(): Promise<void> {
+  const dir = path.join(root, 'packages/server');
+  await build({
+    ...library,
+    entryPoints: { index: path.join(dir, 'src/index.ts'), main: path.join(dir, 'src/main.ts') },
+    outdir: path.join(dir, 'dist'),
+    outExtension: { '.js': '.cjs' },
+    platform: 'node',
+    format: 'cjs',
+  });
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   await buildDb();
-  console.log(`Built @walsync/db in ${Math.round(performance.now() - started)} ms`);
+  await buildServer();
+  console.log(`Built @walsync/db and @walsync/server in ${Math.round(performance.now() - started)} ms`);
 }
 
 main().catch((error) => {

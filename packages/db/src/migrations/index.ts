@@ -1,5 +1,6 @@
 import type { MigrationClass } from '../extraction/extract';
 import { Initial1795396052850 } from './1795396052850-Initial';
+import { ReplicaIdentityFull1795396924095 } from './1795396924095-ReplicaIdentityFull';
 
 /**
  * Every migration of the schema, in timestamp order. `yarn migration:generate` and
@@ -7,4 +8,5 @@ import { Initial1795396052850 } from './1795396052850-Initial';
  */
 export const migrations: MigrationClass[] = [
   Initial1795396052850,
+  ReplicaIdentityFull1795396924095,
 ];

@@ -41,12 +41,20 @@ async function withClient<T>(dataSource: ReturnType<typeof createDataSource>, wo
  */
 export async function runServerMigrations(url: string, migrationClasses: MigrationClass[] = schemaMigrations): Promise<string[]> {
   const extracted = await extractMigrations(migrationClasses);
-  return withDataSource(url, migrationClasses, async (dataSource) => {
-    await dataSource.query(CREATE_CLIENT_MIGRATION_TABLE);
-    const applied = await dataSource.runMigrations({ transaction: 'each' });
-    await withClient(dataSource, (client) => storeCatalog(client, extracted));
-    return applied.map((migration) => migration.name);
-  });
+  return withDataSource(url, migrationClasses, (dataSource) =>
+    withClient(dataSource, async (client) => {
+      // Several server processes may start at once; one migrates, the others wait and find nothing to do.
+      await client.query(`SELECT pg_advisory_lock(hashtext('walsync.migrations'))`);
+      try {
+        await client.query(CREATE_CLIENT_MIGRATION_TABLE);
+        const applied = await dataSource.runMigrations({ transaction: 'each' });
+        await storeCatalog(client, extracted);
+        return applied.map((migration) => migration.name);
+      } finally {
+        await client.query(`SELECT pg_advisory_unlock(hashtext('walsync.migrations'))`);
+      }
+    }),
+  );
 }
 
 /** Reverts the server's latest migration; returns its name, or undefined when none is applied. */

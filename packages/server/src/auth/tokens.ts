@@ -1,0 +1,47 @@
+import { type JWTPayload, SignJWT, errors, jwtVerify } from 'jose';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A request without a usable token: the message says what is wrong, never echoes the token. */
+export class AuthenticationError extends Error {}
+
+export interface Principal {
+  /** `app_user.id` from the `sub` claim. */
+  userId: string;
+}
+
+/**
+ * HS256 tokens: `sub` = the app_user id. The scope is not in the token; it is the user's
+ * workspace_member rows, read live.
+ *
+ * @example
+ *   const tokens = new Tokens(secret);
+ *   const { userId } = await tokens.verify(request.headers.authorization);
+ */
+export class Tokens {
+  private readonly key: Uint8Array;
+
+  constructor(secret: string) {
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  /** Signs a token for a user (the dev login and tests). */
+  issue(userId: string, expiresIn: string | number = '12h'): Promise<string> {
+    return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(userId).setIssuedAt().setExpirationTime(expiresIn).sign(this.key);
+  }
+
+  /** Accepts `Bearer <token>` or the bare token. */
+  async verify(header: string | undefined): Promise<Principal> {
+    const token = header?.replace(/^Bearer\s+/i, '').trim();
+    if (!token) throw new AuthenticationError('missing token: send "Authorization: Bearer <jwt>"');
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'] }));
+    } catch (error) {
+      if (error instanceof errors.JWTExpired) throw new AuthenticationError('the token has expired');
+      throw new AuthenticationError('the token is not valid (bad signature, algorithm or format)');
+    }
+    if (typeof payload.sub !== 'string' || !UUID.test(payload.sub)) throw new AuthenticationError('the token has no user id (sub) that is a uuid');
+    return { userId: payload.sub.toLowerCase() };
+  }
+}

@@ -1,0 +1,74 @@
+import { WRITE_LIMITS } from '@walsync/db/server';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { AuthenticationError, type Tokens } from '../auth/tokens';
+import type { Metrics } from '../metrics';
+import type { Capture } from '../replication/capture';
+import { WriteRequestError, type WriteService } from '../writes/write-service';
+import { readHealth } from './health';
+
+export interface HttpDependencies {
+  pool: pg.Pool;
+  capture: Capture;
+  writes: WriteService;
+  tokens: Tokens;
+  metrics: Metrics;
+  slotName: string;
+  log: Logger;
+  clients: () => number;
+}
+
+/** Every error answer has this shape. */
+const errorBody = (code: string, message: string) => ({ error: { code, message } });
+
+/**
+ * The HTTP surface: `GET /health`, `GET /metrics`, `POST /changes` (the write API with a bearer JWT).
+ */
+export function buildHttpApp(deps: HttpDependencies): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    bodyLimit: WRITE_LIMITS.maxBatchBytes,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.status(413).send(errorBody('too_large', `the request body may take at most ${WRITE_LIMITS.maxBatchBytes} bytes`));
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.status(415).send(errorBody('unsupported_media_type', 'send the batch as application/json'));
+    if (error.statusCode && error.statusCode < 500) return reply.status(error.statusCode).send(errorBody('invalid_request', error.message));
+    request.log.error({ err: error }, 'request failed');
+    return reply.status(500).send(errorBody('internal', 'the server could not handle the request; nothing was written'));
+  });
+  app.setNotFoundHandler((request, reply) => reply.status(404).send(errorBody('not_found', `no route ${request.method} ${request.url}`)));
+
+  app.get('/health', async () => readHealth(deps.pool, deps.capture, deps.slotName, deps.clients()));
+
+  app.get('/metrics', async (_request, reply) => {
+    const health = await readHealth(deps.pool, deps.capture, deps.slotName, deps.clients());
+    if (health.replication.lagBytes !== null) deps.metrics.replicationLagBytes.set(health.replication.lagBytes);
+    return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  app.post('/changes', async (request, reply) => {
+    let userId: string;
+    try {
+      ({ userId } = await deps.tokens.verify(request.headers.authorization));
+    } catch (error) {
+      if (error instanceof AuthenticationError) return reply.status(401).send(errorBody('unauthenticated', error.message));
+      throw error;
+    }
+    const stopTimer = deps.metrics.writeBatchSeconds.startTimer();
+    try {
+      const result = await deps.writes.applyBatch(userId, request.body);
+      for (const change of result.results) deps.metrics.writeChanges.inc({ status: change.status });
+      return result;
+    } catch (error) {
+      if (error instanceof WriteRequestError) return reply.status(error.code === 'too_large' ? 413 : 400).send(errorBody(error.code, error.message));
+      throw error;
+    } finally {
+      stopTimer();
+    }
+  });
+
+  return app;
+}

@@ -1,0 +1,12 @@
+/** @walsync/server: capture, change history, the write API, HTTP. */
+export { AuthenticationError, Tokens, type Principal } from './auth/tokens';
+export { DEV_JWT_SECRET, loadConfig, type ServerConfig } from './config';
+export { CHANGES_CHANNEL, type CapturedChange, type Operation } from './history/change-history';
+export { CLIENT_MESSAGE_PREFIX, PUBLICATION, ensureServerSchema } from './history/server-schema';
+export type { Health } from './http/health';
+export { Capture } from './replication/capture';
+export { LeaderElection } from './replication/leader';
+export { bigIntToLsn, lsnToBigInt, normalizeLsn } from './replication/lsn';
+export { Replicator, type ReplicatorStatus } from './replication/replicator';
+export { WalsyncServer, type WalsyncServerOptions } from './walsync-server';
+export { WriteRequestError, WriteService } from './writes/write-service';

@@ -1,0 +1,283 @@
+import { EventEmitter } from 'node:events';
+import type { SyncedTable } from '@walsync/db/server';
+import pg from 'pg';
+import { LogicalReplicationService, type Pgoutput } from 'pg-logical-replication';
+import type { Logger } from 'pino';
+import { type CapturedChange, type Operation, appendToHistory } from '../history/change-history';
+import { CLIENT_MESSAGE_PREFIX, MIGRATIONS_TABLE, PUBLICATION } from '../history/server-schema';
+import { lsnToBigInt, microsToIso, normalizeLsn } from './lsn';
+import { LosslessPgoutputPlugin } from './pgoutput';
+
+export interface ReplicatorOptions {
+  url: string;
+  tables: SyncedTable[];
+  slotName: string;
+  log: Logger;
+  /** Pause reading the slot while this many decoded changes wait to be written. */
+  maxPendingChanges?: number;
+}
+
+export interface ReplicatorStatus {
+  streaming: boolean;
+  /** The LSN the slot was last acknowledged at: everything before it is in change_history. */
+  confirmedLsn: string | null;
+  /** Commit LSN of the last transaction written to change_history. */
+  lastCapturedLsn: string | null;
+  lastCapturedAt: Date | null;
+  capturedChanges: number;
+}
+
+interface OpenTransaction {
+  xid: number;
+  commitTime: bigint;
+  clientId: string | null;
+  changes: Array<Pick<CapturedChange, 'table_name' | 'operation' | 'data' | 'old_data' | 'scope_id'>>;
+  migrations: Array<{ operation: Operation; name: string }>;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * Streams the walsync publication from a pgoutput slot into change_history. Transactions are
+ * buffered until their commit, written in batches in commit order, and the slot is acknowledged
+ * only after the batch holding them has committed — so a crash can repeat a transaction (the
+ * unique position drops the repeat) but never lose one.
+ *
+ * @example
+ *   const replicator = new Replicator({ url, tables, slotName: 'walsync', log });
+ *   await replicator.start();
+ *   ...
+ *   await replicator.stop();
+ */
+export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus]; error: [Error] }> {
+  private service: LogicalReplicationService | undefined;
+  private writer: pg.Client | undefined;
+  private open: OpenTransaction | undefined;
+  private pending: CapturedChange[] = [];
+  /** commitEndLsn of the last whole transaction in `pending` (or already written). */
+  private pendingAck: string | undefined;
+  private pendingCommitLsn: string | undefined;
+  private flushing: Promise<void> | undefined;
+  private paused = false;
+  private stopped = true;
+  private appliedMigrations: string[] = [];
+  private readonly scopeColumn: Map<string, string>;
+  private readonly state: ReplicatorStatus = {
+    streaming: false,
+    confirmedLsn: null,
+    lastCapturedLsn: null,
+    lastCapturedAt: null,
+    capturedChanges: 0,
+  };
+
+  constructor(private readonly options: ReplicatorOptions) {
+    super();
+    this.scopeColumn = new Map(options.tables.map((table) => [table.name, table.scope]));
+  }
+
+  get status(): ReplicatorStatus {
+    return { ...this.state };
+  }
+
+  /** Creates the slot if needed and starts streaming from its confirmed position. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    this.writer = new pg.Client({ connectionString: this.options.url, application_name: 'walsync-replicator-writer' });
+    this.writer.on('error', (error) => this.fail(error));
+    await this.writer.connect();
+    await this.writer.query(
+      `SELECT pg_create_logical_replication_slot($1, 'pgoutput') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
+      [this.options.slotName],
+    );
+    const migrations = await this.writer.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE} ORDER BY id`);
+    this.appliedMigrations = migrations.rows.map((row) => row.name);
+    const slot = await this.writer.query<{ confirmed: string | null }>(
+      `SELECT confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1`,
+      [this.options.slotName],
+    );
+    this.state.confirmedLsn = slot.rows[0]?.confirmed ?? null;
+
+    const service = new LogicalReplicationService(
+      { connectionString: this.options.url, application_name: 'walsync-replicator' },
+      // No automatic acknowledgement, and no timer: the library's timer would acknowledge the last
+      // *received* LSN, moving the slot past changes not yet stored.
+      { acknowledge: { auto: false, timeoutSeconds: 0 } },
+    );
+    this.service = service;
+    service.on('data', (lsn: string, message: Pgoutput.Message) => this.onMessage(lsn, message));
+    service.on('heartbeat', (lsn: string, _timestamp: number, shouldRespond: boolean) => this.onHeartbeat(lsn, shouldRespond));
+    service.on('error', (error: Error) => this.fail(error));
+    const plugin = new LosslessPgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: true });
+    const subscribed = service.subscribe(plugin, this.options.slotName, '0/0');
+    subscribed.catch((error: Error) => this.fail(error));
+    await new Promise<void>((resolve, reject) => {
+      service.once('start', () => resolve());
+      subscribed.then(() => reject(new Error('replication ended before it started')), reject);
+    });
+    this.state.streaming = true;
+    this.options.log.info({ slot: this.options.slotName }, 'replication streaming');
+  }
+
+  /** Stops streaming after writing what was fully received; releases the slot. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.state.streaming = false;
+    await this.flushing;
+    await this.service?.destroy().catch(() => undefined);
+    await this.writer?.end().catch(() => undefined);
+    this.service = undefined;
+    this.writer = undefined;
+  }
+
+  private fail(error: Error): void {
+    if (this.stopped) return;
+    this.options.log.error({ err: error }, 'replication failed');
+    void this.stop().finally(() => this.emit('error', error));
+  }
+
+  private onMessage(lsn: string, message: Pgoutput.Message): void {
+    switch (message.tag) {
+      case 'begin':
+        this.open = { xid: message.xid, commitTime: message.commitTime as bigint, clientId: null, changes: [], migrations: [] };
+        return;
+      case 'message':
+        if (this.open && message.transactional && message.prefix === CLIENT_MESSAGE_PREFIX) this.open.clientId = decoder.decode(message.content);
+        return;
+      case 'insert':
+      case 'update':
+      case 'delete':
+        this.onRowChange(message);
+        return;
+      case 'truncate':
+        for (const relation of message.relations) {
+          if (this.scopeColumn.has(relation.name)) {
+            this.open?.changes.push({ table_name: relation.name, operation: 'truncate', data: null, old_data: null, scope_id: null });
+          }
+        }
+        return;
+      case 'commit':
+        this.onCommit(message, lsn);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onRowChange(message: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete): void {
+    const open = this.open;
+    if (!open) return;
+    const table = message.relation.name;
+    const data = message.tag === 'delete' ? null : (message.new as Record<string, unknown>);
+    const oldData = message.tag === 'insert' ? null : ((message.old ?? message.key) as Record<string, unknown> | null);
+    if (table === MIGRATIONS_TABLE && message.relation.schema === 'public') {
+      const name = String((data ?? oldData)?.name);
+      open.migrations.push({ operation: message.tag, name });
+      return;
+    }
+    const scope = this.scopeColumn.get(table);
+    if (!scope) return;
+    const scopeValue = (data ?? oldData)?.[scope];
+    open.changes.push({ table_name: table, operation: message.tag, data, old_data: oldData, scope_id: typeof scopeValue === 'string' ? scopeValue : null });
+  }
+
+  private onCommit(message: Pgoutput.MessageCommit, lsn: string): void {
+    const open = this.open;
+    this.open = undefined;
+    if (!open) return;
+    for (const migration of open.migrations) {
+      if (migration.operation === 'insert') this.appliedMigrations.push(migration.name);
+      else if (migration.operation === 'delete') this.appliedMigrations = this.appliedMigrations.filter((name) => name !== migration.name);
+    }
+    const commitLsn = normalizeLsn(message.commitLsn ?? lsn);
+    const commitNumber = lsnToBigInt(commitLsn).toString();
+    const schemaVersion = this.appliedMigrations.at(-1) ?? '';
+    const timestamp = microsToIso(open.commitTime);
+    open.changes.forEach((change, index) => {
+      this.pending.push({
+        ...change,
+        lsn: commitLsn,
+        commit_lsn: commitNumber,
+        op_index: index,
+        transaction_id: String(open.xid),
+        schema_version: schemaVersion,
+        timestamp,
+        client_id: open.clientId,
+      });
+    });
+    this.pendingAck = message.commitEndLsn ?? commitLsn;
+    if (open.changes.length > 0) this.pendingCommitLsn = commitLsn;
+    this.scheduleFlush();
+  }
+
+  /** While idle (nothing open, nothing waiting), the slot may advance to the server's WAL end. */
+  private onHeartbeat(lsn: string, shouldRespond: boolean): void {
+    if (!this.open && this.pending.length === 0 && !this.flushing && this.pendingAck === undefined) {
+      void this.acknowledge(lsn);
+    } else if (shouldRespond && this.state.confirmedLsn) {
+      void this.acknowledge(this.state.confirmedLsn);
+    }
+  }
+
+  /**
+   * Asks the server for a keepalive now. Postgres sends them on its own only every
+   * wal_sender_timeout / 2; asking each second lets an idle slot advance promptly.
+   */
+  ping(): void {
+    if (this.service && !this.stopped && this.state.confirmedLsn) void this.service.acknowledge(this.state.confirmedLsn, true);
+  }
+
+  private async acknowledge(lsn: string): Promise<void> {
+    if (!this.service || this.stopped) return;
+    await this.service.acknowledge(lsn);
+    this.state.confirmedLsn = normalizeLsn(lsn);
+  }
+
+  private scheduleFlush(): void {
+    this.flushing ??= this.flushLoop().finally(() => {
+      this.flushing = undefined;
+      if (this.pendingAck !== undefined && !this.stopped) this.scheduleFlush();
+    });
+    this.applyBackpressure();
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.pendingAck !== undefined && this.writer) {
+      const changes = this.pending;
+      const ack = this.pendingAck;
+      const capturedLsn = this.pendingCommitLsn;
+      this.pending = [];
+      this.pendingAck = undefined;
+      this.pendingCommitLsn = undefined;
+      this.applyBackpressure();
+      try {
+        if (changes.length > 0) await appendToHistory(this.writer, changes, capturedLsn ?? ack);
+      } catch (error) {
+        this.fail(error as Error);
+        return;
+      }
+      await this.acknowledge(ack);
+      if (capturedLsn) {
+        this.state.lastCapturedLsn = capturedLsn;
+        this.state.lastCapturedAt = new Date();
+      }
+      this.state.capturedChanges += changes.length;
+      this.emit('captured', this.status);
+    }
+  }
+
+  /** Reading pauses while too much waits to be written, so memory stays bounded. */
+  private applyBackpressure(): void {
+    const limit = this.options.maxPendingChanges ?? 50_000;
+    // pg-logical-replication offers no pause of its own; its flow-control mode pauses this same stream.
+    const stream = (this.service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })?._connection?.stream;
+    if (!stream) return;
+    if (!this.paused && this.pending.length >= limit) {
+      this.paused = true;
+      stream.pause();
+    } else if (this.paused && this.pending.length < limit / 2) {
+      this.paused = false;
+      stream.resume();
+    }
+  }
+}
