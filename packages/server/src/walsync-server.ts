@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { Tokens } from './auth/tokens';
-import { ensureServerSchema } from './history/server-schema';
+import { ensureServerSchema, ensureSlot } from './history/server-schema';
 import { buildHttpApp } from './http/app';
 import { createMetrics } from './metrics';
 import { Capture } from './replication/capture';
@@ -47,6 +47,7 @@ export class WalsyncServer {
       const client = await pool.connect();
       try {
         await ensureServerSchema(client, tables);
+        await ensureSlot(client, options.slotName);
       } finally {
         client.release();
       }

@@ -94,3 +94,19 @@ export async function ensureServerSchema(client: pg.ClientBase, tables: SyncedTa
     throw error;
   }
 }
+
+/**
+ * Creates the logical replication slot if it does not exist. Done before a server reports ready,
+ * so every commit after that is captured, whichever process becomes leader. Safe against a
+ * concurrent creator.
+ */
+export async function ensureSlot(client: pg.ClientBase, slotName: string): Promise<void> {
+  try {
+    await client.query(
+      `SELECT pg_create_logical_replication_slot($1, 'pgoutput') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
+      [slotName],
+    );
+  } catch (error) {
+    if ((error as { code?: string }).code !== '42710') throw error;
+  }
+}

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { LogicalReplicationService, type Pgoutput } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import { type CapturedChange, type Operation, appendToHistory } from '../history/change-history';
-import { CLIENT_MESSAGE_PREFIX, MIGRATIONS_TABLE, PUBLICATION } from '../history/server-schema';
+import { CLIENT_MESSAGE_PREFIX, MIGRATIONS_TABLE, PUBLICATION, ensureSlot } from '../history/server-schema';
 import { lsnToBigInt, microsToIso, normalizeLsn } from './lsn';
 import { LosslessPgoutputPlugin } from './pgoutput';
 
@@ -85,10 +85,7 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus]; err
     this.writer = new pg.Client({ connectionString: this.options.url, application_name: 'walsync-replicator-writer' });
     this.writer.on('error', (error) => this.fail(error));
     await this.writer.connect();
-    await this.writer.query(
-      `SELECT pg_create_logical_replication_slot($1, 'pgoutput') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
-      [this.options.slotName],
-    );
+    await ensureSlot(this.writer, this.options.slotName);
     const migrations = await this.writer.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE} ORDER BY id`);
     this.appliedMigrations = migrations.rows.map((row) => row.name);
     const slot = await this.writer.query<{ confirmed: string | null }>(

@@ -1,0 +1,129 @@
+import type { WalsyncServer } from '@walsync/server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
+import { startServer } from './support/servers';
+
+interface HistoryRow {
+  table_name: string;
+  operation: string;
+  name: string | null;
+  old_name: string | null;
+  client_id: string | null;
+  schema_version: string;
+  commit_lsn: string;
+  op_index: number;
+  lsn: string;
+}
+
+describe.each(postgresTargets())('capture of external writes ($name)', (target) => {
+  let db: TestDatabase;
+  let server: WalsyncServer;
+  let workspace: string;
+  const history = () =>
+    db.query<HistoryRow>(
+      `SELECT table_name, operation, coalesce(data->>'name', data->>'title') AS name, coalesce(old_data->>'name', old_data->>'title') AS old_name,
+              client_id, schema_version, commit_lsn, op_index, lsn
+         FROM change_history ORDER BY commit_lsn, op_index`,
+    );
+
+  beforeAll(async () => {
+    db = await startDatabase(target);
+    server = await startServer(db.url);
+    ({
+      workspaces: { shared: workspace },
+    } = await seedWorkspaces(db));
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await db?.dispose();
+  });
+
+  it('records inserts, updates, deletes and multi-row transactions exactly once, in commit order; a rolled-back transaction never appears', async () => {
+    await waitFor('the seed to be captured', async () => (await history()).length === 7).catch(async (error) => {
+      throw new Error(`${error.message}: ${JSON.stringify(await history())}`);
+    });
+    const writer = await db.pool.connect();
+    try {
+      await writer.query(`INSERT INTO project (workspace_id, name) VALUES ($1, 'p1')`, [workspace]);
+      await writer.query('BEGIN');
+      await writer.query(`INSERT INTO project (workspace_id, name) VALUES ($1, 'p2'), ($1, 'p3')`, [workspace]);
+      await writer.query(`UPDATE project SET name = 'p1-renamed' WHERE name = 'p1'`);
+      await writer.query('COMMIT');
+      await writer.query('BEGIN');
+      await writer.query(`INSERT INTO project (workspace_id, name) VALUES ($1, 'never')`, [workspace]);
+      await writer.query(`DELETE FROM project WHERE name = 'p2'`);
+      await writer.query('ROLLBACK');
+      await writer.query(`DELETE FROM project WHERE name = 'p3'`);
+      await writer.query(`UPDATE project SET name = name || '!' WHERE workspace_id = $1`, [workspace]);
+    } finally {
+      writer.release();
+    }
+
+    const rows = await waitFor('every change to be captured', async () => {
+      const rows = await history();
+      return rows.length === 7 + 8 ? rows : undefined;
+    });
+    expect(rows.slice(7).map((row) => [row.table_name, row.operation, row.name, row.old_name])).toEqual([
+      ['project', 'insert', 'p1', null],
+      ['project', 'insert', 'p2', null],
+      ['project', 'insert', 'p3', null],
+      ['project', 'update', 'p1-renamed', 'p1'],
+      ['project', 'delete', null, 'p3'],
+      ['project', 'update', expect.stringMatching(/!$/), expect.any(String)],
+      ['project', 'update', expect.stringMatching(/!$/), expect.any(String)],
+      ['project', 'update', expect.stringMatching(/!$/), expect.any(String)],
+    ]);
+    expect(rows.slice(12).map((row) => row.name).sort()).toEqual(['Launch!', 'p1-renamed!', 'p2!']);
+    // Positions are unique and strictly increasing; a transaction's changes share its commit LSN.
+    const positions = rows.map((row) => BigInt(row.commit_lsn) * 1000n + BigInt(row.op_index));
+    expect([...positions].sort((a, b) => (a < b ? -1 : 1))).toEqual(positions);
+    expect(new Set(positions).size).toBe(positions.length);
+    expect(rows[8]!.commit_lsn).toBe(rows[9]!.commit_lsn);
+    expect(rows.slice(8, 11).map((row) => row.op_index)).toEqual([0, 1, 2]);
+    expect(rows.every((row) => row.client_id === null)).toBe(true);
+    expect(rows.every((row) => /^ReplicaIdentityFull\d{13}$/.test(row.schema_version))).toBe(true);
+    expect(rows.every((row) => /^[0-9A-F]+\/[0-9A-F]+$/.test(row.lsn))).toBe(true);
+  });
+
+  it('keeps values exactly as the server stores them (microsecond timestamps, jsonb, enums, doubles)', async () => {
+    const [project] = await db.query(`SELECT id FROM project WHERE workspace_id = $1 LIMIT 1`, [workspace]);
+    await db.query(`INSERT INTO task (workspace_id, project_id, title, status, position, labels) VALUES ($1, $2, 'exact', 'doing', 0.1, '["a", {"b": 2}]')`, [
+      workspace,
+      project!.id,
+    ]);
+    const captured = await waitFor('the task to be captured', async () => {
+      const [row] = await db.query(`SELECT data FROM change_history WHERE table_name = 'task' AND data->>'title' = 'exact'`);
+      return row?.data;
+    });
+    const [stored] = await db.query(`SELECT to_jsonb(t.*) AS row, created_at::text AS created FROM task t WHERE title = 'exact'`);
+    expect(captured).toMatchObject({ status: 'doing', position: 0.1, labels: ['a', { b: 2 }], version: 1 });
+    expect(new Date(captured.created_at).getTime()).toBe(new Date(stored!.row.created_at).getTime());
+    const [same] = await db.query(`SELECT $1::timestamptz = created_at AS equal FROM task WHERE title = 'exact'`, [captured.created_at]);
+    expect(same!.equal).toBe(true);
+    expect(captured.hlc).toMatch(/^\d{15}:\d{6}:server$/);
+  });
+
+  it('stamps external writes: version and updated_at move, the HLC orders after the row it overwrote', async () => {
+    const [before] = await db.query(`SELECT version, updated_at, hlc FROM task WHERE title = 'exact'`);
+    await db.query(`UPDATE task SET title = 'exact' WHERE title = 'exact'`);
+    const [after] = await db.query(`SELECT version, updated_at, hlc, origin_client_id FROM task WHERE title = 'exact'`);
+    expect(after!.version).toBe(before!.version + 1);
+    expect(after!.updated_at.getTime()).toBeGreaterThanOrEqual(before!.updated_at.getTime());
+    expect(after!.hlc > before!.hlc).toBe(true);
+    expect(after!.origin_client_id).toBeNull();
+  });
+
+  it('keeps the slot advancing while no synced table changes', async () => {
+    const [start] = await db.query(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'walsync'`);
+    // Writes to a table outside the publication generate WAL the slot must move past.
+    await db.query(`INSERT INTO app_user (email, name) SELECT 'idle' || g || '@demo.test', 'idle' FROM generate_series(1, 50) g`);
+    const [{ current }] = await db.query(`SELECT pg_current_wal_lsn()::text AS current`);
+    await waitFor(
+      'the slot to confirm past idle WAL',
+      async () => (await db.query(`SELECT confirmed_flush_lsn >= $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = 'walsync'`, [current]))[0]!.ok,
+      10_000,
+    );
+    const [end] = await db.query(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'walsync'`);
+    expect(end!.lsn).not.toBe(start!.lsn);
+  });
+});
