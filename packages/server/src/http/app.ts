@@ -32,6 +32,9 @@ export function buildHttpApp(deps: HttpDependencies): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
   });
 
+  // The API speaks JSON only.
+  app.removeContentTypeParser('text/plain');
+
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.status(413).send(errorBody('too_large', `the request body may take at most ${WRITE_LIMITS.maxBatchBytes} bytes`));
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.status(415).send(errorBody('unsupported_media_type', 'send the batch as application/json'));

@@ -91,7 +91,9 @@ export class WriteService {
     const writable = prepared.filter((change, index): change is PreparedChange => 'key' in change && !refused.has(index));
     const client = await this.pool.connect();
     try {
-      await client.query('BEGIN');
+      // Foreign keys are deferrable (clients apply batches in any order); here a violation must
+      // belong to the change that caused it, so it is checked per statement.
+      await client.query('BEGIN; SET CONSTRAINTS ALL IMMEDIATE');
       const head = await client.query<{ xid: string; receipts: Receipt[]; workspaces: string[] }>(
         `SELECT set_config('walsync.client_id', $1, true),
                 pg_logical_emit_message(true, '${CLIENT_MESSAGE_PREFIX}', $1),

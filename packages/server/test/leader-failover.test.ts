@@ -1,0 +1,53 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
+import { type ServerProcess, startServerProcess } from './support/servers';
+
+describe.each(postgresTargets())('two server processes on one database ($name)', (target) => {
+  let db: TestDatabase;
+  let servers: ServerProcess[] = [];
+  beforeAll(async () => {
+    db = await startDatabase(target);
+  });
+  afterAll(async () => {
+    for (const server of servers) await server.kill().catch(() => undefined);
+    await db?.dispose();
+  });
+
+  it('elect one leader; when it is killed the other takes over within 5 s and captures the rest with no gap', async () => {
+    const { workspaces } = await seedWorkspaces(db);
+    servers = [await startServerProcess(db.url), await startServerProcess(db.url)];
+    const roles = async () => Promise.all(servers.map(async (server) => (await server.health()).role));
+    expect((await roles()).sort()).toEqual(['follower', 'leader']);
+    const leader = servers[(await roles()).indexOf('leader')]!;
+    const follower = servers.find((server) => server !== leader)!;
+
+    let written = 0;
+    let writing = true;
+    const writes = (async () => {
+      while (writing) {
+        await db.query(`INSERT INTO project (workspace_id, name) VALUES ($1, $2)`, [workspaces.shared, `failover-${written}`]);
+        written += 1;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    await waitFor('some writes', () => written > 50);
+
+    await leader.kill();
+    const killedAt = Date.now();
+    await waitFor('the follower to take over', async () => (await follower.health()).role === 'leader', 5_000);
+    const takeoverMs = Date.now() - killedAt;
+    expect(takeoverMs).toBeLessThan(5_000);
+    await waitFor('more writes after the takeover', () => written > 150, 10_000);
+    writing = false;
+    await writes;
+
+    await waitFor('every project to be captured', async () => {
+      const [row] = await db.query(`SELECT count(*)::int AS n FROM change_history WHERE table_name = 'project' AND data->>'name' LIKE 'failover-%'`);
+      return row!.n >= written;
+    });
+    const [summary] = await db.query(
+      `SELECT count(*)::int AS changes, count(DISTINCT data->>'name')::int AS names FROM change_history WHERE table_name = 'project' AND data->>'name' LIKE 'failover-%'`,
+    );
+    expect(summary).toEqual({ changes: written, names: written });
+  });
+});

@@ -1,0 +1,234 @@
+import { randomUUID } from 'node:crypto';
+import { type ChangeResult, formatHlc } from '@walsync/db/server';
+import { Tokens, type WalsyncServer } from '@walsync/server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
+import { TEST_JWT_SECRET, startServer } from './support/servers';
+
+const CLIENT = 'client-a';
+let wall = Date.now();
+/** HLCs that move forward like a client's clock would. */
+const nextHlc = (client = CLIENT, offsetMs = 0) => formatHlc({ wallMs: (wall += 1) + offsetMs, counter: 0, node: client });
+
+describe.each(postgresTargets())('the write API ($name)', (target) => {
+  let db: TestDatabase;
+  let server: WalsyncServer;
+  let seed: Awaited<ReturnType<typeof seedWorkspaces>>;
+  let aliceToken: string;
+
+  const post = async (body: unknown, options: { token?: string | null; raw?: string; contentType?: string } = {}) => {
+    const token = options.token === undefined ? aliceToken : options.token;
+    const response = await fetch(`${server.url}/changes`, {
+      method: 'POST',
+      headers: { 'content-type': options.contentType ?? 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: options.raw ?? JSON.stringify(body),
+    });
+    return { status: response.status, body: (await response.json()) as { results: ChangeResult[]; error?: { code: string; message: string } } };
+  };
+  const write = async (changes: unknown[], clientId = CLIENT) => {
+    const response = await post({ clientId, changes });
+    expect(response.status, JSON.stringify(response.body)).toBe(200);
+    return response.body.results;
+  };
+  const task = (id: string, data: Record<string, unknown>, op: 'insert' | 'update' | 'delete' = 'update', hlc = nextHlc()) => ({
+    changeId: randomUUID(),
+    table: 'task',
+    op,
+    pk: { id },
+    data,
+    hlc,
+  });
+  const newTask = (title: string) =>
+    task(randomUUID(), { workspace_id: seed.workspaces.shared, project_id: seed.projects.launch, title }, 'insert');
+  const row = async (id: string) => (await db.query(`SELECT to_jsonb(t.*) AS row FROM task t WHERE id = $1`, [id]))[0]?.row;
+
+  beforeAll(async () => {
+    db = await startDatabase(target);
+    server = await startServer(db.url);
+    seed = await seedWorkspaces(db);
+    aliceToken = await new Tokens(TEST_JWT_SECRET).issue(seed.users.alice);
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await db?.dispose();
+  });
+
+  it('applies an insert and answers with the row the server stored and an LSN', async () => {
+    const change = newTask('first');
+    const [result] = await write([change]);
+    expect(result).toMatchObject({ changeId: change.changeId, status: 'applied', lsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/) });
+    const applied = result as Extract<ChangeResult, { status: 'applied' }>;
+    expect(applied.row).toMatchObject({ id: change.pk.id, title: 'first', status: 'todo', position: 0, labels: [], version: 1, hlc: change.hlc, origin_client_id: CLIENT });
+    expect(applied.row).toEqual(await row(change.pk.id));
+  });
+
+  it('carries the writing client id into change_history through the WAL (and NULL for external writes)', async () => {
+    const change = newTask('attributed');
+    const [result] = await write([change]);
+    const history = await waitFor('the write to be captured', async () => {
+      const [found] = await db.query(`SELECT client_id, lsn, commit_lsn FROM change_history WHERE data->>'id' = $1`, [change.pk.id]);
+      return found;
+    });
+    expect(history.client_id).toBe(CLIENT);
+    const answered = BigInt(`0x${(result as { lsn: string }).lsn.replace('/', '').padStart(16, '0')}`);
+    const [hi, lo] = history.lsn.split('/');
+    expect(BigInt(`0x${hi}`) * 2n ** 32n + BigInt(`0x${lo}`)).toBeLessThanOrEqual(answered);
+
+    await db.query(`UPDATE task SET title = 'by psql' WHERE id = $1`, [change.pk.id]);
+    const external = await waitFor('the external update', async () => {
+      const [found] = await db.query(`SELECT client_id FROM change_history WHERE data->>'id' = $1 AND operation = 'update'`, [change.pk.id]);
+      return found;
+    });
+    expect(external.client_id).toBeNull();
+  });
+
+  it('resolves conflicts by last writer wins on the HLC, in both directions', async () => {
+    const created = newTask('lww');
+    await write([created]);
+    const id = created.pk.id as string;
+    const older = nextHlc();
+    const newer = nextHlc();
+
+    const [winning] = await write([task(id, { title: 'newer' }, 'update', newer)]);
+    expect(winning!.status).toBe('applied');
+    const [losing] = await write([task(id, { title: 'older' }, 'update', older)]);
+    expect(losing).toMatchObject({ status: 'rejected', reason: 'stale', row: { title: 'newer', hlc: newer } });
+    expect((await row(id)).title).toBe('newer');
+
+    // An external write is stamped with the server clock, so a client write stamped earlier loses to it.
+    const stampedBefore = nextHlc(CLIENT, -10_000);
+    await db.query(`UPDATE task SET title = 'psql wins' WHERE id = $1`, [id]);
+    const [afterExternal] = await write([task(id, { title: 'stale client' }, 'update', stampedBefore)]);
+    expect(afterExternal).toMatchObject({ status: 'rejected', reason: 'stale', row: { title: 'psql wins' } });
+
+    // Ties on wall time and counter are broken by client id.
+    const tie = Date.now() + 1000;
+    const [bFirst] = await write([task(id, { title: 'client-b' }, 'update', formatHlc({ wallMs: tie, counter: 0, node: 'client-b' }))], 'client-b');
+    const [aSecond] = await write([task(id, { title: 'client-a' }, 'update', formatHlc({ wallMs: tie, counter: 0, node: 'client-a' }))], 'client-a');
+    expect(bFirst!.status).toBe('applied');
+    expect(aSecond).toMatchObject({ status: 'rejected', reason: 'stale' });
+  });
+
+  it('stores deletes as tombstones that beat older writes, and lets a newer write bring the row back', async () => {
+    const created = newTask('doomed');
+    await write([created]);
+    const id = created.pk.id as string;
+    const beforeDelete = nextHlc();
+    const [deleted] = await write([task(id, {}, 'delete')]);
+    expect(deleted).toMatchObject({ status: 'applied', row: { id, deleted_at: expect.any(String) } });
+    expect((await row(id)).deleted_at).not.toBeNull();
+
+    const [older] = await write([task(id, { title: 'too late' }, 'update', beforeDelete)]);
+    expect(older).toMatchObject({ status: 'rejected', reason: 'stale', row: { deleted_at: expect.any(String) } });
+
+    const [revived] = await write([task(id, { workspace_id: seed.workspaces.shared, project_id: seed.projects.launch, title: 'back' }, 'insert')]);
+    expect(revived).toMatchObject({ status: 'applied', row: { title: 'back', deleted_at: null } });
+  });
+
+  it('is idempotent by changeId: a retry answers the first answer and writes nothing; other content under the same id is refused', async () => {
+    const created = newTask('once');
+    const [first] = await write([created]);
+    const [retry] = await write([created]);
+    expect(retry).toMatchObject({ ...first, duplicate: true, lsn: expect.any(String) });
+    expect((await row(created.pk.id as string)).version).toBe(1);
+    const [count] = await db.query(`SELECT count(*)::int AS n FROM task WHERE id = $1`, [created.pk.id]);
+    expect(count!.n).toBe(1);
+
+    const [replayed] = await write([{ ...created, data: { ...created.data, title: 'other' } }]);
+    expect(replayed).toMatchObject({ status: 'error', code: 'replayed_change' });
+    expect((await row(created.pk.id as string)).title).toBe('once');
+  });
+
+  it('answers every change of a mixed batch on its own and writes only the valid ones', async () => {
+    const good = newTask('good');
+    const missingProject = task(randomUUID(), { workspace_id: seed.workspaces.shared, project_id: randomUUID(), title: 'orphan' }, 'insert');
+    const badType = task(randomUUID(), { workspace_id: seed.workspaces.shared, project_id: seed.projects.launch, title: 42 }, 'insert');
+    const alsoGood = newTask('also good');
+    const results = await write([good, missingProject, badType, alsoGood]);
+    expect(results.map((result) => result.status)).toEqual(['applied', 'rejected', 'error', 'applied']);
+    expect(results[1]).toMatchObject({ reason: 'constraint', message: expect.stringContaining('foreign key') });
+    expect(results[2]).toMatchObject({ code: 'invalid_value', message: 'title must be a string of at most 100000 characters, got number 42' });
+    expect(await row(missingProject.pk.id as string)).toBeUndefined();
+    expect(await row(badType.pk.id as string)).toBeUndefined();
+    expect((await row(alsoGood.pk.id as string)).title).toBe('also good');
+  });
+
+  it('refuses writes outside the user\'s workspaces and leaves those rows untouched', async () => {
+    const [carolsTask] = await db.query<{ id: string }>(
+      `INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'carol only') RETURNING id`,
+      [seed.workspaces.other, seed.projects.secret],
+    );
+    const results = await write([
+      task(carolsTask!.id, { title: 'hijacked' }),
+      task(randomUUID(), { workspace_id: seed.workspaces.other, project_id: seed.projects.secret, title: 'planted' }, 'insert'),
+      task(carolsTask!.id, {}, 'delete'),
+    ]);
+    expect(results.map((result) => (result.status === 'error' ? result.code : result.status))).toEqual(['forbidden_scope', 'forbidden_scope', 'forbidden_scope']);
+    expect(await row(carolsTask!.id)).toMatchObject({ title: 'carol only', deleted_at: null });
+
+    const mine = newTask('mine');
+    await write([mine]);
+    const [moved] = await write([task(mine.pk.id as string, { workspace_id: seed.workspaces.other })]);
+    expect(moved).toMatchObject({ status: 'error', code: 'forbidden_scope' });
+  });
+
+  it('answers each malformed change with a clear error', async () => {
+    const id = randomUUID();
+    const cases: Array<[unknown, string, RegExp]> = [
+      [{ ...newTask('x'), table: 'app_user' }, 'unknown_table', /"app_user" is not a synced table/],
+      [{ ...newTask('x'), table: 'task; DROP TABLE task' }, 'unknown_table', /is not a synced table/],
+      [{ ...newTask('x'), table: 'workspace_member', pk: { workspace_id: seed.workspaces.shared, user_id: seed.users.carol } }, 'read_only_table', /managed by the server/],
+      [task(id, { 'title"; DROP TABLE task; --': 'x' }), 'unknown_column', /has no column "title"; DROP TABLE task; --"/],
+      [task(id, { status: 'archived' }), 'invalid_value', /status must be one of todo, doing, done/],
+      [task(id, { position: 'first' }), 'invalid_value', /position must be a finite number/],
+      [task('not-a-uuid', { title: 'x' }), 'invalid_value', /id must be a uuid/],
+      [{ ...task(id, { title: 'x' }), pk: { id, other: 1 } }, 'invalid_change', /pk of task must hold exactly id/],
+      [task(id, {}, 'update'), 'invalid_change', /at least one column/],
+      [{ ...newTask('x'), data: { title: 'no project' } }, 'invalid_value', /needs workspace_id, project_id/],
+      [{ ...newTask('x'), op: 'upsert' }, 'invalid_change', /op/],
+      [{ ...newTask('x'), changeId: 'abc' }, 'invalid_change', /changeId: must be a uuid/],
+      [{ ...newTask('x'), extra: true }, 'invalid_change', /Unrecognized key/],
+      [{ ...newTask('x'), hlc: 'yesterday' }, 'invalid_change', /is not a hybrid logical clock timestamp/],
+      [{ ...newTask('x'), hlc: nextHlc('client-z') }, 'invalid_change', /hlc node "client-z" is not this client/],
+      [{ ...newTask('x'), hlc: nextHlc(CLIENT, 3_600_000) }, 'clock_skew', /ahead of the server clock/],
+      [{ ...newTask('x'), data: { workspace_id: seed.workspaces.shared, project_id: seed.projects.launch, title: 'x'.repeat(70_000) } }, 'too_large', /at most 65536 bytes/],
+      ['not an object', 'invalid_change', /expected object/],
+    ];
+    const results = await write(cases.map(([change]) => change));
+    results.forEach((result, index) => {
+      const [, code, message] = cases[index]!;
+      expect(result, `case ${index}`).toMatchObject({ status: 'error', code });
+      expect((result as { message: string }).message, `case ${index}`).toMatch(message);
+    });
+    const [count] = await db.query(`SELECT count(*)::int AS n FROM task WHERE title = 'x' OR id = $1`, [id]);
+    expect(count!.n).toBe(0);
+  });
+
+  it('refuses bad requests as a whole, and keeps serving', async () => {
+    const expired = await new Tokens(TEST_JWT_SECRET).issue(seed.users.alice, Math.floor(Date.now() / 1000) - 10);
+    const forged = await new Tokens('another-secret-that-is-long-enough').issue(seed.users.alice);
+    const cases: Array<[Awaited<ReturnType<typeof post>>, number, string, RegExp]> = [
+      [await post({ clientId: CLIENT, changes: [newTask('x')] }, { token: null }), 401, 'unauthenticated', /missing token/],
+      [await post({ clientId: CLIENT, changes: [newTask('x')] }, { token: forged }), 401, 'unauthenticated', /not valid/],
+      [await post({ clientId: CLIENT, changes: [newTask('x')] }, { token: expired }), 401, 'unauthenticated', /expired/],
+      [await post({ clientId: CLIENT, changes: [newTask('x')] }, { token: 'a.b.c' }), 401, 'unauthenticated', /not valid/],
+      [await post(null, { raw: '{"clientId": "a", "changes": [' }), 400, 'invalid_request', /JSON/],
+      [await post(null, { raw: 'clientId=a', contentType: 'text/plain' }), 415, 'unsupported_media_type', /application\/json/],
+      [await post({ changes: [newTask('x')] }), 400, 'invalid_batch', /clientId/],
+      [await post({ clientId: 'bad id!', changes: [newTask('x')] }), 400, 'invalid_batch', /clientId/],
+      [await post({ clientId: CLIENT, changes: [] }), 400, 'invalid_batch', /changes/],
+      [await post({ clientId: CLIENT, changes: Array.from({ length: 501 }, () => newTask('x')) }), 400, 'invalid_batch', /changes/],
+      [await post({ clientId: CLIENT, changes: [newTask('x')], sneaky: 1 }), 400, 'invalid_batch', /Unrecognized key/],
+      [await post(null, { raw: JSON.stringify({ clientId: CLIENT, changes: [newTask('y'.repeat(3 * 1024 * 1024))] }) }), 413, 'too_large', /at most/],
+    ];
+    cases.forEach(([response, status, code, message], index) => {
+      expect(response.status, `case ${index}`).toBe(status);
+      expect(response.body.error, `case ${index}`).toMatchObject({ code, message: expect.stringMatching(message) });
+    });
+    const [count] = await db.query(`SELECT count(*)::int AS n FROM task WHERE title = 'x'`);
+    expect(count!.n).toBe(0);
+    const health = await fetch(`${server.url}/health`);
+    expect(health.status).toBe(200);
+    expect((await write([newTask('still serving')]))[0]!.status).toBe('applied');
+  });
+});
