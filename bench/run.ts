@@ -6,9 +6,13 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Figure, machine, table } from './report';
 import { dbFigures } from './suites/db';
+import { serverFigures } from './suites/server';
 
 async function main(): Promise<void> {
-  const figures: Figure[] = [...(await dbFigures())];
+  const only = process.argv[2];
+  const figures: Figure[] = [];
+  if (!only || only === 'db') figures.push(...(await dbFigures()));
+  if (!only || only === 'server') figures.push(...(await serverFigures()));
   const report = table(figures);
   console.log(report);
   const date = new Date().toISOString().slice(0, 10);

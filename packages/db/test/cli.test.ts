@@ -33,6 +33,12 @@ describe('the migration CLI end to end on the embedded Postgres', () => {
   let db: pg.Client;
   const run = (args: string[]) => cli(args, env);
   const sourceFiles = () => readdirSync(migrationsDir).filter((file) => /^\d{13}-/.test(file));
+  /** The repository's migrations, by TypeORM name, in order. */
+  const baseline = readdirSync(path.join(repoRoot, 'packages/db/src/migrations'))
+    .map((file) => /^(\d{13})-(\w+)\.ts$/.exec(file))
+    .filter((match) => match !== null)
+    .map((match) => `${match![2]}${match![1]}`)
+    .sort((a, b) => a.slice(-13).localeCompare(b.slice(-13)));
   const catalog = async () =>
     (await db.query(`SELECT "migrationName", "appliedAt" IS NOT NULL AS applied FROM client_migration ORDER BY "timestamp"`)).rows;
 
@@ -54,8 +60,8 @@ describe('the migration CLI end to end on the embedded Postgres', () => {
 
   it('run applies the initial migration and stores the catalog; generate --check finds no drift', async () => {
     const ran = await run(['migration:run']);
-    expect(ran).toMatchObject({ code: 0, stdout: expect.stringMatching(/Applied Initial\d{13}/) });
-    expect(await catalog()).toEqual([{ migrationName: expect.stringMatching(/^Initial/), applied: true }]);
+    expect(ran).toMatchObject({ code: 0, stdout: `Applied ${baseline.join(', ')}\nStored the migrations in client_migration.\n` });
+    expect(await catalog()).toEqual(baseline.map((name) => ({ migrationName: name, applied: true })));
 
     const check = await run(['migration:generate', '--check']);
     expect(check).toMatchObject({ code: 0, stdout: expect.stringContaining('No changes') });
@@ -76,47 +82,50 @@ describe('the migration CLI end to end on the embedded Postgres', () => {
 
     const generated = await run(['migration:generate', 'AddDueAt']);
     expect(generated).toMatchObject({ code: 0, stdout: expect.stringMatching(/Generated src\/migrations\/\d{13}-AddDueAt\.ts/) });
-    const [, added] = sourceFiles();
+    const added = sourceFiles().at(-1);
+    expect(sourceFiles()).toHaveLength(baseline.length + 1);
     expect(added).toMatch(/-AddDueAt\.ts$/);
     expect(readFileSync(path.join(migrationsDir, 'index.ts'), 'utf8')).toMatch(/import \{ AddDueAt\d{13} \}[\s\S]*AddDueAt\d{13},\n\];/);
-    expect(readdirSync(extractedDir)).toHaveLength(2);
+    expect(readdirSync(extractedDir)).toHaveLength(baseline.length + 1);
 
     const showPending = await run(['migration:show']);
-    expect(showPending.stdout).toMatch(/\[X\] Initial\d{13}\n\[ \] AddDueAt\d{13}\n2 migration\(s\), 1 pending/);
+    expect(showPending.stdout).toMatch(
+      new RegExp(`${baseline.map((name) => `\\[X\\] ${name}\\n`).join('')}\\[ \\] AddDueAt\\d{13}\\n${baseline.length + 1} migration\\(s\\), 1 pending`),
+    );
 
     expect((await run(['migration:run'])).stdout).toMatch(/Applied AddDueAt\d{13}/);
     expect((await db.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'task' AND column_name = 'due_at'`)).rowCount).toBe(1);
     expect((await run(['migration:generate', '--check'])).code).toBe(0);
-    expect((await catalog()).map((row) => row.applied)).toEqual([true, true]);
+    expect((await catalog()).map((row) => row.applied)).toEqual([...baseline.map(() => true), true]);
 
     const refused = await run(['migration:cleanup', 'AddDueAt']);
     expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/AddDueAt\d{13} is applied to the database, so it cannot be cleaned up/) });
-    expect(sourceFiles()).toHaveLength(2);
+    expect(sourceFiles()).toHaveLength(baseline.length + 1);
 
     expect((await run(['migration:revert'])).stdout).toMatch(/Reverted AddDueAt\d{13}/);
     expect((await db.query(`SELECT 1 FROM information_schema.columns WHERE table_name = 'task' AND column_name = 'due_at'`)).rowCount).toBe(0);
-    expect((await catalog()).map((row) => row.applied)).toEqual([true, false]);
+    expect((await catalog()).map((row) => row.applied)).toEqual([...baseline.map(() => true), false]);
 
     const cleaned = await run(['migration:cleanup', 'AddDueAt']);
     expect(cleaned).toMatchObject({ code: 0, stdout: expect.stringContaining('Removed src/migrations/') });
-    expect(sourceFiles()).toHaveLength(1);
+    expect(sourceFiles()).toHaveLength(baseline.length);
     expect(readFileSync(path.join(migrationsDir, 'index.ts'), 'utf8')).not.toContain('AddDueAt');
-    expect(readdirSync(extractedDir)).toHaveLength(1);
-    expect((await catalog()).map((row) => row.migrationName)).toEqual([expect.stringMatching(/^Initial/)]);
+    expect(readdirSync(extractedDir)).toHaveLength(baseline.length);
+    expect((await catalog()).map((row) => row.migrationName)).toEqual(baseline);
   });
 
   it('create adds an empty migration that store-sql publishes, and cleanup removes it again', async () => {
     const created = await run(['migration:create', 'seedDefaults']);
     expect(created).toMatchObject({ code: 0, stdout: expect.stringMatching(/Created src\/migrations\/\d{13}-SeedDefaults\.ts/) });
     const stored = await run(['migration:store-sql']);
-    expect(stored).toMatchObject({ code: 0, stdout: expect.stringMatching(/client_migration: 1 added \(SeedDefaults\d{13}\), 1 unchanged/) });
-    expect((await catalog()).map((row) => row.applied)).toEqual([true, false]);
+    expect(stored).toMatchObject({ code: 0, stdout: expect.stringMatching(new RegExp(`client_migration: 1 added \\(SeedDefaults\\d{13}\\), ${baseline.length} unchanged`)) });
+    expect((await catalog()).map((row) => row.applied)).toEqual([...baseline.map(() => true), false]);
     expect((await run(['migration:cleanup', 'SeedDefaults'])).code).toBe(0);
-    expect(await catalog()).toHaveLength(1);
+    expect(await catalog()).toHaveLength(baseline.length);
   });
 
   it('store-sql refuses a hand-edited or corrupt extracted file and writes nothing', async () => {
-    const [file] = readdirSync(extractedDir);
+    const [file] = readdirSync(extractedDir).sort();
     const full = path.join(extractedDir, file!);
     const original = readFileSync(full, 'utf8');
     try {
@@ -125,7 +134,7 @@ describe('the migration CLI end to end on the embedded Postgres', () => {
       expect(edited).toMatchObject({ code: 1, stderr: expect.stringMatching(/was changed after extraction/) });
       writeFileSync(full, '{ "name": ');
       expect((await run(['migration:store-sql'])).stderr).toMatch(/is not valid JSON/);
-      expect(await catalog()).toHaveLength(1);
+      expect(await catalog()).toHaveLength(baseline.length);
     } finally {
       writeFileSync(full, original);
     }
@@ -133,7 +142,7 @@ describe('the migration CLI end to end on the embedded Postgres', () => {
 
   it('refuses a migration that uses anything but queryRunner.query(), naming it and the call', async () => {
     expect((await run(['migration:create', 'Handwritten'])).code).toBe(0);
-    const [, file] = sourceFiles();
+    const file = sourceFiles().at(-1);
     const source = path.join(migrationsDir, file!);
     writeFileSync(source, readFileSync(source, 'utf8').replace(/(public async up\(queryRunner: QueryRunner\): Promise<void> \{)/, '$1\n        await queryRunner.dropTable("task");'));
     const run2 = await run(['migration:run']);
@@ -152,7 +161,7 @@ describe('the migration CLI end to end on the embedded Postgres', () => {
       expect(result.code, args.join(' ')).toBe(1);
       expect(result.stderr).toMatch(/(is not a valid migration name|A migration name is required): use letters and digits/);
     }
-    expect(sourceFiles()).toHaveLength(1);
+    expect(sourceFiles()).toHaveLength(baseline.length);
 
     const unreachable = await cli(['migration:show'], { DATABASE_URL: 'postgres://admin:hunter2secret@127.0.0.1:9/app' });
     expect(unreachable.code).toBe(1);

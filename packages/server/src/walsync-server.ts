@@ -52,7 +52,9 @@ export class WalsyncServer {
         client.release();
       }
       const capture = new Capture({ url: options.databaseUrl, tables, slotName: options.slotName, log: options.log, metrics });
-      const writes = new WriteService(pool, tables, { maxClockSkewMs: options.maxClockSkewMs });
+      const writes = new WriteService(options.databaseUrl, tables, { maxClockSkewMs: options.maxClockSkewMs }, (error) =>
+        options.log.warn({ err: error }, 'idle write connection failed'),
+      );
       const tokens = new Tokens(options.jwtSecret);
       const app = buildHttpApp({ pool, capture, writes, tokens, metrics, slotName: options.slotName, log: options.log, clients: () => 0 });
       await capture.start();
@@ -68,6 +70,7 @@ export class WalsyncServer {
   async stop(): Promise<void> {
     await this.app.close();
     await this.capture.stop();
+    await this.writes.close();
     await this.pool.end();
   }
 }

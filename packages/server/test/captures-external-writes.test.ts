@@ -1,4 +1,5 @@
 import type { WalsyncServer } from '@walsync/server';
+import { type CapturedChange, appendToHistory } from '../src/history/change-history';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
 import { startServer } from './support/servers';
@@ -125,5 +126,46 @@ describe.each(postgresTargets())('capture of external writes ($name)', (target) 
     );
     const [end] = await db.query(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'walsync'`);
     expect(end!.lsn).not.toBe(start!.lsn);
+  });
+});
+
+describe('appending to change_history', () => {
+  it('skips positions already stored (a replay after a crash) and keeps the rest of the batch', async () => {
+    const [target] = postgresTargets();
+    const db = await startDatabase(target!);
+    const client = await db.pool.connect();
+    try {
+      const { ensureServerSchema } = await import('@walsync/server');
+      const { describeSyncedTables } = await import('@walsync/db/server');
+      await ensureServerSchema(client, await describeSyncedTables());
+      const change = (commit: number, op: number): CapturedChange => ({
+        lsn: `0/${commit.toString(16)}`,
+        commit_lsn: String(commit),
+        op_index: op,
+        table_name: 'task',
+        operation: 'insert',
+        data: { title: `tab\there, back\\slash, line\nbreak ${commit}.${op}` },
+        old_data: null,
+        transaction_id: '7',
+        schema_version: 'v',
+        timestamp: '2026-11-23T01:00:00.123456Z',
+        client_id: null,
+        scope_id: null,
+      });
+      await appendToHistory(client, [change(100, 0), change(100, 1)], '0/64');
+      await appendToHistory(client, [change(100, 0), change(100, 1), change(200, 0)], '0/C8');
+      const rows = await db.query(`SELECT commit_lsn, op_index, data->>'title' AS title, "timestamp" FROM change_history ORDER BY 1, 2`);
+      expect(rows.map((row) => [row.commit_lsn, row.op_index])).toEqual([
+        ['100', 0],
+        ['100', 1],
+        ['200', 0],
+      ]);
+      expect(rows[2]!.title).toBe('tab\there, back\\slash, line\nbreak 200.0');
+      const [ids] = await db.query(`SELECT bool_and(id::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-7') AS v7 FROM change_history`);
+      expect(ids!.v7).toBe(true);
+    } finally {
+      client.release();
+      await db.dispose();
+    }
   });
 });

@@ -1,4 +1,8 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { randomUUID } from 'node:crypto';
 
 /** NOTIFY channel the replicator signals after each batch commits: a wake-up hint, never the truth. */
 export const CHANGES_CHANNEL = 'walsync_changes';
@@ -21,25 +25,74 @@ export interface CapturedChange {
   scope_id: string | null;
 }
 
-const COLUMNS = `lsn text, commit_lsn bigint, op_index int, table_name text, operation text, data jsonb, old_data jsonb,
-  transaction_id text, schema_version text, "timestamp" timestamptz, client_id text, scope_id uuid`;
-const NAMES = 'lsn, commit_lsn, op_index, table_name, operation, data, old_data, transaction_id, schema_version, "timestamp", client_id, scope_id';
+const COLUMNS = ['lsn', 'commit_lsn', 'op_index', 'table_name', 'operation', 'data', 'old_data', 'transaction_id', 'schema_version', 'timestamp', 'client_id', 'scope_id'] as const;
+const STAGE = 'change_history_stage';
+/** One COPY statement carries at most this many rows, so a huge transaction never becomes one huge string. */
+const COPY_CHUNK = 10_000;
+
+const NEEDS_ESCAPE = /[\\\n\r\t]/;
+const ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** A value in COPY's text format. */
+function copyValue(value: unknown): string {
+  if (value === null || value === undefined) return '\\N';
+  const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
+  return NEEDS_ESCAPE.test(text) ? text.replace(/[\\\n\r\t]/g, (character) => ESCAPES[character]!) : text;
+}
 
 /**
- * Appends whole transactions to change_history in one database transaction, then signals sessions.
- * A position (commit LSN, op index) already stored is skipped: a replay after a crash adds nothing.
+ * A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits. Ids that follow time append
+ * to the primary key's B-tree instead of splitting random pages. Built on crypto.randomUUID(),
+ * which draws from a pooled entropy buffer.
+ */
+export function timeOrderedUuid(now = Date.now()): string {
+  const random = randomUUID();
+  const time = now.toString(16).padStart(12, '0');
+  return `${time.slice(0, 8)}-${time.slice(8, 12)}-7${random.slice(15)}`;
+}
+
+function copyRows(changes: CapturedChange[]): string {
+  let text = '';
+  for (const change of changes) {
+    // Time-ordered ids (UUIDv7) append to the primary key's B-tree instead of splitting random pages.
+    text += `${timeOrderedUuid()}\t${COLUMNS.map((column) => copyValue(change[column])).join('\t')}\n`;
+  }
+  return text;
+}
+
+/**
+ * Appends whole transactions to change_history in one database transaction (COPY), then signals
+ * sessions. A position (commit LSN, op index) that is already stored — a replay after a crash — is
+ * skipped, never stored twice.
  */
 export async function appendToHistory(client: pg.ClientBase, changes: CapturedChange[], capturedUpTo: string): Promise<void> {
+  if (changes.length === 0) return;
+  try {
+    await writeInOneTransaction(client, changes, capturedUpTo, 'change_history');
+  } catch (error) {
+    // A unique position already stored: this is a replay after a crash. Write through a stage
+    // that skips what is already there.
+    if ((error as { code?: string }).code !== '23505') throw error;
+    await writeInOneTransaction(client, changes, capturedUpTo, STAGE);
+  }
+}
+
+async function writeInOneTransaction(client: pg.ClientBase, changes: CapturedChange[], capturedUpTo: string, target: string): Promise<void> {
   await client.query('BEGIN');
   try {
-    if (changes.length > 0) {
-      await client.query(
-        `INSERT INTO change_history (${NAMES}) SELECT ${NAMES} FROM json_to_recordset($1::json) AS x(${COLUMNS})
-         ON CONFLICT ON CONSTRAINT change_history_position DO NOTHING`,
-        [JSON.stringify(changes)],
-      );
-      await client.query(`SELECT pg_notify($1, $2)`, [CHANGES_CHANNEL, capturedUpTo]);
+    if (target === STAGE) {
+      await client.query(`CREATE TEMP TABLE IF NOT EXISTS ${STAGE} (LIKE change_history INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`);
     }
+    for (let start = 0; start < changes.length; start += COPY_CHUNK) {
+      const copy = client.query(copyFrom(`COPY ${target} (id, ${COLUMNS.map((column) => `"${column}"`).join(', ')}) FROM STDIN`));
+      await pipeline(Readable.from([copyRows(changes.slice(start, start + COPY_CHUNK))]), copy);
+    }
+    if (target === STAGE) {
+      await client.query(
+        `INSERT INTO change_history SELECT * FROM ${STAGE} ORDER BY commit_lsn, op_index ON CONFLICT ON CONSTRAINT change_history_position DO NOTHING`,
+      );
+    }
+    await client.query(`SELECT pg_notify($1, $2)`, [CHANGES_CHANNEL, capturedUpTo]);
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);

@@ -31,11 +31,30 @@ interface OpenTransaction {
   xid: number;
   commitTime: bigint;
   clientId: string | null;
-  changes: Array<Pick<CapturedChange, 'table_name' | 'operation' | 'data' | 'old_data' | 'scope_id'>>;
+  /** Complete but for what only the commit tells (LSN, position, time, schema version). */
+  changes: CapturedChange[];
   migrations: Array<{ operation: Operation; name: string }>;
 }
 
 const decoder = new TextDecoder();
+
+/** A change as decoded; its commit fills in the rest (one object per change, no copies on the hot path). */
+function pendingChange(table: string, operation: Operation, data: Record<string, unknown> | null, oldData: Record<string, unknown> | null, scope: string | null): CapturedChange {
+  return {
+    lsn: '',
+    commit_lsn: '',
+    op_index: 0,
+    table_name: table,
+    operation,
+    data,
+    old_data: oldData,
+    transaction_id: '',
+    schema_version: '',
+    timestamp: '',
+    client_id: null,
+    scope_id: scope,
+  };
+}
 
 /**
  * Streams the walsync publication from a pgoutput slot into change_history. Transactions are
@@ -149,7 +168,7 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus]; err
       case 'truncate':
         for (const relation of message.relations) {
           if (this.scopeColumn.has(relation.name)) {
-            this.open?.changes.push({ table_name: relation.name, operation: 'truncate', data: null, old_data: null, scope_id: null });
+            this.open?.changes.push(pendingChange(relation.name, 'truncate', null, null, null));
           }
         }
         return;
@@ -175,7 +194,7 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus]; err
     const scope = this.scopeColumn.get(table);
     if (!scope) return;
     const scopeValue = (data ?? oldData)?.[scope];
-    open.changes.push({ table_name: table, operation: message.tag, data, old_data: oldData, scope_id: typeof scopeValue === 'string' ? scopeValue : null });
+    open.changes.push(pendingChange(table, message.tag, data, oldData, typeof scopeValue === 'string' ? scopeValue : null));
   }
 
   private onCommit(message: Pgoutput.MessageCommit, lsn: string): void {
@@ -190,17 +209,16 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus]; err
     const commitNumber = lsnToBigInt(commitLsn).toString();
     const schemaVersion = this.appliedMigrations.at(-1) ?? '';
     const timestamp = microsToIso(open.commitTime);
+    const transactionId = String(open.xid);
     open.changes.forEach((change, index) => {
-      this.pending.push({
-        ...change,
-        lsn: commitLsn,
-        commit_lsn: commitNumber,
-        op_index: index,
-        transaction_id: String(open.xid),
-        schema_version: schemaVersion,
-        timestamp,
-        client_id: open.clientId,
-      });
+      change.lsn = commitLsn;
+      change.commit_lsn = commitNumber;
+      change.op_index = index;
+      change.transaction_id = transactionId;
+      change.schema_version = schemaVersion;
+      change.timestamp = timestamp;
+      change.client_id = open.clientId;
+      this.pending.push(change);
     });
     this.pendingAck = message.commitEndLsn ?? commitLsn;
     if (open.changes.length > 0) this.pendingCommitLsn = commitLsn;

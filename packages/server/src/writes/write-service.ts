@@ -1,5 +1,6 @@
 import { type ChangeResult, type Row, type SyncedTable, WRITE_LIMITS, type WriteBatchResult, WriteBatchSchema } from '@walsync/db/server';
-import type pg from 'pg';
+import { createHash } from 'node:crypto';
+import pg from 'pg';
 import { CLIENT_MESSAGE_PREFIX } from '../history/server-schema';
 import { castOf, columnMap, quoteIdent } from './columns';
 import { type PreparedChange, prepareChange } from './prepare-change';
@@ -14,16 +15,6 @@ export class WriteRequestError extends Error {
   }
 }
 
-/** A change the database refused; the batch is retried without it. */
-class ChangeRefused extends Error {
-  constructor(
-    readonly index: number,
-    readonly result: ChangeResult,
-  ) {
-    super(result.status);
-  }
-}
-
 export interface WriteServiceOptions {
   maxClockSkewMs: number;
   now?: () => number;
@@ -33,30 +24,56 @@ interface Receipt {
   changeId: string;
   hash: string;
   result: ChangeResult;
-  xid: string;
 }
 
-type Applied = Extract<ChangeResult, { status: 'applied' }>;
+/** What the database must run for one change: it stores the change's receipt and returns the row. */
+interface Statement {
+  sql: string;
+  params: unknown[];
+  /** The answer, with `row` taken from what the statement returns. */
+  answer: (row: Row | null) => ChangeResult;
+}
 
-const keyOf = (values: unknown[]) => JSON.stringify(values);
+/** What the batch knows of a row while deciding: whether it exists, its scope and its HLC. */
+interface KnownRow {
+  scope: unknown;
+  hlc: unknown;
+  /** The row as read before the batch (rejections within the batch re-read it in SQL). */
+  row: Row;
+}
+
+const keyOf = (table: SyncedTable, values: unknown[]) => `${table.name}:${JSON.stringify(values)}`;
 
 /**
  * The write API: applies a client's batch in one transaction with last-writer-wins by HLC,
  * idempotently by changeId, within the user's workspaces, and answers every change.
  *
+ * The transaction takes two round trips on a pipelined connection: one reads (receipts, memberships,
+ * the locked rows), one writes (a statement per change that also stores its receipt, then COMMIT).
+ * A change the database refuses (a foreign key, a bad value) is answered on its own and the batch
+ * runs again without it.
+ *
  * @example
- *   const writes = new WriteService(pool, tables, { maxClockSkewMs: 60_000 });
+ *   const writes = new WriteService(databaseUrl, tables, { maxClockSkewMs: 60_000 });
  *   const { results } = await writes.applyBatch(userId, { clientId, changes });
  */
 export class WriteService {
   private readonly tables: Map<string, SyncedTable>;
+  private readonly pool: pg.Pool;
 
   constructor(
-    private readonly pool: pg.Pool,
+    databaseUrl: string,
     tables: SyncedTable[],
     private readonly options: WriteServiceOptions,
+    onConnectionError: (error: Error) => void = () => undefined,
   ) {
     this.tables = new Map(tables.map((table) => [table.name, table]));
+    this.pool = new pg.Pool({ connectionString: databaseUrl, max: 8, application_name: 'walsync-writes', pipeline: true } as pg.PoolConfig);
+    this.pool.on('error', onConnectionError);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
   }
 
   async applyBatch(userId: string, raw: unknown): Promise<WriteBatchResult> {
@@ -70,103 +87,109 @@ export class WriteService {
     }
     const { clientId } = parsed.data;
     const context = { clientId, tables: this.tables, now: (this.options.now ?? Date.now)(), maxClockSkewMs: this.options.maxClockSkewMs };
-    const prepared = parsed.data.changes.map((change) => prepareChange(change, context));
-    const refused = new Map<number, ChangeResult>();
+    const answers: Array<PreparedChange | ChangeResult> = parsed.data.changes.map((change) => prepareChange(change, context));
+    const retried = new Set<number>();
     for (;;) {
-      try {
-        return { results: await this.attempt(userId, clientId, prepared, refused) };
-      } catch (error) {
-        if (!(error instanceof ChangeRefused)) throw error;
-        refused.set(error.index, error.result);
-      }
+      const outcome = await this.attempt(userId, clientId, answers, retried);
+      if (outcome.done) return { results: outcome.results };
+      if ('result' in outcome) answers[outcome.index] = outcome.result;
+      else retried.add(outcome.index);
     }
   }
 
   private async attempt(
     userId: string,
     clientId: string,
-    prepared: Array<PreparedChange | ChangeResult>,
-    refused: Map<number, ChangeResult>,
-  ): Promise<ChangeResult[]> {
-    const writable = prepared.filter((change, index): change is PreparedChange => 'key' in change && !refused.has(index));
+    answers: Array<PreparedChange | ChangeResult>,
+    retried: Set<number>,
+  ): Promise<{ done: true; results: ChangeResult[] } | { done: false; index: number; result: ChangeResult } | { done: false; index: number; retry: true }> {
+    const writable = answers.filter((answer): answer is PreparedChange => 'key' in answer);
     const client = await this.pool.connect();
+    let open = false;
     try {
-      // Foreign keys are deferrable (clients apply batches in any order); here a violation must
-      // belong to the change that caused it, so it is checked per statement.
-      await client.query('BEGIN; SET CONSTRAINTS ALL IMMEDIATE');
-      const head = await client.query<{ xid: string; receipts: Receipt[]; workspaces: string[] }>(
-        `SELECT set_config('walsync.client_id', $1, true),
-                pg_logical_emit_message(true, '${CLIENT_MESSAGE_PREFIX}', $1),
-                (pg_current_xact_id()::text::bigint % 4294967296)::text AS xid,
-                (SELECT coalesce(json_agg(json_build_object('changeId', change_id, 'hash', request_hash, 'result', result, 'xid', transaction_id)), '[]')
-                   FROM write_receipt WHERE change_id = ANY($2::uuid[])) AS receipts,
-                (SELECT coalesce(array_agg(workspace_id::text), '{}') FROM workspace_member WHERE user_id = $3::uuid AND deleted_at IS NULL) AS workspaces`,
-        [clientId, writable.map((change) => change.changeId), userId],
-      );
+      // Round trip 1: open the transaction and read everything the decisions need.
+      const byTable = new Map<SyncedTable, PreparedChange[]>();
+      for (const change of writable) byTable.set(change.table, [...(byTable.get(change.table) ?? []), change]);
+      open = true;
+      const [, , head, ...locked] = await Promise.all([
+        client.query('BEGIN'),
+        // Foreign keys are deferrable (clients apply batches in any order); here a violation must
+        // belong to the change that caused it, so it is checked per statement.
+        client.query('SET CONSTRAINTS ALL IMMEDIATE'),
+        client.query<{ xid: string; receipts: Receipt[]; workspaces: string[] }>(
+          `SELECT set_config('walsync.client_id', $1, true),
+                  pg_logical_emit_message(true, '${CLIENT_MESSAGE_PREFIX}', $1),
+                  (pg_current_xact_id()::text::bigint % 4294967296)::text AS xid,
+                  (SELECT coalesce(json_agg(json_build_object('changeId', change_id, 'hash', request_hash, 'result', result)), '[]')
+                     FROM write_receipt WHERE change_id = ANY($2::uuid[])) AS receipts,
+                  (SELECT coalesce(array_agg(workspace_id::text), '{}') FROM workspace_member WHERE user_id = $3::uuid AND deleted_at IS NULL) AS workspaces`,
+          [clientId, writable.map((change) => change.changeId), userId],
+        ),
+        ...[...byTable].map(([table, changes]) => lockRows(client, table, changes)),
+      ]);
       const { xid, workspaces } = head.rows[0]!;
       const receipts = new Map(head.rows[0]!.receipts.map((receipt) => [receipt.changeId, receipt]));
-      const memberOf = new Set(workspaces);
-      const rows = await this.lockRows(client, writable);
-
-      const results: ChangeResult[] = [];
-      const newReceipts: Receipt[] = [];
-      const duplicates: Array<{ result: Applied; xid: string }> = [];
-      for (const [index, change] of prepared.entries()) {
-        const result = refused.get(index) ?? ('key' in change ? await this.applyOne(client, index, change, { clientId, memberOf, rows, receipts }) : change);
-        results.push(result);
-        if (!('key' in change) || refused.has(index)) continue;
-        const receipt = receipts.get(change.changeId);
-        if (receipt?.hash === change.hash) {
-          if (result.status === 'applied') duplicates.push({ result, xid: receipt.xid });
-        } else if (result.status !== 'error') {
-          const stored: Receipt = { changeId: change.changeId, hash: change.hash, result, xid };
-          newReceipts.push(stored);
-          receipts.set(change.changeId, stored);
+      const known = new Map<string, KnownRow>();
+      [...byTable.keys()].forEach((table, position) => {
+        for (const row of locked[position]!.rows.map((each) => each.row)) {
+          known.set(keyOf(table, table.primaryKey.map((name) => row[name])), { scope: row[table.scope], hlc: row.hlc, row });
         }
+      });
+      const before = new Map(known);
+
+      // Decide every change in order, as if each earlier one had applied.
+      const decided = answers.map((answer) =>
+        'key' in answer ? this.decide(answer, { clientId, xid, memberOf: new Set(workspaces), known, receipts }) : answer,
+      );
+
+      // Round trip 2: every statement, then COMMIT and the position the changes commit by.
+      const statements = decided.map((decision, index) => ({ decision, index })).filter((each): each is { decision: Statement; index: number } => 'sql' in each.decision);
+      const executed = statements.map(({ decision }) =>
+        client.query<{ row: Row | null }>({ name: preparedName(decision.sql), text: decision.sql, values: decision.params }).then(
+          (result) => ({ ok: true as const, row: result.rows[0]?.row ?? null }),
+          (error: unknown) => ({ ok: false as const, error }),
+        ),
+      );
+      const committed = client.query('COMMIT').then(
+        () => true,
+        () => false,
+      );
+      const lsn = client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
+      const outcomes = await Promise.all(executed);
+      await committed;
+      open = false;
+      const position = (await lsn).rows[0]!.lsn;
+
+      const failed = outcomes.findIndex((outcome) => !outcome.ok);
+      if (failed >= 0) {
+        // COMMIT of a failed transaction rolls it back; answer that change alone and run the rest again.
+        const { index } = statements[failed]!;
+        const change = answers[index] as PreparedChange;
+        const error = (outcomes[failed] as { error: unknown }).error as { code?: string };
+        const rowKey = keyOf(change.table, change.key);
+        // Another batch inserted the same key meanwhile: the row exists now, so run once more and let LWW decide.
+        if (error.code === '23505' && !before.has(rowKey) && !retried.has(index)) return { done: false, index, retry: true };
+        return { done: false, index, result: refusal(change.changeId, error, before.get(rowKey)?.row ?? null) };
       }
-      if (newReceipts.length > 0) {
-        await client.query(
-          `INSERT INTO write_receipt (change_id, client_id, request_hash, result, transaction_id)
-           SELECT "changeId", $2, hash, result, xid FROM json_to_recordset($1::json) AS x("changeId" uuid, hash text, result jsonb, xid text)`,
-          [JSON.stringify(newReceipts.map(({ result, ...rest }) => ({ ...rest, result: withoutLsn(result) }))), clientId],
-        );
-      }
-      await client.query('COMMIT');
-      await this.fillLsns(client, results, duplicates);
-      return results;
+      const rows = new Map(statements.map(({ index }, position) => [index, (outcomes[position] as { row: Row | null }).row]));
+      const results = decided.map((decision, index) => {
+        const result = 'sql' in decision ? decision.answer(rows.get(index) ?? null) : decision;
+        return result.status === 'applied' ? { ...result, lsn: position } : result;
+      });
+      return { done: true, results };
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      if (open) await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
       client.release();
     }
   }
 
-  /** The current rows of every key the batch touches, locked until commit. */
-  private async lockRows(client: pg.PoolClient, changes: PreparedChange[]): Promise<Map<string, Row>> {
-    const rows = new Map<string, Row>();
-    const byTable = new Map<SyncedTable, PreparedChange[]>();
-    for (const change of changes) byTable.set(change.table, [...(byTable.get(change.table) ?? []), change]);
-    for (const [table, tableChanges] of byTable) {
-      const columns = columnMap(table);
-      const keyColumns = table.primaryKey.map(quoteIdent).join(', ');
-      const arrays = table.primaryKey.map((name, position) => `$${position + 1}::${castOf(columns.get(name)!)}[]`).join(', ');
-      const params = table.primaryKey.map((_, position) => tableChanges.map((change) => change.key[position]));
-      const result = await client.query<{ row: Row }>(
-        `SELECT to_jsonb(t.*) AS row FROM ${quoteIdent(table.name)} t WHERE (${keyColumns}) IN (SELECT * FROM unnest(${arrays})) FOR UPDATE OF t`,
-        params,
-      );
-      for (const { row } of result.rows) rows.set(`${table.name}:${keyOf(table.primaryKey.map((name) => row[name]))}`, row);
-    }
-    return rows;
-  }
-
-  private async applyOne(
-    client: pg.PoolClient,
-    index: number,
+  /** The answer to a change that needs no statement, or the statement that applies (or rejects) it. */
+  private decide(
     change: PreparedChange,
-    state: { clientId: string; memberOf: Set<string>; rows: Map<string, Row>; receipts: Map<string, Receipt> },
-  ): Promise<ChangeResult> {
+    state: { clientId: string; xid: string; memberOf: Set<string>; known: Map<string, KnownRow>; receipts: Map<string, Receipt> },
+  ): ChangeResult | Statement {
     const { changeId, table } = change;
     const receipt = state.receipts.get(changeId);
     if (receipt) {
@@ -175,84 +198,119 @@ export class WriteService {
       }
       return receipt.result.status === 'applied' ? { ...receipt.result, duplicate: true } : receipt.result;
     }
+    // A changeId repeated within one batch answers like a retry.
+    state.receipts.set(changeId, { changeId, hash: change.hash, result: { changeId, status: 'error', code: 'replayed_change', message: `changeId ${changeId} appears twice in one batch` } });
 
-    const rowKey = `${table.name}:${keyOf(change.key)}`;
-    const existing = state.rows.get(rowKey);
-    const forbidden = (): ChangeResult => ({
-      changeId,
-      status: 'error',
-      code: 'forbidden_scope',
-      message: `${table.name} rows are writable only in workspaces you are a member of`,
-    });
-    const existingScope = existing?.[table.scope];
-    if (existing && !state.memberOf.has(String(existingScope))) return forbidden();
-    const scope = change.scope ?? (typeof existingScope === 'string' ? existingScope : undefined);
-    if (scope !== undefined && !state.memberOf.has(scope)) return forbidden();
+    const rowKey = keyOf(table, change.key);
+    const existing = state.known.get(rowKey);
+    const forbidden: ChangeResult = { changeId, status: 'error', code: 'forbidden_scope', message: `${table.name} rows are writable only in workspaces you are a member of` };
+    if (existing && !state.memberOf.has(String(existing.scope))) return forbidden;
+    const scope = change.scope ?? (typeof existing?.scope === 'string' ? existing.scope : undefined);
+    if (scope !== undefined && !state.memberOf.has(scope)) return forbidden;
 
-    if (!existing) {
-      if (change.op === 'update') return { changeId, status: 'rejected', reason: 'not_found', message: `${table.name} ${keyOf(change.key)} does not exist on the server`, row: null };
-      if (change.op === 'delete') return { changeId, status: 'applied', lsn: '', row: null };
-    } else if (typeof existing.hlc === 'string' && existing.hlc >= change.hlc) {
-      return { changeId, status: 'rejected', reason: 'stale', message: `the server holds a later write (hlc ${existing.hlc})`, row: existing };
+    const receiptFor = (result: ChangeResult) => ({ result, hash: change.hash });
+    if (!existing && change.op === 'update') {
+      return this.rejection(change, state, receiptFor({ changeId, status: 'rejected', reason: 'not_found', message: `${table.name} ${JSON.stringify(change.key)} does not exist on the server`, row: null }));
+    }
+    if (!existing && change.op === 'delete') {
+      return this.rejection(change, state, receiptFor({ changeId, status: 'applied', lsn: '', row: null }));
+    }
+    if (existing && typeof existing.hlc === 'string' && existing.hlc >= change.hlc) {
+      return this.rejection(change, state, receiptFor({ changeId, status: 'rejected', reason: 'stale', message: `the server holds a later write (hlc ${existing.hlc})`, row: null }));
     }
 
+    state.known.set(rowKey, { scope, hlc: change.hlc, row: existing?.row ?? {} });
     const columns = columnMap(table);
     const params: unknown[] = [];
     const param = (value: unknown, cast: string) => {
       params.push(value);
       return `$${params.length}::${cast}`;
     };
-    const keyMatch = table.primaryKey.map((name, position) => `${quoteIdent(name)} = ${param(change.key[position], castOf(columns.get(name)!))}`).join(' AND ');
-    const sets = [...change.values].map(([name, value]) => `${quoteIdent(name)} = ${param(value, castOf(columns.get(name)!))}`);
-    sets.push(`hlc = ${param(change.hlc, 'text')}`, `origin_client_id = ${param(state.clientId, 'text')}`);
-    if (change.op === 'delete') sets.push('deleted_at = now()');
-    if (change.op === 'insert') sets.push('deleted_at = NULL');
-
-    let sql: string;
+    const columnParam = (name: string, value: unknown) => param(value, castOf(columns.get(name)!));
+    let write: string;
     if (existing) {
-      sql = `UPDATE ${quoteIdent(table.name)} t SET ${sets.join(', ')} WHERE ${keyMatch} RETURNING to_jsonb(t.*) AS row`;
+      const sets = [...change.values].map(([name, value]) => `${quoteIdent(name)} = ${columnParam(name, value)}`);
+      sets.push(`hlc = ${param(change.hlc, 'text')}`, `origin_client_id = ${param(state.clientId, 'text')}`);
+      sets.push(change.op === 'delete' ? 'deleted_at = now()' : change.op === 'insert' ? 'deleted_at = NULL' : '');
+      const match = table.primaryKey.map((name, position) => `${quoteIdent(name)} = ${columnParam(name, change.key[position])}`).join(' AND ');
+      write = `UPDATE ${quoteIdent(table.name)} t SET ${sets.filter(Boolean).join(', ')} WHERE ${match} RETURNING to_jsonb(t.*) AS row`;
     } else {
-      params.length = 0;
       const names = [...table.primaryKey, ...change.values.keys(), 'hlc', 'origin_client_id'];
       const values = [
-        ...table.primaryKey.map((name, position) => param(change.key[position], castOf(columns.get(name)!))),
-        ...[...change.values].map(([name, value]) => param(value, castOf(columns.get(name)!))),
+        ...table.primaryKey.map((name, position) => columnParam(name, change.key[position])),
+        ...[...change.values].map(([name, value]) => columnParam(name, value)),
         param(change.hlc, 'text'),
         param(state.clientId, 'text'),
       ];
-      sql = `INSERT INTO ${quoteIdent(table.name)} AS t (${names.map(quoteIdent).join(', ')}) VALUES (${values.join(', ')}) RETURNING to_jsonb(t.*) AS row`;
+      write = `INSERT INTO ${quoteIdent(table.name)} AS t (${names.map(quoteIdent).join(', ')}) VALUES (${values.join(', ')}) RETURNING to_jsonb(t.*) AS row`;
     }
-    try {
-      const result = await client.query<{ row: Row }>(sql, params);
-      const row = result.rows[0]!.row;
-      state.rows.set(rowKey, row);
-      return { changeId, status: 'applied', lsn: '', row };
-    } catch (error) {
-      throw new ChangeRefused(index, refusal(changeId, error, existing ?? null));
-    }
+    const answer: ChangeResult = { changeId, status: 'applied', lsn: '', row: null };
+    const storing = storeReceipt(param, changeId, state.clientId, change.hash, answer, state.xid, 'applied.row');
+    return {
+      sql: `WITH applied AS (${write}), receipt AS (${storing} FROM applied) SELECT row FROM applied`,
+      params,
+      answer: (row) => ({ ...answer, row }),
+    };
   }
 
-  /** An applied change commits at or before the WAL insert position read right after its commit. */
-  private async fillLsns(client: pg.PoolClient, results: ChangeResult[], duplicates: Array<{ result: Applied; xid: string }>): Promise<void> {
-    if (!results.some((result) => result.status === 'applied')) return;
-    const xids = [...new Set(duplicates.map((duplicate) => duplicate.xid))];
-    const lookup = await client.query<{ now: string; earlier: Record<string, string> }>(
-      `SELECT pg_current_wal_insert_lsn()::text AS now,
-              (SELECT coalesce(json_object_agg(transaction_id, lsn), '{}') FROM (
-                 SELECT DISTINCT ON (transaction_id) transaction_id, lsn FROM change_history
-                  WHERE transaction_id = ANY($1::text[]) ORDER BY transaction_id, commit_lsn DESC) found) AS earlier`,
-      [xids],
-    );
-    const { now, earlier } = lookup.rows[0]!;
-    for (const result of results) if (result.status === 'applied' && !result.lsn) result.lsn = now;
-    for (const { result, xid } of duplicates) result.lsn = earlier[xid] ?? now;
+  /** A change answered without writing its row: the statement stores the receipt with the server's current row. */
+  private rejection(change: PreparedChange, state: { clientId: string; xid: string }, { result, hash }: { result: ChangeResult; hash: string }): Statement {
+    const params: unknown[] = [];
+    const param = (value: unknown, cast: string) => {
+      params.push(value);
+      return `$${params.length}::${cast}`;
+    };
+    const columns = columnMap(change.table);
+    const match = change.table.primaryKey.map((name, position) => `${quoteIdent(name)} = ${param(change.key[position], castOf(columns.get(name)!))}`).join(' AND ');
+    const current = `(SELECT to_jsonb(t.*) FROM ${quoteIdent(change.table.name)} t WHERE ${match})`;
+    const receipt = storeReceipt(param, change.changeId, state.clientId, hash, result, state.xid, current);
+    return {
+      sql: `WITH receipt AS (${receipt} RETURNING result->'row' AS row) SELECT row FROM receipt`,
+      params,
+      answer: (row) => ({ ...result, row } as ChangeResult),
+    };
   }
 }
 
-function withoutLsn(result: ChangeResult): ChangeResult {
-  if (result.status !== 'applied') return result;
-  const { lsn: _lsn, duplicate: _duplicate, ...rest } = result;
-  return { ...rest, lsn: '' };
+const preparedNames = new Map<string, string>();
+/**
+ * Changes of the same shape produce the same SQL; naming it lets each connection parse and plan it
+ * once. The names are bounded by the number of shapes (tables × operations × column sets).
+ */
+function preparedName(sql: string): string {
+  let name = preparedNames.get(sql);
+  if (!name) {
+    name = `walsync_write_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}`;
+    if (preparedNames.size < 1000) preparedNames.set(sql, name);
+  }
+  return name;
+}
+
+/** `INSERT INTO write_receipt … SELECT …` storing `result` with its `row` taken from `rowExpression`. */
+function storeReceipt(
+  param: (value: unknown, cast: string) => string,
+  changeId: string,
+  clientId: string,
+  hash: string,
+  result: ChangeResult,
+  xid: string,
+  rowExpression: string,
+): string {
+  return `INSERT INTO write_receipt (change_id, client_id, request_hash, result, transaction_id)
+          SELECT ${param(changeId, 'uuid')}, ${param(clientId, 'text')}, ${param(hash, 'text')},
+                 jsonb_set(${param(JSON.stringify(result), 'jsonb')}, '{row}', coalesce(${rowExpression}, 'null'::jsonb)), ${param(xid, 'text')}`;
+}
+
+/** The current rows of every key the batch touches in `table`, locked until commit. */
+function lockRows(client: pg.PoolClient, table: SyncedTable, changes: PreparedChange[]) {
+  const columns = columnMap(table);
+  const keyColumns = table.primaryKey.map(quoteIdent).join(', ');
+  const arrays = table.primaryKey.map((name, position) => `$${position + 1}::${castOf(columns.get(name)!)}[]`).join(', ');
+  const params = table.primaryKey.map((_, position) => changes.map((change) => change.key[position]));
+  return client.query<{ row: Row }>(
+    `SELECT to_jsonb(t.*) AS row FROM ${quoteIdent(table.name)} t WHERE (${keyColumns}) IN (SELECT * FROM unnest(${arrays})) FOR UPDATE OF t`,
+    params,
+  );
 }
 
 /** What the database's refusal means for the client: bad data is an error, a broken constraint a rejection. */

@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { LocalPostgres, formatHlc, freePort, runServerMigrations } from '@walsync/db/server';
+import { CHANGES_CHANNEL, Tokens, WalsyncServer } from '@walsync/server';
+import pg from 'pg';
+import { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
+import pino from 'pino';
+import { type Figure, median, percentile } from '../report';
+
+const SECRET = 'walsync-bench-secret-0123456789';
+const CAPTURE_CHANGES = 200_000;
+const ROWS_PER_TRANSACTION = 1_000;
+
+async function withPostgres<T>(work: (url: string) => Promise<T>): Promise<T> {
+  const scratch = mkdtempSync(path.join(tmpdir(), 'walsync-bench-server-'));
+  chmodSync(scratch, 0o755);
+  const postgres = await LocalPostgres.start({ dataDir: path.join(scratch, 'data') });
+  try {
+    await runServerMigrations(postgres.url);
+    return await work(postgres.url);
+  } finally {
+    await postgres.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+const startServer = (url: string) =>
+  WalsyncServer.start({ databaseUrl: url, port: 0, host: '127.0.0.1', jwtSecret: SECRET, slotName: 'walsync', maxClockSkewMs: 60_000, log: pino({ level: 'silent' }) });
+
+/** The server as users run it: its own process, so the benchmark's client does not share its event loop. */
+async function startServerProcess(url: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.resolve(__dirname, '../../packages/server/dist/main.cjs')], {
+    env: { ...process.env, DATABASE_URL: url, PORT: String(port), LOG_LEVEL: 'warn', WALSYNC_JWT_SECRET: SECRET },
+    stdio: 'inherit',
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const address = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if ((await fetch(`${address}/health`)).ok) break;
+    } catch {
+      if (attempt > 600) throw new Error('the benchmark server did not start');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  return {
+    url: address,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function seed(client: pg.Client): Promise<{ user: string; workspace: string; project: string }> {
+  const user = (await client.query(`INSERT INTO app_user (email, name) VALUES ('bench@demo.test', 'Bench') RETURNING id`)).rows[0].id;
+  const workspace = (await client.query(`INSERT INTO workspace (name) VALUES ('Bench') RETURNING id`)).rows[0].id;
+  await client.query(`INSERT INTO workspace_member (workspace_id, user_id) VALUES ($1, $2)`, [workspace, user]);
+  const project = (await client.query(`INSERT INTO project (workspace_id, name) VALUES ($1, 'Bench') RETURNING id`, [workspace])).rows[0].id;
+  return { user, workspace, project };
+}
+
+/** Reads a slot with the library's own decoder and nothing else: the ceiling capture is measured against. */
+async function rawDecodeSeconds(url: string, slot: string, expected: number): Promise<number> {
+  const service = new LogicalReplicationService({ connectionString: url }, { acknowledge: { auto: false, timeoutSeconds: 0 } });
+  let seen = 0;
+  const started = performance.now();
+  const done = new Promise<void>((resolve) =>
+    service.on('data', (_lsn: string, message: { tag: string }) => {
+      if (message.tag === 'insert' && ++seen === expected) resolve();
+    }),
+  );
+  void service.subscribe(new PgoutputPlugin({ protoVersion: 1, publicationNames: ['walsync'] }), slot, '0/0').catch(() => undefined);
+  await done;
+  const seconds = (performance.now() - started) / 1000;
+  await service.destroy();
+  return seconds;
+}
+
+/** Issue #3: capture throughput against the raw decode rate, commit-to-history latency, write API latency. */
+export async function serverFigures(): Promise<Figure[]> {
+  const figures: Figure[] = [];
+
+  await withPostgres(async (url) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    // Both slots exist before the backlog is written; the capture slot is created by the server.
+    const server = await startServer(url);
+    await server.stop();
+    await client.query(`SELECT pg_create_logical_replication_slot('bench_raw', 'pgoutput')`);
+    const { workspace, project } = await seed(client);
+    for (let written = 0; written < CAPTURE_CHANGES; written += ROWS_PER_TRANSACTION) {
+      await client.query(
+        `INSERT INTO task (workspace_id, project_id, title, labels) SELECT $1, $2, 'backlog ' || g, '["bench"]' FROM generate_series(1, ${ROWS_PER_TRANSACTION}) g`,
+        [workspace, project],
+      );
+    }
+    const raw = await rawDecodeSeconds(url, 'bench_raw', CAPTURE_CHANGES);
+    await client.query(`SELECT pg_drop_replication_slot('bench_raw')`);
+
+    const started = performance.now();
+    const capturing = await startServer(url);
+    for (;;) {
+      const { rows } = await client.query(`SELECT count(*)::int AS n FROM change_history WHERE table_name = 'task'`);
+      if (rows[0].n >= CAPTURE_CHANGES) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const captureSeconds = (performance.now() - started) / 1000;
+    await capturing.stop();
+    await client.end();
+    const rawRate = CAPTURE_CHANGES / raw;
+    const captureRate = CAPTURE_CHANGES / captureSeconds;
+    figures.push({ issue: 3, name: 'raw pgoutput decode rate (pg-logical-replication, no writes)', value: rawRate, unit: 'changes/s', note: `${CAPTURE_CHANGES} inserts in ${ROWS_PER_TRANSACTION}-row transactions` });
+    figures.push({ issue: 3, name: 'capture throughput into change_history', value: captureRate, unit: 'changes/s', goal: '>= 50000', note: 'same backlog, server start included' });
+    figures.push({ issue: 3, name: 'capture throughput ÷ raw decode rate', value: captureRate / rawRate, unit: '×', goal: '>= 0.3', note: 'same run' });
+  });
+
+  await withPostgres(async (url) => {
+    const server = await startServerProcess(url);
+    const client = new pg.Client({ connectionString: url });
+    const listener = new pg.Client({ connectionString: url });
+    await client.connect();
+    await listener.connect();
+    try {
+      const { user, workspace, project } = await seed(client);
+      await listener.query(`LISTEN ${CHANGES_CHANNEL}`);
+      let notified: (() => void) | undefined;
+      listener.on('notification', () => notified?.());
+      const latencies: number[] = [];
+      for (let i = 0; i < 400; i++) {
+        const captured = new Promise<void>((resolve) => (notified = resolve));
+        await client.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'latency')`, [workspace, project]);
+        const committed = performance.now();
+        await captured;
+        if (i >= 20) latencies.push(performance.now() - committed);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      figures.push({ issue: 3, name: 'external commit → row in change_history, p50', value: median(latencies), unit: 'ms', goal: '<= 3', note: '380 single-row commits, timed by the capture NOTIFY' });
+      figures.push({ issue: 3, name: 'external commit → row in change_history, p99', value: percentile(latencies, 99), unit: 'ms', goal: '<= 15' });
+
+      const token = await new Tokens(SECRET).issue(user);
+      const clientId = 'bench-client';
+      let wall = Date.now();
+      const change = () => ({
+        changeId: randomUUID(),
+        table: 'task',
+        op: 'insert',
+        pk: { id: randomUUID() },
+        data: { workspace_id: workspace, project_id: project, title: 'via the write API', labels: ['bench'] },
+        hlc: formatHlc({ wallMs: ++wall, counter: 0, node: clientId }),
+      });
+      const timeBatches = async (size: number, rounds: number) => {
+        const times: number[] = [];
+        for (let round = 0; round < rounds; round++) {
+          const body = JSON.stringify({ clientId, changes: Array.from({ length: size }, change) });
+          const started = performance.now();
+          const response = await fetch(`${server.url}/changes`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body });
+          const result = (await response.json()) as { results: Array<{ status: string }> };
+          if (result.results.some((each) => each.status !== 'applied')) throw new Error('a bench write was not applied');
+          if (round >= 10) times.push(performance.now() - started);
+        }
+        return times;
+      };
+      figures.push({ issue: 3, name: 'write API: one change, p50', value: median(await timeBatches(1, 300)), unit: 'ms', goal: '<= 3', note: 'POST /changes over loopback, 290 requests' });
+      figures.push({ issue: 3, name: 'write API: 100-change batch, p50', value: median(await timeBatches(100, 110)), unit: 'ms', goal: '<= 20', note: 'POST /changes over loopback, 100 requests' });
+    } finally {
+      await listener.end();
+      await client.end();
+      await server.stop();
+    }
+  });
+  return figures;
+}
