@@ -173,5 +173,38 @@ export async function serverFigures(): Promise<Figure[]> {
       await server.stop();
     }
   });
+  await withPostgres(async (url) => {
+    const server = await startServer(url);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const { user, workspace, project } = await seed(client);
+      const clientId = 'bench-service';
+      let wall = Date.now();
+      const change = () => ({
+        changeId: randomUUID(),
+        table: 'task',
+        op: 'insert',
+        pk: { id: randomUUID() },
+        data: { workspace_id: workspace, project_id: project, title: 'via the write service', labels: ['bench'] },
+        hlc: formatHlc({ wallMs: ++wall, counter: 0, node: clientId }),
+      });
+      const time = async (size: number, rounds: number) => {
+        const times: number[] = [];
+        for (let round = 0; round < rounds; round++) {
+          const changes = Array.from({ length: size }, change);
+          const started = performance.now();
+          await server.writes.applyBatch(user, { clientId, changes });
+          if (round >= 10) times.push(performance.now() - started);
+        }
+        return median(times);
+      };
+      figures.push({ issue: 3, name: 'write service (no HTTP): one change, p50', value: await time(1, 300), unit: 'ms', goal: '<= 3', note: 'applyBatch in the server process, capture running' });
+      figures.push({ issue: 3, name: 'write service (no HTTP): 100-change batch, p50', value: await time(100, 110), unit: 'ms', goal: '<= 20', note: 'applyBatch in the server process, capture running' });
+    } finally {
+      await client.end();
+      await server.stop();
+    }
+  });
   return figures;
 }

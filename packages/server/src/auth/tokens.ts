@@ -1,3 +1,4 @@
+import { type KeyObject, createSecretKey } from 'node:crypto';
 import { type JWTPayload, SignJWT, errors, jwtVerify } from 'jose';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -19,10 +20,11 @@ export interface Principal {
  *   const { userId } = await tokens.verify(request.headers.authorization);
  */
 export class Tokens {
-  private readonly key: Uint8Array;
+  /** Imported once: handing jose raw bytes would import the key again on every verification. */
+  private readonly key: KeyObject;
 
   constructor(secret: string) {
-    this.key = new TextEncoder().encode(secret);
+    this.key = createSecretKey(Buffer.from(secret, 'utf8'));
   }
 
   /** Signs a token for a user (the dev login and tests). */
@@ -34,6 +36,18 @@ export class Tokens {
   async verify(header: string | undefined): Promise<Principal> {
     const token = header?.replace(/^Bearer\s+/i, '').trim();
     if (!token) throw new AuthenticationError('missing token: send "Authorization: Bearer <jwt>"');
+    const cached = this.verified.get(token);
+    if (cached && cached.expiresAt > Date.now()) return cached.principal;
+    return this.verifyToken(token);
+  }
+
+  /**
+   * Tokens already verified, until they expire: the same string carries the same signature, so
+   * checking it again proves nothing new. Bounded; the oldest entry goes first.
+   */
+  private readonly verified = new Map<string, { principal: Principal; expiresAt: number }>();
+
+  private async verifyToken(token: string): Promise<Principal> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'] }));
@@ -42,6 +56,11 @@ export class Tokens {
       throw new AuthenticationError('the token is not valid (bad signature, algorithm or format)');
     }
     if (typeof payload.sub !== 'string' || !UUID.test(payload.sub)) throw new AuthenticationError('the token has no user id (sub) that is a uuid');
-    return { userId: payload.sub.toLowerCase() };
+    const principal = { userId: payload.sub.toLowerCase() };
+    if (typeof payload.exp === 'number') {
+      if (this.verified.size >= 10_000) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(token, { principal, expiresAt: payload.exp * 1000 });
+    }
+    return principal;
   }
 }

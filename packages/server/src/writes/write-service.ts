@@ -116,15 +116,16 @@ export class WriteService {
         // Foreign keys are deferrable (clients apply batches in any order); here a violation must
         // belong to the change that caused it, so it is checked per statement.
         client.query('SET CONSTRAINTS ALL IMMEDIATE'),
-        client.query<{ xid: string; receipts: Receipt[]; workspaces: string[] }>(
-          `SELECT set_config('walsync.client_id', $1, true),
+        client.query<{ xid: string; receipts: Receipt[]; workspaces: string[] }>({
+          name: 'walsync_write_head',
+          text: `SELECT set_config('walsync.client_id', $1, true),
                   pg_logical_emit_message(true, '${CLIENT_MESSAGE_PREFIX}', $1),
                   (pg_current_xact_id()::text::bigint % 4294967296)::text AS xid,
                   (SELECT coalesce(json_agg(json_build_object('changeId', change_id, 'hash', request_hash, 'result', result)), '[]')
                      FROM write_receipt WHERE change_id = ANY($2::uuid[])) AS receipts,
                   (SELECT coalesce(array_agg(workspace_id::text), '{}') FROM workspace_member WHERE user_id = $3::uuid AND deleted_at IS NULL) AS workspaces`,
-          [clientId, writable.map((change) => change.changeId), userId],
-        ),
+          values: [clientId, writable.map((change) => change.changeId), userId],
+        }),
         ...[...byTable].map(([table, changes]) => lockRows(client, table, changes)),
       ]);
       const { xid, workspaces } = head.rows[0]!;
@@ -274,7 +275,7 @@ export class WriteService {
 
 const preparedNames = new Map<string, string>();
 /**
- * Changes of the same shape produce the same SQL; naming it lets each connection parse and plan it
+ * Statements of the same shape have the same SQL; naming it lets each connection parse and plan it
  * once. The names are bounded by the number of shapes (tables × operations × column sets).
  */
 function preparedName(sql: string): string {
@@ -307,10 +308,8 @@ function lockRows(client: pg.PoolClient, table: SyncedTable, changes: PreparedCh
   const keyColumns = table.primaryKey.map(quoteIdent).join(', ');
   const arrays = table.primaryKey.map((name, position) => `$${position + 1}::${castOf(columns.get(name)!)}[]`).join(', ');
   const params = table.primaryKey.map((_, position) => changes.map((change) => change.key[position]));
-  return client.query<{ row: Row }>(
-    `SELECT to_jsonb(t.*) AS row FROM ${quoteIdent(table.name)} t WHERE (${keyColumns}) IN (SELECT * FROM unnest(${arrays})) FOR UPDATE OF t`,
-    params,
-  );
+  const text = `SELECT to_jsonb(t.*) AS row FROM ${quoteIdent(table.name)} t WHERE (${keyColumns}) IN (SELECT * FROM unnest(${arrays})) FOR UPDATE OF t`;
+  return client.query<{ row: Row }>({ name: preparedName(text), text, values: params });
 }
 
 /** What the database's refusal means for the client: bad data is an error, a broken constraint a rejection. */
