@@ -12,6 +12,7 @@ import type { SyncedTable } from './schema/tables';
 export type { MigrationAPI, MigrationResult, MigrationResultSet, MigrationState, MigrationStatus } from './client/migration-api';
 export { validateMigration, validateMigrationList } from './client/validate-migrations';
 export { WalsyncError, isWalsyncError, type WalsyncErrorCode } from './errors';
+export * from './protocol/sync';
 export * from './protocol/writes';
 export { CLIENT_MIGRATION_TABLE, CREATE_CLIENT_MIGRATION_TABLE } from './schema/client-migration';
 export { HybridLogicalClock, MAX_HLC_COUNTER, NODE_ID_PATTERN, formatHlc, parseHlc, type Hlc } from './schema/hlc';

@@ -13,6 +13,7 @@ export { WalsyncError, isWalsyncError, messageOf, type WalsyncErrorCode } from '
 export { extractMigration, extractMigrations, migrationIdentity, type MigrationClass } from './extraction/extract';
 export { assertReachable, describeUrl, openDatabase, type Database, type OpenDatabaseOptions } from './postgres/database';
 export { LocalPostgres, freePort, type LocalPostgresOptions } from './postgres/local-postgres';
+export * from './protocol/sync';
 export * from './protocol/writes';
 export { CLIENT_MIGRATION_TABLE, CREATE_CLIENT_MIGRATION_TABLE } from './schema/client-migration';
 export { HybridLogicalClock, MAX_HLC_COUNTER, NODE_ID_PATTERN, formatHlc, parseHlc, type Hlc } from './schema/hlc';

@@ -7,7 +7,10 @@ import { ensureServerSchema, ensureSlot } from './history/server-schema';
 import { buildHttpApp } from './http/app';
 import { createMetrics } from './metrics';
 import { Capture } from './replication/capture';
+import { ChangeFeed } from './sessions/change-feed';
+import { SyncEndpoint } from './sessions/sync-endpoint';
 import { WriteService } from './writes/write-service';
+import { connectionConfig } from './connection';
 
 export interface WalsyncServerOptions {
   databaseUrl: string;
@@ -34,13 +37,15 @@ export class WalsyncServer {
     readonly capture: Capture,
     readonly writes: WriteService,
     readonly tokens: Tokens,
+    readonly sync: SyncEndpoint,
+    private readonly feed: ChangeFeed,
     private readonly app: FastifyInstance,
     private readonly pool: pg.Pool,
   ) {}
 
   static async start(options: WalsyncServerOptions): Promise<WalsyncServer> {
     const tables = await describeSyncedTables();
-    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10, application_name: 'walsync-server' });
+    const pool = new pg.Pool({ ...connectionConfig(options.databaseUrl, 'walsync-server'), max: 10 });
     pool.on('error', (error) => options.log.warn({ err: error }, 'idle database connection failed'));
     const metrics = createMetrics();
     try {
@@ -56,10 +61,14 @@ export class WalsyncServer {
         options.log.warn({ err: error }, 'idle write connection failed'),
       );
       const tokens = new Tokens(options.jwtSecret);
-      const app = buildHttpApp({ pool, capture, writes, tokens, metrics, slotName: options.slotName, log: options.log, clients: () => 0 });
+      const feed = new ChangeFeed({ url: options.databaseUrl, log: options.log });
+      await feed.start();
+      const sync = new SyncEndpoint({ pool, feed, tables, writes, tokens, log: options.log });
+      const app = buildHttpApp({ pool, capture, writes, tokens, metrics, slotName: options.slotName, log: options.log, clients: () => sync.clients });
+      sync.attach(app.server);
       await capture.start();
       const address = await app.listen({ port: options.port, host: options.host });
-      return new WalsyncServer(address, capture, writes, tokens, app, pool);
+      return new WalsyncServer(address, capture, writes, tokens, sync, feed, app, pool);
     } catch (error) {
       await pool.end().catch(() => undefined);
       throw error;
@@ -68,7 +77,9 @@ export class WalsyncServer {
 
   /** Stops accepting requests, finishes capture (the slot is released), closes connections. */
   async stop(): Promise<void> {
+    await this.sync.close();
     await this.app.close();
+    await this.feed.stop();
     await this.capture.stop();
     await this.writes.close();
     await this.pool.end();

@@ -9,6 +9,8 @@ export class AuthenticationError extends Error {}
 export interface Principal {
   /** `app_user.id` from the `sub` claim. */
   userId: string;
+  /** When the token expires (ms since the epoch), if it does. */
+  expiresAt?: number;
 }
 
 /**
@@ -56,7 +58,7 @@ export class Tokens {
       throw new AuthenticationError('the token is not valid (bad signature, algorithm or format)');
     }
     if (typeof payload.sub !== 'string' || !UUID.test(payload.sub)) throw new AuthenticationError('the token has no user id (sub) that is a uuid');
-    const principal = { userId: payload.sub.toLowerCase() };
+    const principal: Principal = { userId: payload.sub.toLowerCase(), ...(typeof payload.exp === 'number' ? { expiresAt: payload.exp * 1000 } : {}) };
     if (typeof payload.exp === 'number') {
       if (this.verified.size >= 10_000) this.verified.delete(this.verified.keys().next().value!);
       this.verified.set(token, { principal, expiresAt: payload.exp * 1000 });

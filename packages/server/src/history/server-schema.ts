@@ -45,6 +45,22 @@ export async function ensureServerSchema(client: pg.ClientBase, tables: SyncedTa
         transaction_id text NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now()
       )`);
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS sync_client (
+        client_id text PRIMARY KEY,
+        user_id uuid NOT NULL,
+        schema_version text,
+        acked_position text,
+        acked_commit_lsn bigint,
+        connected_at timestamptz NOT NULL DEFAULT now(),
+        last_seen timestamptz NOT NULL DEFAULT now()
+      )`);
+    // What the server keeps about its history: the position up to which change_history was pruned.
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS walsync_history_horizon (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        pruned_through bigint NOT NULL
+      )`);
     // The HLC for a write from outside walsync: the server's wall clock, but never before the HLC of
     // the row it overwrites, so it orders after everything it could have seen.
     await client.query(`

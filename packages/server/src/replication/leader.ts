@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { connectionConfig } from '../connection';
 
 export type Role = 'leader' | 'follower' | 'stopped';
 
@@ -57,7 +58,7 @@ export class LeaderElection extends EventEmitter<{ elected: []; demoted: [Error 
     this.attempt = (async () => {
       try {
         if (!this.client) {
-          const client = new pg.Client({ connectionString: this.options.url, application_name: 'walsync-leader-lock' });
+          const client = new pg.Client(connectionConfig(this.options.url, 'walsync-leader-lock'));
           client.on('error', (error) => this.lose(client, error));
           client.on('end', () => this.lose(client, new Error('the leader lock connection closed')));
           await client.connect();

@@ -8,6 +8,19 @@ const FLOAT4 = 700;
 const FLOAT8 = 701;
 const JSON_OID = 114;
 const JSONB = 3802;
+const TIMESTAMPTZ = 1184;
+
+const PG_TIMESTAMP = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}(?:\.\d+)?)([+-]\d{2})(?::(\d{2}))?$/;
+
+/**
+ * Postgres' text form of a timestamptz (`2026-11-23 02:05:19.006631+00`) in the ISO 8601 form that
+ * to_jsonb() writes (`2026-11-23T02:05:19.006631+00:00`), so snapshots, write results and live
+ * changes spell a value the same way. Anything else (infinity, BC dates) stays as it is.
+ */
+export function isoTimestamp(text: string): string {
+  const match = PG_TIMESTAMP.exec(text);
+  return match ? `${match[1]}T${match[2]}${match[3]}:${match[4] ?? '00'}` : text;
+}
 
 function valueParser(typeOid: number): (text: string) => unknown {
   switch (typeOid) {
@@ -27,9 +40,10 @@ function valueParser(typeOid: number): (text: string) => unknown {
     case JSON_OID:
     case JSONB:
       return (text) => JSON.parse(text);
+    case TIMESTAMPTZ:
+      return isoTimestamp;
     default:
-      // Everything else keeps Postgres' own text: timestamps with their microseconds, bigint and
-      // numeric without rounding, enums, uuids.
+      // Everything else keeps Postgres' own text: bigint and numeric without rounding, enums, uuids.
       return (text) => text;
   }
 }

@@ -7,6 +7,7 @@ import { type CapturedChange, type Operation, appendToHistory } from '../history
 import { CLIENT_MESSAGE_PREFIX, MIGRATIONS_TABLE, PUBLICATION, ensureSlot } from '../history/server-schema';
 import { lsnToBigInt, microsToIso, normalizeLsn } from './lsn';
 import { LosslessPgoutputPlugin } from './pgoutput';
+import { connectionConfig } from '../connection';
 
 export interface ReplicatorOptions {
   url: string;
@@ -101,7 +102,7 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus]; err
   /** Creates the slot if needed and starts streaming from its confirmed position. */
   async start(): Promise<void> {
     this.stopped = false;
-    this.writer = new pg.Client({ connectionString: this.options.url, application_name: 'walsync-replicator-writer' });
+    this.writer = new pg.Client(connectionConfig(this.options.url, 'walsync-replicator-writer'));
     this.writer.on('error', (error) => this.fail(error));
     await this.writer.connect();
     await ensureSlot(this.writer, this.options.slotName);
@@ -114,7 +115,7 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus]; err
     this.state.confirmedLsn = slot.rows[0]?.confirmed ?? null;
 
     const service = new LogicalReplicationService(
-      { connectionString: this.options.url, application_name: 'walsync-replicator' },
+      connectionConfig(this.options.url, 'walsync-replicator'),
       // No automatic acknowledgement, and no timer: the library's timer would acknowledge the last
       // *received* LSN, moving the slot past changes not yet stored.
       { acknowledge: { auto: false, timeoutSeconds: 0 } },

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { CLIENT_MESSAGE_PREFIX } from '../history/server-schema';
 import { castOf, columnMap, quoteIdent } from './columns';
 import { type PreparedChange, prepareChange } from './prepare-change';
+import { connectionConfig } from '../connection';
 
 /** The request as a whole is unusable (its shape, its size); no change in it was looked at. */
 export class WriteRequestError extends Error {
@@ -68,7 +69,7 @@ export class WriteService {
     onConnectionError: (error: Error) => void = () => undefined,
   ) {
     this.tables = new Map(tables.map((table) => [table.name, table]));
-    this.pool = new pg.Pool({ connectionString: databaseUrl, max: 8, application_name: 'walsync-writes', pipeline: true } as pg.PoolConfig);
+    this.pool = new pg.Pool({ ...connectionConfig(databaseUrl, 'walsync-writes'), max: 8, pipeline: true } as pg.PoolConfig);
     this.pool.on('error', onConnectionError);
   }
 

@@ -1,0 +1,104 @@
+import { z } from 'zod';
+import { NODE_ID_PATTERN } from '../schema/hlc';
+import type { ExtractedMigration } from '../schema/migration';
+import type { ChangeResult, Row } from './writes';
+
+/**
+ * The sync protocol over WebSocket (`/sync`): JSON text frames, one message each, described for
+ * people in docs/protocol.md. Every message a client sends is validated by one of these schemas.
+ */
+export const PROTOCOL_VERSION = 1;
+
+/** A position in the change stream: the commit LSN of the last transaction a client has, `X/Y` hex. */
+export const PositionSchema = z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/, 'a position is an LSN like 0/16B3748');
+export type Position = z.infer<typeof PositionSchema>;
+
+/** Orders two positions (LSNs); -1, 0 or 1. */
+export function comparePositions(a: Position, b: Position): number {
+  const value = (position: Position) => {
+    const [high, low] = position.split('/');
+    return (BigInt(`0x${high}`) << 32n) | BigInt(`0x${low}`);
+  };
+  const difference = value(a) - value(b);
+  return difference < 0n ? -1 : difference > 0n ? 1 : 0;
+}
+
+export const HelloSchema = z.strictObject({
+  type: z.literal('hello'),
+  protocol: z.literal(PROTOCOL_VERSION),
+  token: z.string().min(1).max(8192),
+  clientId: z.string().regex(NODE_ID_PATTERN, 'a client id is 1-64 letters, digits, "-" or "_"'),
+  /** The latest migration this client has applied; null for a new database. */
+  schemaVersion: z.string().max(200).nullable(),
+  /** The last position the client stored; null to hydrate from a snapshot. */
+  position: PositionSchema.nullable(),
+});
+
+export const AckSchema = z.strictObject({ type: z.literal('sync_ack'), position: PositionSchema });
+export const VerifySchema = z.strictObject({ type: z.literal('sync_verify'), position: PositionSchema });
+export const WriteSchema = z.strictObject({
+  type: z.literal('write'),
+  requestId: z.string().min(1).max(100),
+  changes: z.array(z.unknown()).min(1),
+});
+export const ResnapshotRequestSchema = z.strictObject({ type: z.literal('resnapshot') });
+
+export const ClientMessageSchema = z.discriminatedUnion('type', [HelloSchema, AckSchema, VerifySchema, WriteSchema, ResnapshotRequestSchema]);
+export type ClientMessage = z.infer<typeof ClientMessageSchema>;
+export type Hello = z.infer<typeof HelloSchema>;
+
+/** One change as a client receives it: the full row after the change, or the old row of a delete. */
+export interface StreamChange {
+  table: string;
+  op: 'insert' | 'update' | 'delete' | 'truncate';
+  /** The row after an insert or update (tombstones are updates with deleted_at set). */
+  data?: Row;
+  /** The row before a delete. */
+  old?: Row;
+}
+
+export type ServerMessage =
+  | {
+      type: 'welcome';
+      userId: string;
+      clientId: string;
+      schemaVersion: string;
+      /** Migrations the client lacks, in order, to apply before anything else. */
+      migrations: ExtractedMigration[];
+      workspaces: string[];
+    }
+  /** `replace`: the snapshot replaces everything the client has from the server (else it adds `workspaces`). */
+  | { type: 'snapshot_start'; position: Position; total: Record<string, number>; workspaces: string[]; replace: boolean }
+  | { type: 'snapshot_batch'; table: string; rows: Row[]; sent: number; total: number }
+  | { type: 'snapshot_end'; position: Position }
+  | { type: 'changes'; position: Position; changes: StreamChange[] }
+  | { type: 'scope_removed'; workspaceId: string; position: Position }
+  | { type: 'up_to_date'; position: Position }
+  | { type: 'resnapshot'; reason: 'history_pruned' | 'position_ahead' | 'requested'; message: string }
+  | { type: 'write_result'; requestId: string; results: ChangeResult[] }
+  | { type: 'error'; code: SyncErrorCode; message: string };
+
+export type SyncErrorCode =
+  | 'bad_message'
+  | 'unauthenticated'
+  | 'schema_ahead'
+  | 'ack_unsent'
+  | 'not_ready'
+  | 'write_failed'
+  | 'flood';
+
+/** WebSocket close codes the server uses (4000-4999 are the application's). */
+export const CloseCodes = {
+  /** A message that breaks the protocol beyond repair (e.g. no hello first). */
+  protocolViolation: 4400,
+  /** No token, a bad one, or one that expired during the session. */
+  unauthenticated: 4401,
+  /** No hello within the handshake time. */
+  handshakeTimeout: 4408,
+  /** The client's schema is newer than the server's. */
+  schemaAhead: 4409,
+  /** Too many messages, or too many bad ones. */
+  flood: 4429,
+  /** The server is shutting down (standard "going away"). */
+  goingAway: 1001,
+} as const;

@@ -1,0 +1,208 @@
+import { EventEmitter } from 'node:events';
+import type { Row } from '@walsync/db/server';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { CHANGES_CHANNEL, type Operation } from '../history/change-history';
+import { bigIntToLsn } from '../replication/lsn';
+import { connectionConfig } from '../connection';
+
+/** One row of change_history, as sessions use it. */
+export interface FeedEntry {
+  commitLsn: bigint;
+  table: string;
+  op: Operation;
+  data: Row | null;
+  old: Row | null;
+  clientId: string | null;
+  scopeId: string | null;
+}
+
+/** Which entries a session may see: its workspaces, and membership changes of its own user. */
+export interface FeedFilter {
+  workspaces: ReadonlySet<string>;
+  userId: string;
+}
+
+export interface FeedOptions {
+  url: string;
+  log: Logger;
+  /** How many recent entries stay in memory for sessions that are caught up. */
+  windowSize?: number;
+  /** A poll when no NOTIFY arrived (a lost notification, a restarted listener). */
+  pollIntervalMs?: number;
+}
+
+const READ_LIMIT = 5_000;
+
+function toEntry(row: Record<string, any>): FeedEntry {
+  return {
+    commitLsn: BigInt(row.commit_lsn),
+    table: row.table_name,
+    op: row.operation,
+    data: row.data,
+    old: row.old_data,
+    clientId: row.client_id,
+    scopeId: row.scope_id,
+  };
+}
+
+/** Whether an entry concerns a session with this filter. */
+export function visibleTo(entry: FeedEntry, filter: FeedFilter): boolean {
+  if (entry.table === 'workspace_member' && ((entry.data ?? entry.old)?.user_id as string) === filter.userId) return true;
+  if (entry.scopeId === null) return entry.op === 'truncate';
+  return filter.workspaces.has(entry.scopeId);
+}
+
+/**
+ * The change stream of one server process: it tails change_history (NOTIFY is the wake-up hint,
+ * the table the truth) and keeps the most recent entries in memory, so sessions that are caught up
+ * read from memory and sessions that lag read from the database. Memory stays bounded however slow
+ * a client is. Rows arrive in whole transactions, in commit order.
+ *
+ * @example
+ *   const feed = new ChangeFeed({ url, log });
+ *   await feed.start();
+ *   feed.on('advanced', () => sessions.forEach((session) => session.pump()));
+ */
+export class ChangeFeed extends EventEmitter<{ advanced: [bigint] }> {
+  /** Commit LSN of the newest whole transaction read. */
+  tail = 0n;
+  /** Entries with a commit LSN above this are all in `window`. */
+  private windowStart = 0n;
+  private window: FeedEntry[] = [];
+  private listener: pg.Client | undefined;
+  private readonly reader: pg.Pool;
+  private polling: Promise<void> | undefined;
+  private pollAgain = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: FeedOptions) {
+    super();
+    this.setMaxListeners(0);
+    this.reader = new pg.Pool({ ...connectionConfig(options.url, 'walsync-feed'), max: 4 });
+    this.reader.on('error', (error) => options.log.warn({ err: error }, 'change feed connection failed'));
+  }
+
+  async start(): Promise<void> {
+    const result = await this.reader.query<{ tail: string | null }>(`SELECT max(commit_lsn)::text AS tail FROM change_history`);
+    this.tail = BigInt(result.rows[0]!.tail ?? 0);
+    this.windowStart = this.tail;
+    await this.listen();
+    this.timer = setInterval(() => this.poll(), this.options.pollIntervalMs ?? 500);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.polling;
+    await this.listener?.end().catch(() => undefined);
+    await this.reader.end();
+  }
+
+  get tailPosition(): string {
+    return bigIntToLsn(this.tail);
+  }
+
+  private async listen(): Promise<void> {
+    const listener = new pg.Client(connectionConfig(this.options.url, 'walsync-feed-listener'));
+    listener.on('notification', () => this.poll());
+    listener.on('error', (error) => {
+      this.options.log.warn({ err: error }, 'change feed listener failed; relying on polling until it is back');
+      this.listener = undefined;
+      if (!this.stopped) setTimeout(() => void this.listen().catch(() => undefined), 1000);
+    });
+    await listener.connect();
+    await listener.query(`LISTEN ${CHANGES_CHANNEL}`);
+    this.listener = listener;
+  }
+
+  /** Reads what is new; concurrent calls coalesce into one more read. */
+  poll(): void {
+    if (this.stopped) return;
+    if (this.polling) {
+      this.pollAgain = true;
+      return;
+    }
+    this.polling = (async () => {
+      try {
+        do {
+          this.pollAgain = false;
+          const { entries, upTo } = await this.query(this.tail, undefined, READ_LIMIT);
+          if (upTo > this.tail) {
+            this.window.push(...entries);
+            this.tail = upTo;
+            this.trimWindow();
+            this.emit('advanced', this.tail);
+            if (entries.length >= READ_LIMIT) this.pollAgain = true;
+          }
+        } while (this.pollAgain && !this.stopped);
+      } catch (error) {
+        this.options.log.warn({ err: error }, 'reading change_history failed; retrying');
+      } finally {
+        this.polling = undefined;
+      }
+    })();
+  }
+
+  private trimWindow(): void {
+    const size = this.options.windowSize ?? 20_000;
+    if (this.window.length <= size) return;
+    // Drop whole transactions only.
+    let cut = this.window.length - size;
+    const boundary = this.window[cut - 1]!.commitLsn;
+    while (cut < this.window.length && this.window[cut]!.commitLsn === boundary) cut += 1;
+    this.windowStart = boundary;
+    this.window = this.window.slice(cut);
+  }
+
+  /**
+   * Whole transactions after `after` (up to about `limit` entries) that `filter` may see, and the
+   * position they reach: the commit LSN of the last transaction considered, which may be past the
+   * last entry returned (transactions the filter hides still move a reader on).
+   */
+  async read(after: bigint, filter: FeedFilter, limit = 2_000): Promise<{ entries: FeedEntry[]; upTo: bigint }> {
+    if (after >= this.tail) return { entries: [], upTo: after };
+    if (after >= this.windowStart) {
+      const start = this.window.findIndex((entry) => entry.commitLsn > after);
+      const entries: FeedEntry[] = [];
+      let upTo = after;
+      for (let index = start; index >= 0 && index < this.window.length; index++) {
+        const entry = this.window[index]!;
+        if (entry.commitLsn !== upTo && entries.length >= limit) break;
+        upTo = entry.commitLsn;
+        if (visibleTo(entry, filter)) entries.push(entry);
+      }
+      return { entries, upTo: start < 0 ? this.tail : upTo };
+    }
+    return this.query(after, filter, limit);
+  }
+
+  /** The database path: rows after `after` up to the tail known now, in whole transactions. */
+  private async query(after: bigint, filter: FeedFilter | undefined, limit: number): Promise<{ entries: FeedEntry[]; upTo: bigint }> {
+    const ceiling = filter ? this.tail : BigInt('9223372036854775807');
+    const params: unknown[] = [after.toString(), ceiling.toString(), limit];
+    let scope = '';
+    if (filter) {
+      params.push([...filter.workspaces], filter.userId);
+      scope = `AND (scope_id = ANY($4::uuid[]) OR (scope_id IS NULL AND operation = 'truncate')
+                    OR (table_name = 'workspace_member' AND coalesce(data, old_data)->>'user_id' = $5))`;
+    }
+    const result = await this.reader.query(
+      `SELECT commit_lsn, table_name, operation, data, old_data, client_id, scope_id FROM change_history
+        WHERE commit_lsn > $1 AND commit_lsn <= $2 ${scope} ORDER BY commit_lsn, op_index LIMIT $3`,
+      params,
+    );
+    const entries = result.rows.map(toEntry);
+    if (entries.length < limit) return { entries, upTo: filter ? ceiling : (entries.at(-1)?.commitLsn ?? after) };
+    // The limit may cut the last transaction; finish it with a read of its own.
+    const last = entries.at(-1)!.commitLsn;
+    const kept = entries.filter((entry) => entry.commitLsn !== last);
+    const rest = await this.reader.query(
+      `SELECT commit_lsn, table_name, operation, data, old_data, client_id, scope_id FROM change_history
+        WHERE commit_lsn = $1 ${scope.replace('$4', '$2').replace('$5', '$3')} ORDER BY op_index`,
+      filter ? [last.toString(), [...filter.workspaces], filter.userId] : [last.toString()],
+    );
+    return { entries: [...kept, ...rest.rows.map(toEntry)], upTo: last };
+  }
+}

@@ -1,0 +1,85 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CloseCodes, type ExtractedMigration, WRITE_LIMITS } from '@walsync/db/server';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { SessionDependencies } from './sync-session';
+import { SyncSession } from './sync-session';
+
+export interface SyncEndpointOptions {
+  /** How long a new connection may take to send hello. */
+  handshakeTimeoutMs?: number;
+  /** Ping interval; a client that has not answered the previous ping by the next is dropped. */
+  heartbeatMs?: number;
+}
+
+/**
+ * The `/sync` WebSocket endpoint: one SyncSession per connection, heartbeats, and fan-out of the
+ * change feed to every live session.
+ */
+export class SyncEndpoint {
+  private readonly sockets = new WebSocketServer({ noServer: true, maxPayload: WRITE_LIMITS.maxBatchBytes + 64 * 1024 });
+  private readonly sessions = new Set<SyncSession>();
+  private readonly alive = new WeakSet<WebSocket>();
+  private heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly deps: Omit<SessionDependencies, 'migrations'>,
+    private readonly options: SyncEndpointOptions = {},
+  ) {
+    deps.feed.on('advanced', () => {
+      for (const session of this.sessions) session.pump();
+    });
+  }
+
+  get clients(): number {
+    return this.sessions.size;
+  }
+
+  attach(server: Server): void {
+    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (new URL(request.url ?? '/', 'http://localhost').pathname !== '/sync') {
+        socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      this.sockets.handleUpgrade(request, socket, head, (ws) => this.accept(ws));
+    });
+    this.heartbeat = setInterval(() => {
+      for (const ws of this.sockets.clients) {
+        if (!this.alive.has(ws)) {
+          ws.terminate();
+          continue;
+        }
+        this.alive.delete(ws);
+        ws.ping();
+      }
+    }, this.options.heartbeatMs ?? 15_000);
+  }
+
+  private accept(ws: WebSocket): void {
+    this.alive.add(ws);
+    ws.on('pong', () => this.alive.add(ws));
+    ws.on('error', (error) => this.deps.log.debug({ err: error }, 'sync socket error'));
+    const session = new SyncSession(ws, { ...this.deps, migrations: () => this.migrations() });
+    this.sessions.add(session);
+    ws.on('close', () => this.sessions.delete(session));
+    const timer = setTimeout(() => {
+      if (!session.userId) session.close(CloseCodes.handshakeTimeout, 'no hello received in time');
+    }, this.options.handshakeTimeoutMs ?? 10_000);
+    ws.on('close', () => clearTimeout(timer));
+  }
+
+  /** The server's catalog: the migrations it applied, as clients apply them. */
+  private async migrations(): Promise<ExtractedMigration[]> {
+    const result = await this.deps.pool.query(
+      `SELECT "migrationName" AS name, "timestamp", "upQueries" AS up, "downQueries" AS down, checksum
+         FROM client_migration WHERE "appliedAt" IS NOT NULL ORDER BY "timestamp"`,
+    );
+    return result.rows.map((row) => ({ ...row, timestamp: Number(row.timestamp) }));
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    for (const session of this.sessions) session.close(CloseCodes.goingAway, 'the server is shutting down');
+    await new Promise<void>((resolve) => this.sockets.close(() => resolve()));
+  }
+}

@@ -1,0 +1,365 @@
+import {
+  ClientMessageSchema,
+  CloseCodes,
+  type ExtractedMigration,
+  type Hello,
+  type ServerMessage,
+  type StreamChange,
+  type SyncErrorCode,
+  type SyncedTable,
+} from '@walsync/db/server';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { WebSocket } from 'ws';
+import { AuthenticationError, type Tokens } from '../auth/tokens';
+import { historyHorizon } from '../history/retention';
+import { bigIntToLsn, lsnToBigInt } from '../replication/lsn';
+import { WriteRequestError, type WriteService } from '../writes/write-service';
+import type { ChangeFeed, FeedEntry } from './change-feed';
+import { sendSnapshot } from './snapshot';
+
+export interface SessionDependencies {
+  pool: pg.Pool;
+  feed: ChangeFeed;
+  tables: SyncedTable[];
+  writes: WriteService;
+  tokens: Tokens;
+  log: Logger;
+  /** The migrations the server applied, in order (its catalog). */
+  migrations(): Promise<ExtractedMigration[]>;
+}
+
+type State = 'handshake' | 'hydrating' | 'live' | 'closed';
+
+/** Socket bytes waiting to go out above which the session stops producing. */
+const HIGH_WATER = 1 << 20;
+/** A client that sees nothing of its own scope still hears its position move, at most this often. */
+const IDLE_ADVANCE_MS = 1_000;
+const MESSAGES_PER_SECOND = 100;
+const BURST = 200;
+const MAX_BAD_MESSAGES = 20;
+
+const json = (message: ServerMessage) => JSON.stringify(message);
+
+/**
+ * One connected client: handshake (token, schema), hydration from a consistent snapshot, then
+ * live changes of its scope from its position, never its own changes as data, acknowledgements,
+ * verification, and writes over the same socket. See docs/protocol.md.
+ */
+export class SyncSession {
+  private state: State = 'handshake';
+  userId = '';
+  clientId = '';
+  private workspaces = new Set<string>();
+  /** Where the stream stands for this client (commit LSN). */
+  private position = 0n;
+  /** The newest position this client was told; it may acknowledge up to here. */
+  private sentPosition = 0n;
+  private pumping = false;
+  private pumpAgain = false;
+  private advanceTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private allowance = BURST;
+  private lastRefill = Date.now();
+  private badMessages = 0;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly deps: SessionDependencies,
+  ) {
+    socket.on('message', (data, isBinary) => this.receive(isBinary ? null : data.toString()));
+    socket.on('close', () => this.dispose());
+  }
+
+  get isLive(): boolean {
+    return this.state === 'live';
+  }
+
+  /** Called when the feed moved on: stream what this client has not seen. */
+  pump(): void {
+    if (this.state !== 'live') return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    void this.pumpLoop()
+      .catch((error) => this.deps.log.warn({ err: error, clientId: this.clientId }, 'streaming to a client failed'))
+      .finally(() => {
+        this.pumping = false;
+        if (this.pumpAgain) {
+          this.pumpAgain = false;
+          this.pump();
+        }
+      });
+  }
+
+  close(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.socket.close(code, reason.slice(0, 120));
+    this.dispose();
+  }
+
+  private dispose(): void {
+    this.state = 'closed';
+    clearTimeout(this.advanceTimer);
+    clearTimeout(this.expiryTimer);
+  }
+
+  private send(message: ServerMessage | string): void {
+    if (this.state === 'closed' || this.socket.readyState !== this.socket.OPEN) return;
+    this.socket.send(typeof message === 'string' ? message : json(message));
+  }
+
+  private fail(code: SyncErrorCode, message: string): void {
+    this.send({ type: 'error', code, message });
+  }
+
+  /** Waits while the socket has too much queued (a slow client); false once the session is closed. */
+  private async drained(): Promise<boolean> {
+    while (this.socket.bufferedAmount > HIGH_WATER) {
+      if (this.state === 'closed') return false;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return this.state !== 'closed';
+  }
+
+  private receive(text: string | null): void {
+    const now = Date.now();
+    this.allowance = Math.min(BURST, this.allowance + ((now - this.lastRefill) / 1000) * MESSAGES_PER_SECOND);
+    this.lastRefill = now;
+    if ((this.allowance -= 1) < 0) {
+      this.fail('flood', `more than ${MESSAGES_PER_SECOND} messages a second`);
+      this.close(CloseCodes.flood, 'too many messages');
+      return;
+    }
+    let message;
+    try {
+      if (text === null) throw new Error('binary frames are not part of the protocol; send JSON text');
+      const parsed = ClientMessageSchema.safeParse(JSON.parse(text));
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        throw new Error(`${issue.path.join('.') || 'message'}: ${issue.message}`);
+      }
+      message = parsed.data;
+    } catch (error) {
+      if (this.state === 'handshake') {
+        this.close(CloseCodes.protocolViolation, `the first message must be a valid hello (${(error as Error).message})`);
+        return;
+      }
+      this.fail('bad_message', (error as Error).message);
+      if (++this.badMessages > MAX_BAD_MESSAGES) this.close(CloseCodes.flood, 'too many bad messages');
+      return;
+    }
+    // One message at a time, in order.
+    this.queue = this.queue.then(() => this.handle(message)).catch((error) => this.deps.log.error({ err: error, clientId: this.clientId }, 'session message failed'));
+  }
+
+  private async handle(message: ReturnType<typeof ClientMessageSchema.parse>): Promise<void> {
+    if (this.state === 'closed') return;
+    if (this.state === 'handshake') {
+      if (message.type !== 'hello') return this.close(CloseCodes.protocolViolation, 'the first message must be hello');
+      return this.hello(message);
+    }
+    switch (message.type) {
+      case 'hello':
+        return this.fail('bad_message', 'hello was already received');
+      case 'sync_ack':
+        return this.ack(lsnToBigInt(message.position));
+      case 'sync_verify':
+        return this.verify(lsnToBigInt(message.position));
+      case 'write':
+        return this.write(message.requestId, message.changes);
+      case 'resnapshot':
+        return this.hydrate('requested', 'the client asked for a new snapshot');
+    }
+  }
+
+  private async hello(hello: Hello): Promise<void> {
+    let principal;
+    try {
+      principal = await this.deps.tokens.verify(hello.token);
+    } catch (error) {
+      if (!(error instanceof AuthenticationError)) throw error;
+      this.fail('unauthenticated', error.message);
+      return this.close(CloseCodes.unauthenticated, error.message);
+    }
+    this.userId = principal.userId;
+    this.clientId = hello.clientId;
+    if (principal.expiresAt) {
+      this.expiryTimer = setTimeout(() => this.close(CloseCodes.unauthenticated, 'the token expired'), Math.max(0, principal.expiresAt - Date.now()));
+    }
+
+    const catalog = await this.deps.migrations();
+    const known = hello.schemaVersion === null ? -1 : catalog.findIndex((migration) => migration.name === hello.schemaVersion);
+    if (known === -1 && hello.schemaVersion !== null) {
+      const message = `the client's schema ${hello.schemaVersion} is not one this server has applied (server: ${catalog.at(-1)?.name ?? 'none'}); update the server before this client`;
+      this.fail('schema_ahead', message);
+      return this.close(CloseCodes.schemaAhead, 'client schema is newer than the server');
+    }
+    this.workspaces = await this.readWorkspaces();
+    await this.deps.pool.query(
+      `INSERT INTO sync_client (client_id, user_id, schema_version) VALUES ($1, $2, $3)
+       ON CONFLICT (client_id) DO UPDATE SET user_id = EXCLUDED.user_id, schema_version = EXCLUDED.schema_version, connected_at = now(), last_seen = now()`,
+      [this.clientId, this.userId, catalog.at(-1)?.name ?? null],
+    );
+    this.send({
+      type: 'welcome',
+      userId: this.userId,
+      clientId: this.clientId,
+      schemaVersion: catalog.at(-1)?.name ?? '',
+      migrations: catalog.slice(known + 1),
+      workspaces: [...this.workspaces],
+    });
+    if (hello.position === null) return this.hydrate();
+    return this.resume(lsnToBigInt(hello.position));
+  }
+
+  /** Continues from a position the client has, or re-snapshots when that position cannot be served. */
+  private async resume(from: bigint): Promise<void> {
+    if (from > this.deps.feed.tail) {
+      return this.hydrate('position_ahead', `position ${bigIntToLsn(from)} is ahead of this server's history (${this.deps.feed.tailPosition})`);
+    }
+    const horizon = await historyHorizon(this.deps.pool);
+    if (from < horizon) {
+      return this.hydrate('history_pruned', `history before ${bigIntToLsn(horizon)} was pruned; position ${bigIntToLsn(from)} is older`);
+    }
+    this.position = from;
+    this.sentPosition = from;
+    this.state = 'live';
+    if (from === this.deps.feed.tail) this.send({ type: 'up_to_date', position: bigIntToLsn(from) });
+    this.pump();
+  }
+
+  /** A full snapshot of the client's scope, replacing what it has from the server. */
+  private async hydrate(reason?: 'history_pruned' | 'position_ahead' | 'requested', message?: string): Promise<void> {
+    this.state = 'hydrating';
+    if (reason) this.send({ type: 'resnapshot', reason, message: message! });
+    const position = await this.snapshot([...this.workspaces], true);
+    if (position === undefined) return;
+    this.position = position;
+    this.sentPosition = position;
+    this.state = 'live';
+    this.pump();
+  }
+
+  /** Sends a snapshot of `workspaces`; `replace` says whether it replaces everything the client has. */
+  private async snapshot(workspaces: string[], replace: boolean): Promise<bigint | undefined> {
+    const client = await this.deps.pool.connect();
+    try {
+      const position = await sendSnapshot(client, this.deps.tables, workspaces, {
+        start: async (at, total) => this.send({ type: 'snapshot_start', position: at, total, workspaces, replace }),
+        page: async (page) => {
+          if (!(await this.drained())) throw new Error('the client went away during the snapshot');
+          this.send(`{"type":"snapshot_batch","table":${JSON.stringify(page.table)},"sent":${page.sent},"total":${page.total},"rows":${page.rowsJson}}`);
+        },
+      });
+      this.send({ type: 'snapshot_end', position });
+      return lsnToBigInt(position);
+    } catch (error) {
+      if (this.state !== 'closed') throw error;
+      return undefined;
+    } finally {
+      client.release();
+    }
+  }
+
+  private async readWorkspaces(): Promise<Set<string>> {
+    const result = await this.deps.pool.query<{ workspace_id: string }>(
+      `SELECT workspace_id::text FROM workspace_member WHERE user_id = $1 AND deleted_at IS NULL`,
+      [this.userId],
+    );
+    return new Set(result.rows.map((row) => row.workspace_id));
+  }
+
+  private async pumpLoop(): Promise<void> {
+    while (this.state === 'live' && this.position < this.deps.feed.tail) {
+      if (!(await this.drained())) return;
+      const { entries, upTo } = await this.deps.feed.read(this.position, { workspaces: this.workspaces, userId: this.userId });
+      const changes: StreamChange[] = [];
+      let ownChanges = false;
+      let membershipChanged = false;
+      for (const entry of entries) {
+        if (entry.table === 'workspace_member' && (entry.data ?? entry.old)?.user_id === this.userId) membershipChanged = true;
+        if (entry.clientId === this.clientId) {
+          ownChanges = true;
+          continue;
+        }
+        if (entry.scopeId !== null && !this.workspaces.has(entry.scopeId)) continue;
+        changes.push(streamChange(entry));
+      }
+      if (this.state !== 'live') return;
+      this.position = upTo;
+      if (changes.length > 0 || ownChanges) this.tell(changes);
+      else this.scheduleIdleAdvance();
+      if (membershipChanged) await this.refreshScope();
+    }
+  }
+
+  /** Sends a changes batch at the current position (an empty one just moves the client on). */
+  private tell(changes: StreamChange[]): void {
+    clearTimeout(this.advanceTimer);
+    this.advanceTimer = undefined;
+    this.sentPosition = this.position;
+    this.send({ type: 'changes', position: bigIntToLsn(this.position), changes });
+  }
+
+  private scheduleIdleAdvance(): void {
+    this.advanceTimer ??= setTimeout(() => {
+      this.advanceTimer = undefined;
+      if (this.state === 'live' && this.position > this.sentPosition) this.tell([]);
+    }, IDLE_ADVANCE_MS);
+  }
+
+  /** The user's memberships changed: drop removed workspaces, hydrate added ones, then go on. */
+  private async refreshScope(): Promise<void> {
+    const current = await this.readWorkspaces();
+    for (const removed of [...this.workspaces].filter((workspace) => !current.has(workspace))) {
+      this.workspaces.delete(removed);
+      this.send({ type: 'scope_removed', workspaceId: removed, position: bigIntToLsn(this.position) });
+    }
+    const added = [...current].filter((workspace) => !this.workspaces.has(workspace));
+    if (added.length === 0) return;
+    this.state = 'hydrating';
+    for (const workspace of added) this.workspaces.add(workspace);
+    if ((await this.snapshot(added, false)) === undefined) return;
+    // Live continues from where it was: changes in the added workspaces since then arrive again as whole rows.
+    this.state = 'live';
+  }
+
+  private async ack(position: bigint): Promise<void> {
+    if (position > this.sentPosition) {
+      return this.fail('ack_unsent', `position ${bigIntToLsn(position)} was never sent to this client (last sent: ${bigIntToLsn(this.sentPosition)})`);
+    }
+    await this.deps.pool.query(
+      `UPDATE sync_client SET acked_position = $2, acked_commit_lsn = $3, last_seen = now() WHERE client_id = $1 AND (acked_commit_lsn IS NULL OR acked_commit_lsn <= $3)`,
+      [this.clientId, bigIntToLsn(position), position.toString()],
+    );
+  }
+
+  private async verify(position: bigint): Promise<void> {
+    if (this.state !== 'live') return this.fail('not_ready', 'verify is answered once the session is live (after the snapshot)');
+    if (position > this.deps.feed.tail || position < (await historyHorizon(this.deps.pool))) return this.resume(position);
+    this.position = position;
+    this.sentPosition = position;
+    if (position === this.deps.feed.tail) this.send({ type: 'up_to_date', position: bigIntToLsn(position) });
+    else this.pump();
+  }
+
+  private async write(requestId: string, changes: unknown[]): Promise<void> {
+    try {
+      const { results } = await this.deps.writes.applyBatch(this.userId, { clientId: this.clientId, changes });
+      this.send({ type: 'write_result', requestId, results });
+    } catch (error) {
+      if (!(error instanceof WriteRequestError)) throw error;
+      this.fail('write_failed', `request ${requestId}: ${error.message}`);
+    }
+  }
+}
+
+function streamChange(entry: FeedEntry): StreamChange {
+  if (entry.op === 'delete') return { table: entry.table, op: 'delete', old: entry.old ?? undefined };
+  if (entry.op === 'truncate') return { table: entry.table, op: 'truncate' };
+  return { table: entry.table, op: entry.op, data: entry.data ?? undefined };
+}

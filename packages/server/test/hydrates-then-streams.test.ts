@@ -1,0 +1,90 @@
+import { comparePositions } from '@walsync/db/server';
+import { Tokens, type WalsyncServer } from '@walsync/server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BareClient } from './support/bare-client';
+import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
+import { TEST_JWT_SECRET, startServer } from './support/servers';
+
+describe.each(postgresTargets())('hydration, then live changes ($name)', (target) => {
+  let db: TestDatabase;
+  let server: WalsyncServer;
+  let seed: Awaited<ReturnType<typeof seedWorkspaces>>;
+  let token: string;
+  const clients: BareClient[] = [];
+
+  beforeAll(async () => {
+    db = await startDatabase(target);
+    server = await startServer(db.url);
+    seed = await seedWorkspaces(db);
+    token = await new Tokens(TEST_JWT_SECRET).issue(seed.users.alice);
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'before ' || g FROM generate_series(1, 6000) g`, [
+      seed.workspaces.shared,
+      seed.projects.launch,
+    ]);
+  });
+  afterAll(async () => {
+    for (const client of clients) client.close();
+    await server?.stop();
+    await db?.dispose();
+  });
+
+  it('sends a consistent snapshot with exact progress, then every later change with no gap, while writes go on', async () => {
+    let writing = true;
+    let written = 0;
+    const writer = (async () => {
+      while (writing) {
+        await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, $3)`, [seed.workspaces.shared, seed.projects.launch, `during ${written}`]);
+        written += 1;
+        if (written % 10 === 0) await db.query(`UPDATE task SET title = title || '!' WHERE title = $1`, [`during ${written - 5}`]);
+      }
+    })();
+    await waitFor('writes under way', () => written > 20);
+
+    const client = await BareClient.connect(server.url);
+    clients.push(client);
+    client.hello({ token, clientId: 'bare-1' });
+    const welcome = await client.next('welcome');
+    expect(welcome).toMatchObject({ userId: seed.users.alice, clientId: 'bare-1', workspaces: [seed.workspaces.shared] });
+    expect(welcome.migrations.map((migration: { name: string }) => migration.name)).toEqual([expect.stringMatching(/^Initial/), expect.stringMatching(/^ReplicaIdentityFull/)]);
+
+    const { start, rows, end } = await client.snapshot();
+    expect(start.replace).toBe(true);
+    expect(end.position).toBe(start.position);
+    const batches = client.messages.filter((message) => message.type === 'snapshot_batch' && message.table === 'task');
+    expect(batches.at(-1)).toMatchObject({ sent: start.total.task, total: start.total.task });
+    expect(batches.map((batch) => batch.sent)).toEqual([...batches.map((batch) => batch.sent)].sort((a, b) => a - b));
+    expect(rows.task).toHaveLength(start.total.task);
+    expect(rows.workspace).toEqual([expect.objectContaining({ id: seed.workspaces.shared })]);
+    expect(rows.workspace_member).toHaveLength(2);
+
+    await waitFor('more writes after the snapshot', () => written > 300);
+    writing = false;
+    await writer;
+
+    // Apply snapshot, then changes in order, as a client would; the result must equal the server.
+    const replica = new Map<string, any>(rows.task!.map((row) => [row.id, row]));
+    const [{ count }] = await db.query(`SELECT count(*)::int AS count FROM task`);
+    let position = end.position;
+    await waitFor(
+      'the stream to reach every task',
+      async () => {
+        for (;;) {
+          const index = client.messages.findIndex((message, i) => i >= (client as any).cursor && message.type === 'changes');
+          if (index < 0) break;
+          const batch = await client.next('changes');
+          expect(comparePositions(batch.position, position)).toBeGreaterThanOrEqual(0);
+          position = batch.position;
+          for (const change of batch.changes) {
+            if (change.table !== 'task') continue;
+            if (change.op === 'delete') replica.delete(change.old!.id as string);
+            else replica.set(change.data!.id as string, change.data);
+          }
+        }
+        return replica.size === count;
+      },
+      20_000,
+    );
+    const server_rows = await db.query(`SELECT to_jsonb(t.*) AS row FROM task t`);
+    for (const { row } of server_rows) expect(replica.get(row.id), row.title).toEqual(row);
+  });
+});

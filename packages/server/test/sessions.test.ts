@@ -1,0 +1,222 @@
+import { randomUUID } from 'node:crypto';
+import { CloseCodes, formatHlc } from '@walsync/db/server';
+import { Tokens, type WalsyncServer, lsnToBigInt, pruneHistory } from '@walsync/server';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { BareClient } from './support/bare-client';
+import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
+import { TEST_JWT_SECRET, startServer } from './support/servers';
+
+describe('sync sessions', () => {
+  let db: TestDatabase;
+  let server: WalsyncServer;
+  let seed: Awaited<ReturnType<typeof seedWorkspaces>>;
+  const tokens = new Tokens(TEST_JWT_SECRET);
+  let clients: BareClient[] = [];
+  let wall = Date.now();
+
+  const connect = async (user: 'alice' | 'bob' | 'carol', clientId: string, position: string | null = null) => {
+    const client = await BareClient.connect(server.url);
+    clients.push(client);
+    client.hello({ token: await tokens.issue(seed.users[user]), clientId, position });
+    await client.next('welcome');
+    if (position === null) await client.snapshot();
+    return client;
+  };
+  const insertTask = (client: BareClient, clientId: string, title: string, workspace = seed.workspaces.shared, project = seed.projects.launch) => {
+    const requestId = randomUUID();
+    client.send({
+      type: 'write',
+      requestId,
+      changes: [
+        {
+          changeId: randomUUID(),
+          table: 'task',
+          op: 'insert',
+          pk: { id: randomUUID() },
+          data: { workspace_id: workspace, project_id: project, title },
+          hlc: formatHlc({ wallMs: ++wall, counter: 0, node: clientId }),
+        },
+      ],
+    });
+    return client.next((message) => message.type === 'write_result' && message.requestId === requestId);
+  };
+  /** A changes batch holding a row whose title (task) or name (project) is `text`. */
+  const changesWith = (text: string) => (message: any) =>
+    message.type === 'changes' && message.changes.some((change: any) => change.data?.title === text || change.data?.name === text);
+
+  beforeAll(async () => {
+    db = await startDatabase(postgresTargets()[0]!);
+    server = await startServer(db.url);
+    seed = await seedWorkspaces(db);
+  });
+  afterEach(() => {
+    for (const client of clients) client.close();
+    clients = [];
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await db?.dispose();
+  });
+
+  it('never sends a client its own changes as data, but moves its position past them', async () => {
+    const alice = await connect('alice', 'alice-1');
+    const bob = await connect('bob', 'bob-1');
+    const result = await insertTask(alice, 'alice-1', 'from alice');
+    expect(result.results[0]).toMatchObject({ status: 'applied', row: { title: 'from alice', origin_client_id: 'alice-1' } });
+    const applied = result.results[0] as { lsn: string };
+
+    const toBob = await bob.next(changesWith('from alice'));
+    expect(toBob.changes).toEqual([{ table: 'task', op: 'insert', data: expect.objectContaining({ title: 'from alice' }) }]);
+    const moved = await alice.next((message) => message.type === 'changes' && lsnToBigInt(message.position) >= lsnToBigInt(toBob.position));
+    expect(moved.changes).toEqual([]);
+    expect(lsnToBigInt(moved.position)).toBeLessThanOrEqual(lsnToBigInt(applied.lsn));
+    expect(alice.messages.some(changesWith('from alice'))).toBe(false);
+  });
+
+  it('keeps workspaces apart: carol never sees the shared workspace, in the snapshot or live', async () => {
+    const carol = await connect('carol', 'carol-1');
+    const snapshotRows = carol.messages.filter((message) => message.type === 'snapshot_batch').flatMap((message) => message.rows);
+    expect(snapshotRows.every((row: any) => (row.workspace_id ?? row.id) === seed.workspaces.other)).toBe(true);
+    const alice = await connect('alice', 'alice-2');
+    await insertTask(alice, 'alice-2', 'secret to carol');
+    await db.query(`UPDATE project SET name = 'carol sees this' WHERE id = $1`, [seed.projects.secret]);
+    await carol.next((message) => message.type === 'changes' && message.changes.some((change: any) => change.data?.name === 'carol sees this'));
+    expect(JSON.stringify(carol.messages)).not.toContain(seed.workspaces.shared);
+
+    // Carol cannot write there either, over the socket.
+    const refused = await insertTask(carol, 'carol-1', 'intrusion');
+    expect(refused.results[0]).toMatchObject({ status: 'error', code: 'forbidden_scope' });
+  });
+
+  it('follows membership: an added workspace is hydrated, a removed one is announced and stops streaming', async () => {
+    const carol = await connect('carol', 'carol-2');
+    await db.query(`INSERT INTO workspace_member (workspace_id, user_id) VALUES ($1, $2)`, [seed.workspaces.shared, seed.users.carol]);
+    const added = await carol.next('snapshot_start');
+    expect(added).toMatchObject({ replace: false, workspaces: [seed.workspaces.shared] });
+    const { rows } = await (async () => {
+      const collected: Record<string, any[]> = {};
+      for (;;) {
+        const message = await carol.next((each) => each.type === 'snapshot_batch' || each.type === 'snapshot_end');
+        if (message.type === 'snapshot_end') return { rows: collected };
+        (collected[message.table] ??= []).push(...message.rows);
+      }
+    })();
+    expect(rows.workspace).toEqual([expect.objectContaining({ id: seed.workspaces.shared })]);
+
+    await db.query(`UPDATE task SET title = 'carol can see now' WHERE id = (SELECT id FROM task WHERE workspace_id = $1 LIMIT 1)`, [seed.workspaces.shared]);
+    await carol.next(changesWith('carol can see now'));
+
+    await db.query(`DELETE FROM workspace_member WHERE workspace_id = $1 AND user_id = $2`, [seed.workspaces.shared, seed.users.carol]);
+    expect(await carol.next('scope_removed')).toMatchObject({ workspaceId: seed.workspaces.shared });
+    const before = carol.messages.length;
+    await db.query(`UPDATE task SET title = 'carol cannot see' WHERE id = (SELECT id FROM task WHERE workspace_id = $1 LIMIT 1)`, [seed.workspaces.shared]);
+    await db.query(`UPDATE project SET name = 'carol marker' WHERE id = $1`, [seed.projects.secret]);
+    await carol.next((message) => message.type === 'changes' && message.changes.some((change: any) => change.data?.name === 'carol marker'));
+    expect(JSON.stringify(carol.messages.slice(before))).not.toContain('carol cannot see');
+  });
+
+  it('records acknowledgements, refuses acks of positions never sent, and resumes after a disconnect with what was missed', async () => {
+    const bob = await connect('bob', 'bob-2');
+    await db.query(`UPDATE project SET name = 'ack me' WHERE id = $1`, [seed.projects.launch]);
+    const batch = await bob.next((message) => message.type === 'changes' && message.changes.some((change: any) => change.data?.name === 'ack me'));
+    bob.send({ type: 'sync_ack', position: batch.position });
+    await waitFor('the ack to be recorded', async () => (await db.query(`SELECT acked_position FROM sync_client WHERE client_id = 'bob-2'`))[0]?.acked_position === batch.position);
+
+    bob.send({ type: 'sync_ack', position: 'FF/0' });
+    expect(await bob.next('error')).toMatchObject({ code: 'ack_unsent' });
+
+    bob.close();
+    await db.query(`UPDATE project SET name = 'missed while away' WHERE id = $1`, [seed.projects.launch]);
+    const back = await connect('bob', 'bob-2', batch.position);
+    const missed = await back.next(changesWith('missed while away'));
+
+    // verify from an older position replays what lies after it; from the tail it answers up to date.
+    back.send({ type: 'sync_verify', position: batch.position });
+    expect(await back.next(changesWith('missed while away'))).toMatchObject({ position: missed.position });
+    back.send({ type: 'sync_verify', position: missed.position });
+    expect(await back.next('up_to_date')).toEqual({ type: 'up_to_date', position: missed.position });
+  });
+
+  it('tells a client to re-snapshot when its position is older than retained history or ahead of the server', async () => {
+    const alice = await connect('alice', 'alice-3');
+    await db.query(`UPDATE project SET name = 'before pruning' WHERE id = $1`, [seed.projects.launch]);
+    const old = await alice.next(changesWith('before pruning'));
+    alice.close();
+    await db.query(`UPDATE project SET name = 'after pruning' WHERE id = $1`, [seed.projects.launch]);
+    await waitFor('capture', async () => (await db.query(`SELECT 1 FROM change_history WHERE data->>'name' = 'after pruning'`)).length === 1);
+    const client = await db.pool.connect();
+    try {
+      await pruneHistory(client, lsnToBigInt(old.position));
+    } finally {
+      client.release();
+    }
+    const stale = await BareClient.connect(server.url);
+    clients.push(stale);
+    stale.hello({ token: await tokens.issue(seed.users.alice), clientId: 'alice-3', position: '0/1' });
+    expect(await stale.next('resnapshot')).toMatchObject({ reason: 'history_pruned' });
+    const { start, rows } = await stale.snapshot();
+    expect(start.replace).toBe(true);
+    expect(rows.project!.find((row) => row.id === seed.projects.launch)!.name).toBe('after pruning');
+
+    const ahead = await BareClient.connect(server.url);
+    clients.push(ahead);
+    ahead.hello({ token: await tokens.issue(seed.users.alice), clientId: 'alice-4', position: 'FFFF/0' });
+    expect(await ahead.next('resnapshot')).toMatchObject({ reason: 'position_ahead' });
+    await ahead.snapshot();
+  });
+
+  it('refuses bad input with a clear error or close code, and other sessions are unaffected', async () => {
+    const bystander = await connect('bob', 'bob-3');
+    const open = async () => {
+      const client = await BareClient.connect(server.url);
+      clients.push(client);
+      return client;
+    };
+
+    const noHello = await open();
+    noHello.send({ type: 'sync_ack', position: '0/1' });
+    expect((await noHello.closed).code).toBe(CloseCodes.protocolViolation);
+
+    const forged = await open();
+    forged.hello({ token: await new Tokens('some-other-secret-entirely').issue(seed.users.alice), clientId: 'x' });
+    expect(await forged.next('error')).toMatchObject({ code: 'unauthenticated' });
+    expect((await forged.closed).code).toBe(CloseCodes.unauthenticated);
+    expect(forged.messages.map((message) => message.type)).toEqual(['error']);
+
+    const expired = await open();
+    expired.hello({ token: await tokens.issue(seed.users.alice, Math.floor(Date.now() / 1000) - 5), clientId: 'x' });
+    expect((await expired.closed).code).toBe(CloseCodes.unauthenticated);
+
+    const future = await open();
+    future.hello({ token: await tokens.issue(seed.users.alice), clientId: 'x', schemaVersion: 'FromTheFuture9999999999999' });
+    expect(await future.next('error')).toMatchObject({ code: 'schema_ahead' });
+    expect((await future.closed).code).toBe(CloseCodes.schemaAhead);
+
+    const messy = await connect('alice', 'alice-5');
+    messy.send('{ not json');
+    expect(await messy.next('error')).toMatchObject({ code: 'bad_message' });
+    messy.send({ type: 'teleport' });
+    expect(await messy.next('error')).toMatchObject({ code: 'bad_message', message: expect.stringContaining('type') });
+    messy.send({ type: 'sync_ack', position: 'yesterday' });
+    expect(await messy.next('error')).toMatchObject({ code: 'bad_message', message: expect.stringContaining('position') });
+    messy.socket.send(Buffer.from([1, 2, 3]), { binary: true });
+    expect(await messy.next('error')).toMatchObject({ code: 'bad_message', message: expect.stringContaining('binary') });
+    messy.send({ type: 'hello', protocol: 1, token: 'x', clientId: 'x', schemaVersion: null, position: null });
+    expect(await messy.next('error')).toMatchObject({ message: 'hello was already received' });
+    messy.send({ type: 'write', requestId: 'r1', changes: [{ table: 'nope' }] });
+    expect(await messy.next('write_result')).toMatchObject({ requestId: 'r1', results: [{ status: 'error', code: 'invalid_change' }] });
+
+    const huge = await connect('alice', 'alice-6');
+    huge.send({ type: 'write', requestId: 'big', changes: ['x'.repeat(3 * 1024 * 1024)] });
+    expect((await huge.closed).code).toBe(1009);
+
+    const flood = await connect('alice', 'alice-7');
+    for (let i = 0; i < 400; i++) flood.send({ type: 'sync_verify', position: '0/1' });
+    expect((await flood.closed).code).toBe(CloseCodes.flood);
+
+    // The bystander still streams.
+    await db.query(`UPDATE project SET name = 'still streaming' WHERE id = $1`, [seed.projects.launch]);
+    await bystander.next((message) => message.type === 'changes' && message.changes.some((change: any) => change.data?.name === 'still streaming'));
+    expect((await (await fetch(`${server.url}/health`)).json()).status).toBe('ok');
+  });
+});
