@@ -7,12 +7,14 @@ import path from 'node:path';
 import { type Figure, machine, table } from './report';
 import { dbFigures } from './suites/db';
 import { serverFigures } from './suites/server';
+import { sessionFigures } from './suites/sessions';
 
 async function main(): Promise<void> {
   const only = process.argv[2];
   const figures: Figure[] = [];
   if (!only || only === 'db') figures.push(...(await dbFigures()));
   if (!only || only === 'server') figures.push(...(await serverFigures()));
+  if (!only || only === 'sessions') figures.push(...(await sessionFigures()));
   const report = table(figures);
   console.log(report);
   const date = new Date().toISOString().slice(0, 10);

