@@ -7,8 +7,8 @@ import { ensureServerSchema, ensureSlot } from './history/server-schema';
 import { buildHttpApp } from './http/app';
 import { createMetrics } from './metrics';
 import { Capture } from './replication/capture';
-import { ChangeFeed } from './sessions/change-feed';
-import { SyncEndpoint } from './sessions/sync-endpoint';
+import { ChangeFeed, type FeedOptions } from './sessions/change-feed';
+import { SyncEndpoint, type SyncEndpointOptions } from './sessions/sync-endpoint';
 import { WriteService } from './writes/write-service';
 import { connectionConfig } from './connection';
 
@@ -20,6 +20,8 @@ export interface WalsyncServerOptions {
   slotName: string;
   maxClockSkewMs: number;
   log: Logger;
+  sync?: SyncEndpointOptions;
+  feed?: Pick<FeedOptions, 'windowSize'>;
 }
 
 /**
@@ -61,9 +63,9 @@ export class WalsyncServer {
         options.log.warn({ err: error }, 'idle write connection failed'),
       );
       const tokens = new Tokens(options.jwtSecret);
-      const feed = new ChangeFeed({ url: options.databaseUrl, log: options.log });
+      const feed = new ChangeFeed({ url: options.databaseUrl, log: options.log, ...options.feed });
       await feed.start();
-      const sync = new SyncEndpoint({ pool, feed, tables, writes, tokens, log: options.log });
+      const sync = new SyncEndpoint({ pool, feed, tables, writes, tokens, log: options.log }, options.sync);
       const app = buildHttpApp({ pool, capture, writes, tokens, metrics, slotName: options.slotName, log: options.log, clients: () => sync.clients });
       sync.attach(app.server);
       await capture.start();

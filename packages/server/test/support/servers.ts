@@ -1,14 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { freePort } from '@walsync/db/server';
-import { WalsyncServer } from '@walsync/server';
+import { WalsyncServer, type WalsyncServerOptions } from '@walsync/server';
 import pino from 'pino';
 
 export const TEST_JWT_SECRET = 'walsync-test-secret-0123456789abcdef';
 const MAIN = path.resolve(__dirname, '../../dist/main.cjs');
 
 /** A walsync server in this test process (for API-level tests). */
-export function startServer(databaseUrl: string, options: { maxClockSkewMs?: number } = {}): Promise<WalsyncServer> {
+export function startServer(
+  databaseUrl: string,
+  options: { maxClockSkewMs?: number } & Pick<WalsyncServerOptions, 'sync' | 'feed'> = {},
+): Promise<WalsyncServer> {
   return WalsyncServer.start({
     databaseUrl,
     port: 0,
@@ -17,6 +20,8 @@ export function startServer(databaseUrl: string, options: { maxClockSkewMs?: num
     slotName: 'walsync',
     maxClockSkewMs: options.maxClockSkewMs ?? 60_000,
     log: pino({ level: process.env.WALSYNC_TEST_LOG ?? 'silent' }),
+    sync: options.sync,
+    feed: options.feed,
   });
 }
 
