@@ -80,8 +80,8 @@ async function buildServer(): Promise<void> {
 
 async function main(): Promise<void> {
   const started = performance.now();
-  await buildDb();
-  await buildServer();
+  // The server bundle keeps @walsync/db external, so both build at once.
+  await Promise.all([buildDb(), buildServer()]);
   console.log(`Built @walsync/db and @walsync/server in ${Math.round(performance.now() - started)} ms`);
 }
 

@@ -39,6 +39,9 @@ ${report}
   round trips and a durable commit); HTTP parsing, the response and a second process competing for
   two cores add 3–5 ms. A 100-change batch spends ≈0.3 ms a change in Postgres (trigger, two foreign
   keys, three indexes, the receipt row).
+- **Hydration of 100,000 rows** lands at 46,000–55,000 rows/s from run to run: Postgres' \`row_to_json\`
+  over the workspace does about 120,000 rows/s alone here, and the rest goes to the server's pg decoding,
+  the WebSocket, and the client's \`JSON.parse\` (≈250 ms for 100,000 rows), all on two cores.
 `,
   );
 }
