@@ -1,60 +1,15 @@
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { LocalPostgres, formatHlc, freePort, runServerMigrations } from '@walsync/db/server';
 import { CHANGES_CHANNEL, Tokens, WalsyncServer } from '@walsync/server';
 import pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
 import pino from 'pino';
+import { BENCH_SECRET, startServerProcess, taskInserts, withPostgres } from '../harness';
 import { type Figure, median, percentile } from '../report';
 
-const SECRET = 'walsync-bench-secret-0123456789';
 const CAPTURE_CHANGES = 200_000;
 const ROWS_PER_TRANSACTION = 1_000;
 
-async function withPostgres<T>(work: (url: string) => Promise<T>): Promise<T> {
-  const scratch = mkdtempSync(path.join(tmpdir(), 'walsync-bench-server-'));
-  chmodSync(scratch, 0o755);
-  const postgres = await LocalPostgres.start({ dataDir: path.join(scratch, 'data') });
-  try {
-    await runServerMigrations(postgres.url);
-    return await work(postgres.url);
-  } finally {
-    await postgres.stop();
-    rmSync(scratch, { recursive: true, force: true });
-  }
-}
-
 const startServer = (url: string) =>
-  WalsyncServer.start({ databaseUrl: url, port: 0, host: '127.0.0.1', jwtSecret: SECRET, slotName: 'walsync', maxClockSkewMs: 60_000, log: pino({ level: 'silent' }) });
-
-/** The server as users run it: its own process, so the benchmark's client does not share its event loop. */
-async function startServerProcess(url: string): Promise<{ url: string; stop(): Promise<void> }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [path.resolve(__dirname, '../../packages/server/dist/main.cjs')], {
-    env: { ...process.env, DATABASE_URL: url, PORT: String(port), LOG_LEVEL: 'warn', WALSYNC_JWT_SECRET: SECRET },
-    stdio: 'inherit',
-  });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const address = `http://127.0.0.1:${port}`;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      if ((await fetch(`${address}/health`)).ok) break;
-    } catch {
-      if (attempt > 600) throw new Error('the benchmark server did not start');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  return {
-    url: address,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
+  WalsyncServer.start({ databaseUrl: url, port: 0, host: '127.0.0.1', jwtSecret: BENCH_SECRET, slotName: 'walsync', maxClockSkewMs: 60_000, log: pino({ level: 'silent' }) });
 
 async function seed(client: pg.Client): Promise<{ user: string; workspace: string; project: string }> {
   const user = (await client.query(`INSERT INTO app_user (email, name) VALUES ('bench@demo.test', 'Bench') RETURNING id`)).rows[0].id;
@@ -142,17 +97,9 @@ export async function serverFigures(): Promise<Figure[]> {
       figures.push({ issue: 3, name: 'external commit → row in change_history, p50', value: median(latencies), unit: 'ms', goal: '<= 3', note: '380 single-row commits, timed by the capture NOTIFY' });
       figures.push({ issue: 3, name: 'external commit → row in change_history, p99', value: percentile(latencies, 99), unit: 'ms', goal: '<= 15' });
 
-      const token = await new Tokens(SECRET).issue(user);
+      const token = await new Tokens(BENCH_SECRET).issue(user);
       const clientId = 'bench-client';
-      let wall = Date.now();
-      const change = () => ({
-        changeId: randomUUID(),
-        table: 'task',
-        op: 'insert',
-        pk: { id: randomUUID() },
-        data: { workspace_id: workspace, project_id: project, title: 'via the write API', labels: ['bench'] },
-        hlc: formatHlc({ wallMs: ++wall, counter: 0, node: clientId }),
-      });
+      const change = taskInserts(clientId, workspace, project);
       const timeBatches = async (size: number, rounds: number) => {
         const times: number[] = [];
         for (let round = 0; round < rounds; round++) {
@@ -180,15 +127,7 @@ export async function serverFigures(): Promise<Figure[]> {
     try {
       const { user, workspace, project } = await seed(client);
       const clientId = 'bench-service';
-      let wall = Date.now();
-      const change = () => ({
-        changeId: randomUUID(),
-        table: 'task',
-        op: 'insert',
-        pk: { id: randomUUID() },
-        data: { workspace_id: workspace, project_id: project, title: 'via the write service', labels: ['bench'] },
-        hlc: formatHlc({ wallMs: ++wall, counter: 0, node: clientId }),
-      });
+      const change = taskInserts(clientId, workspace, project);
       const time = async (size: number, rounds: number) => {
         const times: number[] = [];
         for (let round = 0; round < rounds; round++) {

@@ -1,53 +1,29 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, chmodSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { LocalPostgres, freePort, runServerMigrations } from '@walsync/db/server';
+import { readFileSync } from 'node:fs';
 import { Tokens } from '@walsync/server';
 import pg from 'pg';
 import { WebSocket } from 'ws';
+import { BENCH_SECRET, startServerProcess, withPostgres } from '../harness';
 import { type Figure, median, percentile } from '../report';
 
-const SECRET = 'walsync-bench-secret-0123456789';
-
 interface Harness {
-  url: string;
   db: pg.Client;
   serverUrl: string;
   serverPid: number;
 }
 
-async function withServer<T>(work: (harness: Harness) => Promise<T>): Promise<T> {
-  const scratch = mkdtempSync(path.join(tmpdir(), 'walsync-bench-sessions-'));
-  chmodSync(scratch, 0o755);
-  const postgres = await LocalPostgres.start({ dataDir: path.join(scratch, 'data') });
-  await runServerMigrations(postgres.url);
-  const port = await freePort();
-  const child = spawn(process.execPath, [path.resolve(__dirname, '../../packages/server/dist/main.cjs')], {
-    env: { ...process.env, DATABASE_URL: postgres.url, PORT: String(port), LOG_LEVEL: 'warn', WALSYNC_JWT_SECRET: SECRET },
-    stdio: 'inherit',
-  });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const db = new pg.Client({ connectionString: postgres.url });
-  await db.connect();
-  try {
-    const serverUrl = `http://127.0.0.1:${port}`;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        if ((await fetch(`${serverUrl}/health`)).ok) break;
-      } catch {
-        if (attempt > 600) throw new Error('the benchmark server did not start');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+/** A database, a server process over it, and a connection for the benchmark's own SQL. */
+function withServer<T>(work: (harness: Harness) => Promise<T>): Promise<T> {
+  return withPostgres(async (url) => {
+    const server = await startServerProcess(url);
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    try {
+      return await work({ db, serverUrl: server.url, serverPid: server.pid });
+    } finally {
+      await db.end();
+      await server.stop();
     }
-    return await work({ url: postgres.url, db, serverUrl, serverPid: child.pid! });
-  } finally {
-    await db.end();
-    child.kill('SIGTERM');
-    await exited;
-    await postgres.stop();
-    rmSync(scratch, { recursive: true, force: true });
-  }
+  });
 }
 
 /** Users, each a member of one of `workspaces` workspaces; one project per workspace. */
@@ -90,7 +66,7 @@ function rssMb(pid: number): number {
 /** Issue #4: delivery latency, many sessions, hydration throughput. */
 export async function sessionFigures(): Promise<Figure[]> {
   const figures: Figure[] = [];
-  const tokens = new Tokens(SECRET);
+  const tokens = new Tokens(BENCH_SECRET);
 
   await withServer(async ({ db, serverUrl }) => {
     const { users, workspaces, projects } = await seed(db, 100, 1);

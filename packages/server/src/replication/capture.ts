@@ -70,7 +70,8 @@ export class Capture {
     const replicator = new Replicator({ url: this.options.url, tables: this.options.tables, slotName: this.options.slotName, log: this.options.log });
     this.replicator = replicator;
     let counted = 0;
-    replicator.on('captured', (status) => {
+    replicator.on('captured', (status, batchSeconds) => {
+      this.options.metrics.captureBatchSeconds.observe(batchSeconds);
       this.options.metrics.capturedChanges.inc(status.capturedChanges - counted);
       counted = status.capturedChanges;
       for (const listener of this.capturedListeners) listener(status);

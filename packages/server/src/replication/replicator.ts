@@ -69,7 +69,7 @@ function pendingChange(table: string, operation: Operation, data: Record<string,
  *   ...
  *   await replicator.stop();
  */
-export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus]; error: [Error] }> {
+export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, number]; error: [Error] }> {
   private service: LogicalReplicationService | undefined;
   private writer: pg.Client | undefined;
   private open: OpenTransaction | undefined;
@@ -266,6 +266,7 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus]; err
       this.pendingAck = undefined;
       this.pendingCommitLsn = undefined;
       this.applyBackpressure();
+      const started = performance.now();
       try {
         if (changes.length > 0) await appendToHistory(this.writer, changes, capturedLsn ?? ack);
       } catch (error) {
@@ -278,7 +279,7 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus]; err
         this.state.lastCapturedAt = new Date();
       }
       this.state.capturedChanges += changes.length;
-      this.emit('captured', this.status);
+      this.emit('captured', this.status, (performance.now() - started) / 1000);
     }
   }
 

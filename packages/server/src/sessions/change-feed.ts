@@ -46,7 +46,7 @@ function toEntry(row: Record<string, any>): FeedEntry {
   };
 }
 
-/** Whether an entry concerns a session with this filter. */
+/** Whether an entry concerns a session with this filter. (`query` applies the same rule in SQL.) */
 export function visibleTo(entry: FeedEntry, filter: FeedFilter): boolean {
   if (entry.table === 'workspace_member' && ((entry.data ?? entry.old)?.user_id as string) === filter.userId) return true;
   if (entry.scopeId === null) return entry.op === 'truncate';

@@ -1,0 +1,62 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { LocalPostgres, formatHlc, freePort, runServerMigrations } from '@walsync/db/server';
+
+export const BENCH_SECRET = 'walsync-bench-secret-0123456789';
+
+/** A fresh, migrated Postgres for one benchmark, removed afterwards. */
+export async function withPostgres<T>(work: (url: string) => Promise<T>): Promise<T> {
+  const scratch = mkdtempSync(path.join(tmpdir(), 'walsync-bench-'));
+  chmodSync(scratch, 0o755);
+  const postgres = await LocalPostgres.start({ dataDir: path.join(scratch, 'data') });
+  try {
+    await runServerMigrations(postgres.url);
+    return await work(postgres.url);
+  } finally {
+    await postgres.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** The server as users run it: its own process, so the benchmark's client does not share its event loop. */
+export async function startServerProcess(databaseUrl: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.resolve(__dirname, '../packages/server/dist/main.cjs')], {
+    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: 'warn', WALSYNC_JWT_SECRET: BENCH_SECRET },
+    stdio: 'inherit',
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const url = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if ((await fetch(`${url}/health`)).ok) break;
+    } catch {
+      if (attempt > 600) throw new Error('the benchmark server did not start');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  return {
+    url,
+    pid: child.pid!,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Task inserts for the write API, each with a fresh id and an HLC one millisecond after the last. */
+export function taskInserts(clientId: string, workspace: string, project: string) {
+  let wall = Date.now();
+  return () => ({
+    changeId: randomUUID(),
+    table: 'task',
+    op: 'insert',
+    pk: { id: randomUUID() },
+    data: { workspace_id: workspace, project_id: project, title: 'benchmark write', labels: ['bench'] },
+    hlc: formatHlc({ wallMs: ++wall, counter: 0, node: clientId }),
+  });
+}
