@@ -139,6 +139,16 @@ describe.each(postgresTargets())('the write API ($name)', (target) => {
     expect((await row(created.pk.id as string)).title).toBe('once');
   });
 
+  it('applies a 100-change batch in one go, answering each change with its own row, and a retry from the receipts', async () => {
+    const batch = Array.from({ length: 100 }, (_, i) => newTask(`bulk ${i}`));
+    const results = await write(batch);
+    results.forEach((result, i) => expect(result).toMatchObject({ changeId: batch[i]!.changeId, status: 'applied', row: { id: batch[i]!.pk.id, title: `bulk ${i}` } }));
+    const retried = await write(batch);
+    retried.forEach((result, i) => expect(result).toMatchObject({ changeId: batch[i]!.changeId, status: 'applied', duplicate: true, row: { title: `bulk ${i}` } }));
+    const [count] = await db.query(`SELECT count(*)::int AS n FROM task WHERE title LIKE 'bulk %'`);
+    expect(count!.n).toBe(100);
+  });
+
   it('answers every change of a mixed batch on its own and writes only the valid ones', async () => {
     const good = newTask('good');
     const missingProject = task(randomUUID(), { workspace_id: seed.workspaces.shared, project_id: randomUUID(), title: 'orphan' }, 'insert');

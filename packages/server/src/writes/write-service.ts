@@ -33,6 +33,26 @@ interface Statement {
   params: unknown[];
   /** The answer, with `row` taken from what the statement returns. */
   answer: (row: Row | null) => ChangeResult;
+  /** For an insert of a new row: what lets consecutive ones go as one multi-row statement. */
+  newRow?: NewRow;
+}
+
+interface NewRow {
+  table: SyncedTable;
+  columns: string[];
+  values: unknown[];
+  changeId: string;
+  hash: string;
+  answer: ChangeResult;
+}
+
+/** One statement on the wire: a single change's, or a run of new rows inserted together. */
+interface Unit {
+  indexes: number[];
+  sql: string;
+  params: unknown[];
+  /** The row each change ends with, from what the statement returned. */
+  rowsFor(returned: Row[]): Array<Row | null>;
 }
 
 /** What the batch knows of a row while deciding: whether it exists, its scope and its HLC. */
@@ -90,10 +110,12 @@ export class WriteService {
     const context = { clientId, tables: this.tables, now: (this.options.now ?? Date.now)(), maxClockSkewMs: this.options.maxClockSkewMs };
     const answers: Array<PreparedChange | ChangeResult> = parsed.data.changes.map((change) => prepareChange(change, context));
     const retried = new Set<number>();
+    let grouped = true;
     for (;;) {
-      const outcome = await this.attempt(userId, clientId, answers, retried);
+      const outcome = await this.attempt(userId, clientId, answers, retried, grouped);
       if (outcome.done) return { results: outcome.results };
-      if ('result' in outcome) answers[outcome.index] = outcome.result;
+      if ('ungroup' in outcome) grouped = false;
+      else if ('result' in outcome) answers[outcome.index] = outcome.result;
       else retried.add(outcome.index);
     }
   }
@@ -103,7 +125,13 @@ export class WriteService {
     clientId: string,
     answers: Array<PreparedChange | ChangeResult>,
     retried: Set<number>,
-  ): Promise<{ done: true; results: ChangeResult[] } | { done: false; index: number; result: ChangeResult } | { done: false; index: number; retry: true }> {
+    grouped: boolean,
+  ): Promise<
+    | { done: true; results: ChangeResult[] }
+    | { done: false; index: number; result: ChangeResult }
+    | { done: false; index: number; retry: true }
+    | { done: false; ungroup: true }
+  > {
     const writable = answers.filter((answer): answer is PreparedChange => 'key' in answer);
     const client = await this.pool.connect();
     let open = false;
@@ -145,10 +173,10 @@ export class WriteService {
       );
 
       // Round trip 2: every statement, then COMMIT and the position the changes commit by.
-      const statements = decided.map((decision, index) => ({ decision, index })).filter((each): each is { decision: Statement; index: number } => 'sql' in each.decision);
-      const executed = statements.map(({ decision }) =>
-        client.query<{ row: Row | null }>({ name: preparedName(decision.sql), text: decision.sql, values: decision.params }).then(
-          (result) => ({ ok: true as const, row: result.rows[0]?.row ?? null }),
+      const units = plan(decided, grouped, clientId, xid);
+      const executed = units.map((unit) =>
+        client.query<{ row: Row }>({ name: preparedName(unit.sql), text: unit.sql, values: unit.params }).then(
+          (result) => ({ ok: true as const, rows: unit.rowsFor(result.rows.map((each) => each.row)) }),
           (error: unknown) => ({ ok: false as const, error }),
         ),
       );
@@ -164,8 +192,10 @@ export class WriteService {
 
       const failed = outcomes.findIndex((outcome) => !outcome.ok);
       if (failed >= 0) {
-        // COMMIT of a failed transaction rolls it back; answer that change alone and run the rest again.
-        const { index } = statements[failed]!;
+        // COMMIT of a failed transaction rolls it back. A multi-row statement cannot say which row
+        // failed: run again one statement per change. Otherwise answer that change alone and run the rest again.
+        if (units[failed]!.indexes.length > 1) return { done: false, ungroup: true };
+        const [index] = units[failed]!.indexes as [number];
         const change = answers[index] as PreparedChange;
         const error = (outcomes[failed] as { error: unknown }).error as { code?: string };
         const rowKey = keyOf(change.table, change.key);
@@ -173,7 +203,11 @@ export class WriteService {
         if (error.code === '23505' && !before.has(rowKey) && !retried.has(index)) return { done: false, index, retry: true };
         return { done: false, index, result: refusal(change.changeId, error, before.get(rowKey)?.row ?? null) };
       }
-      const rows = new Map(statements.map(({ index }, position) => [index, (outcomes[position] as { row: Row | null }).row]));
+      const rows = new Map<number, Row | null>();
+      units.forEach((unit, position) => {
+        const returned = (outcomes[position] as { rows: Array<Row | null> }).rows;
+        unit.indexes.forEach((index, offset) => rows.set(index, returned[offset] ?? null));
+      });
       const results = decided.map((decision, index) => {
         const result = 'sql' in decision ? decision.answer(rows.get(index) ?? null) : decision;
         return result.status === 'applied' ? { ...result, lsn: position } : result;
@@ -248,10 +282,21 @@ export class WriteService {
     }
     const answer: ChangeResult = { changeId, status: 'applied', lsn: '', row: null };
     const storing = storeReceipt(param, changeId, state.clientId, change.hash, answer, state.xid, 'applied.row');
+    const newRow: NewRow | undefined = existing
+      ? undefined
+      : {
+          table,
+          columns: [...table.primaryKey, ...change.values.keys(), 'hlc', 'origin_client_id'],
+          values: [...change.key, ...change.values.values(), change.hlc, state.clientId],
+          changeId,
+          hash: change.hash,
+          answer,
+        };
     return {
       sql: `WITH applied AS (${write}), receipt AS (${storing} FROM applied) SELECT row FROM applied`,
       params,
       answer: (row) => ({ ...answer, row }),
+      newRow,
     };
   }
 
@@ -272,6 +317,74 @@ export class WriteService {
       answer: (row) => ({ ...result, row } as ChangeResult),
     };
   }
+}
+
+/**
+ * Turns decisions into statements. With `grouped`, a run of consecutive inserts of new rows into
+ * one table with the same columns becomes a single multi-row INSERT (one executor start, one
+ * receipt insert), which keeps the batch's order exactly.
+ */
+function plan(decided: Array<ChangeResult | Statement>, grouped: boolean, clientId: string, xid: string): Unit[] {
+  const units: Unit[] = [];
+  let run: Array<{ index: number; statement: Statement & { newRow: NewRow } }> = [];
+  const single = (index: number, statement: Statement): Unit => ({
+    indexes: [index],
+    sql: statement.sql,
+    params: statement.params,
+    rowsFor: (returned) => [returned[0] ?? null],
+  });
+  const flush = () => {
+    if (run.length === 1) units.push(single(run[0]!.index, run[0]!.statement));
+    else if (run.length > 1) units.push(insertTogether(run.map((each) => each.index), run.map((each) => each.statement.newRow), clientId, xid));
+    run = [];
+  };
+  decided.forEach((decision, index) => {
+    if (!('sql' in decision)) return;
+    const newRow = decision.newRow;
+    const fits = newRow && run.length > 0 && run[0]!.statement.newRow.table === newRow.table && run[0]!.statement.newRow.columns.join() === newRow.columns.join();
+    if (!grouped || !newRow || (run.length > 0 && !fits)) flush();
+    if (grouped && newRow) run.push({ index, statement: decision as Statement & { newRow: NewRow } });
+    else units.push(single(index, decision));
+  });
+  flush();
+  return units;
+}
+
+/** One INSERT … SELECT FROM unnest(…) for several new rows of a table, with their receipts. */
+function insertTogether(indexes: number[], rows: NewRow[], clientId: string, xid: string): Unit {
+  const table = rows[0]!.table;
+  const columns = columnMap(table);
+  const names = rows[0]!.columns;
+  const params: unknown[] = names.map((_, position) => rows.map((row) => row.values[position]));
+  const arrays = names.map((name, position) => `$${position + 1}::${name === 'hlc' || name === 'origin_client_id' ? 'text' : castOf(columns.get(name)!)}[]`);
+  const rowKey = (row: string) => table.primaryKey.map((name) => `${row}->>${`'${name}'`}`).join(` || '|' || `);
+  const base = names.length;
+  params.push(
+    rows.map((row) => row.values.slice(0, table.primaryKey.length).join('|')),
+    rows.map((row) => row.changeId),
+    rows.map((row) => row.hash),
+    rows.map((row) => JSON.stringify(row.answer)),
+    clientId,
+    xid,
+  );
+  const sql = `WITH applied AS (
+      INSERT INTO ${quoteIdent(table.name)} AS t (${names.map(quoteIdent).join(', ')}) SELECT * FROM unnest(${arrays.join(', ')})
+      RETURNING to_jsonb(t.*) AS row),
+    receipt AS (
+      INSERT INTO write_receipt (change_id, client_id, request_hash, result, transaction_id)
+      SELECT c.change_id, $${base + 5}::text, c.hash, jsonb_set(c.result, '{row}', a.row), $${base + 6}::text
+        FROM applied a JOIN unnest($${base + 1}::text[], $${base + 2}::uuid[], $${base + 3}::text[], $${base + 4}::jsonb[]) AS c(key, change_id, hash, result)
+          ON ${rowKey('a.row')} = c.key)
+    SELECT row FROM applied`;
+  return {
+    indexes,
+    sql,
+    params,
+    rowsFor(returned) {
+      const byKey = new Map(returned.map((row) => [table.primaryKey.map((name) => String(row[name])).join('|'), row]));
+      return rows.map((row) => byKey.get(row.values.slice(0, table.primaryKey.length).join('|')) ?? null);
+    },
+  };
 }
 
 const preparedNames = new Map<string, string>();
