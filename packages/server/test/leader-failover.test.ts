@@ -50,4 +50,14 @@ describe.each(postgresTargets())('two server processes on one database ($name)',
     );
     expect(summary).toEqual({ changes: written, names: written });
   });
+
+  it('stops cleanly on SIGTERM: the process exits 0 and the slot is released', async () => {
+    for (const other of servers) await other.kill();
+    const server = await startServerProcess(db.url);
+    servers.push(server);
+    await waitFor('this process to lead and stream', async () => (await server.health()).role === 'leader' && (await db.query(`SELECT active FROM pg_replication_slots WHERE slot_name = 'walsync'`))[0]!.active);
+    await server.stop();
+    expect(server.child.exitCode).toBe(0);
+    expect((await db.query(`SELECT active FROM pg_replication_slots WHERE slot_name = 'walsync'`))[0]!.active).toBe(false);
+  });
 });
