@@ -1,0 +1,138 @@
+import type { PGliteInterface, Transaction } from '@electric-sql/pglite';
+import type { SyncedTable } from '@walsync/db';
+
+const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
+
+/** Columns the server sets; a local write never sends them. */
+export const SERVER_MANAGED = ['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id', 'deleted_at'];
+
+/**
+ * The client's own tables and triggers, beside the synced schema:
+ * - `walsync_state`: client id, position, the last HLC (kept in the database, so it survives restarts);
+ * - `walsync_outbox`: every local write, captured in the same transaction by triggers;
+ * - triggers on each synced table: stamp local writes with an HLC, capture them, and turn a local
+ *   DELETE into a tombstone. Remote applies run with `walsync.applying = on` and are not captured.
+ */
+export async function installLocalSchema(db: PGliteInterface | Transaction, tables: SyncedTable[]): Promise<void> {
+  await db.exec(`
+    CREATE TABLE IF NOT EXISTS walsync_state (key text PRIMARY KEY, value text);
+    CREATE TABLE IF NOT EXISTS walsync_outbox (
+      seq bigserial PRIMARY KEY,
+      change_id uuid NOT NULL DEFAULT gen_random_uuid(),
+      table_name text NOT NULL,
+      op text NOT NULL,
+      pk jsonb NOT NULL,
+      data jsonb NOT NULL DEFAULT '{}',
+      hlc text NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      attempts integer NOT NULL DEFAULT 0,
+      last_error text
+    );
+    CREATE INDEX IF NOT EXISTS walsync_outbox_row ON walsync_outbox (table_name, pk);
+
+    CREATE OR REPLACE FUNCTION walsync_local_hlc() RETURNS text LANGUAGE plpgsql AS $$
+    DECLARE
+      node text := (SELECT value FROM walsync_state WHERE key = 'client_id');
+      last text := (SELECT value FROM walsync_state WHERE key = 'hlc');
+      wall bigint := floor(extract(epoch FROM clock_timestamp()) * 1000);
+      counter integer := 0;
+      stamp text;
+    BEGIN
+      IF last IS NOT NULL AND substr(last, 1, 15)::bigint >= wall THEN
+        wall := substr(last, 1, 15)::bigint;
+        counter := substr(last, 17, 6)::integer + 1;
+      END IF;
+      stamp := lpad(wall::text, 15, '0') || ':' || lpad(counter::text, 6, '0') || ':' || node;
+      INSERT INTO walsync_state VALUES ('hlc', stamp) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+      RETURN stamp;
+    END $$;
+
+    -- The receive rule: a timestamp seen from elsewhere moves the local clock past it.
+    CREATE OR REPLACE FUNCTION walsync_observe_hlc(seen text) RETURNS void LANGUAGE plpgsql AS $$
+    DECLARE last text := (SELECT value FROM walsync_state WHERE key = 'hlc');
+    BEGIN
+      IF seen IS NULL OR seen !~ '^[0-9]{15}:[0-9]{6}:' THEN RETURN; END IF;
+      IF last IS NULL OR substr(seen, 1, 22) > substr(last, 1, 22) THEN
+        INSERT INTO walsync_state VALUES ('hlc', substr(seen, 1, 22) || (SELECT value FROM walsync_state WHERE key = 'client_id'))
+        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+      END IF;
+    END $$;
+
+    CREATE OR REPLACE FUNCTION walsync_stamp_local() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF current_setting('walsync.applying', true) = 'on' THEN RETURN NEW; END IF;
+      -- A write that changes nothing but server-managed columns is not a change.
+      IF TG_OP = 'UPDATE' AND (to_jsonb(NEW) - ARRAY['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id'])
+                            = (to_jsonb(OLD) - ARRAY['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id']) THEN
+        RETURN NEW;
+      END IF;
+      NEW.hlc := walsync_local_hlc();
+      NEW.origin_client_id := (SELECT value FROM walsync_state WHERE key = 'client_id');
+      IF TG_OP = 'UPDATE' THEN
+        NEW.version := OLD.version + 1;
+        NEW.updated_at := now();
+      END IF;
+      RETURN NEW;
+    END $$;
+
+    CREATE OR REPLACE FUNCTION walsync_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+      fresh jsonb := to_jsonb(NEW);
+      stale jsonb;
+      key text;
+      pk jsonb := '{}';
+      op text;
+      data jsonb;
+    BEGIN
+      IF current_setting('walsync.applying', true) = 'on' THEN RETURN NULL; END IF;
+      FOREACH key IN ARRAY TG_ARGV LOOP pk := pk || jsonb_build_object(key, fresh -> key); END LOOP;
+      IF TG_OP = 'INSERT' THEN
+        op := 'insert';
+        data := fresh;
+      ELSE
+        stale := to_jsonb(OLD);
+        IF OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL THEN
+          op := 'delete';
+          data := '{}';
+        ELSIF OLD.deleted_at IS NOT NULL AND NEW.deleted_at IS NULL THEN
+          op := 'insert';
+          data := fresh;
+        ELSE
+          op := 'update';
+          SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') INTO data FROM jsonb_each(fresh) e WHERE stale -> e.key IS DISTINCT FROM e.value;
+        END IF;
+      END IF;
+      data := data - ARRAY['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id', 'deleted_at'];
+      IF op = 'update' AND data = '{}'::jsonb THEN RETURN NULL; END IF;
+      INSERT INTO walsync_outbox (table_name, op, pk, data, hlc) VALUES (TG_TABLE_NAME, op, pk, data, NEW.hlc);
+      PERFORM pg_notify('walsync_outbox', TG_TABLE_NAME);
+      RETURN NULL;
+    END $$;
+
+    -- A local DELETE becomes a tombstone, as it will on the server.
+    CREATE OR REPLACE FUNCTION walsync_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+      row_json jsonb := to_jsonb(OLD);
+      match text := '';
+      key text;
+    BEGIN
+      IF current_setting('walsync.applying', true) = 'on' THEN RETURN OLD; END IF;
+      FOREACH key IN ARRAY TG_ARGV LOOP
+        match := match || CASE WHEN match = '' THEN '' ELSE ' AND ' END || format('%I::text = %L', key, row_json ->> key);
+      END LOOP;
+      EXECUTE format('UPDATE %I SET deleted_at = now() WHERE deleted_at IS NULL AND %s', TG_TABLE_NAME, match);
+      RETURN NULL;
+    END $$;
+  `);
+  for (const table of tables) {
+    const keys = table.primaryKey.map((name) => `'${name}'`).join(', ');
+    await db.exec(`
+      DROP TRIGGER IF EXISTS walsync_stamp ON ${quote(table.name)};
+      CREATE TRIGGER walsync_stamp BEFORE INSERT OR UPDATE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_stamp_local();
+      DROP TRIGGER IF EXISTS walsync_capture ON ${quote(table.name)};
+      CREATE TRIGGER walsync_capture AFTER INSERT OR UPDATE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_capture(${keys});
+      DROP TRIGGER IF EXISTS walsync_tombstone ON ${quote(table.name)};
+      CREATE TRIGGER walsync_tombstone BEFORE DELETE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_tombstone(${keys});
+    `);
+  }
+}

@@ -1,0 +1,66 @@
+import { PGlite } from '@electric-sql/pglite';
+import { createMigrationAPI, parseHlc, syncedTables } from '@walsync/db';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installLocalSchema } from '../src/local-schema';
+
+describe('capturing local writes in PGlite', () => {
+  let db: PGlite;
+  let workspace: string;
+  let project: string;
+  const outbox = async () => (await db.query<any>(`SELECT table_name, op, pk, data, hlc FROM walsync_outbox ORDER BY seq`)).rows;
+
+  beforeAll(async () => {
+    db = await PGlite.create();
+    expect((await createMigrationAPI(db).migrateToLatest()).error).toBeUndefined();
+    await installLocalSchema(db, syncedTables);
+    await db.query(`INSERT INTO walsync_state VALUES ('client_id', 'client-a')`);
+    await db.exec(`SET walsync.applying = 'on'`);
+    workspace = (await db.query<{ id: string }>(`INSERT INTO workspace (name) VALUES ('w') RETURNING id`)).rows[0]!.id;
+    project = (await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, 'p') RETURNING id`, [workspace])).rows[0]!.id;
+    await db.exec(`RESET walsync.applying`);
+  });
+  afterAll(async () => {
+    await db.close();
+  });
+
+  it('does not capture remote applies', async () => {
+    expect(await outbox()).toEqual([]);
+  });
+
+  it('captures inserts, changed columns of updates, and local deletes as tombstones, in the same transaction, stamped with increasing HLCs', async () => {
+    const { rows } = await db.query<{ id: string }>(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'local') RETURNING id`, [workspace, project]);
+    const id = rows[0]!.id;
+    await db.query(`UPDATE task SET title = 'renamed', status = 'doing' WHERE id = $1`, [id]);
+    await db.query(`UPDATE task SET title = 'renamed' WHERE id = $1`, [id]);
+    await db.query(`DELETE FROM task WHERE id = $1`, [id]);
+    await db.transaction(async (tx) => {
+      await tx.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'rolled back')`, [workspace, project]);
+      await tx.rollback();
+    });
+
+    const captured = await outbox();
+    expect(captured.map(({ op, data }) => [op, data])).toEqual([
+      ['insert', expect.objectContaining({ id, title: 'local', status: 'todo', workspace_id: workspace })],
+      ['update', { title: 'renamed', status: 'doing' }],
+      ['delete', {}],
+    ]);
+    expect(captured.every((change) => change.pk.id === id && change.table_name === 'task')).toBe(true);
+    expect(captured[0].data).not.toHaveProperty('version');
+    const stamps = captured.map((change) => change.hlc);
+    expect([...stamps].sort()).toEqual(stamps);
+    expect(new Set(stamps).size).toBe(3);
+    expect(stamps.every((stamp) => parseHlc(stamp)?.node === 'client-a')).toBe(true);
+    const local = (await db.query<any>(`SELECT deleted_at, hlc, origin_client_id, version FROM task WHERE id = $1`, [id])).rows[0];
+    expect(local).toMatchObject({ hlc: stamps[2], origin_client_id: 'client-a', version: 3 });
+    expect(local.deleted_at).not.toBeNull();
+  });
+
+  it('moves the local clock past timestamps seen from elsewhere', async () => {
+    const future = `${String(Date.now() + 3_600_000).padStart(15, '0')}:000007:client-b`;
+    await db.query(`SELECT walsync_observe_hlc($1)`, [future]);
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'after')`, [workspace, project]);
+    const [last] = (await db.query<{ hlc: string }>(`SELECT hlc FROM walsync_outbox ORDER BY seq DESC LIMIT 1`)).rows;
+    expect(last!.hlc > future.slice(0, 22)).toBe(true);
+    expect(parseHlc(last!.hlc)).toMatchObject({ node: 'client-a', counter: 8 });
+  });
+});
