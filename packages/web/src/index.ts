@@ -1,0 +1,2 @@
+/** @walsync/web: the PGlite sync client. */
+export { SyncClient, SyncClientError, createSyncClient, type SyncClientOptions, type SyncEvents, type SyncStatus } from './sync-client';

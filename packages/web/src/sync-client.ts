@@ -1,0 +1,404 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import {
+  type ChangeResult,
+  type ExtractedMigration,
+  PROTOCOL_VERSION,
+  type ServerMessage,
+  type SyncedTable,
+  createMigrationAPI,
+  syncedTables,
+} from '@walsync/db';
+import { lock } from 'proper-lockfile';
+import { WebSocket } from 'ws';
+import { installLocalSchema } from './local-schema';
+import { RemoteApply } from './remote-apply';
+
+export interface SyncClientOptions {
+  /** The server's base URL (http(s)://…); the client connects to its /sync WebSocket. */
+  url: string;
+  token: string;
+  /** A directory for the database, or `memory://`. */
+  dataDir: string;
+  /** Kept in the database after the first run; given here only to choose it. */
+  clientId?: string;
+}
+
+export type SyncStatus = 'connecting' | 'syncing' | 'up-to-date' | 'offline';
+
+export interface SyncEvents {
+  captured: [];
+  push: [{ sent: number; applied: number; rejected: number; errors: number }];
+  'pull:received': [{ changes: number; position: string }];
+  'pull:applied': [{ changes: number; position: string }];
+  conflict: [{ table: string; pk: Record<string, unknown>; result: ChangeResult }];
+  error: [Error];
+  'bootstrap:start': [{ total: Record<string, number> }];
+  'bootstrap:progress': [{ table: string; sent: number; total: number }];
+  'bootstrap:complete': [{ position: string }];
+  status: [SyncStatus];
+}
+
+export class SyncClientError extends Error {
+  constructor(
+    readonly code: 'locked' | 'migration_failed' | 'refused',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+type Listener<K extends keyof SyncEvents> = (...args: SyncEvents[K]) => void;
+
+interface OutboxRow {
+  change_id: string;
+  table_name: string;
+  op: 'insert' | 'update' | 'delete';
+  pk: Record<string, unknown>;
+  data: Record<string, unknown>;
+  hlc: string;
+}
+
+/**
+ * A walsync client over PGlite: plain SQL on `db`, local writes captured and pushed, the server's
+ * changes applied with their position in one transaction.
+ *
+ * @example
+ *   const client = await createSyncClient({ url: 'http://localhost:3000', token, dataDir: './data' });
+ *   await client.ready;
+ *   await client.db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'hi')`, [w, p]);
+ *   await client.flush();
+ */
+export async function createSyncClient(options: SyncClientOptions): Promise<SyncClient> {
+  let release: (() => Promise<void>) | undefined;
+  if (!options.dataDir.startsWith('memory://')) {
+    mkdirSync(options.dataDir, { recursive: true });
+    try {
+      release = await lock(options.dataDir, { stale: 5_000, update: 1_000, lockfilePath: `${options.dataDir}/walsync.lock` });
+    } catch (error) {
+      throw new SyncClientError(
+        'locked',
+        `${options.dataDir} is already open in another walsync client; two on one database would lose rows. Close the other first.`,
+        { cause: error },
+      );
+    }
+  }
+  try {
+    const db = await PGlite.create(options.dataDir);
+    const client = new SyncClient(db, options, release);
+    await client.start();
+    return client;
+  } catch (error) {
+    await release?.();
+    throw error;
+  }
+}
+
+export class SyncClient {
+  clientId = '';
+  status: SyncStatus = 'connecting';
+  /** Resolves once migrations are applied and the first hydration (or resume) is done. */
+  readonly ready: Promise<void>;
+  private resolveReady!: () => void;
+  private rejectReady!: (error: Error) => void;
+  private readonly listeners = new Map<keyof SyncEvents, Set<(...args: never[]) => void>>();
+  private socket: WebSocket | undefined;
+  private closed = false;
+  private attempt = 0;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly apply: RemoteApply;
+  private pushing: Promise<void> | undefined;
+  private pushAgain = false;
+  private readonly pendingWrites = new Map<string, (results: ChangeResult[]) => void>();
+  private live = false;
+  private snapshotReplaces = false;
+  private unlisten: (() => Promise<void>) | undefined;
+
+  constructor(
+    readonly db: PGlite,
+    private readonly options: SyncClientOptions,
+    private readonly release: (() => Promise<void>) | undefined,
+    tables: SyncedTable[] = syncedTables,
+  ) {
+    this.apply = new RemoteApply(tables);
+    this.ready = new Promise((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  on<K extends keyof SyncEvents>(event: K, listener: Listener<K>): () => void {
+    const set = this.listeners.get(event) ?? new Set();
+    set.add(listener as never);
+    this.listeners.set(event, set);
+    return () => set.delete(listener as never);
+  }
+
+  private emit<K extends keyof SyncEvents>(event: K, ...args: SyncEvents[K]): void {
+    for (const listener of this.listeners.get(event) ?? []) (listener as Listener<K>)(...args);
+  }
+
+  private setStatus(status: SyncStatus): void {
+    if (this.status === status) return;
+    this.status = status;
+    this.emit('status', status);
+  }
+
+  /** Opens the local state and starts syncing in the background. */
+  async start(): Promise<void> {
+    await this.db.exec(`CREATE TABLE IF NOT EXISTS walsync_state (key text PRIMARY KEY, value text);
+      CREATE TABLE IF NOT EXISTS walsync_snapshot_seen (table_name text, pk jsonb, PRIMARY KEY (table_name, pk))`);
+    const stored = (await this.db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'client_id'`)).rows[0]?.value;
+    this.clientId = stored ?? this.options.clientId ?? randomUUID();
+    if (!stored) await this.db.query(`INSERT INTO walsync_state VALUES ('client_id', $1)`, [this.clientId]);
+    this.unlisten = await this.db.listen('walsync_outbox', () => {
+      this.emit('captured');
+      this.schedulePush();
+    });
+    this.connect();
+  }
+
+  private async state(key: string): Promise<string | null> {
+    return (await this.db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = $1`, [key])).rows[0]?.value ?? null;
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    this.setStatus(this.attempt === 0 ? 'connecting' : 'offline');
+    const socket = new WebSocket(`${this.options.url.replace(/^http/, 'ws')}/sync`);
+    this.socket = socket;
+    socket.on('open', () => void this.hello(socket).catch((error) => this.emit('error', error)));
+    socket.on('message', (data) => {
+      const message = JSON.parse(data.toString()) as ServerMessage;
+      this.queue = this.queue.then(() => this.handle(message)).catch((error: Error) => {
+        this.emit('error', error);
+        socket.close();
+      });
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', (code, reason) => {
+      this.live = false;
+      for (const settle of this.pendingWrites.values()) settle([]);
+      this.pendingWrites.clear();
+      if (this.closed) return;
+      this.setStatus('offline');
+      if (code === 4401 || code === 4409) {
+        // Retrying with the same token or schema cannot succeed.
+        const error = new SyncClientError('refused', `the server refused this client: ${reason.toString() || code}`);
+        this.rejectReady(error);
+        this.emit('error', error);
+        return;
+      }
+      // Exponential backoff with jitter, at most 10 s.
+      const delay = Math.min(10_000, 250 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
+      setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  private send(message: unknown): void {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  private async hello(socket: WebSocket): Promise<void> {
+    const schema = await this.db
+      .query<{ name: string }>(`SELECT "migrationName" AS name FROM client_migration WHERE "clientApplied" ORDER BY "timestamp" DESC LIMIT 1`)
+      .catch(() => ({ rows: [] as { name: string }[] }));
+    if (socket !== this.socket) return;
+    this.send({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      token: this.options.token,
+      clientId: this.clientId,
+      schemaVersion: schema.rows[0]?.name ?? null,
+      position: await this.state('position'),
+    });
+  }
+
+  private async handle(message: ServerMessage): Promise<void> {
+    switch (message.type) {
+      case 'welcome':
+        return this.welcome(message.migrations);
+      case 'snapshot_start':
+        this.snapshotReplaces = message.replace;
+        this.setStatus('syncing');
+        if (message.replace) this.emit('bootstrap:start', { total: message.total });
+        await this.db.transaction(async (tx) => {
+          await tx.exec(`DELETE FROM walsync_snapshot_seen`);
+          if (message.replace) await tx.exec(`DELETE FROM walsync_state WHERE key = 'position'`);
+        });
+        return;
+      case 'snapshot_batch':
+        await this.db.transaction(async (tx) => {
+          await tx.exec(`SET LOCAL walsync.applying = 'on'`);
+          await this.apply.upsertRows(tx, message.table, message.rows);
+          if (this.snapshotReplaces) await this.apply.markSeen(tx, message.table, message.rows);
+        });
+        this.emit('bootstrap:progress', { table: message.table, sent: message.sent, total: message.total });
+        return;
+      case 'snapshot_end':
+        await this.db.transaction(async (tx) => {
+          await tx.exec(`SET LOCAL walsync.applying = 'on'`);
+          if (this.snapshotReplaces) {
+            await this.apply.removeUnseen(tx);
+            await tx.query(`INSERT INTO walsync_state VALUES ('position', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [message.position]);
+          }
+          await tx.exec(`DELETE FROM walsync_snapshot_seen`);
+        });
+        if (this.snapshotReplaces) {
+          this.send({ type: 'sync_ack', position: message.position });
+          this.emit('bootstrap:complete', { position: message.position });
+        }
+        return this.becomeLive();
+      case 'changes': {
+        this.emit('pull:received', { changes: message.changes.length, position: message.position });
+        await this.db.transaction(async (tx) => {
+          await tx.exec(`SET LOCAL walsync.applying = 'on'`);
+          const newest = await this.apply.applyChanges(tx, message.changes);
+          if (newest) await tx.query(`SELECT walsync_observe_hlc($1)`, [newest]);
+          await tx.query(`INSERT INTO walsync_state VALUES ('position', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [message.position]);
+        });
+        this.send({ type: 'sync_ack', position: message.position });
+        this.emit('pull:applied', { changes: message.changes.length, position: message.position });
+        return;
+      }
+      case 'scope_removed':
+        await this.db.transaction(async (tx) => {
+          await tx.exec(`SET LOCAL walsync.applying = 'on'`);
+          await this.apply.removeScope(tx, message.workspaceId);
+        });
+        return;
+      case 'up_to_date':
+        return this.becomeLive();
+      case 'resnapshot':
+        this.live = false;
+        return;
+      case 'write_result':
+        this.pendingWrites.get(message.requestId)?.(message.results);
+        this.pendingWrites.delete(message.requestId);
+        return;
+      case 'error':
+        this.emit('error', new Error(`server: ${message.code}: ${message.message}`));
+        return;
+    }
+  }
+
+  /** Applies what the server says this database lacks, then (re)installs capture. */
+  private async welcome(missing: ExtractedMigration[]): Promise<void> {
+    const applied = await this.db
+      .query<{ name: string; timestamp: string; up: ExtractedMigration['up']; down: ExtractedMigration['down']; checksum: string }>(
+        `SELECT "migrationName" AS name, "timestamp", "upQueries" AS up, "downQueries" AS down, checksum FROM client_migration WHERE "clientApplied" ORDER BY "timestamp"`,
+      )
+      .then((result) => result.rows.map((row) => ({ ...row, timestamp: Number(row.timestamp) })))
+      .catch(() => []);
+    const result = await createMigrationAPI(this.db, { migrations: [...applied, ...missing] }).migrateToLatest();
+    if (result.error) {
+      const error = new SyncClientError('migration_failed', `a migration from the server failed, so syncing stopped: ${result.error.message}`, { cause: result.error });
+      this.rejectReady(error);
+      this.emit('error', error);
+      this.closed = true;
+      this.socket?.close();
+      return;
+    }
+    await installLocalSchema(this.db, this.apply.syncedTables);
+    if ((await this.state('position')) !== null) await this.becomeLive();
+  }
+
+  private async becomeLive(): Promise<void> {
+    this.live = true;
+    this.attempt = 0;
+    this.resolveReady();
+    this.setStatus('up-to-date');
+    this.schedulePush();
+  }
+
+  private schedulePush(): void {
+    if (!this.live) return;
+    if (this.pushing) {
+      this.pushAgain = true;
+      return;
+    }
+    this.pushing = this.pushOutbox()
+      .catch((error: Error) => this.emit('error', error))
+      .finally(() => {
+        this.pushing = undefined;
+        if (this.pushAgain) {
+          this.pushAgain = false;
+          this.schedulePush();
+        }
+      });
+  }
+
+  /** Sends the outbox in batches; each answer settles its entries in one transaction. */
+  private async pushOutbox(): Promise<void> {
+    while (this.live) {
+      const rows = (
+        await this.db.query<OutboxRow>(`SELECT change_id, table_name, op, pk, data, hlc FROM walsync_outbox WHERE last_error IS NULL ORDER BY seq LIMIT 500`)
+      ).rows;
+      if (rows.length === 0) {
+        this.setStatus('up-to-date');
+        return;
+      }
+      this.setStatus('syncing');
+      const requestId = randomUUID();
+      const answered = new Promise<ChangeResult[]>((resolve) => this.pendingWrites.set(requestId, resolve));
+      this.send({
+        type: 'write',
+        requestId,
+        changes: rows.map((row) => ({ changeId: row.change_id, table: row.table_name, op: row.op, pk: row.pk, data: row.data, hlc: row.hlc })),
+      });
+      const results = await answered;
+      if (results.length === 0) return; // the connection dropped; the outbox is pushed again after reconnecting
+      const counts = { sent: rows.length, applied: 0, rejected: 0, errors: 0 };
+      const conflicts: Array<{ table: string; pk: Record<string, unknown>; result: ChangeResult }> = [];
+      await this.db.transaction(async (tx) => {
+        await tx.exec(`SET LOCAL walsync.applying = 'on'`);
+        for (const [index, result] of results.entries()) {
+          const row = rows[index]!;
+          if (result.status === 'error') {
+            counts.errors += 1;
+            await tx.query(`UPDATE walsync_outbox SET attempts = attempts + 1, last_error = $2 WHERE change_id = $1`, [row.change_id, `${result.code}: ${result.message}`]);
+            continue;
+          }
+          await tx.query(`DELETE FROM walsync_outbox WHERE change_id = $1`, [row.change_id]);
+          await this.apply.settle(tx, { table: row.table_name, pk: row.pk }, result);
+          if (result.status === 'applied') counts.applied += 1;
+          else {
+            counts.rejected += 1;
+            conflicts.push({ table: row.table_name, pk: row.pk, result });
+          }
+        }
+      });
+      this.emit('push', counts);
+      for (const conflict of conflicts) this.emit('conflict', conflict);
+      for (const [index, result] of results.entries()) {
+        if (result.status === 'error') this.emit('error', new Error(`change ${rows[index]!.change_id} was refused: ${result.code}: ${result.message}`));
+      }
+    }
+  }
+
+  /** Resolves when the server has answered every pending local change (errors stay in the outbox). */
+  async flush(): Promise<void> {
+    for (;;) {
+      await this.ready;
+      await this.pushing;
+      const pending = (await this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM walsync_outbox WHERE last_error IS NULL`)).rows[0]!.n;
+      if (pending === 0) return;
+      this.schedulePush();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.live = false;
+    this.socket?.close();
+    await this.queue.catch(() => undefined);
+    await this.pushing;
+    await this.unlisten?.();
+    await this.db.close();
+    await this.release?.();
+  }
+}
