@@ -73,10 +73,17 @@ interface OutboxRow {
  */
 export async function createSyncClient(options: SyncClientOptions): Promise<SyncClient> {
   let release: (() => Promise<void>) | undefined;
+  let reportLostLock: (error: Error) => void = () => undefined;
   if (!options.dataDir.startsWith('memory://')) {
     mkdirSync(options.dataDir, { recursive: true });
     try {
-      release = await lock(options.dataDir, { stale: 5_000, update: 1_000, lockfilePath: `${options.dataDir}/walsync.lock` });
+      release = await lock(options.dataDir, {
+        stale: 5_000,
+        update: 1_000,
+        lockfilePath: `${options.dataDir}/walsync.lock`,
+        // The library would throw (an uncaught exception); a lost lock is reported instead.
+        onCompromised: (error) => reportLostLock(error),
+      });
     } catch (error) {
       throw new SyncClientError(
         'locked',
@@ -88,6 +95,7 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
   try {
     const db = await PGlite.create(options.dataDir);
     const client = new SyncClient(db, options, release);
+    reportLostLock = (error) => client.lostLock(error);
     await client.start();
     return client;
   } catch (error) {
@@ -391,7 +399,14 @@ export class SyncClient {
     }
   }
 
+  /** The lock on the data directory was lost (its file removed or taken over): stop writing to it. */
+  lostLock(error: Error): void {
+    this.emit('error', new SyncClientError('locked', `the lock on ${this.options.dataDir} was lost; closing so two clients never share it`, { cause: error }));
+    void this.close().catch(() => undefined);
+  }
+
   async close(): Promise<void> {
+    if (this.closed && !this.live && this.db.closed) return;
     this.closed = true;
     this.live = false;
     this.socket?.close();

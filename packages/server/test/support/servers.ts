@@ -10,11 +10,11 @@ const MAIN = path.resolve(__dirname, '../../dist/main.cjs');
 /** A walsync server in this test process (for API-level tests). */
 export function startServer(
   databaseUrl: string,
-  options: { maxClockSkewMs?: number } & Pick<WalsyncServerOptions, 'sync' | 'feed'> = {},
+  options: { maxClockSkewMs?: number; port?: number } & Pick<WalsyncServerOptions, 'sync' | 'feed'> = {},
 ): Promise<WalsyncServer> {
   return WalsyncServer.start({
     databaseUrl,
-    port: 0,
+    port: options.port ?? 0,
     host: '127.0.0.1',
     jwtSecret: TEST_JWT_SECRET,
     slotName: 'walsync',
