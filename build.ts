@@ -78,11 +78,25 @@ async function buildServer(): Promise<void> {
   });
 }
 
+/** The client for Node (the browser build and the demo app come with the web issues). */
+async function buildWeb(): Promise<void> {
+  const dir = path.join(root, 'packages/web');
+  for (const format of ['cjs', 'esm'] as const) {
+    await build({
+      ...library,
+      entryPoints: [path.join(dir, 'src/index.ts')],
+      outfile: path.join(dir, 'dist', format === 'cjs' ? 'index.cjs' : 'index.mjs'),
+      platform: 'node',
+      format,
+    });
+  }
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   // The server bundle keeps @walsync/db external, so both build at once.
-  await Promise.all([buildDb(), buildServer()]);
-  console.log(`Built @walsync/db and @walsync/server in ${Math.round(performance.now() - started)} ms`);
+  await Promise.all([buildDb(), buildServer(), buildWeb()]);
+  console.log(`Built @walsync/db, @walsync/server and @walsync/web in ${Math.round(performance.now() - started)} ms`);
 }
 
 main().catch((error) => {

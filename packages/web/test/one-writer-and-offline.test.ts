@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scratchDir } from '../../db/test/support/postgres';
 import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from '../../server/test/support/database';
 import { TEST_JWT_SECRET, startServer } from '../../server/test/support/servers';
-import { createSyncClient } from '../src';
+import { createSyncClient } from '@walsync/web';
 
 describe('a client on disk', () => {
   let db: TestDatabase;
