@@ -7,6 +7,7 @@ import path from 'node:path';
 import { type Figure, machine, table } from './report';
 import { dbFigures } from './suites/db';
 import { serverFigures } from './suites/server';
+import { clientFigures } from './suites/client';
 import { sessionFigures } from './suites/sessions';
 
 async function main(): Promise<void> {
@@ -15,6 +16,7 @@ async function main(): Promise<void> {
   if (!only || only === 'db') figures.push(...(await dbFigures()));
   if (!only || only === 'server') figures.push(...(await serverFigures()));
   if (!only || only === 'sessions') figures.push(...(await sessionFigures()));
+  if (!only || only === 'client') figures.push(...(await clientFigures()));
   const report = table(figures);
   console.log(report);
   // A partial run only prints: the page always holds one whole run.

@@ -1,5 +1,5 @@
 import type { PGliteInterface, Transaction } from '@electric-sql/pglite';
-import type { SyncedTable } from '@walsync/db';
+import type { SyncedTable } from '@walsync/db/browser';
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 

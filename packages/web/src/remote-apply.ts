@@ -1,5 +1,5 @@
 import type { Transaction } from '@electric-sql/pglite';
-import type { ChangeResult, Row, StreamChange, SyncedTable } from '@walsync/db';
+import type { ChangeResult, Row, StreamChange, SyncedTable } from '@walsync/db/browser';
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 

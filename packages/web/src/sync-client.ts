@@ -9,7 +9,7 @@ import {
   type SyncedTable,
   createMigrationAPI,
   syncedTables,
-} from '@walsync/db';
+} from '@walsync/db/browser';
 import { lock } from 'proper-lockfile';
 import { WebSocket } from 'ws';
 import { installLocalSchema } from './local-schema';

@@ -1,5 +1,5 @@
 import { PGlite } from '@electric-sql/pglite';
-import { createMigrationAPI, parseHlc, syncedTables } from '@walsync/db';
+import { createMigrationAPI, parseHlc, syncedTables } from '@walsync/db/browser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installLocalSchema } from '../src/local-schema';
 

@@ -1,0 +1,105 @@
+import { PGlite } from '@electric-sql/pglite';
+import { createMigrationAPI } from '@walsync/db/browser';
+import { Tokens } from '@walsync/server';
+import { createSyncClient } from '@walsync/web';
+import pg from 'pg';
+import { BENCH_SECRET, startServerProcess, withPostgres } from '../harness';
+import { type Figure, median, percentile } from '../report';
+
+async function seed(db: pg.Client) {
+  const users = (await db.query(`INSERT INTO app_user (email, name) VALUES ('a@bench.test', 'A'), ('b@bench.test', 'B') RETURNING id`)).rows.map((row) => row.id as string);
+  const workspace = (await db.query(`INSERT INTO workspace (name) VALUES ('bench') RETURNING id`)).rows[0].id as string;
+  await db.query(`INSERT INTO workspace_member (workspace_id, user_id) SELECT $1, unnest($2::uuid[])`, [workspace, users]);
+  const project = (await db.query(`INSERT INTO project (workspace_id, name) VALUES ($1, 'bench') RETURNING id`, [workspace])).rows[0].id as string;
+  return { users, workspace, project };
+}
+
+/** Issue #5: local writes, client-to-client latency, hydration into a Node client. */
+export async function clientFigures(): Promise<Figure[]> {
+  const figures: Figure[] = [];
+  const tokens = new Tokens(BENCH_SECRET);
+  await withPostgres(async (url) => {
+    const server = await startServerProcess(url);
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    try {
+      const { users, workspace, project } = await seed(db);
+      const a = await createSyncClient({ url: server.url, token: await tokens.issue(users[0]!), dataDir: 'memory://' });
+      const b = await createSyncClient({ url: server.url, token: await tokens.issue(users[1]!), dataDir: 'memory://' });
+      await Promise.all([a.ready, b.ready]);
+
+      // A local write with capture, against a plain PGlite insert into the same table shape.
+      const captured: number[] = [];
+      for (let i = 0; i < 400; i++) {
+        const started = performance.now();
+        await a.db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, $3)`, [workspace, project, `local ${i}`]);
+        if (i >= 50) captured.push(performance.now() - started);
+      }
+      await a.flush();
+      const plain = await PGlite.create();
+      await createMigrationAPI(plain).migrateToLatest();
+      const bare: number[] = [];
+      const plainWorkspace = (await plain.query<{ id: string }>(`INSERT INTO workspace (name) VALUES ('w') RETURNING id`)).rows[0]!.id;
+      const plainProject = (await plain.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, 'p') RETURNING id`, [plainWorkspace])).rows[0]!.id;
+      for (let i = 0; i < 400; i++) {
+        const started = performance.now();
+        await plain.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, $3)`, [plainWorkspace, plainProject, `plain ${i}`]);
+        if (i >= 50) bare.push(performance.now() - started);
+      }
+      figures.push({ issue: 5, name: 'local write through client.db with capture (Node), p50', value: median(captured), unit: 'ms', goal: '<= 0.6', note: '350 single-row inserts' });
+      figures.push({ issue: 5, name: 'plain PGlite insert (no capture), p50', value: median(bare), unit: 'ms', note: 'same run, same schema' });
+      figures.push({ issue: 5, name: 'local write with capture ÷ plain insert', value: median(captured) / median(bare), unit: '×' });
+
+      // Client A writes, client B has applied it.
+      const latencies: number[] = [];
+      const waiting = new Map<string, number>();
+      b.on('pull:applied', () => undefined);
+      for (let i = 0; i < 150; i++) {
+        const title = `a-to-b ${i}`;
+        const started = performance.now();
+        waiting.set(title, started);
+        await a.db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, $3)`, [workspace, project, title]);
+        for (;;) {
+          const { rows } = await b.db.query(`SELECT 1 FROM task WHERE title = $1`, [title]);
+          if (rows.length) break;
+          await new Promise((resolve) => setTimeout(resolve, 0.5));
+        }
+        if (i >= 10) latencies.push(performance.now() - started);
+      }
+      figures.push({ issue: 5, name: 'client A write → client B applied, p50', value: median(latencies), unit: 'ms', goal: '<= 20', note: 'loopback, server in its own process; B polled every 0.5 ms' });
+      figures.push({ issue: 5, name: 'client A write → client B applied, p99', value: percentile(latencies, 99), unit: 'ms', goal: '<= 80' });
+      await a.close();
+      await b.close();
+      await plain.close();
+
+      // Hydration of 100,000 rows into a fresh Node client, and PGlite's own bulk insert of the same rows.
+      await db.query(`INSERT INTO task (workspace_id, project_id, title, labels) SELECT $1, $2, 'hydrate ' || g, '["bench"]' FROM generate_series(1, 100000) g`, [workspace, project]);
+      while ((await db.query(`SELECT count(*)::int AS n FROM change_history WHERE table_name = 'task'`)).rows[0].n < 100_000 + 550) await new Promise((resolve) => setTimeout(resolve, 100));
+      const total = (await db.query(`SELECT count(*)::int AS n FROM task`)).rows[0].n as number;
+      let started = performance.now();
+      const fresh = await createSyncClient({ url: server.url, token: await tokens.issue(users[1]!), dataDir: 'memory://' });
+      await fresh.ready;
+      const hydrationSeconds = (performance.now() - started) / 1000;
+      const rows = (await fresh.db.query<{ row: object }>(`SELECT to_jsonb(t.*) AS row FROM task t`)).rows.map((row) => row.row);
+      await fresh.close();
+      const target = await PGlite.create();
+      await createMigrationAPI(target).migrateToLatest();
+      await target.query(`INSERT INTO workspace (id, name) VALUES ($1, 'w')`, [workspace]);
+      await target.query(`INSERT INTO project (id, workspace_id, name) VALUES ($1, $2, 'p')`, [project, workspace]);
+      started = performance.now();
+      for (let i = 0; i < rows.length; i += 10_000) {
+        await target.query(`INSERT INTO task SELECT * FROM jsonb_populate_recordset(NULL::task, $1::jsonb)`, [JSON.stringify(rows.slice(i, i + 10_000))]);
+      }
+      const bulkRate = rows.length / ((performance.now() - started) / 1000);
+      await target.close();
+      const rate = total / hydrationSeconds;
+      figures.push({ issue: 5, name: 'hydration of 100,000 rows into a Node client', value: rate, unit: 'rows/s', goal: '>= 15000', note: `${total} rows, client start to ready, memory://` });
+      figures.push({ issue: 5, name: "PGlite's own bulk insert of the same rows", value: bulkRate, unit: 'rows/s', note: 'jsonb_populate_recordset, 10,000 a statement' });
+      figures.push({ issue: 5, name: 'hydration ÷ PGlite bulk insert', value: rate / bulkRate, unit: '×' });
+    } finally {
+      await db.end();
+      await server.stop();
+    }
+  });
+  return figures;
+}
