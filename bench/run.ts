@@ -44,6 +44,9 @@ ${report}
   response and a second process on two cores add 2–4 ms. A 100-change batch of inserts goes as one
   multi-row statement with its receipts; what remains (≈0.2 ms a row) is Postgres' own work per row:
   the stamping trigger, two foreign keys, three indexes, the receipt row.
+- **Client figures (#5) are a first baseline**; the client is work in progress: capture triggers cost
+  about one plain insert more per local write, a Node client's start includes PGlite's own initdb
+  (≈3 s), and snapshot pages are upserted with a per-row outbox check.
 - **Hydration of 100,000 rows** lands at 46,000–55,000 rows/s from run to run: Postgres' \`row_to_json\`
   over the workspace does about 120,000 rows/s alone here, and the rest goes to the server's pg decoding,
   the WebSocket, and the client's \`JSON.parse\` (≈250 ms for 100,000 rows), all on two cores.
