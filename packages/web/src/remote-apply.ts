@@ -27,16 +27,23 @@ export class RemoteApply {
     return `NOT EXISTS (SELECT 1 FROM walsync_outbox o WHERE o.table_name = '${table.name}' AND o.pk = jsonb_build_object(${key}))`;
   }
 
-  private upsertSql(table: SyncedTable, source: string): string {
+  private upsertSql(table: SyncedTable, source: string, checkPending = true): string {
     const columns = table.columns.map((column) => quote(column.name));
-    return `INSERT INTO ${quote(table.name)} SELECT * FROM ${source} r WHERE ${this.noPendingWrite(table, 'r')}
+    return `INSERT INTO ${quote(table.name)} SELECT * FROM ${source} r ${checkPending ? `WHERE ${this.noPendingWrite(table, 'r')}` : ''}
             ON CONFLICT (${table.primaryKey.map(quote).join(', ')}) DO UPDATE SET (${columns.join(', ')}) = ROW(${columns.map((column) => `EXCLUDED.${column}`).join(', ')})`;
   }
 
-  /** Whole rows, e.g. a snapshot page (unique keys). */
+  /** Whole rows, e.g. a snapshot page (unique keys). An empty outbox spares the per-row pending check. */
   async upsertRows(tx: Transaction, tableName: string, rows: Row[]): Promise<void> {
     const table = this.table(tableName);
-    await tx.query(this.upsertSql(table, `jsonb_populate_recordset(NULL::${quote(table.name)}, $1::jsonb)`), [JSON.stringify(rows)]);
+    const pending = (await tx.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM walsync_outbox) AS any`)).rows[0]!.any;
+    await tx.query(this.upsertSql(table, `jsonb_populate_recordset(NULL::${quote(table.name)}, $1::jsonb)`, pending), [JSON.stringify(rows)]);
+  }
+
+  /** Whether any synced table holds a row (a replacing snapshot into an empty database has nothing to remove). */
+  async hasRows(tx: Transaction): Promise<boolean> {
+    const checks = this.syncedTables.map((table) => `EXISTS (SELECT 1 FROM ${quote(table.name)})`).join(' OR ');
+    return (await tx.query<{ any: boolean }>(`SELECT (${checks}) AS any`)).rows[0]!.any;
   }
 
   /** A changes batch, in order. Returns the newest HLC among the rows, for the local clock. */

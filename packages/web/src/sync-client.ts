@@ -122,6 +122,8 @@ export class SyncClient {
   private readonly pendingWrites = new Map<string, (results: ChangeResult[]) => void>();
   private live = false;
   private snapshotReplaces = false;
+  /** Whether the running snapshot must track keys to remove what the server no longer has. */
+  private snapshotTracksKeys = false;
   private unlisten: (() => Promise<void>) | undefined;
 
   constructor(
@@ -236,13 +238,16 @@ export class SyncClient {
         await this.db.transaction(async (tx) => {
           await tx.exec(`DELETE FROM walsync_snapshot_seen`);
           if (message.replace) await tx.exec(`DELETE FROM walsync_state WHERE key = 'position'`);
+          this.snapshotTracksKeys = message.replace && (await this.apply.hasRows(tx));
         });
         return;
       case 'snapshot_batch':
         await this.db.transaction(async (tx) => {
-          await tx.exec(`SET LOCAL walsync.applying = 'on'`);
+          // Snapshot rows come from one consistent server snapshot, parents first: no trigger (capture
+          // would skip them anyway) and no foreign key needs to run for them.
+          await tx.exec(`SET LOCAL walsync.applying = 'on'; SET LOCAL session_replication_role = replica`);
           await this.apply.upsertRows(tx, message.table, message.rows);
-          if (this.snapshotReplaces) await this.apply.markSeen(tx, message.table, message.rows);
+          if (this.snapshotTracksKeys) await this.apply.markSeen(tx, message.table, message.rows);
         });
         this.emit('bootstrap:progress', { table: message.table, sent: message.sent, total: message.total });
         return;
@@ -250,7 +255,7 @@ export class SyncClient {
         await this.db.transaction(async (tx) => {
           await tx.exec(`SET LOCAL walsync.applying = 'on'`);
           if (this.snapshotReplaces) {
-            await this.apply.removeUnseen(tx);
+            if (this.snapshotTracksKeys) await this.apply.removeUnseen(tx);
             await tx.query(`INSERT INTO walsync_state VALUES ('position', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [message.position]);
           }
           await tx.exec(`DELETE FROM walsync_snapshot_seen`);
