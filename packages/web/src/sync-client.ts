@@ -6,6 +6,7 @@ import {
   type ExtractedMigration,
   PROTOCOL_VERSION,
   type ServerMessage,
+  ServerMessageSchema,
   type SyncedTable,
   createMigrationAPI,
   syncedTables,
@@ -42,7 +43,7 @@ export interface SyncEvents {
 
 export class SyncClientError extends Error {
   constructor(
-    readonly code: 'locked' | 'migration_failed' | 'refused',
+    readonly code: 'locked' | 'migration_failed' | 'refused' | 'bad_server_message' | 'apply_failed',
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -182,9 +183,23 @@ export class SyncClient {
     this.socket = socket;
     socket.on('open', () => void this.hello(socket).catch((error) => this.emit('error', error)));
     socket.on('message', (data) => {
-      const message = JSON.parse(data.toString()) as ServerMessage;
+      let message: ServerMessage;
+      try {
+        const parsed = ServerMessageSchema.safeParse(JSON.parse(data.toString()));
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0]!;
+          throw new Error(`${issue.path.join('.') || 'message'}: ${issue.message}`);
+        }
+        message = parsed.data;
+      } catch (error) {
+        // Nothing of it is applied; the session starts over from the stored position.
+        this.emit('error', new SyncClientError('bad_server_message', `the server sent a message this client cannot use (${(error as Error).message})`));
+        socket.close();
+        return;
+      }
       this.queue = this.queue.then(() => this.handle(message)).catch((error: Error) => {
-        this.emit('error', error);
+        // The transaction rolled back: no partial apply, no position moved; start over from the stored one.
+        this.emit('error', new SyncClientError('apply_failed', `applying a ${message.type} message failed and was rolled back: ${error.message}`, { cause: error }));
         socket.close();
       });
     });

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { NODE_ID_PATTERN } from '../schema/hlc';
-import type { ExtractedMigration } from '../schema/migration';
-import type { ChangeResult, Row } from './writes';
+import { WRITE_ERROR_CODES } from './writes';
+import { ExtractedMigrationSchema } from '../schema/migration';
+
 
 /**
  * The sync protocol over WebSocket (`/sync`): JSON text frames, one message each, described for
@@ -47,45 +48,57 @@ export const ClientMessageSchema = z.discriminatedUnion('type', [HelloSchema, Ac
 export type ClientMessage = z.infer<typeof ClientMessageSchema>;
 export type Hello = z.infer<typeof HelloSchema>;
 
+export const SYNC_ERROR_CODES = ['bad_message', 'unauthenticated', 'schema_ahead', 'ack_unsent', 'not_ready', 'write_failed', 'flood'] as const;
+export type SyncErrorCode = (typeof SYNC_ERROR_CODES)[number];
+
 /** One change as a client receives it: the full row after the change, or the old row of a delete. */
-export interface StreamChange {
-  table: string;
-  op: 'insert' | 'update' | 'delete' | 'truncate';
+export const StreamChangeSchema = z.strictObject({
+  table: z.string(),
+  op: z.enum(['insert', 'update', 'delete', 'truncate']),
   /** The row after an insert or update (tombstones are updates with deleted_at set). */
-  data?: Row;
+  data: z.record(z.string(), z.unknown()).optional(),
   /** The row before a delete. */
-  old?: Row;
-}
+  old: z.record(z.string(), z.unknown()).optional(),
+});
+export type StreamChange = z.infer<typeof StreamChangeSchema>;
 
-export type ServerMessage =
-  | {
-      type: 'welcome';
-      userId: string;
-      clientId: string;
-      schemaVersion: string;
-      /** Migrations the client lacks, in order, to apply before anything else. */
-      migrations: ExtractedMigration[];
-      workspaces: string[];
-    }
+const RowSchema = z.record(z.string(), z.unknown());
+const ChangeResultSchema = z.union([
+  z.strictObject({ changeId: z.string(), status: z.literal('applied'), lsn: z.string(), row: RowSchema.nullable(), duplicate: z.literal(true).optional() }),
+  z.strictObject({ changeId: z.string(), status: z.literal('rejected'), reason: z.enum(['stale', 'not_found', 'constraint']), message: z.string(), row: RowSchema.nullable() }),
+  z.strictObject({ changeId: z.string(), status: z.literal('error'), code: z.enum(WRITE_ERROR_CODES), message: z.string() }),
+]);
+
+/** Every message a server sends; clients validate what they receive with it. */
+export const ServerMessageSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('welcome'),
+    userId: z.string(),
+    clientId: z.string(),
+    schemaVersion: z.string(),
+    /** Migrations the client lacks, in order, to apply before anything else. */
+    migrations: z.array(ExtractedMigrationSchema),
+    workspaces: z.array(z.string()),
+  }),
   /** `replace`: the snapshot replaces everything the client has from the server (else it adds `workspaces`). */
-  | { type: 'snapshot_start'; position: Position; total: Record<string, number>; workspaces: string[]; replace: boolean }
-  | { type: 'snapshot_batch'; table: string; rows: Row[]; sent: number; total: number }
-  | { type: 'snapshot_end'; position: Position }
-  | { type: 'changes'; position: Position; changes: StreamChange[] }
-  | { type: 'scope_removed'; workspaceId: string; position: Position }
-  | { type: 'up_to_date'; position: Position }
-  | { type: 'resnapshot'; reason: 'history_pruned' | 'position_ahead' | 'requested'; message: string }
-  | { type: 'write_result'; requestId: string; results: ChangeResult[] }
-  | { type: 'error'; code: SyncErrorCode; message: string };
+  z.strictObject({
+    type: z.literal('snapshot_start'),
+    position: PositionSchema,
+    total: z.record(z.string(), z.number().int().nonnegative()),
+    workspaces: z.array(z.string()),
+    replace: z.boolean(),
+  }),
+  z.strictObject({ type: z.literal('snapshot_batch'), table: z.string(), rows: z.array(RowSchema), sent: z.number().int(), total: z.number().int() }),
+  z.strictObject({ type: z.literal('snapshot_end'), position: PositionSchema }),
+  z.strictObject({ type: z.literal('changes'), position: PositionSchema, changes: z.array(StreamChangeSchema) }),
+  z.strictObject({ type: z.literal('scope_removed'), workspaceId: z.string(), position: PositionSchema }),
+  z.strictObject({ type: z.literal('up_to_date'), position: PositionSchema }),
+  z.strictObject({ type: z.literal('resnapshot'), reason: z.enum(['history_pruned', 'position_ahead', 'requested']), message: z.string() }),
+  z.strictObject({ type: z.literal('write_result'), requestId: z.string(), results: z.array(ChangeResultSchema) }),
+  z.strictObject({ type: z.literal('error'), code: z.enum(SYNC_ERROR_CODES), message: z.string() }),
+]);
+export type ServerMessage = z.infer<typeof ServerMessageSchema>;
 
-export type SyncErrorCode =
-  | 'bad_message'
-  | 'unauthenticated'
-  | 'schema_ahead'
-  | 'ack_unsent'
-  | 'not_ready'
-  | 'write_failed'
-  | 'flood';
 
 /** WebSocket close codes the server uses (4000-4999 are the application's). */
 export const CloseCodes = {

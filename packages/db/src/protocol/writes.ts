@@ -43,17 +43,19 @@ export type Row = Record<string, unknown>;
 export type RejectReason = 'stale' | 'not_found' | 'constraint';
 
 /** The input was wrong: the change can never apply as it is. */
-export type WriteErrorCode =
-  | 'invalid_change'
-  | 'unknown_table'
-  | 'read_only_table'
-  | 'unknown_column'
-  | 'invalid_value'
-  | 'forbidden_scope'
-  | 'too_large'
-  | 'clock_skew'
-  | 'replayed_change'
-  | 'internal';
+export const WRITE_ERROR_CODES = [
+  'invalid_change',
+  'unknown_table',
+  'read_only_table',
+  'unknown_column',
+  'invalid_value',
+  'forbidden_scope',
+  'too_large',
+  'clock_skew',
+  'replayed_change',
+  'internal',
+] as const;
+export type WriteErrorCode = (typeof WRITE_ERROR_CODES)[number];
 
 export type ChangeResult =
   | {

@@ -1,0 +1,67 @@
+import { freePort } from '@walsync/db/server';
+import { migrations } from '@walsync/db/browser';
+import { createSyncClient } from '@walsync/web';
+import { afterAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import { waitFor } from '../../server/test/support/database';
+
+/** A server that speaks the protocol but sends what it is told to: the bad input under test. */
+async function hostileServer(script: Array<Record<string, unknown> | string>) {
+  const port = await freePort();
+  const sockets = new WebSocketServer({ port, host: '127.0.0.1', path: '/sync' });
+  let connections = 0;
+  sockets.on('connection', (socket) => {
+    connections += 1;
+    socket.once('message', () => {
+      for (const message of script) socket.send(typeof message === 'string' ? message : JSON.stringify(message));
+    });
+  });
+  return { url: `http://127.0.0.1:${port}`, connections: () => connections, close: () => new Promise<void>((resolve) => sockets.close(() => resolve())) };
+}
+
+describe('a client facing bad server input', () => {
+  const closers: Array<() => Promise<void>> = [];
+  afterAll(async () => {
+    for (const close of closers.reverse()) await close();
+  });
+
+  it('refuses a malformed message and a batch that fails to apply: nothing applied, position unmoved, outbox intact', async () => {
+    const workspace = '0b6f5b38-5d1b-4a56-9c2e-8a1b2a0c0d01';
+    const server = await hostileServer([
+      { type: 'welcome', userId: 'u', clientId: 'c', schemaVersion: migrations.at(-1)!.name, migrations, workspaces: [workspace] },
+      { type: 'snapshot_start', position: '0/100', total: {}, workspaces: [workspace], replace: true },
+      { type: 'snapshot_end', position: '0/100' },
+      { type: 'changes', position: 'not a position', changes: [] },
+      '{ this is not json',
+      {
+        type: 'changes',
+        position: '0/200',
+        changes: [
+          {
+            table: 'workspace',
+            op: 'insert',
+            data: { id: workspace, name: 'half', created_at: '2026-11-23T00:00:00+00:00', updated_at: '2026-11-23T00:00:00+00:00', version: 1, hlc: null, origin_client_id: null, deleted_at: null },
+          },
+          { table: 'no_such_table', op: 'insert', data: { id: workspace } },
+        ],
+      },
+    ]);
+    closers.push(server.close);
+    const client = await createSyncClient({ url: server.url, token: 'unused', dataDir: 'memory://' });
+    closers.push(() => client.close());
+    const errors: Error[] = [];
+    client.on('error', (error) => errors.push(error));
+    await client.ready;
+    await client.db.query(`INSERT INTO workspace (name) VALUES ('local, unsent')`);
+
+    await waitFor('the three bad inputs to be reported', () => errors.length >= 3);
+    expect(errors.map((error) => (error as { code?: string }).code)).toEqual(expect.arrayContaining(['bad_server_message', 'apply_failed']));
+    expect(errors.find((error) => (error as { code?: string }).code === 'apply_failed')!.message).toMatch(/no_such_table/);
+    const position = (await client.db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'position'`)).rows[0]?.value;
+    expect(position).toBe('0/100');
+    expect((await client.db.query(`SELECT name FROM workspace ORDER BY name`)).rows).toEqual([{ name: 'local, unsent' }]);
+    expect((await client.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM walsync_outbox`)).rows[0]!.n).toBe(1);
+    // It starts over from its stored position rather than giving up.
+    await waitFor('a reconnect', () => server.connections() >= 2);
+  });
+});
