@@ -342,11 +342,8 @@ export class SyncSession {
 
   private async verify(position: bigint): Promise<void> {
     if (this.state !== 'live') return this.fail('not_ready', 'verify is answered once the session is live (after the snapshot)');
-    if (position > this.deps.feed.tail || position < (await historyHorizon(this.deps.pool))) return this.resume(position);
-    this.position = position;
-    this.sentPosition = position;
-    if (position === this.deps.feed.tail) this.send({ type: 'up_to_date', position: bigIntToLsn(position) });
-    else this.pump();
+    // The same as resuming from that position: replay what follows it, or re-snapshot if it cannot be served.
+    return this.resume(position);
   }
 
   private async write(requestId: string, changes: unknown[]): Promise<void> {
