@@ -7,9 +7,9 @@
  */
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { build, type BuildOptions } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 
 const root = __dirname;
 const requireFromHere = createRequire(__filename);
@@ -78,18 +78,48 @@ async function buildServer(): Promise<void> {
   });
 }
 
-/** The client for Node (the browser build and the demo app come with the web issues). */
+/** PGlite's Node-only code paths (NodeFS) import these; a browser never runs them, so they bundle as empty modules. */
+const nodeOnlyModulesAreEmpty: Plugin = {
+  name: 'node-only-modules-are-empty',
+  setup(plugin) {
+    plugin.onResolve({ filter: /^(node:.*|fs|fs\/promises|path|crypto|url|module)$/ }, (args) => ({ path: args.path, namespace: 'node-only' }));
+    plugin.onLoad({ filter: /.*/, namespace: 'node-only' }, () => ({ contents: 'export {}', loader: 'js' }));
+  },
+};
+
+/**
+ * The client: dist/index.cjs and dist/index.mjs for Node (dependencies external); for the browser,
+ * dist/browser.mjs (a tab's handle) and dist/worker.js (the sync loop), each self-contained, with
+ * PGlite's WebAssembly and data files beside them, where PGlite looks for them (`import.meta.url`).
+ */
 async function buildWeb(): Promise<void> {
   const dir = path.join(root, 'packages/web');
-  for (const format of ['cjs', 'esm'] as const) {
-    await build({
+  const dist = path.join(dir, 'dist');
+  const node = (['cjs', 'esm'] as const).map((format) =>
+    build({
       ...library,
       entryPoints: [path.join(dir, 'src/index.ts')],
-      outfile: path.join(dir, 'dist', format === 'cjs' ? 'index.cjs' : 'index.mjs'),
+      outfile: path.join(dist, format === 'cjs' ? 'index.cjs' : 'index.mjs'),
       platform: 'node',
       format,
-    });
-  }
+    }),
+  );
+  const browser = build({
+    ...library,
+    packages: undefined,
+    entryPoints: { browser: path.join(dir, 'src/browser.ts'), worker: path.join(dir, 'src/worker.ts') },
+    outdir: dist,
+    outExtension: { '.js': '.js' },
+    entryNames: '[name]',
+    platform: 'browser',
+    format: 'esm',
+    minify: true,
+    plugins: [nodeOnlyModulesAreEmpty],
+  });
+  const pglite = path.dirname(requireFromHere.resolve('@electric-sql/pglite', { paths: [dir] }));
+  mkdirSync(dist, { recursive: true });
+  for (const file of ['pglite.wasm', 'pglite.data', 'initdb.wasm']) copyFileSync(path.join(pglite, file), path.join(dist, file));
+  await Promise.all([...node, browser]);
 }
 
 async function main(): Promise<void> {

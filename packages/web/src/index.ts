@@ -1,2 +1,3 @@
-/** @walsync/web: the PGlite sync client. */
-export { SyncClient, SyncClientError, createSyncClient, type SyncClientOptions, type SyncEvents, type SyncStatus } from './sync-client';
+/** @walsync/web for Node: the PGlite sync client over a directory or `memory://`. */
+export { createSyncClient } from './node';
+export { SyncClient, SyncClientError, type SyncClientOptions, type SyncEvents, type SyncStatus } from './sync-client';

@@ -1,6 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite, Transaction } from '@electric-sql/pglite';
 import {
   type ChangeResult,
   type ExtractedMigration,
@@ -11,8 +9,7 @@ import {
   createMigrationAPI,
   syncedTables,
 } from '@walsync/db/browser';
-import { lock } from 'proper-lockfile';
-import { WebSocket } from 'ws';
+import { SyncClientError, type SyncEvents, type SyncStatus } from './types';
 import { installLocalSchema } from './local-schema';
 import { RemoteApply } from './remote-apply';
 
@@ -20,36 +17,24 @@ export interface SyncClientOptions {
   /** The server's base URL (http(s)://…); the client connects to its /sync WebSocket. */
   url: string;
   token: string;
-  /** A directory for the database, or `memory://`. */
+  /** Node: a directory or `memory://`. Browser: `idb://<name>`. */
   dataDir: string;
   /** Kept in the database after the first run; given here only to choose it. */
   clientId?: string;
 }
 
-export type SyncStatus = 'connecting' | 'syncing' | 'up-to-date' | 'offline';
-
-export interface SyncEvents {
-  captured: [];
-  push: [{ sent: number; applied: number; rejected: number; errors: number }];
-  'pull:received': [{ changes: number; position: string }];
-  'pull:applied': [{ changes: number; position: string }];
-  conflict: [{ table: string; pk: Record<string, unknown>; result: ChangeResult }];
-  error: [Error];
-  'bootstrap:start': [{ total: Record<string, number> }];
-  'bootstrap:progress': [{ table: string; sent: number; total: number }];
-  'bootstrap:complete': [{ position: string }];
-  status: [SyncStatus];
+/** The parts of a WHATWG WebSocket the client uses: the browser's own, or `ws` in Node. */
+export interface SocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
 }
-
-export class SyncClientError extends Error {
-  constructor(
-    readonly code: 'locked' | 'migration_failed' | 'refused' | 'bad_server_message' | 'apply_failed',
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
+export type SocketFactory = (url: string) => SocketLike;
+const OPEN = 1;
 
 type Listener<K extends keyof SyncEvents> = (...args: SyncEvents[K]) => void;
 
@@ -62,49 +47,6 @@ interface OutboxRow {
   hlc: string;
 }
 
-/**
- * A walsync client over PGlite: plain SQL on `db`, local writes captured and pushed, the server's
- * changes applied with their position in one transaction.
- *
- * @example
- *   const client = await createSyncClient({ url: 'http://localhost:3000', token, dataDir: './data' });
- *   await client.ready;
- *   await client.db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'hi')`, [w, p]);
- *   await client.flush();
- */
-export async function createSyncClient(options: SyncClientOptions): Promise<SyncClient> {
-  let release: (() => Promise<void>) | undefined;
-  let reportLostLock: (error: Error) => void = () => undefined;
-  if (!options.dataDir.startsWith('memory://')) {
-    mkdirSync(options.dataDir, { recursive: true });
-    try {
-      release = await lock(options.dataDir, {
-        stale: 5_000,
-        update: 1_000,
-        lockfilePath: `${options.dataDir}/walsync.lock`,
-        // The library would throw (an uncaught exception); a lost lock is reported instead.
-        onCompromised: (error) => reportLostLock(error),
-      });
-    } catch (error) {
-      throw new SyncClientError(
-        'locked',
-        `${options.dataDir} is already open in another walsync client; two on one database would lose rows. Close the other first.`,
-        { cause: error },
-      );
-    }
-  }
-  try {
-    const db = await PGlite.create(options.dataDir);
-    const client = new SyncClient(db, options, release);
-    reportLostLock = (error) => client.lostLock(error);
-    await client.start();
-    return client;
-  } catch (error) {
-    await release?.();
-    throw error;
-  }
-}
-
 export class SyncClient {
   clientId = '';
   status: SyncStatus = 'connecting';
@@ -113,7 +55,7 @@ export class SyncClient {
   private resolveReady!: () => void;
   private rejectReady!: (error: Error) => void;
   private readonly listeners = new Map<keyof SyncEvents, Set<(...args: never[]) => void>>();
-  private socket: WebSocket | undefined;
+  private socket: SocketLike | undefined;
   private closed = false;
   private attempt = 0;
   private queue: Promise<void> = Promise.resolve();
@@ -130,6 +72,7 @@ export class SyncClient {
   constructor(
     readonly db: PGlite,
     private readonly options: SyncClientOptions,
+    private readonly openSocket: SocketFactory,
     private readonly release: (() => Promise<void>) | undefined,
     tables: SyncedTable[] = syncedTables,
   ) {
@@ -163,13 +106,23 @@ export class SyncClient {
     await this.db.exec(`CREATE TABLE IF NOT EXISTS walsync_state (key text PRIMARY KEY, value text);
       CREATE TABLE IF NOT EXISTS walsync_snapshot_seen (table_name text, pk jsonb, PRIMARY KEY (table_name, pk))`);
     const stored = (await this.db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'client_id'`)).rows[0]?.value;
-    this.clientId = stored ?? this.options.clientId ?? randomUUID();
+    this.clientId = stored ?? this.options.clientId ?? crypto.randomUUID();
     if (!stored) await this.db.query(`INSERT INTO walsync_state VALUES ('client_id', $1)`, [this.clientId]);
     this.unlisten = await this.db.listen('walsync_outbox', () => {
       this.emit('captured');
       this.schedulePush();
     });
     this.connect();
+  }
+
+  /**
+   * One transaction, durable before it returns: PGlite 0.5 leaves a committed `transaction()` in
+   * memory until the next query or `syncToFs()` (IndexedDB in the browser), and a position must
+   * never be acked before the data it covers is stored.
+   */
+  private async commit(work: (tx: Transaction) => Promise<void>): Promise<void> {
+    await this.db.transaction(work);
+    await this.db.syncToFs();
   }
 
   private async state(key: string): Promise<string | null> {
@@ -179,13 +132,13 @@ export class SyncClient {
   private connect(): void {
     if (this.closed) return;
     this.setStatus(this.attempt === 0 ? 'connecting' : 'offline');
-    const socket = new WebSocket(`${this.options.url.replace(/^http/, 'ws')}/sync`);
+    const socket = this.openSocket(`${this.options.url.replace(/^http/, 'ws')}/sync`);
     this.socket = socket;
-    socket.on('open', () => void this.hello(socket).catch((error) => this.emit('error', error)));
-    socket.on('message', (data) => {
+    socket.onopen = () => void this.hello(socket).catch((error) => this.emit('error', error));
+    socket.onmessage = ({ data }) => {
       let message: ServerMessage;
       try {
-        const parsed = ServerMessageSchema.safeParse(JSON.parse(data.toString()));
+        const parsed = ServerMessageSchema.safeParse(JSON.parse(String(data)));
         if (!parsed.success) {
           const issue = parsed.error.issues[0]!;
           throw new Error(`${issue.path.join('.') || 'message'}: ${issue.message}`);
@@ -202,9 +155,10 @@ export class SyncClient {
         this.emit('error', new SyncClientError('apply_failed', `applying a ${message.type} message failed and was rolled back: ${error.message}`, { cause: error }));
         socket.close();
       });
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', (code, reason) => {
+    };
+    socket.onerror = () => undefined;
+    socket.onclose = ({ code, reason }) => {
+      if (socket !== this.socket) return;
       this.live = false;
       for (const settle of this.pendingWrites.values()) settle([]);
       this.pendingWrites.clear();
@@ -212,7 +166,7 @@ export class SyncClient {
       this.setStatus('offline');
       if (code === 4401 || code === 4409) {
         // Retrying with the same token or schema cannot succeed.
-        const error = new SyncClientError('refused', `the server refused this client: ${reason.toString() || code}`);
+        const error = new SyncClientError('refused', `the server refused this client: ${reason || code}`);
         this.rejectReady(error);
         this.emit('error', error);
         return;
@@ -220,14 +174,14 @@ export class SyncClient {
       // Exponential backoff with jitter, at most 10 s.
       const delay = Math.min(10_000, 250 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
       setTimeout(() => this.connect(), delay);
-    });
+    };
   }
 
   private send(message: unknown): void {
-    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+    if (this.socket?.readyState === OPEN) this.socket.send(JSON.stringify(message));
   }
 
-  private async hello(socket: WebSocket): Promise<void> {
+  private async hello(socket: SocketLike): Promise<void> {
     const schema = await this.db
       .query<{ name: string }>(`SELECT "migrationName" AS name FROM client_migration WHERE "clientApplied" ORDER BY "timestamp" DESC LIMIT 1`)
       .catch(() => ({ rows: [] as { name: string }[] }));
@@ -250,14 +204,14 @@ export class SyncClient {
         this.snapshotReplaces = message.replace;
         this.setStatus('syncing');
         if (message.replace) this.emit('bootstrap:start', { total: message.total });
-        await this.db.transaction(async (tx) => {
+        await this.commit(async (tx) => {
           await tx.exec(`DELETE FROM walsync_snapshot_seen`);
           if (message.replace) await tx.exec(`DELETE FROM walsync_state WHERE key = 'position'`);
           this.snapshotTracksKeys = message.replace && (await this.apply.hasRows(tx));
         });
         return;
       case 'snapshot_batch':
-        await this.db.transaction(async (tx) => {
+        await this.commit(async (tx) => {
           // Snapshot rows come from one consistent server snapshot, parents first: no trigger (capture
           // would skip them anyway) and no foreign key needs to run for them.
           await tx.exec(`SET LOCAL walsync.applying = 'on'; SET LOCAL session_replication_role = replica`);
@@ -267,7 +221,7 @@ export class SyncClient {
         this.emit('bootstrap:progress', { table: message.table, sent: message.sent, total: message.total });
         return;
       case 'snapshot_end':
-        await this.db.transaction(async (tx) => {
+        await this.commit(async (tx) => {
           await tx.exec(`SET LOCAL walsync.applying = 'on'`);
           if (this.snapshotReplaces) {
             if (this.snapshotTracksKeys) await this.apply.removeUnseen(tx);
@@ -282,7 +236,7 @@ export class SyncClient {
         return this.becomeLive();
       case 'changes': {
         this.emit('pull:received', { changes: message.changes.length, position: message.position });
-        await this.db.transaction(async (tx) => {
+        await this.commit(async (tx) => {
           await tx.exec(`SET LOCAL walsync.applying = 'on'`);
           const newest = await this.apply.applyChanges(tx, message.changes);
           if (newest) await tx.query(`SELECT walsync_observe_hlc($1)`, [newest]);
@@ -293,7 +247,7 @@ export class SyncClient {
         return;
       }
       case 'scope_removed':
-        await this.db.transaction(async (tx) => {
+        await this.commit(async (tx) => {
           await tx.exec(`SET LOCAL walsync.applying = 'on'`);
           await this.apply.removeScope(tx, message.workspaceId);
         });
@@ -370,7 +324,7 @@ export class SyncClient {
         return;
       }
       this.setStatus('syncing');
-      const requestId = randomUUID();
+      const requestId = crypto.randomUUID();
       const answered = new Promise<ChangeResult[]>((resolve) => this.pendingWrites.set(requestId, resolve));
       this.send({
         type: 'write',
@@ -381,7 +335,7 @@ export class SyncClient {
       if (results.length === 0) return; // the connection dropped; the outbox is pushed again after reconnecting
       const counts = { sent: rows.length, applied: 0, rejected: 0, errors: 0 };
       const conflicts: Array<{ table: string; pk: Record<string, unknown>; result: ChangeResult }> = [];
-      await this.db.transaction(async (tx) => {
+      await this.commit(async (tx) => {
         await tx.exec(`SET LOCAL walsync.applying = 'on'`);
         for (const [index, result] of results.entries()) {
           const row = rows[index]!;
@@ -437,3 +391,5 @@ export class SyncClient {
     await this.release?.();
   }
 }
+
+export { SyncClientError, type SyncEvents, type SyncStatus } from './types';

@@ -1,0 +1,173 @@
+/**
+ * @walsync/web in the browser. Each tab gets a `db` (a PGliteWorker: plain SQL and live queries)
+ * and the client's status and events; the sync loop runs in the leader tab's Web Worker (./worker.ts).
+ */
+import { live } from '@electric-sql/pglite/live';
+import { PGliteWorker } from '@electric-sql/pglite/worker';
+import { type LeaderMessage, type SerializedError, type TabMessage, channelName } from './tab-protocol';
+import { SyncClientError, type SyncEvents, type SyncStatus } from './types';
+import type { SyncClientOptions } from './sync-client';
+
+export { SyncClientError, type SyncEvents, type SyncStatus } from './types';
+export type { SyncClientOptions } from './sync-client';
+
+export interface BrowserSyncClientOptions extends SyncClientOptions {
+  /** `idb://<name>`: the IndexedDB database that keeps the replica. */
+  dataDir: string;
+  /** Where the worker bundle is served; by default `worker.js` beside this module. */
+  workerUrl?: string | URL;
+}
+
+const revive = (error: SerializedError) =>
+  error.code ? new SyncClientError(error.code as SyncClientError['code'], error.message) : Object.assign(new Error(error.message), { name: error.name });
+
+export type BrowserDb = PGliteWorker & { live: import('@electric-sql/pglite/live').LiveNamespace };
+
+/**
+ * Opens (or joins) the replica named by `dataDir`. Every tab may call it; one tab leads and syncs.
+ *
+ * @example
+ *   const client = await createSyncClient({ url: location.origin, token, dataDir: 'idb://walsync-demo' });
+ *   await client.ready;
+ *   client.db.live.query('SELECT * FROM task ORDER BY position', [], (result) => render(result.rows));
+ */
+export async function createSyncClient(options: BrowserSyncClientOptions): Promise<BrowserSyncClient> {
+  if (!options.dataDir.startsWith('idb://')) throw new TypeError(`dataDir must be idb://<name> in the browser, got ${JSON.stringify(options.dataDir)}`);
+  const worker = new Worker(options.workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
+  const client = new BrowserSyncClient(worker, options.dataDir);
+  try {
+    const db = await Promise.race([
+      PGliteWorker.create(worker, {
+        dataDir: options.dataDir,
+        id: channelName(options.dataDir),
+        meta: { url: options.url, token: options.token, clientId: options.clientId },
+        extensions: { live },
+      }),
+      client.failed,
+    ]);
+    client.attach(db as BrowserDb);
+    return client;
+  } catch (error) {
+    client.dispose();
+    worker.terminate();
+    throw error;
+  }
+}
+
+type Listener<K extends keyof SyncEvents> = (...args: SyncEvents[K]) => void;
+
+export class BrowserSyncClient {
+  db!: BrowserDb;
+  status: SyncStatus = 'connecting';
+  clientId = '';
+  readonly ready: Promise<void>;
+  /** Rejects when the leader cannot open the database (locked elsewhere, corrupt). */
+  readonly failed: Promise<never>;
+  private resolveReady!: () => void;
+  private rejectReady!: (error: Error) => void;
+  private rejectFailed!: (error: Error) => void;
+  private readonly channel: BroadcastChannel;
+  private readonly listeners = new Map<keyof SyncEvents, Set<(...args: never[]) => void>>();
+  private readonly flushes = new Map<string, { resolve: () => void; reject: (error: Error) => void }>();
+  private readonly hello: ReturnType<typeof setInterval>;
+  private heardLeader = false;
+
+  constructor(
+    private readonly worker: Worker,
+    readonly dataDir: string,
+  ) {
+    this.ready = new Promise((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.failed = new Promise((_, reject) => (this.rejectFailed = reject));
+    this.ready.catch(() => undefined);
+    this.failed.catch(() => undefined);
+    this.channel = new BroadcastChannel(channelName(dataDir));
+    this.channel.onmessage = ({ data }: MessageEvent<LeaderMessage>) => this.receive(data);
+    // Asks for the leader's state until it answers (the leader may still be starting).
+    this.hello = setInterval(() => !this.heardLeader && this.post({ type: 'hello' }), 100);
+    this.post({ type: 'hello' });
+  }
+
+  /** Whether this tab's worker is the one that syncs. */
+  get isLeader(): boolean {
+    return this.db?.isLeader ?? false;
+  }
+
+  attach(db: BrowserDb): void {
+    this.db = db;
+  }
+
+  on<K extends keyof SyncEvents>(event: K, listener: Listener<K>): () => void {
+    const set = this.listeners.get(event) ?? new Set();
+    set.add(listener as never);
+    this.listeners.set(event, set);
+    return () => set.delete(listener as never);
+  }
+
+  private post(message: TabMessage): void {
+    this.channel.postMessage(message);
+  }
+
+  private receive(message: LeaderMessage): void {
+    if (message.type === 'event') {
+      const args = message.name === 'error' ? [revive(message.args[0] as SerializedError)] : message.args;
+      for (const listener of this.listeners.get(message.name as keyof SyncEvents) ?? []) (listener as (...a: unknown[]) => void)(...args);
+      return;
+    }
+    if (message.type === 'flushed') {
+      const pending = this.flushes.get(message.id);
+      this.flushes.delete(message.id);
+      if (message.error) pending?.reject(revive(message.error));
+      else pending?.resolve();
+      return;
+    }
+    this.heardLeader = true;
+    this.clientId = message.clientId || this.clientId;
+    if (message.error) {
+      const error = revive(message.error);
+      this.rejectFailed(error);
+      this.rejectReady(error);
+    }
+    if (message.ready) this.resolveReady();
+    // A new leader took over: what the old one had not answered is asked again.
+    if (message.type === 'leader') for (const id of this.flushes.keys()) this.post({ type: 'flush', id });
+    if (message.status !== this.status) {
+      this.status = message.status;
+      for (const listener of this.listeners.get('status') ?? []) (listener as Listener<'status'>)(message.status);
+    }
+  }
+
+  /** Resolves when the server has answered every pending local change, whichever tab made it. */
+  flush(): Promise<void> {
+    const id = crypto.randomUUID();
+    return new Promise((resolve, reject) => {
+      this.flushes.set(id, { resolve, reject });
+      this.post({ type: 'flush', id });
+    });
+  }
+
+  dispose(): void {
+    clearInterval(this.hello);
+    this.channel.close();
+  }
+
+  /** Closes this tab's handle; the leader first stops syncing and closes the database, then another tab takes over. */
+  async close(): Promise<void> {
+    this.dispose();
+    if (this.db?.isLeader) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 5_000);
+        this.worker.addEventListener('message', (event: MessageEvent<{ type?: string }>) => {
+          if (event.data?.type === 'walsync:closed') {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        this.worker.postMessage({ type: 'walsync:close' });
+      });
+    }
+    await this.db?.close();
+  }
+}

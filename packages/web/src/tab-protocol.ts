@@ -1,0 +1,23 @@
+/** Messages between the leader's worker and every tab of one database, on one BroadcastChannel. */
+import type { SyncStatus } from './types';
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  code?: string;
+}
+
+export type LeaderMessage =
+  | { type: 'state' | 'leader'; status: SyncStatus; clientId: string; ready: boolean; error?: SerializedError }
+  | { type: 'event'; name: string; args: unknown[] }
+  | { type: 'flushed'; id: string; error?: SerializedError };
+
+export type TabMessage = { type: 'hello' } | { type: 'flush'; id: string };
+
+export const channelName = (dataDir: string) => `walsync:${dataDir}`;
+
+/** Errors cross the channel as plain data (a structured clone drops an Error's own fields such as `code`). */
+export function serializeError(error: unknown): SerializedError {
+  const { name, message, code } = error as { name?: string; message?: string; code?: string };
+  return { name: name ?? 'Error', message: message ?? String(error), ...(code ? { code } : {}) };
+}

@@ -1,0 +1,96 @@
+/**
+ * The browser's sync loop, in a Web Worker. Every tab starts one; PGlite's worker elects one leader
+ * per database (a Web Lock), and only the leader opens the database and syncs. The other tabs' queries
+ * go to it; its status and events reach every tab over a BroadcastChannel (see ./browser.ts).
+ */
+import { PGlite } from '@electric-sql/pglite';
+import { worker } from '@electric-sql/pglite/worker';
+import { type LeaderMessage, type TabMessage, channelName, serializeError } from './tab-protocol';
+import { type SocketLike, SyncClient, SyncClientError, type SyncEvents } from './sync-client';
+
+const RELAYED: Array<keyof SyncEvents> = ['captured', 'push', 'pull:received', 'pull:applied', 'conflict', 'error', 'bootstrap:start', 'bootstrap:progress', 'bootstrap:complete', 'status'];
+
+export interface WorkerMeta {
+  url: string;
+  token: string;
+  clientId?: string;
+}
+
+let client: SyncClient | undefined;
+
+/** A second walsync worker on the same database (another bundle, another page) is refused, not raced. */
+function holdLock(name: string): Promise<() => Promise<void>> {
+  return new Promise((resolve, reject) => {
+    navigator.locks
+      .request(name, { ifAvailable: true }, (lock) => {
+        if (!lock) {
+          reject(new SyncClientError('locked', `${name.slice('walsync:'.length)} is already open in another walsync client; two on one database would lose rows`));
+          return undefined;
+        }
+        return new Promise<void>((release) => resolve(async () => release()));
+      })
+      .catch(reject);
+  });
+}
+
+void worker({
+  async init(options) {
+    const dataDir = options.dataDir ?? 'idb://walsync';
+    const meta = options.meta as WorkerMeta;
+    const channel = new BroadcastChannel(channelName(dataDir));
+    const post = (message: LeaderMessage) => channel.postMessage(message);
+    let failure: ReturnType<typeof serializeError> | undefined;
+    const state = (): Extract<LeaderMessage, { type: 'state' | 'leader' }> => ({ type: 'state', status: client?.status ?? 'connecting', clientId: client?.clientId ?? '', ready, error: failure });
+    let ready = false;
+    channel.onmessage = async ({ data }: MessageEvent<TabMessage>) => {
+      if (data.type === 'hello') post(state());
+      if (data.type === 'flush') {
+        try {
+          if (!client) throw new SyncClientError('refused', 'this database could not be opened');
+          await client.flush();
+          post({ type: 'flushed', id: data.id });
+        } catch (error) {
+          post({ type: 'flushed', id: data.id, error: serializeError(error) });
+        }
+      }
+    };
+    try {
+      const release = await holdLock(`walsync:${dataDir}`);
+      let db: PGlite;
+      try {
+        db = await PGlite.create(dataDir);
+      } catch (error) {
+        await release();
+        throw new SyncClientError('corrupt_database', `the local database ${dataDir} cannot be opened (${(error as Error).message}); it was left untouched`, { cause: error });
+      }
+      client = new SyncClient(db, { url: meta.url, token: meta.token, dataDir, clientId: meta.clientId }, (url) => new WebSocket(url) as unknown as SocketLike, release);
+      for (const name of RELAYED) {
+        client.on(name, (...args: unknown[]) => post({ type: 'event', name, args: name === 'error' ? [serializeError(args[0])] : args }));
+      }
+      client.on('status', () => post(state()));
+      client.ready.then(
+        () => {
+          ready = true;
+          post(state());
+        },
+        (error) => {
+          failure = serializeError(error);
+          post(state());
+        },
+      );
+      await client.start();
+      post({ ...state(), type: 'leader' });
+      return db;
+    } catch (error) {
+      failure = serializeError(error);
+      post(state());
+      throw error;
+    }
+  },
+});
+
+// The leader's own tab closes it cleanly before ending the worker: socket closed, database closed, lock released.
+addEventListener('message', (event: MessageEvent<{ type?: string }>) => {
+  if (event.data?.type !== 'walsync:close') return;
+  void (client?.close() ?? Promise.resolve()).finally(() => postMessage({ type: 'walsync:closed' }));
+});
