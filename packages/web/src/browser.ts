@@ -83,6 +83,9 @@ export class BrowserSyncClient {
     this.failed = new Promise((_, reject) => (this.rejectFailed = reject));
     this.ready.catch(() => undefined);
     this.failed.catch(() => undefined);
+    this.worker.addEventListener('message', (event: MessageEvent<{ type?: string; error?: SerializedError }>) => {
+      if (event.data?.type === 'walsync:failed') this.rejectFailed(revive(event.data.error!));
+    });
     this.channel = new BroadcastChannel(channelName(dataDir));
     this.channel.onmessage = ({ data }: MessageEvent<LeaderMessage>) => this.receive(data);
     // Asks for the leader's state until it answers (the leader may still be starting).

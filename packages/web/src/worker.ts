@@ -82,8 +82,14 @@ void worker({
       post({ ...state(), type: 'leader' });
       return db;
     } catch (error) {
-      failure = serializeError(error);
-      post(state());
+      const serialized = serializeError(error);
+      if (serialized.code === 'locked') {
+        // Another walsync client holds this database and keeps serving its tabs: only the opener hears of it.
+        postMessage({ type: 'walsync:failed', error: serialized });
+      } else {
+        failure = serialized;
+        post(state());
+      }
       throw error;
     }
   },

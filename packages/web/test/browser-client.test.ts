@@ -83,4 +83,107 @@ describe('the client in Chromium', () => {
     expect(events).toContain('pull:applied');
     expect(events).not.toContain('error');
   });
+
+  it('shares one leader between two tabs, and another tab takes over when the leader closes', async () => {
+    const browser = await launch('tabs');
+    const first = await browser.page(harness());
+    await openClient(first, { url: serverUrl(), token, dataDir: 'idb://tabs' });
+    await first.evaluate(() => window.client.ready);
+    const second = await browser.page(harness());
+    await openClient(second, { url: serverUrl(), token, dataDir: 'idb://tabs' });
+    await second.evaluate(() => window.client.ready);
+    const leaders = async () => [await first.evaluate(() => window.client.isLeader), await second.evaluate(() => window.client.isLeader)];
+    expect(await leaders()).toEqual([true, false]);
+    // One replica, one client id, one session on the server.
+    expect(await second.evaluate(() => window.client.clientId)).toBe(await first.evaluate(() => window.client.clientId));
+
+    // A write in the follower tab is captured by the leader, pushed, and flush() in the follower waits for it.
+    await sql(second, `INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'from the second tab')`, [seed.workspaces.shared, seed.projects.launch]);
+    await second.evaluate(() => window.client.flush());
+    expect(await db.query(`SELECT 1 FROM task WHERE title = 'from the second tab'`)).toHaveLength(1);
+    // The leader's events reach the follower.
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'seen by both tabs')`, [seed.workspaces.shared, seed.projects.launch]);
+    await waitFor('the follower to see it', async () => (await sql(second, `SELECT 1 FROM task WHERE title = 'seen by both tabs'`)).length === 1);
+    await waitFor('the follower to hear pull:applied', () => second.evaluate(() => window.events.some((event) => event.name === 'pull:applied')));
+
+    await first.evaluate(() => window.client.close());
+    await first.close();
+    await waitFor('the second tab to lead', () => second.evaluate(() => window.client.isLeader));
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'after the handover')`, [seed.workspaces.shared, seed.projects.launch]);
+    await waitFor('the new leader to sync', async () => (await sql(second, `SELECT 1 FROM task WHERE title = 'after the handover'`)).length === 1);
+    await sql(second, `INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'pushed by the new leader')`, [seed.workspaces.shared, seed.projects.launch]);
+    await second.evaluate(() => window.client.flush());
+    expect(await db.query(`SELECT 1 FROM task WHERE title = 'pushed by the new leader'`)).toHaveLength(1);
+    expect(await second.evaluate(() => window.events.filter((event) => event.name === 'error'))).toEqual([]);
+  });
+
+  it('refuses a second walsync worker on a database another one holds (a Web Lock)', async () => {
+    const browser = await launch('locked');
+    const holder = await browser.page(harness());
+    await openClient(holder, { url: serverUrl(), token, dataDir: 'idb://locked' });
+    await holder.evaluate(() => window.client.ready);
+    // Another copy of the worker that does not join the first one's election (another app version, say).
+    const intruder = await browser.page(harness());
+    const refusal = await intruder.evaluate(
+      ([url, token]) =>
+        new Promise<{ code?: string; message: string }>((resolve) => {
+          const worker = new Worker('/dist/worker.js', { type: 'module' });
+          worker.onmessage = ({ data }) => {
+            if (data.type === 'here') worker.postMessage({ type: 'init', options: { dataDir: 'idb://locked', id: 'another-election', meta: { url, token } } });
+            if (data.type === 'walsync:failed') resolve(data.error);
+          };
+        }),
+      [serverUrl(), token] as const,
+    );
+    expect(refusal).toMatchObject({ code: 'locked', message: expect.stringMatching(/already open in another walsync client/) });
+    // The holder goes on syncing.
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'holder still syncs')`, [seed.workspaces.shared, seed.projects.launch]);
+    await waitFor('the holder to sync', async () => (await sql(holder, `SELECT 1 FROM task WHERE title = 'holder still syncs'`)).length === 1);
+  });
+
+  it('keeps its data, position and outbox across a reload and a browser kill, and never acks what it has not stored', async () => {
+    const profile = 'durable';
+    let browser = await launch(profile);
+    let page = await browser.page(harness());
+    await openClient(page, { url: serverUrl(), token, dataDir: 'idb://durable' });
+    await page.evaluate(() => window.client.ready);
+    const clientId = await page.evaluate(() => window.client.clientId);
+    await sql(page, `INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'before the reload')`, [seed.workspaces.shared, seed.projects.launch]);
+    await page.evaluate(() => window.client.flush());
+
+    await page.reload();
+    await openClient(page, { url: serverUrl(), token, dataDir: 'idb://durable' });
+    await page.evaluate(() => window.client.ready);
+    expect(await page.evaluate(() => window.client.clientId)).toBe(clientId);
+    expect(await sql(page, `SELECT 1 FROM task WHERE title = 'before the reload'`)).toHaveLength(1);
+    // After a reload the replica resumes: no second snapshot.
+    expect(await page.evaluate(() => window.events.some((event) => event.name === 'bootstrap:start'))).toBe(false);
+
+    // The server acks only what is in IndexedDB: kill the browser the moment the server records the ack.
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'acked ' || i FROM generate_series(1, 50) i`, [seed.workspaces.shared, seed.projects.launch]);
+    const commit = await waitFor('capture', async () => (await db.query<{ lsn: string }>(`SELECT max(commit_lsn)::text AS lsn FROM change_history WHERE data->>'title' LIKE 'acked %' HAVING count(*) = 50`))[0]?.lsn);
+    await waitFor(
+      'the ack',
+      async () => (await db.query(`SELECT 1 FROM sync_client WHERE client_id = $1 AND acked_commit_lsn >= $2`, [clientId, commit])).length === 1,
+      20_000,
+    );
+    await browser.kill();
+
+    browser = await launch(profile);
+    page = await browser.page(harness());
+    await openClient(page, { url: 'http://127.0.0.1:1', token, dataDir: 'idb://durable' });
+    expect((await sql<{ n: number }>(page, `SELECT count(*)::int AS n FROM task WHERE title LIKE 'acked %'`))[0]!.n).toBe(50);
+
+    // A write made offline, then a browser kill: the row and its outbox entry survive, and are pushed later.
+    await sql(page, `INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'written offline')`, [seed.workspaces.shared, seed.projects.launch]);
+    await browser.kill();
+    browser = await launch(profile);
+    page = await browser.page(harness());
+    await openClient(page, { url: serverUrl(), token, dataDir: 'idb://durable' });
+    await page.evaluate(() => window.client.ready);
+    await page.evaluate(() => window.client.flush());
+    expect(await db.query(`SELECT 1 FROM task WHERE title = 'written offline'`)).toHaveLength(1);
+    expect((await sql<{ n: number }>(page, `SELECT count(*)::int AS n FROM walsync_outbox`))[0]!.n).toBe(0);
+    expect(await page.evaluate(() => window.client.clientId)).toBe(clientId);
+  });
 });
