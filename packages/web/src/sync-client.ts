@@ -108,6 +108,14 @@ export class SyncClient {
     const stored = (await this.db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'client_id'`)).rows[0]?.value;
     this.clientId = stored ?? this.options.clientId ?? crypto.randomUUID();
     if (!stored) await this.db.query(`INSERT INTO walsync_state VALUES ('client_id', $1)`, [this.clientId]);
+    const position = await this.state('position');
+    if (position !== null && !/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i.test(position)) {
+      // A damaged position cannot be resumed from; a fresh snapshot repairs the replica and keeps the outbox.
+      await this.db.query(`DELETE FROM walsync_state WHERE key = 'position'`);
+      // Reported once the caller has had a chance to subscribe (createSyncClient has returned).
+      const error = new SyncClientError('corrupt_database', `the stored position ${JSON.stringify(position)} is not a position; re-snapshotting (unsent writes are kept)`);
+      setTimeout(() => this.emit('error', error), 0);
+    }
     this.unlisten = await this.db.listen('walsync_outbox', () => {
       this.emit('captured');
       this.schedulePush();

@@ -30,7 +30,10 @@ export interface SnapshotSink {
 export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[], workspaces: string[], sink: SnapshotSink, pageSize = 10_000): Promise<string> {
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
-    const head = await client.query<{ position: string | null }>(`SELECT max(commit_lsn)::text AS position FROM change_history`);
+    // Never older than the pruning horizon: with the history pruned empty, 0/0 would send the client straight back to re-snapshot.
+    const head = await client.query<{ position: string | null }>(
+      `SELECT greatest((SELECT max(commit_lsn) FROM change_history), (SELECT pruned_through FROM walsync_history_horizon))::text AS position`,
+    );
     const position = bigIntToLsn(BigInt(head.rows[0]!.position ?? 0));
     const total: Record<string, number> = {};
     for (const table of tables) {
