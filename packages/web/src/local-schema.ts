@@ -10,8 +10,8 @@ export const SERVER_MANAGED = ['created_at', 'updated_at', 'version', 'hlc', 'or
  * The client's own tables and triggers, beside the synced schema:
  * - `walsync_state`: client id, position, the last HLC (kept in the database, so it survives restarts);
  * - `walsync_outbox`: every local write, captured in the same transaction by triggers;
- * - triggers on each synced table: stamp local writes with an HLC, capture them, and turn a local
- *   DELETE into a tombstone. Remote applies run with `walsync.applying = on` and are not captured.
+ * - triggers on each synced table: stamp each local write with an HLC and record it in the outbox
+ *   (one BEFORE trigger), and turn a local DELETE into a tombstone. Remote applies run with `walsync.applying = on` and are not captured.
  */
 export async function installLocalSchema(db: PGliteInterface | Transaction, tables: SyncedTable[]): Promise<void> {
   await db.exec(`
@@ -32,12 +32,14 @@ export async function installLocalSchema(db: PGliteInterface | Transaction, tabl
 
     CREATE OR REPLACE FUNCTION walsync_local_hlc() RETURNS text LANGUAGE plpgsql AS $$
     DECLARE
-      node text := (SELECT value FROM walsync_state WHERE key = 'client_id');
-      last text := (SELECT value FROM walsync_state WHERE key = 'hlc');
+      node text;
+      last text;
       wall bigint := floor(extract(epoch FROM clock_timestamp()) * 1000);
       counter integer := 0;
       stamp text;
     BEGIN
+      SELECT max(value) FILTER (WHERE key = 'client_id'), max(value) FILTER (WHERE key = 'hlc') INTO node, last
+        FROM walsync_state WHERE key IN ('client_id', 'hlc');
       IF last IS NOT NULL AND substr(last, 1, 15)::bigint >= wall THEN
         wall := substr(last, 1, 15)::bigint;
         counter := substr(last, 17, 6)::integer + 1;
@@ -58,55 +60,50 @@ export async function installLocalSchema(db: PGliteInterface | Transaction, tabl
       END IF;
     END $$;
 
-    CREATE OR REPLACE FUNCTION walsync_stamp_local() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF current_setting('walsync.applying', true) = 'on' THEN RETURN NEW; END IF;
-      -- A write that changes nothing but server-managed columns is not a change.
-      IF TG_OP = 'UPDATE' AND (to_jsonb(NEW) - ARRAY['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id'])
-                            = (to_jsonb(OLD) - ARRAY['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id']) THEN
-        RETURN NEW;
-      END IF;
-      NEW.hlc := walsync_local_hlc();
-      NEW.origin_client_id := (SELECT value FROM walsync_state WHERE key = 'client_id');
-      IF TG_OP = 'UPDATE' THEN
-        NEW.version := OLD.version + 1;
-        NEW.updated_at := now();
-      END IF;
-      RETURN NEW;
-    END $$;
-
-    CREATE OR REPLACE FUNCTION walsync_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+    -- One BEFORE trigger per row stamps a local write and records it in the outbox, in the same
+    -- transaction (a second, AFTER trigger would cost another call and another to_jsonb per write).
+    DROP FUNCTION IF EXISTS walsync_stamp_local() CASCADE;
+    DROP FUNCTION IF EXISTS walsync_capture() CASCADE;
+    CREATE OR REPLACE FUNCTION walsync_local_write() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
-      fresh jsonb := to_jsonb(NEW);
+      fresh jsonb;
       stale jsonb;
       key text;
       pk jsonb := '{}';
       op text;
       data jsonb;
+      stamp text;
     BEGIN
-      IF current_setting('walsync.applying', true) = 'on' THEN RETURN NULL; END IF;
-      FOREACH key IN ARRAY TG_ARGV LOOP pk := pk || jsonb_build_object(key, fresh -> key); END LOOP;
+      IF current_setting('walsync.applying', true) = 'on' THEN RETURN NEW; END IF;
       IF TG_OP = 'INSERT' THEN
         op := 'insert';
-        data := fresh;
+      ELSIF OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL THEN
+        op := 'delete';
+        data := '{}';
+      ELSIF OLD.deleted_at IS NOT NULL AND NEW.deleted_at IS NULL THEN
+        op := 'insert';
       ELSE
+        op := 'update';
+        fresh := to_jsonb(NEW);
         stale := to_jsonb(OLD);
-        IF OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL THEN
-          op := 'delete';
-          data := '{}';
-        ELSIF OLD.deleted_at IS NOT NULL AND NEW.deleted_at IS NULL THEN
-          op := 'insert';
-          data := fresh;
-        ELSE
-          op := 'update';
-          SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') INTO data FROM jsonb_each(fresh) e WHERE stale -> e.key IS DISTINCT FROM e.value;
-        END IF;
+        SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') INTO data FROM jsonb_each(fresh) e WHERE stale -> e.key IS DISTINCT FROM e.value;
+        data := data - ARRAY['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id', 'deleted_at'];
+        -- A write that changes nothing but server-managed columns is not a change.
+        IF data = '{}'::jsonb THEN RETURN NEW; END IF;
       END IF;
-      data := data - ARRAY['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id', 'deleted_at'];
-      IF op = 'update' AND data = '{}'::jsonb THEN RETURN NULL; END IF;
-      INSERT INTO walsync_outbox (table_name, op, pk, data, hlc) VALUES (TG_TABLE_NAME, op, pk, data, NEW.hlc);
+      stamp := walsync_local_hlc();
+      NEW.hlc := stamp;
+      NEW.origin_client_id := substr(stamp, 24);
+      IF TG_OP = 'UPDATE' THEN
+        NEW.version := OLD.version + 1;
+        NEW.updated_at := now();
+      END IF;
+      fresh := to_jsonb(NEW);
+      IF op = 'insert' THEN data := fresh - ARRAY['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id', 'deleted_at']; END IF;
+      FOREACH key IN ARRAY TG_ARGV LOOP pk := pk || jsonb_build_object(key, fresh -> key); END LOOP;
+      INSERT INTO walsync_outbox (table_name, op, pk, data, hlc) VALUES (TG_TABLE_NAME, op, pk, data, stamp);
       PERFORM pg_notify('walsync_outbox', TG_TABLE_NAME);
-      RETURN NULL;
+      RETURN NEW;
     END $$;
 
     -- A local DELETE becomes a tombstone, as it will on the server.
@@ -127,10 +124,8 @@ export async function installLocalSchema(db: PGliteInterface | Transaction, tabl
   for (const table of tables) {
     const keys = table.primaryKey.map((name) => `'${name}'`).join(', ');
     await db.exec(`
-      DROP TRIGGER IF EXISTS walsync_stamp ON ${quote(table.name)};
-      CREATE TRIGGER walsync_stamp BEFORE INSERT OR UPDATE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_stamp_local();
-      DROP TRIGGER IF EXISTS walsync_capture ON ${quote(table.name)};
-      CREATE TRIGGER walsync_capture AFTER INSERT OR UPDATE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_capture(${keys});
+      DROP TRIGGER IF EXISTS walsync_local_write ON ${quote(table.name)};
+      CREATE TRIGGER walsync_local_write BEFORE INSERT OR UPDATE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_local_write(${keys});
       DROP TRIGGER IF EXISTS walsync_tombstone ON ${quote(table.name)};
       CREATE TRIGGER walsync_tombstone BEFORE DELETE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_tombstone(${keys});
     `);
