@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { build, type BuildOptions, type Plugin } from 'esbuild';
 
@@ -116,10 +116,25 @@ async function buildWeb(): Promise<void> {
     minify: true,
     plugins: [nodeOnlyModulesAreEmpty],
   });
+  // The demo app: dist/index.html, dist/app.js and dist/app.css, beside the worker it starts.
+  const demo = build({
+    ...library,
+    packages: undefined,
+    entryPoints: { app: path.join(dir, 'demo/main.tsx'), 'app-styles': path.join(dir, 'demo/styles.css') },
+    outdir: dist,
+    entryNames: '[name]',
+    platform: 'browser',
+    format: 'esm',
+    minify: true,
+    jsx: 'automatic',
+    define: { 'process.env.NODE_ENV': '"production"' },
+    plugins: [nodeOnlyModulesAreEmpty],
+  }).then(() => renameSync(path.join(dist, 'app-styles.css'), path.join(dist, 'app.css')));
   const pglite = path.dirname(requireFromHere.resolve('@electric-sql/pglite', { paths: [dir] }));
   mkdirSync(dist, { recursive: true });
   for (const file of ['pglite.wasm', 'pglite.data', 'initdb.wasm']) copyFileSync(path.join(pglite, file), path.join(dist, file));
-  await Promise.all([...node, browser]);
+  copyFileSync(path.join(dir, 'demo/index.html'), path.join(dist, 'index.html'));
+  await Promise.all([...node, browser, demo]);
 }
 
 async function main(): Promise<void> {

@@ -25,6 +25,7 @@ export interface ServerConfig {
   slotName: string;
   maxClockSkewMs: number;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
+  nodeEnv: string | undefined;
 }
 
 /** Reads and checks the environment; a bad value is an error that names the variable. */
@@ -52,5 +53,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     slotName: values.WALSYNC_SLOT,
     maxClockSkewMs: values.WALSYNC_MAX_CLOCK_SKEW_MS,
     logLevel: values.LOG_LEVEL,
+    nodeEnv: values.NODE_ENV,
   };
 }

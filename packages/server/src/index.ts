@@ -14,3 +14,5 @@ export { SyncEndpoint } from './sessions/sync-endpoint';
 export { SyncSession } from './sessions/sync-session';
 export { WalsyncServer, type WalsyncServerOptions } from './walsync-server';
 export { WriteRequestError, WriteService } from './writes/write-service';
+export { DEMO_USERS, seedDemo } from './demo/seed';
+export type { DemoAppOptions } from './demo/demo-app';

@@ -11,6 +11,7 @@ import { ChangeFeed, type FeedOptions } from './sessions/change-feed';
 import { SyncEndpoint, type SyncEndpointOptions } from './sessions/sync-endpoint';
 import { WriteService } from './writes/write-service';
 import { connectionConfig } from './connection';
+import { type DemoAppOptions, registerDemoApp } from './demo/demo-app';
 
 export interface WalsyncServerOptions {
   databaseUrl: string;
@@ -22,6 +23,8 @@ export interface WalsyncServerOptions {
   log: Logger;
   sync?: SyncEndpointOptions;
   feed?: Pick<FeedOptions, 'windowSize'>;
+  /** Serve the demo web app at `/` (and the development login when allowed). */
+  app?: DemoAppOptions;
 }
 
 /**
@@ -67,6 +70,7 @@ export class WalsyncServer {
       await feed.start();
       const sync = new SyncEndpoint({ pool, feed, tables, writes, tokens, log: options.log }, options.sync);
       const app = buildHttpApp({ pool, capture, writes, tokens, metrics, slotName: options.slotName, log: options.log, clients: () => sync.clients });
+      if (options.app) await registerDemoApp(app, { pool, tokens }, options.app);
       sync.attach(app.server);
       await capture.start();
       const address = await app.listen({ port: options.port, host: options.host });

@@ -69,6 +69,7 @@ export class BrowserSyncClient {
   private readonly channel: BroadcastChannel;
   private readonly listeners = new Map<keyof SyncEvents, Set<(...args: never[]) => void>>();
   private readonly flushes = new Map<string, { resolve: () => void; reject: (error: Error) => void }>();
+  private readonly durables = new Map<string, () => void>();
   private readonly hello: ReturnType<typeof setInterval>;
   private heardLeader = false;
 
@@ -119,6 +120,11 @@ export class BrowserSyncClient {
       for (const listener of this.listeners.get(message.name as keyof SyncEvents) ?? []) (listener as (...a: unknown[]) => void)(...args);
       return;
     }
+    if (message.type === 'durable') {
+      this.durables.get(message.id)?.();
+      this.durables.delete(message.id);
+      return;
+    }
     if (message.type === 'flushed') {
       const pending = this.flushes.get(message.id);
       this.flushes.delete(message.id);
@@ -135,7 +141,10 @@ export class BrowserSyncClient {
     }
     if (message.ready) this.resolveReady();
     // A new leader took over: what the old one had not answered is asked again.
-    if (message.type === 'leader') for (const id of this.flushes.keys()) this.post({ type: 'flush', id });
+    if (message.type === 'leader') {
+      for (const id of this.flushes.keys()) this.post({ type: 'flush', id });
+      for (const id of this.durables.keys()) this.post({ type: 'durable', id });
+    }
     if (message.status !== this.status) {
       this.status = message.status;
       for (const listener of this.listeners.get('status') ?? []) (listener as Listener<'status'>)(message.status);
@@ -148,6 +157,19 @@ export class BrowserSyncClient {
     return new Promise((resolve, reject) => {
       this.flushes.set(id, { resolve, reject });
       this.post({ type: 'flush', id });
+    });
+  }
+
+  /**
+   * Resolves when every write committed so far, from any tab, is stored in IndexedDB. The replica
+   * stores writes in the background within moments; await this where a write must survive a crash
+   * right after it (the sync loop itself never acks what is not stored).
+   */
+  durable(): Promise<void> {
+    const id = crypto.randomUUID();
+    return new Promise((resolve) => {
+      this.durables.set(id, resolve);
+      this.post({ type: 'durable', id });
     });
   }
 

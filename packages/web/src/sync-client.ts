@@ -50,7 +50,10 @@ interface OutboxRow {
 export class SyncClient {
   clientId = '';
   status: SyncStatus = 'connecting';
-  /** Resolves once migrations are applied and the first hydration (or resume) is done. */
+  /**
+   * Resolves once migrations are applied and the first hydration is done: at once for a replica
+   * that finished it before (it works offline), after the first snapshot for a new one.
+   */
   readonly ready: Promise<void>;
   private resolveReady!: () => void;
   private rejectReady!: (error: Error) => void;
@@ -115,6 +118,9 @@ export class SyncClient {
       // Reported once the caller has had a chance to subscribe (createSyncClient has returned).
       const error = new SyncClientError('corrupt_database', `the stored position ${JSON.stringify(position)} is not a position; re-snapshotting (unsent writes are kept)`);
       setTimeout(() => this.emit('error', error), 0);
+    } else if (position !== null) {
+      // A replica that finished its first sync is usable at once, offline too; the session catches up when it connects.
+      this.resolveReady();
     }
     this.unlisten = await this.db.listen('walsync_outbox', () => {
       this.emit('captured');
@@ -125,12 +131,26 @@ export class SyncClient {
 
   /**
    * One transaction, durable before it returns: PGlite 0.5 leaves a committed `transaction()` in
-   * memory until the next query or `syncToFs()` (IndexedDB in the browser), and a position must
-   * never be acked before the data it covers is stored.
+   * memory until it syncs its files (IndexedDB in the browser), and a position must never be acked
+   * before the data it covers is stored.
    */
   private async commit(work: (tx: Transaction) => Promise<void>): Promise<void> {
     await this.db.transaction(work);
-    await this.db.syncToFs();
+    await this.durable();
+  }
+
+  private storing: Promise<void> = Promise.resolve();
+
+  /**
+   * Resolves when everything committed so far is in storage. In the browser the database runs with
+   * relaxed durability (PGlite would otherwise copy its files to IndexedDB after every statement a
+   * tab sends, hundreds of milliseconds each); this is the one place that waits for the copy.
+   */
+  durable(): Promise<void> {
+    const fs = this.db.fs;
+    if (!fs) return Promise.resolve();
+    this.storing = this.storing.catch(() => undefined).then(() => fs.syncToFs(false));
+    return this.storing;
   }
 
   private async state(key: string): Promise<string | null> {

@@ -10,9 +10,10 @@ export interface SerializedError {
 export type LeaderMessage =
   | { type: 'state' | 'leader'; status: SyncStatus; clientId: string; ready: boolean; error?: SerializedError }
   | { type: 'event'; name: string; args: unknown[] }
-  | { type: 'flushed'; id: string; error?: SerializedError };
+  | { type: 'flushed'; id: string; error?: SerializedError }
+  | { type: 'durable'; id: string };
 
-export type TabMessage = { type: 'hello' } | { type: 'flush'; id: string };
+export type TabMessage = { type: 'hello' } | { type: 'flush' | 'durable'; id: string };
 
 export const channelName = (dataDir: string) => `walsync:${dataDir}`;
 

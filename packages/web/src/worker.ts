@@ -33,6 +33,34 @@ function holdLock(name: string): Promise<() => Promise<void>> {
   });
 }
 
+/**
+ * PGlite copies its changed files to IndexedDB after every statement a tab sends (whole files: a
+ * 16 MB WAL segment each time), hundreds of milliseconds that every query would wait for. Here the
+ * copies run in the background, coalesced: at most one at a time and one queued. The sync loop
+ * waits for its own (SyncClient.durable) before it acks, and `client.durable()` lets a tab wait too.
+ */
+function storeInTheBackground(db: PGlite): void {
+  let running: Promise<void> | undefined;
+  let again = false;
+  const run = (): void => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = new Promise<void>((resolve) => setTimeout(resolve, 150))
+      .then(() => db.fs?.syncToFs(false))
+      .catch((error) => console.error('walsync: storing to IndexedDB failed', error))
+      .finally(() => {
+        running = undefined;
+        if (again) {
+          again = false;
+          run();
+        }
+      });
+  };
+  db.syncToFs = async () => run();
+}
+
 void worker({
   async init(options) {
     const dataDir = options.dataDir ?? 'idb://walsync';
@@ -44,6 +72,10 @@ void worker({
     let ready = false;
     channel.onmessage = async ({ data }: MessageEvent<TabMessage>) => {
       if (data.type === 'hello') post(state());
+      if (data.type === 'durable') {
+        await client?.durable().catch(() => undefined);
+        post({ type: 'durable', id: data.id });
+      }
       if (data.type === 'flush') {
         try {
           if (!client) throw new SyncClientError('refused', 'this database could not be opened');
@@ -59,6 +91,7 @@ void worker({
       let db: PGlite;
       try {
         db = await PGlite.create(dataDir);
+        storeInTheBackground(db);
       } catch (error) {
         await release();
         throw new SyncClientError('corrupt_database', `the local database ${dataDir} cannot be opened (${(error as Error).message}); it was left untouched`, { cause: error });

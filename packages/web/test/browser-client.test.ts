@@ -176,6 +176,7 @@ describe('the client in Chromium', () => {
 
     // A write made offline, then a browser kill: the row and its outbox entry survive, and are pushed later.
     await sql(page, `INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'written offline')`, [seed.workspaces.shared, seed.projects.launch]);
+    await page.evaluate(() => window.client.durable());
     await browser.kill();
     browser = await launch(profile);
     page = await browser.page(harness());

@@ -10,7 +10,7 @@ const MAIN = path.resolve(__dirname, '../../dist/main.cjs');
 /** A walsync server in this test process (for API-level tests). */
 export function startServer(
   databaseUrl: string,
-  options: { maxClockSkewMs?: number; port?: number } & Pick<WalsyncServerOptions, 'sync' | 'feed'> = {},
+  options: { maxClockSkewMs?: number; port?: number } & Pick<WalsyncServerOptions, 'sync' | 'feed' | 'app'> = {},
 ): Promise<WalsyncServer> {
   return WalsyncServer.start({
     databaseUrl,
@@ -22,6 +22,7 @@ export function startServer(
     log: pino({ level: process.env.WALSYNC_TEST_LOG ?? 'silent' }),
     sync: options.sync,
     feed: options.feed,
+    app: options.app,
   });
 }
 

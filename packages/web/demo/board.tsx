@@ -1,0 +1,300 @@
+import { useEffect, useState } from 'react';
+import type { BrowserSyncClient, SyncStatus } from '../src/browser';
+import { useLiveQuery } from './live';
+import type { Session } from './main';
+
+const STATUSES = ['todo', 'doing', 'done'] as const;
+type Status = (typeof STATUSES)[number];
+const STATUS_NAMES: Record<Status, string> = { todo: 'To do', doing: 'Doing', done: 'Done' };
+const SHOWN_STATUS: Record<SyncStatus, string> = { connecting: 'connecting', syncing: 'syncing', 'up-to-date': 'online', offline: 'offline' };
+
+interface Task {
+  id: string;
+  title: string;
+  status: Status;
+  position: number;
+  labels: string[];
+  comments: number;
+}
+
+interface Notice {
+  kind: 'conflict' | 'error';
+  text: string;
+}
+
+/** The client's status, first-sync progress and the last conflict or error, as React state. */
+function useSync(client: BrowserSyncClient) {
+  const [status, setStatus] = useState(client.status);
+  const [ready, setReady] = useState(false);
+  const [progress, setProgress] = useState<{ sent: number; total: number } | undefined>();
+  const [notice, setNotice] = useState<Notice | undefined>();
+  useEffect(() => {
+    const totals: Record<string, number> = {};
+    const sent: Record<string, number> = {};
+    const sum = (values: Record<string, number>) => Object.values(values).reduce((a, b) => a + b, 0);
+    const off = [
+      client.on('status', setStatus),
+      client.on('bootstrap:start', ({ total }) => {
+        Object.assign(totals, total);
+        setProgress({ sent: 0, total: sum(totals) });
+      }),
+      client.on('bootstrap:progress', ({ table, sent: count }) => {
+        sent[table] = count;
+        setProgress({ sent: sum(sent), total: sum(totals) });
+      }),
+      client.on('bootstrap:complete', () => setProgress(undefined)),
+      client.on('conflict', ({ table }) => setNotice({ kind: 'conflict', text: `A newer change from someone else replaced yours on a ${table}.` })),
+      client.on('error', (error) => setNotice({ kind: 'error', text: error.message })),
+    ];
+    client.ready.then(
+      () => setReady(true),
+      (error: Error) => setNotice({ kind: 'error', text: error.message }),
+    );
+    return () => off.forEach((unsubscribe) => unsubscribe());
+  }, [client]);
+  return { status, ready, progress, notice, dismiss: () => setNotice(undefined) };
+}
+
+export function Board({ client, session }: { client: BrowserSyncClient; session: Session }) {
+  const sync = useSync(client);
+  return (
+    <div className="app">
+      <header>
+        <h1>walsync</h1>
+        <span className="who">{session.user.name} · {session.user.email}</span>
+        <span className="sync">
+          <span className={`status status-${sync.status}`} data-testid="sync-status" data-status={sync.status}>
+            {SHOWN_STATUS[sync.status]}
+          </span>
+          {sync.ready && <Pending client={client} />}
+        </span>
+        <a className="switch" href="/" onClick={() => localStorage.removeItem('walsync-demo:last-user')}>
+          switch user
+        </a>
+      </header>
+      {sync.progress && (
+        <div className="progress" data-testid="hydration-progress">
+          <div className="bar" style={{ width: `${sync.progress.total ? (100 * sync.progress.sent) / sync.progress.total : 0}%` }} />
+          <span>
+            First sync: {sync.progress.sent} of {sync.progress.total} rows
+          </span>
+        </div>
+      )}
+      {sync.notice && (
+        <div className={`message ${sync.notice.kind}`} data-testid="sync-message" onClick={sync.dismiss}>
+          {sync.notice.text} <small>(click to dismiss)</small>
+        </div>
+      )}
+      {sync.ready ? <Workspaces client={client} session={session} /> : !sync.progress && <p className="loading">Opening your workspace…</p>}
+    </div>
+  );
+}
+
+function Pending({ client }: { client: BrowserSyncClient }) {
+  const rows = useLiveQuery<{ n: number }>(client.db, `SELECT count(*)::int AS n FROM walsync_outbox`);
+  const pending = rows?.[0]?.n ?? 0;
+  return (
+    <span className={`pending${pending ? ' has-pending' : ''}`} title="local changes not yet on the server">
+      <span data-testid="pending-count">{pending}</span> pending
+    </span>
+  );
+}
+
+function Workspaces({ client, session }: { client: BrowserSyncClient; session: Session }) {
+  const workspaces = useLiveQuery<{ id: string; name: string }>(client.db, `SELECT id, name FROM workspace WHERE deleted_at IS NULL ORDER BY name`);
+  const projects = useLiveQuery<{ id: string; name: string; workspace_id: string }>(
+    client.db,
+    `SELECT id, name, workspace_id FROM project WHERE deleted_at IS NULL ORDER BY created_at, name`,
+  );
+  const [selected, setSelected] = useState<string>();
+  const [newProject, setNewProject] = useState('');
+  if (!workspaces || !projects) return null;
+  const project = projects.find((candidate) => candidate.id === selected) ?? projects[0];
+  const addProject = async () => {
+    const name = newProject.trim();
+    if (!name || !workspaces[0]) return;
+    const created = await client.db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, $2) RETURNING id`, [
+      project?.workspace_id ?? workspaces[0].id,
+      name,
+    ]);
+    setNewProject('');
+    setSelected(created.rows[0]!.id);
+  };
+  return (
+    <div className="layout">
+      <nav>
+        {workspaces.map((workspace) => (
+          <section key={workspace.id}>
+            <h2>{workspace.name}</h2>
+            <ul>
+              {projects
+                .filter((candidate) => candidate.workspace_id === workspace.id)
+                .map((candidate) => (
+                  <li key={candidate.id}>
+                    <button className={candidate.id === project?.id ? 'selected' : ''} onClick={() => setSelected(candidate.id)} data-testid="project">
+                      {candidate.name}
+                    </button>
+                  </li>
+                ))}
+            </ul>
+          </section>
+        ))}
+        <form
+          onSubmit={(event) => {
+            event.preventDefault();
+            void addProject();
+          }}
+        >
+          <input value={newProject} onChange={(event) => setNewProject(event.target.value)} placeholder="New project" aria-label="New project name" />
+        </form>
+      </nav>
+      {project ? <Columns key={project.id} client={client} session={session} project={project} /> : <p className="loading">No projects yet.</p>}
+    </div>
+  );
+}
+
+function Columns({ client, session, project }: { client: BrowserSyncClient; session: Session; project: { id: string; name: string; workspace_id: string } }) {
+  const tasks = useLiveQuery<Task>(
+    client.db,
+    `SELECT t.id, t.title, t.status, t.position, t.labels,
+            (SELECT count(*) FROM comment c WHERE c.task_id = t.id AND c.deleted_at IS NULL)::int AS comments
+       FROM task t WHERE t.project_id = $1 AND t.deleted_at IS NULL ORDER BY t.position, t.created_at`,
+    [project.id],
+  );
+  const [title, setTitle] = useState('');
+  const add = async () => {
+    const text = title.trim();
+    if (!text) return;
+    setTitle('');
+    await client.db.query(
+      `INSERT INTO task (workspace_id, project_id, title, position)
+       VALUES ($1, $2, $3, (SELECT coalesce(max(position), 0) + 1 FROM task WHERE project_id = $2))`,
+      [project.workspace_id, project.id, text],
+    );
+  };
+  return (
+    <main className="board">
+      <form
+        className="new-task"
+        onSubmit={(event) => {
+          event.preventDefault();
+          void add();
+        }}
+      >
+        <h2>{project.name}</h2>
+        <input data-testid="new-task-title" value={title} onChange={(event) => setTitle(event.target.value)} placeholder="What needs doing?" aria-label="New task title" />
+        <button data-testid="add-task" type="submit">
+          Add task
+        </button>
+      </form>
+      <div className="columns">
+        {STATUSES.map((status) => (
+          <section key={status} className="column" data-column={status}>
+            <h3>
+              {STATUS_NAMES[status]} <span className="count">{tasks?.filter((task) => task.status === status).length ?? 0}</span>
+            </h3>
+            {tasks
+              ?.filter((task) => task.status === status)
+              .map((task) => <Card key={task.id} client={client} session={session} task={task} workspaceId={project.workspace_id} />)}
+          </section>
+        ))}
+      </div>
+    </main>
+  );
+}
+
+function Card({ client, session, task, workspaceId }: { client: BrowserSyncClient; session: Session; task: Task; workspaceId: string }) {
+  const [editing, setEditing] = useState(false);
+  const [draft, setDraft] = useState(task.title);
+  const [open, setOpen] = useState(false);
+  const index = STATUSES.indexOf(task.status);
+  const move = (to: Status) => client.db.query(`UPDATE task SET status = $2 WHERE id = $1`, [task.id, to]);
+  const save = async () => {
+    setEditing(false);
+    const text = draft.trim();
+    if (text && text !== task.title) await client.db.query(`UPDATE task SET title = $2 WHERE id = $1`, [task.id, text]);
+  };
+  return (
+    <article className="card" data-testid="task-card" data-task-id={task.id} data-status={task.status}>
+      {editing ? (
+        <input
+          autoFocus
+          className="edit"
+          data-testid="edit-title"
+          value={draft}
+          onChange={(event) => setDraft(event.target.value)}
+          onBlur={() => void save()}
+          onKeyDown={(event) => {
+            if (event.key === 'Enter') void save();
+            if (event.key === 'Escape') setEditing(false);
+          }}
+        />
+      ) : (
+        <p
+          className="title"
+          data-testid="task-title"
+          onDoubleClick={() => {
+            setDraft(task.title);
+            setEditing(true);
+          }}
+          title="double-click to edit"
+        >
+          {task.title}
+        </p>
+      )}
+      {task.labels.length > 0 && (
+        <p className="labels">
+          {task.labels.map((label) => (
+            <span key={label} className="label">
+              {label}
+            </span>
+          ))}
+        </p>
+      )}
+      <footer>
+        <button disabled={index === 0} onClick={() => void move(STATUSES[index - 1]!)} aria-label="move left" data-testid="move-left">
+          ←
+        </button>
+        <button disabled={index === STATUSES.length - 1} onClick={() => void move(STATUSES[index + 1]!)} aria-label="move right" data-testid="move-right">
+          →
+        </button>
+        <button onClick={() => setOpen(!open)} data-testid="toggle-comments">
+          {task.comments} {task.comments === 1 ? 'comment' : 'comments'}
+        </button>
+        <button className="delete" onClick={() => void client.db.query(`DELETE FROM task WHERE id = $1`, [task.id])} aria-label="delete" data-testid="delete-task">
+          ✕
+        </button>
+      </footer>
+      {open && <Comments client={client} session={session} taskId={task.id} workspaceId={workspaceId} />}
+    </article>
+  );
+}
+
+function Comments({ client, session, taskId, workspaceId }: { client: BrowserSyncClient; session: Session; taskId: string; workspaceId: string }) {
+  const comments = useLiveQuery<{ id: string; body: string; mine: boolean }>(
+    client.db,
+    `SELECT id, body, author_id = $2 AS mine FROM comment WHERE task_id = $1 AND deleted_at IS NULL ORDER BY created_at`,
+    [taskId, session.user.id],
+  );
+  const [body, setBody] = useState('');
+  return (
+    <div className="comments">
+      {comments?.map((comment) => (
+        <p key={comment.id} className={comment.mine ? 'mine' : ''} data-testid="comment">
+          {comment.body}
+        </p>
+      ))}
+      <form
+        onSubmit={(event) => {
+          event.preventDefault();
+          const text = body.trim();
+          if (!text) return;
+          setBody('');
+          void client.db.query(`INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, $4)`, [workspaceId, taskId, session.user.id, text]);
+        }}
+      >
+        <input value={body} onChange={(event) => setBody(event.target.value)} placeholder="Add a comment" data-testid="new-comment" aria-label="New comment" />
+      </form>
+    </div>
+  );
+}

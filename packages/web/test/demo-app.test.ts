@@ -1,0 +1,138 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { freePort } from '@walsync/db/server';
+import { type WalsyncServer, seedDemo } from '@walsync/server';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scratchDir } from '../../db/test/support/postgres';
+import { type TestDatabase, postgresTargets, startDatabase } from '../../server/test/support/database';
+import { startServer } from '../../server/test/support/servers';
+import { ARTIFACTS, type RunningBrowser, launchBrowser } from './support/browser';
+
+const APP = path.resolve(__dirname, '../dist');
+const SCREENSHOTS = path.join(ARTIFACTS, 'screenshots');
+
+const cardTitles = async (page: Page) => (await page.getByTestId('task-title').allTextContents()).sort();
+
+describe('the demo task board in Chromium', () => {
+  let db: TestDatabase;
+  let server: WalsyncServer | undefined;
+  let port: number;
+  const scratch = scratchDir('demo-app');
+  const browsers: RunningBrowser[] = [];
+  const serve = async () => {
+    server = await startServer(db.url, { port, app: { staticDir: APP, devLogin: true } });
+  };
+  /** One browser per user: separate profiles, separate IndexedDB. */
+  const open = async (user: string) => {
+    const browser = await launchBrowser(path.join(scratch.dir, user));
+    browsers.push(browser);
+    const page = await browser.page(`http://127.0.0.1:${port}/?user=${user}@demo.test`);
+    await page.setViewportSize({ width: 1280, height: 760 });
+    await page.getByTestId('task-card').first().waitFor({ timeout: 60_000 });
+    return page;
+  };
+  const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
+  const addTask = async (page: Page, title: string) => {
+    await page.getByTestId('new-task-title').fill(title);
+    await page.getByTestId('add-task').click();
+    await page.getByTestId('task-title').filter({ hasText: title }).waitFor();
+  };
+
+  let alice: Page;
+  let bob: Page;
+  let carol: Page;
+
+  beforeAll(async () => {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    db = await startDatabase(postgresTargets()[0]!);
+    await seedDemo(db.pool);
+    port = await freePort();
+    await serve();
+    [alice, bob, carol] = await Promise.all([open('alice'), open('bob'), open('carol')]);
+  });
+  afterAll(async () => {
+    for (const browser of browsers) await browser.close();
+    await server?.stop();
+    await db?.dispose();
+    scratch.remove();
+  });
+
+  it('shows each user their workspace, and a task added by alice appears for bob but never for carol', async () => {
+    expect(await cardTitles(alice)).toEqual(await cardTitles(bob));
+    expect(await cardTitles(carol)).not.toEqual(await cardTitles(alice));
+    await expect.poll(() => alice.getByTestId('sync-status').textContent()).toBe('online');
+
+    await addTask(alice, 'Ship the sync demo');
+    await bob.getByTestId('task-title').filter({ hasText: 'Ship the sync demo' }).waitFor({ timeout: 10_000 });
+    await expect.poll(() => alice.getByTestId('pending-count').textContent()).toBe('0');
+    expect(await db.query(`SELECT 1 FROM task WHERE title = 'Ship the sync demo'`)).toHaveLength(1);
+    // carol is told nothing of it: not on her board, not in her replica.
+    await carol.reload();
+    await carol.getByTestId('task-card').first().waitFor();
+    expect(await cardTitles(carol)).not.toContain('Ship the sync demo');
+    expect(await cardTitles(carol)).toEqual(
+      (await db.query<{ title: string }>(`SELECT title FROM task JOIN project p ON p.id = task.project_id WHERE p.name = 'Portfolio' AND task.deleted_at IS NULL`)).map((row) => row.title).sort(),
+    );
+    await shot(alice, 'board-alice');
+    await shot(bob, 'board-bob');
+    await shot(carol, 'board-carol');
+  });
+
+  it('moves, edits and deletes tasks across browsers', async () => {
+    await addTask(bob, 'Move me along');
+    const card = (page: Page) => page.getByTestId('task-card').filter({ hasText: 'Move me along' });
+    await card(alice).waitFor({ timeout: 10_000 });
+    await card(alice).getByTestId('move-right').click();
+    await expect.poll(() => card(bob).getAttribute('data-status'), { timeout: 10_000 }).toBe('doing');
+    await card(bob).getByTestId('task-title').dblclick();
+    await bob.getByTestId('edit-title').fill('Moved and renamed');
+    await bob.getByTestId('edit-title').press('Enter');
+    await alice.getByTestId('task-title').filter({ hasText: 'Moved and renamed' }).waitFor({ timeout: 10_000 });
+    await alice.getByTestId('task-card').filter({ hasText: 'Moved and renamed' }).getByTestId('delete-task').click();
+    await expect.poll(() => cardTitles(bob), { timeout: 10_000 }).not.toContain('Moved and renamed');
+    expect(await db.query(`SELECT status, deleted_at IS NOT NULL AS deleted FROM task WHERE title = 'Moved and renamed'`)).toEqual([{ status: 'doing', deleted: true }]);
+  });
+
+  it('shows a psql UPDATE on the server in the open page', async () => {
+    await db.query(`UPDATE task SET title = 'Renamed from psql' WHERE title = 'Ship the sync demo'`);
+    await alice.getByTestId('task-title').filter({ hasText: 'Renamed from psql' }).waitFor({ timeout: 10_000 });
+    await bob.getByTestId('task-title').filter({ hasText: 'Renamed from psql' }).waitFor({ timeout: 10_000 });
+  });
+
+  it('keeps local data across a reload, and edits made while the server is down sync when it returns', async () => {
+    await alice.reload();
+    await alice.getByTestId('task-title').filter({ hasText: 'Renamed from psql' }).waitFor({ timeout: 10_000 });
+
+    await server!.stop();
+    server = undefined;
+    await expect.poll(() => alice.getByTestId('sync-status').textContent(), { timeout: 15_000 }).toBe('offline');
+    await addTask(alice, 'Written while offline');
+    await expect.poll(() => alice.getByTestId('pending-count').textContent()).toBe('1');
+    await shot(alice, 'board-offline');
+
+    await serve();
+    await bob.getByTestId('task-title').filter({ hasText: 'Written while offline' }).waitFor({ timeout: 30_000 });
+    await expect.poll(() => alice.getByTestId('pending-count').textContent(), { timeout: 15_000 }).toBe('0');
+    await expect.poll(() => alice.getByTestId('sync-status').textContent(), { timeout: 15_000 }).toBe('online');
+    expect(await db.query(`SELECT 1 FROM task WHERE title = 'Written while offline'`)).toHaveLength(1);
+  });
+
+  it('signs in through the development login only outside production', async () => {
+    const login = (url: string, body: unknown) => fetch(`${url}/dev/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const ok = await login(server!.url, { email: 'Alice@Demo.test' });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ token: expect.any(String), user: { email: 'alice@demo.test' } });
+    expect((await login(server!.url, { email: 'nobody@demo.test' })).status).toBe(404);
+    expect((await login(server!.url, { email: 'not an address' })).status).toBe(400);
+    expect((await login(server!.url, { email: 'alice@demo.test', admin: true })).status).toBe(400);
+    const production = await startServer(db.url, { port: 0, app: { staticDir: APP, devLogin: false } });
+    try {
+      const refused = await login(production.url, { email: 'alice@demo.test' });
+      expect(refused.status).toBe(403);
+      expect(await refused.json()).toEqual({ error: { code: 'dev_login_disabled', message: expect.stringMatching(/disabled in production/) } });
+    } finally {
+      await production.stop();
+    }
+  });
+});

@@ -1,0 +1,23 @@
+import { it } from 'vitest';
+import { launchBrowser } from './support/browser';
+it('smoke', async () => {
+  const b = await launchBrowser('/tmp/dbg/profile-' + Date.now());
+  const page = await b.context.newPage();
+  page.on('console', (m) => console.log('[console]', m.type(), m.text()));
+  page.on('pageerror', (e) => console.log('[pageerror]', e.message));
+  await page.setViewportSize({ width: 1280, height: 760 });
+  const t = Date.now();
+  await page.goto('http://localhost:3111/?user=alice@demo.test');
+  await page.getByTestId('task-card').first().waitFor({ timeout: 30000 });
+  console.log('usable after', Date.now() - t);
+  await page.getByTestId('new-task-title').fill('Try walsync offline');
+  await page.getByTestId('add-task').click();
+  await page.waitForTimeout(1500);
+  await page.screenshot({ path: '/tmp/board.png' });
+  const t2 = Date.now();
+  await page.reload();
+  await page.getByTestId('task-card').first().waitFor({ timeout: 30000 });
+  console.log('reload usable after', Date.now() - t2);
+  console.log(await page.getByTestId('sync-status').textContent(), await page.getByTestId('pending-count').textContent());
+  await b.close();
+}, 90000);
