@@ -139,8 +139,9 @@ async function buildWeb(): Promise<void> {
 
 async function main(): Promise<void> {
   const started = performance.now();
-  // The server bundle keeps @walsync/db external, so both build at once.
-  await Promise.all([buildDb(), buildServer(), buildWeb()]);
+  // The server bundle keeps @walsync/db external, so it builds beside it; the browser bundles of
+  // @walsync/web inline @walsync/db/browser, so they wait for it.
+  await Promise.all([buildDb().then(buildWeb), buildServer()]);
   console.log(`Built @walsync/db, @walsync/server and @walsync/web in ${Math.round(performance.now() - started)} ms`);
 }
 

@@ -9,6 +9,7 @@ import { dbFigures } from './suites/db';
 import { serverFigures } from './suites/server';
 import { clientFigures } from './suites/client';
 import { sessionFigures } from './suites/sessions';
+import { demoFigures } from './suites/demo';
 
 async function main(): Promise<void> {
   const only = process.argv[2];
@@ -17,6 +18,7 @@ async function main(): Promise<void> {
   if (!only || only === 'server') figures.push(...(await serverFigures()));
   if (!only || only === 'sessions') figures.push(...(await sessionFigures()));
   if (!only || only === 'client') figures.push(...(await clientFigures()));
+  if (!only || only === 'demo') figures.push(...(await demoFigures()));
   const report = table(figures);
   console.log(report);
   // A partial run only prints: the page always holds one whole run.
