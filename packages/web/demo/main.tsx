@@ -62,6 +62,8 @@ async function main(): Promise<void> {
     return;
   }
   addEventListener('pagehide', () => void client.close());
+  // For the console and the tests: the client behind the board.
+  (window as unknown as { walsync: BrowserSyncClient }).walsync = client;
   root.render(<Board client={client} session={session} />);
 }
 

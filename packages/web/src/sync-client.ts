@@ -130,13 +130,23 @@ export class SyncClient {
   }
 
   /**
-   * One transaction, durable before it returns: PGlite 0.5 leaves a committed `transaction()` in
-   * memory until it syncs its files (IndexedDB in the browser), and a position must never be acked
-   * before the data it covers is stored.
+   * One transaction. PGlite 0.5 leaves a committed `transaction()` in memory until it syncs its files
+   * (IndexedDB in the browser), so acks wait for `durable()` (ackWhenStored).
    */
   private async commit(work: (tx: Transaction) => Promise<void>): Promise<void> {
     await this.db.transaction(work);
-    await this.durable();
+  }
+
+  /**
+   * Acks a position once everything committed up to it is in storage (invariant 3). The stores run
+   * in order, so acks do too; the next batch is applied meanwhile.
+   */
+  private ackWhenStored(position: string): void {
+    const socket = this.socket;
+    this.durable().then(
+      () => socket === this.socket && this.send({ type: 'sync_ack', position }),
+      (error: Error) => this.emit('error', new SyncClientError('apply_failed', `storing the replica failed, so ${position} was not acked: ${error.message}`, { cause: error })),
+    );
   }
 
   private storing: Promise<void> = Promise.resolve();
@@ -258,7 +268,7 @@ export class SyncClient {
           await tx.exec(`DELETE FROM walsync_snapshot_seen`);
         });
         if (this.snapshotReplaces) {
-          this.send({ type: 'sync_ack', position: message.position });
+          this.ackWhenStored(message.position);
           this.emit('bootstrap:complete', { position: message.position });
         }
         return this.becomeLive();
@@ -270,8 +280,8 @@ export class SyncClient {
           if (newest) await tx.query(`SELECT walsync_observe_hlc($1)`, [newest]);
           await tx.query(`INSERT INTO walsync_state VALUES ('position', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [message.position]);
         });
-        this.send({ type: 'sync_ack', position: message.position });
         this.emit('pull:applied', { changes: message.changes.length, position: message.position });
+        this.ackWhenStored(message.position);
         return;
       }
       case 'scope_removed':

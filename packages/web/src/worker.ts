@@ -61,6 +61,29 @@ function storeInTheBackground(db: PGlite): void {
   db.syncToFs = async () => run();
 }
 
+/**
+ * Opens the replica; a new one starts from the migrated template the build made (replica.tar.gz
+ * beside this worker) instead of running initdb and the migrations in the browser. Without the
+ * template, or when the database turns out to exist, PGlite opens it as usual.
+ */
+async function openReplica(dataDir: string): Promise<PGlite> {
+  const name = `/pglite/${dataDir.slice('idb://'.length)}`;
+  const exists = (await indexedDB.databases().catch(() => [{ name }])).some((database) => database.name === name);
+  if (!exists) {
+    const template = await fetch(new URL('./replica.tar.gz', import.meta.url))
+      .then((response) => (response.ok ? response.blob() : undefined))
+      .catch(() => undefined);
+    if (template) {
+      try {
+        return await PGlite.create(dataDir, { loadDataDir: template });
+      } catch (error) {
+        if (!/already exists/.test((error as Error).message)) throw error;
+      }
+    }
+  }
+  return PGlite.create(dataDir);
+}
+
 void worker({
   async init(options) {
     const dataDir = options.dataDir ?? 'idb://walsync';
@@ -90,7 +113,7 @@ void worker({
       const release = await holdLock(`walsync:${dataDir}`);
       let db: PGlite;
       try {
-        db = await PGlite.create(dataDir);
+        db = await openReplica(dataDir);
         storeInTheBackground(db);
       } catch (error) {
         await release();
