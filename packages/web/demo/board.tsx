@@ -106,9 +106,17 @@ function Workspaces({ client, session }: { client: BrowserSyncClient; session: S
     client.db,
     `SELECT id, name, workspace_id FROM project WHERE deleted_at IS NULL ORDER BY created_at, name`,
   );
+  // Every task of the replica in one live query, started with the others (each live query is a round
+  // of setup in the worker; one per project, mounted after the projects load, would come later).
+  const tasks = useLiveQuery<Task & { project_id: string }>(
+    client.db,
+    `SELECT t.id, t.project_id, t.title, t.status, t.position, t.labels,
+            (SELECT count(*) FROM comment c WHERE c.task_id = t.id AND c.deleted_at IS NULL)::int AS comments
+       FROM task t WHERE t.deleted_at IS NULL ORDER BY t.position, t.created_at`,
+  );
   const [selected, setSelected] = useState<string>();
   const [newProject, setNewProject] = useState('');
-  if (!workspaces || !projects) return null;
+  if (!workspaces || !projects || !tasks) return null;
   const project = projects.find((candidate) => candidate.id === selected) ?? projects[0];
   const addProject = async () => {
     const name = newProject.trim();
@@ -148,19 +156,26 @@ function Workspaces({ client, session }: { client: BrowserSyncClient; session: S
           <input value={newProject} onChange={(event) => setNewProject(event.target.value)} placeholder="New project" aria-label="New project name" />
         </form>
       </nav>
-      {project ? <Columns key={project.id} client={client} session={session} project={project} /> : <p className="loading">No projects yet.</p>}
+      {project ? (
+        <Columns key={project.id} client={client} session={session} project={project} tasks={tasks.filter((task) => task.project_id === project.id)} />
+      ) : (
+        <p className="loading">No projects yet.</p>
+      )}
     </div>
   );
 }
 
-function Columns({ client, session, project }: { client: BrowserSyncClient; session: Session; project: { id: string; name: string; workspace_id: string } }) {
-  const tasks = useLiveQuery<Task>(
-    client.db,
-    `SELECT t.id, t.title, t.status, t.position, t.labels,
-            (SELECT count(*) FROM comment c WHERE c.task_id = t.id AND c.deleted_at IS NULL)::int AS comments
-       FROM task t WHERE t.project_id = $1 AND t.deleted_at IS NULL ORDER BY t.position, t.created_at`,
-    [project.id],
-  );
+function Columns({
+  client,
+  session,
+  project,
+  tasks,
+}: {
+  client: BrowserSyncClient;
+  session: Session;
+  project: { id: string; name: string; workspace_id: string };
+  tasks: Task[];
+}) {
   const [title, setTitle] = useState('');
   const add = async () => {
     const text = title.trim();
@@ -191,10 +206,10 @@ function Columns({ client, session, project }: { client: BrowserSyncClient; sess
         {STATUSES.map((status) => (
           <section key={status} className="column" data-column={status}>
             <h3>
-              {STATUS_NAMES[status]} <span className="count">{tasks?.filter((task) => task.status === status).length ?? 0}</span>
+              {STATUS_NAMES[status]} <span className="count">{tasks.filter((task) => task.status === status).length}</span>
             </h3>
             {tasks
-              ?.filter((task) => task.status === status)
+              .filter((task) => task.status === status)
               .map((task) => <Card key={task.id} client={client} session={session} task={task} workspaceId={project.workspace_id} />)}
           </section>
         ))}

@@ -10,14 +10,24 @@ export function useLiveQuery<T>(db: BrowserDb, sql: string, params: unknown[] = 
   const key = JSON.stringify(params);
   useEffect(() => {
     let cancelled = false;
+    let live = false;
     let unsubscribe: (() => Promise<void>) | undefined;
-    void db.live.query<T>(sql, params, (result) => !cancelled && setRows(result.rows)).then((live) => {
-      if (cancelled) void live.unsubscribe();
-      else {
-        unsubscribe = live.unsubscribe;
-        setRows(live.initialResults.rows);
-      }
-    });
+    // A plain query paints first: setting up a live query (a temporary view, triggers, LISTEN) takes
+    // a few round trips to the leader's worker.
+    void db.query<T>(sql, params).then((result) => !cancelled && !live && setRows(result.rows), () => undefined);
+    void db.live
+      .query<T>(sql, params, (result) => {
+        live = true;
+        if (!cancelled) setRows(result.rows);
+      })
+      .then((query) => {
+        if (cancelled) void query.unsubscribe();
+        else {
+          live = true;
+          unsubscribe = query.unsubscribe;
+          setRows(query.initialResults.rows);
+        }
+      });
     return () => {
       cancelled = true;
       void unsubscribe?.();

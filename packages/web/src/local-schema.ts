@@ -131,3 +131,27 @@ export async function installLocalSchema(db: PGliteInterface | Transaction, tabl
     `);
   }
 }
+
+/** Bumped whenever the SQL above changes, so existing replicas reinstall it. */
+const LOCAL_SCHEMA_REVISION = 3;
+
+/**
+ * Installs the local schema unless this replica already has it for the same revision, schema
+ * version and tables: about twenty DDL statements that would otherwise run on every connect, while
+ * the app's first queries wait.
+ */
+export async function ensureLocalSchema(db: PGliteInterface, tables: SyncedTable[]): Promise<void> {
+  const version = await db
+    .query<{ name: string }>(`SELECT "migrationName" AS name FROM client_migration WHERE "clientApplied" ORDER BY "timestamp" DESC LIMIT 1`)
+    .then((result) => result.rows[0]?.name ?? '');
+  const key = JSON.stringify([LOCAL_SCHEMA_REVISION, version, tables.map((table) => [table.name, table.primaryKey])]);
+  const installed = await db
+    .query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'local_schema'`)
+    .then((result) => result.rows[0]?.value)
+    .catch(() => undefined);
+  if (installed === key) return;
+  await db.transaction(async (tx) => {
+    await installLocalSchema(tx, tables);
+    await tx.query(`INSERT INTO walsync_state VALUES ('local_schema', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [key]);
+  });
+}

@@ -10,7 +10,7 @@ import {
   syncedTables,
 } from '@walsync/db/browser';
 import { SyncClientError, type SyncEvents, type SyncStatus } from './types';
-import { installLocalSchema } from './local-schema';
+import { ensureLocalSchema } from './local-schema';
 import { RemoteApply } from './remote-apply';
 
 export interface SyncClientOptions {
@@ -77,6 +77,8 @@ export class SyncClient {
     private readonly options: SyncClientOptions,
     private readonly openSocket: SocketFactory,
     private readonly release: (() => Promise<void>) | undefined,
+    /** How long acks wait to be coalesced with later ones (see ackWhenStored): 0 in Node, where storing is free. */
+    private readonly ackDelayMs = 0,
     tables: SyncedTable[] = syncedTables,
   ) {
     this.apply = new RemoteApply(tables);
@@ -124,8 +126,11 @@ export class SyncClient {
     }
     this.unlisten = await this.db.listen('walsync_outbox', () => {
       this.emit('captured');
+      // A local write is stored at once (the outbox entry with it), not only with the next ack.
+      void this.durable().catch((error: Error) => this.emit('error', error));
       this.schedulePush();
     });
+    await this.durable();
     this.connect();
   }
 
@@ -137,30 +142,52 @@ export class SyncClient {
     await this.db.transaction(work);
   }
 
+  private pendingAck: string | undefined;
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
+
   /**
-   * Acks a position once everything committed up to it is in storage (invariant 3). The stores run
-   * in order, so acks do too; the next batch is applied meanwhile.
+   * Acks a position once everything committed up to it is in storage (invariant 3). Where storing is
+   * costly (IndexedDB: whole files copied), acks are coalesced: one store and one ack, for the newest
+   * position, `ackDelayMs` after the first; a late ack only means the server learns it later (a client
+   * resumes from the position in its own database). The next batch is applied meanwhile.
    */
   private ackWhenStored(position: string): void {
+    this.pendingAck = position;
+    if (this.ackTimer) return;
     const socket = this.socket;
-    this.durable().then(
-      () => socket === this.socket && this.send({ type: 'sync_ack', position }),
-      (error: Error) => this.emit('error', new SyncClientError('apply_failed', `storing the replica failed, so ${position} was not acked: ${error.message}`, { cause: error })),
-    );
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      const acked = this.pendingAck!;
+      this.pendingAck = undefined;
+      this.durable().then(
+        () => socket === this.socket && this.send({ type: 'sync_ack', position: acked }),
+        (error: Error) => this.emit('error', new SyncClientError('apply_failed', `storing the replica failed, so ${acked} was not acked: ${error.message}`, { cause: error })),
+      );
+    }, this.ackDelayMs);
   }
 
   private storing: Promise<void> = Promise.resolve();
+  private storeQueued: Promise<void> | undefined;
 
   /**
-   * Resolves when everything committed so far is in storage. In the browser the database runs with
-   * relaxed durability (PGlite would otherwise copy its files to IndexedDB after every statement a
-   * tab sends, hundreds of milliseconds each); this is the one place that waits for the copy.
+   * Resolves when everything committed so far is in storage. In the browser the worker stores in the
+   * background (PGlite would otherwise copy its files to IndexedDB after every statement a tab sends,
+   * hundreds of milliseconds each); this waits for a store that starts after the call. Calls made
+   * while a store is queued share it.
    */
   durable(): Promise<void> {
     const fs = this.db.fs;
     if (!fs) return Promise.resolve();
-    this.storing = this.storing.catch(() => undefined).then(() => fs.syncToFs(false));
-    return this.storing;
+    if (this.storeQueued) return this.storeQueued;
+    const queued = this.storing
+      .catch(() => undefined)
+      .then(() => {
+        this.storeQueued = undefined;
+        return fs.syncToFs(false);
+      });
+    this.storeQueued = queued;
+    this.storing = queued;
+    return queued;
   }
 
   private async state(key: string): Promise<string | null> {
@@ -322,7 +349,7 @@ export class SyncClient {
       this.socket?.close();
       return;
     }
-    await installLocalSchema(this.db, this.apply.syncedTables);
+    await ensureLocalSchema(this.db, this.apply.syncedTables);
     if ((await this.state('position')) !== null) await this.becomeLive();
   }
 
@@ -399,13 +426,13 @@ export class SyncClient {
     }
   }
 
-  /** Resolves when the server has answered every pending local change (errors stay in the outbox). */
+  /** Resolves when the server has answered every pending local change (errors stay in the outbox) and the replica is stored. */
   async flush(): Promise<void> {
     for (;;) {
       await this.ready;
       await this.pushing;
       const pending = (await this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM walsync_outbox WHERE last_error IS NULL`)).rows[0]!.n;
-      if (pending === 0) return;
+      if (pending === 0) return this.durable();
       this.schedulePush();
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -424,7 +451,10 @@ export class SyncClient {
     this.socket?.close();
     await this.queue.catch(() => undefined);
     await this.pushing;
+    clearTimeout(this.ackTimer);
     await this.unlisten?.();
+    // What was applied is stored before the database closes (the next start resumes from it).
+    await this.durable().catch(() => undefined);
     await this.db.close();
     await this.release?.();
   }

@@ -47,7 +47,7 @@ function storeInTheBackground(db: PGlite): void {
       again = true;
       return;
     }
-    running = new Promise<void>((resolve) => setTimeout(resolve, 150))
+    running = new Promise<void>((resolve) => setTimeout(resolve, 300))
       .then(() => db.fs?.syncToFs(false))
       .catch((error) => console.error('walsync: storing to IndexedDB failed', error))
       .finally(() => {
@@ -75,7 +75,10 @@ async function openReplica(dataDir: string): Promise<PGlite> {
       .catch(() => undefined);
     if (template) {
       try {
-        return await PGlite.create(dataDir, { loadDataDir: template });
+        const db = await PGlite.create(dataDir, { loadDataDir: template });
+        // Stored before anything else happens: a reload must find a database, not an empty store.
+        await db.fs?.syncToFs(false);
+        return db;
       } catch (error) {
         if (!/already exists/.test((error as Error).message)) throw error;
       }
@@ -119,7 +122,7 @@ void worker({
         await release();
         throw new SyncClientError('corrupt_database', `the local database ${dataDir} cannot be opened (${(error as Error).message}); it was left untouched`, { cause: error });
       }
-      client = new SyncClient(db, { url: meta.url, token: meta.token, dataDir, clientId: meta.clientId }, (url) => new WebSocket(url) as unknown as SocketLike, release);
+      client = new SyncClient(db, { url: meta.url, token: meta.token, dataDir, clientId: meta.clientId }, (url) => new WebSocket(url) as unknown as SocketLike, release, 250);
       for (const name of RELAYED) {
         client.on(name, (...args: unknown[]) => post({ type: 'event', name, args: name === 'error' ? [serializeError(args[0])] : args }));
       }

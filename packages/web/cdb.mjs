@@ -1,0 +1,13 @@
+import { PGlite } from '@electric-sql/pglite';
+const db = await PGlite.create();
+await db.exec(`UPDATE pg_database SET datistemplate = false WHERE datname IN ('template0', 'template1')`);
+await db.exec(`DROP DATABASE template0`);
+await db.exec(`DROP DATABASE template1`);
+await db.exec('CHECKPOINT');
+const dump = await db.dumpDataDir('gzip');
+console.log('size', dump.size);
+await db.close();
+const again = await PGlite.create({ loadDataDir: dump });
+console.log((await again.query('select current_database(), (select json_agg(datname) from pg_database) d')).rows[0]);
+await again.exec('create table x (a int); insert into x values (1)');
+console.log((await again.query('select * from x')).rows);
