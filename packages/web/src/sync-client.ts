@@ -71,6 +71,8 @@ export class SyncClient {
   /** Whether the running snapshot must track keys to remove what the server no longer has. */
   private snapshotTracksKeys = false;
   private unlisten: (() => Promise<void>) | undefined;
+  /** Why the server refused this client, from its `error` message before the close. */
+  private refusal: string | undefined;
 
   constructor(
     readonly db: PGlite,
@@ -231,7 +233,7 @@ export class SyncClient {
       this.setStatus('offline');
       if (code === 4401 || code === 4409) {
         // Retrying with the same token or schema cannot succeed.
-        const error = new SyncClientError('refused', `the server refused this client: ${reason || code}`);
+        const error = new SyncClientError('refused', `the server refused this client: ${this.refusal ?? (reason || code)}`);
         this.rejectReady(error);
         this.emit('error', error);
         return;
@@ -327,7 +329,9 @@ export class SyncClient {
         this.pendingWrites.delete(message.requestId);
         return;
       case 'error':
-        this.emit('error', new Error(`server: ${message.code}: ${message.message}`));
+        // A refusal is followed by its close code, which reports it once (as `refused`).
+        if (message.code === 'unauthenticated' || message.code === 'schema_ahead') this.refusal = message.message;
+        else this.emit('error', new SyncClientError('server_error', `the server answered ${message.code}: ${message.message}`));
         return;
     }
   }

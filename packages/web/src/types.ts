@@ -16,13 +16,13 @@ export interface SyncEvents {
   status: [SyncStatus];
 }
 
-
 export class SyncClientError extends Error {
   constructor(
-    readonly code: 'locked' | 'corrupt_database' | 'migration_failed' | 'refused' | 'bad_server_message' | 'apply_failed',
+    readonly code: 'locked' | 'corrupt_database' | 'migration_failed' | 'refused' | 'bad_server_message' | 'apply_failed' | 'server_error',
     message: string,
     options?: { cause?: unknown },
   ) {
     super(message, options);
+    this.name = 'SyncClientError';
   }
 }
