@@ -32,10 +32,11 @@ function declarations(tsconfig: string): Promise<void> {
   );
 }
 
-async function buildDb(): Promise<void> {
+/** Resolves when the bundles are written; `types` when the declarations are too (they take longest). */
+async function buildDb(types: Promise<void>[]): Promise<void> {
   const dir = path.join(root, 'packages/db');
   const dist = path.join(dir, 'dist');
-  const types = declarations(path.join(dir, 'tsconfig.json'));
+  types.push(declarations(path.join(dir, 'tsconfig.json')));
   await build({ ...library, entryPoints: [path.join(dir, 'src/server.ts')], outfile: path.join(dist, 'server.cjs'), platform: 'node', format: 'cjs' });
 
   const db = requireFromHere(path.join(dist, 'server.cjs')) as typeof import('./packages/db/src/server');
@@ -62,8 +63,6 @@ async function buildDb(): Promise<void> {
     ],
   });
   writeFileSync(path.join(dist, 'browser.meta.json'), JSON.stringify(browser.metafile));
-
-  await types;
 }
 
 /** An application, not a library: bundles only; `yarn typecheck` checks its types. */
@@ -139,6 +138,9 @@ async function buildWeb(): Promise<void> {
 }
 
 /**
+ * `yarn build:template` (and `yarn start`, while the server starts), not `yarn build`: PGlite's initdb
+ * alone takes seconds.
+ *
  * dist/replica.tar.gz: a PGlite data directory with every migration applied, which a browser's new
  * replica starts from instead of running initdb and the migrations itself (≈4 s in a worker). It is
  * the same SQL the MigrationAPI would apply, recorded in the same client_migration rows. Kept while
@@ -176,14 +178,16 @@ export async function buildReplicaTemplate(): Promise<void> {
 /** The packages, without the replica template. */
 export async function buildPackages(): Promise<void> {
   // The server bundle keeps @walsync/db external, so it builds beside it; the browser bundles of
-  // @walsync/web inline @walsync/db/browser, so they wait for it.
-  await Promise.all([buildDb().then(buildWeb), buildServer()]);
+  // @walsync/web inline @walsync/db/browser, so they wait for its bundle (not its declarations).
+  const types: Promise<void>[] = [];
+  await Promise.all([buildDb(types).then(buildWeb), buildServer()]);
+  await Promise.all(types);
 }
 
 async function main(): Promise<void> {
   const started = performance.now();
   await buildPackages();
-  await buildReplicaTemplate();
+  if (process.argv.includes('--replica-template')) await buildReplicaTemplate();
   console.log(`Built @walsync/db, @walsync/server and @walsync/web in ${Math.round(performance.now() - started)} ms`);
 }
 

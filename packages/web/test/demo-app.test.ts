@@ -79,7 +79,7 @@ describe('the demo task board in Chromium', () => {
     await shot(carol, 'board-carol');
   });
 
-  it('moves, edits and deletes tasks across browsers', async () => {
+  it('moves, edits, comments on and deletes tasks across browsers', async () => {
     await addTask(bob, 'Move me along');
     const card = (page: Page) => page.getByTestId('task-card').filter({ hasText: 'Move me along' });
     await card(alice).waitFor({ timeout: 10_000 });
@@ -89,6 +89,13 @@ describe('the demo task board in Chromium', () => {
     await bob.getByTestId('edit-title').fill('Moved and renamed');
     await bob.getByTestId('edit-title').press('Enter');
     await alice.getByTestId('task-title').filter({ hasText: 'Moved and renamed' }).waitFor({ timeout: 10_000 });
+    // A comment from bob reaches alice's card.
+    await card(bob).getByTestId('toggle-comments').click();
+    await card(bob).getByTestId('new-comment').fill('On it');
+    await card(bob).getByTestId('new-comment').press('Enter');
+    await expect.poll(() => card(alice).getByTestId('toggle-comments').textContent(), { timeout: 10_000 }).toBe('1 comment');
+    await card(alice).getByTestId('toggle-comments').click();
+    await card(alice).getByTestId('comment').filter({ hasText: 'On it' }).waitFor({ timeout: 10_000 });
     await alice.getByTestId('task-card').filter({ hasText: 'Moved and renamed' }).getByTestId('delete-task').click();
     await expect.poll(() => cardTitles(bob), { timeout: 10_000 }).not.toContain('Moved and renamed');
     expect(await db.query(`SELECT status, deleted_at IS NOT NULL AS deleted FROM task WHERE title = 'Moved and renamed'`)).toEqual([{ status: 'doing', deleted: true }]);
