@@ -90,12 +90,13 @@ describe('the demo task board in Chromium', () => {
     await bob.getByTestId('edit-title').press('Enter');
     await alice.getByTestId('task-title').filter({ hasText: 'Moved and renamed' }).waitFor({ timeout: 10_000 });
     // A comment from bob reaches alice's card.
-    await card(bob).getByTestId('toggle-comments').click();
-    await card(bob).getByTestId('new-comment').fill('On it');
-    await card(bob).getByTestId('new-comment').press('Enter');
-    await expect.poll(() => card(alice).getByTestId('toggle-comments').textContent(), { timeout: 10_000 }).toBe('1 comment');
-    await card(alice).getByTestId('toggle-comments').click();
-    await card(alice).getByTestId('comment').filter({ hasText: 'On it' }).waitFor({ timeout: 10_000 });
+    const renamed = (page: Page) => page.getByTestId('task-card').filter({ hasText: 'Moved and renamed' });
+    await renamed(bob).getByTestId('toggle-comments').click();
+    await renamed(bob).getByTestId('new-comment').fill('On it');
+    await renamed(bob).getByTestId('new-comment').press('Enter');
+    await expect.poll(() => renamed(alice).getByTestId('toggle-comments').textContent(), { timeout: 10_000 }).toBe('1 comment');
+    await renamed(alice).getByTestId('toggle-comments').click();
+    await renamed(alice).getByTestId('comment').filter({ hasText: 'On it' }).waitFor({ timeout: 10_000 });
     await alice.getByTestId('task-card').filter({ hasText: 'Moved and renamed' }).getByTestId('delete-task').click();
     await expect.poll(() => cardTitles(bob), { timeout: 10_000 }).not.toContain('Moved and renamed');
     expect(await db.query(`SELECT status, deleted_at IS NOT NULL AS deleted FROM task WHERE title = 'Moved and renamed'`)).toEqual([{ status: 'doing', deleted: true }]);
