@@ -128,8 +128,9 @@ export class SyncClient {
     }
     this.unlisten = await this.db.listen('walsync_outbox', () => {
       this.emit('captured');
-      // A local write is stored at once (the outbox entry with it), not only with the next ack.
-      void this.durable().catch((error: Error) => this.emit('error', error));
+      // A local write is stored right away (the outbox entry with it), not only with the next ack; in
+      // the browser 100 ms later, so that the tabs' live queries re-run before the store takes the thread.
+      setTimeout(() => void this.durable().catch((error: Error) => this.emit('error', error)), this.ackDelayMs > 0 ? 100 : 0);
       this.schedulePush();
     });
     await this.durable();
