@@ -35,6 +35,9 @@ ${report}
 
 ## Where a goal is not met
 
+- **Run-to-run variation.** This VM shares two cores with its neighbours: the same code gives figures
+  up to 1.5–2× apart from one full run to the next, so a figure near its goal can be met in one run
+  and missed in the next. The notes below give the ranges seen.
 - **Capture throughput.** On this 2-core machine the Postgres side alone (COPY of the same rows into
   \`change_history\` with its jsonb \`data\`, uuid key, position and scope indexes) tops out near 22,000 rows/s
   when nothing else runs; during capture the WAL sender, Node's decoding and that COPY share the two
