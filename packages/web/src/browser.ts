@@ -86,6 +86,7 @@ export class BrowserSyncClient {
     this.failed.catch(() => undefined);
     this.worker.addEventListener('message', (event: MessageEvent<{ type?: string; error?: SerializedError }>) => {
       if (event.data?.type === 'walsync:failed') this.rejectFailed(revive(event.data.error!));
+      if (event.data?.type === 'walsync:leader') this.leading = true;
     });
     this.channel = new BroadcastChannel(channelName(dataDir));
     this.channel.onmessage = ({ data }: MessageEvent<LeaderMessage>) => this.receive(data);
@@ -94,9 +95,11 @@ export class BrowserSyncClient {
     this.post({ type: 'hello' });
   }
 
-  /** Whether this tab's worker is the one that syncs. */
+  private leading = false;
+
+  /** Whether this tab's worker is the one that syncs (told by the worker itself when it is elected). */
   get isLeader(): boolean {
-    return this.db?.isLeader ?? false;
+    return this.leading;
   }
 
   attach(db: BrowserDb): void {
@@ -181,7 +184,7 @@ export class BrowserSyncClient {
   /** Closes this tab's handle; the leader first stops syncing and closes the database, then another tab takes over. */
   async close(): Promise<void> {
     this.dispose();
-    if (this.db?.isLeader) {
+    if (this.leading) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 5_000);
         this.worker.addEventListener('message', (event: MessageEvent<{ type?: string }>) => {

@@ -112,6 +112,8 @@ void worker({
         }
       }
     };
+    // This worker won the election: its own tab learns it first-hand (PGlite's own notice can come late).
+    postMessage({ type: 'walsync:leader' });
     try {
       const release = await holdLock(`walsync:${dataDir}`);
       let db: PGlite;
