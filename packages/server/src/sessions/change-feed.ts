@@ -193,17 +193,11 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint] }> {
   /** The database path: rows after `after` up to the tail known now, in whole transactions. */
   private async query(after: bigint, filter: FeedFilter | undefined, limit: number): Promise<{ entries: FeedEntry[]; upTo: bigint }> {
     const ceiling = filter ? this.tail : BigInt('9223372036854775807');
-    const params: unknown[] = [after.toString(), ceiling.toString(), limit];
-    let scope = '';
-    if (filter) {
-      params.push([...filter.workspaces], filter.userId);
-      scope = `AND (scope_id = ANY($4::uuid[]) OR (scope_id IS NULL AND operation = 'truncate')
-                    OR (table_name = 'workspace_member' AND coalesce(data, old_data)->>'user_id' = $5))`;
-    }
+    const scopeParams = filter ? [[...filter.workspaces], filter.userId] : [];
     const result = await this.reader.query(
       `SELECT commit_lsn, table_name, operation, data, old_data, client_id, scope_id FROM change_history
-        WHERE commit_lsn > $1 AND commit_lsn <= $2 ${scope} ORDER BY commit_lsn, op_index LIMIT $3`,
-      params,
+        WHERE commit_lsn > $1 AND commit_lsn <= $2 ${filter ? scopeCondition(4) : ''} ORDER BY commit_lsn, op_index LIMIT $3`,
+      [after.toString(), ceiling.toString(), limit, ...scopeParams],
     );
     const entries = result.rows.map(toEntry);
     if (entries.length < limit) return { entries, upTo: filter ? ceiling : (entries.at(-1)?.commitLsn ?? after) };
@@ -212,9 +206,18 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint] }> {
     const kept = entries.filter((entry) => entry.commitLsn !== last);
     const rest = await this.reader.query(
       `SELECT commit_lsn, table_name, operation, data, old_data, client_id, scope_id FROM change_history
-        WHERE commit_lsn = $1 ${scope.replace('$4', '$2').replace('$5', '$3')} ORDER BY op_index`,
-      filter ? [last.toString(), [...filter.workspaces], filter.userId] : [last.toString()],
+        WHERE commit_lsn = $1 ${filter ? scopeCondition(2) : ''} ORDER BY op_index`,
+      [last.toString(), ...scopeParams],
     );
     return { entries: [...kept, ...rest.rows.map(toEntry)], upTo: last };
   }
+}
+
+/**
+ * The rows a filtered reader may see, as SQL with its two parameters (the workspaces, the user id)
+ * numbered from `first`: its workspaces' changes, truncates, and its own membership rows.
+ */
+function scopeCondition(first: number): string {
+  return `AND (scope_id = ANY($${first}::uuid[]) OR (scope_id IS NULL AND operation = 'truncate')
+              OR (table_name = 'workspace_member' AND coalesce(data, old_data)->>'user_id' = $${first + 1}))`;
 }
