@@ -141,9 +141,7 @@ const LOCAL_SCHEMA_REVISION = 3;
  * the app's first queries wait.
  */
 export async function ensureLocalSchema(db: PGliteInterface, tables: SyncedTable[]): Promise<void> {
-  const version = await db
-    .query<{ name: string }>(`SELECT "migrationName" AS name FROM client_migration WHERE "clientApplied" ORDER BY "timestamp" DESC LIMIT 1`)
-    .then((result) => result.rows[0]?.name ?? '');
+  const version = (await schemaVersion(db)) ?? '';
   const key = JSON.stringify([LOCAL_SCHEMA_REVISION, version, tables.map((table) => [table.name, table.primaryKey])]);
   const installed = await db
     .query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'local_schema'`)
@@ -152,6 +150,19 @@ export async function ensureLocalSchema(db: PGliteInterface, tables: SyncedTable
   if (installed === key) return;
   await db.transaction(async (tx) => {
     await installLocalSchema(tx, tables);
-    await tx.query(`INSERT INTO walsync_state VALUES ('local_schema', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [key]);
+    await setState(tx, 'local_schema', key);
   });
+}
+
+/** The latest migration this replica applied (null before the first, or before client_migration exists). */
+export async function schemaVersion(db: PGliteInterface): Promise<string | null> {
+  return db
+    .query<{ name: string }>(`SELECT "migrationName" AS name FROM client_migration WHERE "clientApplied" ORDER BY "timestamp" DESC LIMIT 1`)
+    .then((result) => result.rows[0]?.name ?? null)
+    .catch(() => null);
+}
+
+/** Sets one `walsync_state` value. */
+export async function setState(db: PGliteInterface | Transaction, key: string, value: string): Promise<void> {
+  await db.query(`INSERT INTO walsync_state VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [key, value]);
 }

@@ -1,4 +1,4 @@
-import type { PGlite, Transaction } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import {
   type ChangeResult,
   type ExtractedMigration,
@@ -10,7 +10,7 @@ import {
   syncedTables,
 } from '@walsync/db/browser';
 import { SyncClientError, type SyncEvents, type SyncStatus } from './types';
-import { ensureLocalSchema } from './local-schema';
+import { ensureLocalSchema, schemaVersion, setState } from './local-schema';
 import { RemoteApply } from './remote-apply';
 
 export interface SyncClientOptions {
@@ -130,19 +130,11 @@ export class SyncClient {
       this.emit('captured');
       // A local write is stored right away (the outbox entry with it), not only with the next ack; in
       // the browser 100 ms later, so that the tabs' live queries re-run before the store takes the thread.
-      setTimeout(() => void this.durable().catch((error: Error) => this.emit('error', error)), this.ackDelayMs > 0 ? 100 : 0);
+      this.storeSoon(this.ackDelayMs > 0 ? 100 : 0);
       this.schedulePush();
     });
     await this.durable();
     this.connect();
-  }
-
-  /**
-   * One transaction. PGlite 0.5 leaves a committed `transaction()` in memory until it syncs its files
-   * (IndexedDB in the browser), so acks wait for `durable()` (ackWhenStored).
-   */
-  private async commit(work: (tx: Transaction) => Promise<void>): Promise<void> {
-    await this.db.transaction(work);
   }
 
   private pendingAck: string | undefined;
@@ -191,6 +183,24 @@ export class SyncClient {
     this.storeQueued = queued;
     this.storing = queued;
     return queued;
+  }
+
+  private storeTimer: ReturnType<typeof setTimeout> | undefined;
+  private storeAt = Number.POSITIVE_INFINITY;
+
+  /**
+   * Plans a store `ms` from now, or keeps one already planned sooner: how writes that nothing waits
+   * for reach storage (a captured local write; in the browser, every statement a tab sends).
+   */
+  storeSoon(ms: number): void {
+    const at = Date.now() + ms;
+    if (this.storeTimer && this.storeAt <= at) return;
+    clearTimeout(this.storeTimer);
+    this.storeAt = at;
+    this.storeTimer = setTimeout(() => {
+      this.storeTimer = undefined;
+      this.durable().catch((error: Error) => this.emit('error', error));
+    }, ms);
   }
 
   private async state(key: string): Promise<string | null> {
@@ -250,16 +260,14 @@ export class SyncClient {
   }
 
   private async hello(socket: SocketLike): Promise<void> {
-    const schema = await this.db
-      .query<{ name: string }>(`SELECT "migrationName" AS name FROM client_migration WHERE "clientApplied" ORDER BY "timestamp" DESC LIMIT 1`)
-      .catch(() => ({ rows: [] as { name: string }[] }));
+    const version = await schemaVersion(this.db);
     if (socket !== this.socket) return;
     this.send({
       type: 'hello',
       protocol: PROTOCOL_VERSION,
       token: this.options.token,
       clientId: this.clientId,
-      schemaVersion: schema.rows[0]?.name ?? null,
+      schemaVersion: version,
       position: await this.state('position'),
     });
   }
@@ -272,14 +280,14 @@ export class SyncClient {
         this.snapshotReplaces = message.replace;
         this.setStatus('syncing');
         if (message.replace) this.emit('bootstrap:start', { total: message.total });
-        await this.commit(async (tx) => {
+        await this.db.transaction(async (tx) => {
           await tx.exec(`DELETE FROM walsync_snapshot_seen`);
           if (message.replace) await tx.exec(`DELETE FROM walsync_state WHERE key = 'position'`);
           this.snapshotTracksKeys = message.replace && (await this.apply.hasRows(tx));
         });
         return;
       case 'snapshot_batch':
-        await this.commit(async (tx) => {
+        await this.db.transaction(async (tx) => {
           // Snapshot rows come from one consistent server snapshot, parents first: no trigger (capture
           // would skip them anyway) and no foreign key needs to run for them.
           await tx.exec(`SET LOCAL walsync.applying = 'on'; SET LOCAL session_replication_role = replica`);
@@ -289,11 +297,11 @@ export class SyncClient {
         this.emit('bootstrap:progress', { table: message.table, sent: message.sent, total: message.total });
         return;
       case 'snapshot_end':
-        await this.commit(async (tx) => {
+        await this.db.transaction(async (tx) => {
           await tx.exec(`SET LOCAL walsync.applying = 'on'`);
           if (this.snapshotReplaces) {
             if (this.snapshotTracksKeys) await this.apply.removeUnseen(tx);
-            await tx.query(`INSERT INTO walsync_state VALUES ('position', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [message.position]);
+            await setState(tx, 'position', message.position);
           }
           await tx.exec(`DELETE FROM walsync_snapshot_seen`);
         });
@@ -304,18 +312,18 @@ export class SyncClient {
         return this.becomeLive();
       case 'changes': {
         this.emit('pull:received', { changes: message.changes.length, position: message.position });
-        await this.commit(async (tx) => {
+        await this.db.transaction(async (tx) => {
           await tx.exec(`SET LOCAL walsync.applying = 'on'`);
           const newest = await this.apply.applyChanges(tx, message.changes);
           if (newest) await tx.query(`SELECT walsync_observe_hlc($1)`, [newest]);
-          await tx.query(`INSERT INTO walsync_state VALUES ('position', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [message.position]);
+          await setState(tx, 'position', message.position);
         });
         this.emit('pull:applied', { changes: message.changes.length, position: message.position });
         this.ackWhenStored(message.position);
         return;
       }
       case 'scope_removed':
-        await this.commit(async (tx) => {
+        await this.db.transaction(async (tx) => {
           await tx.exec(`SET LOCAL walsync.applying = 'on'`);
           await this.apply.removeScope(tx, message.workspaceId);
         });
@@ -405,7 +413,7 @@ export class SyncClient {
       if (results.length === 0) return; // the connection dropped; the outbox is pushed again after reconnecting
       const counts = { sent: rows.length, applied: 0, rejected: 0, errors: 0 };
       const conflicts: Array<{ table: string; pk: Record<string, unknown>; result: ChangeResult }> = [];
-      await this.commit(async (tx) => {
+      await this.db.transaction(async (tx) => {
         await tx.exec(`SET LOCAL walsync.applying = 'on'`);
         for (const [index, result] of results.entries()) {
           const row = rows[index]!;
@@ -457,6 +465,7 @@ export class SyncClient {
     await this.queue.catch(() => undefined);
     await this.pushing;
     clearTimeout(this.ackTimer);
+    clearTimeout(this.storeTimer);
     await this.unlisten?.();
     // What was applied is stored before the database closes (the next start resumes from it).
     await this.durable().catch(() => undefined);

@@ -34,34 +34,6 @@ function holdLock(name: string): Promise<() => Promise<void>> {
 }
 
 /**
- * PGlite copies its changed files to IndexedDB after every statement a tab sends (whole files: a
- * 16 MB WAL segment each time), hundreds of milliseconds that every query would wait for. Here the
- * copies run in the background, coalesced: at most one at a time and one queued. The sync loop
- * waits for its own (SyncClient.durable) before it acks, and `client.durable()` lets a tab wait too.
- */
-function storeInTheBackground(db: PGlite): void {
-  let running: Promise<void> | undefined;
-  let again = false;
-  const run = (): void => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = new Promise<void>((resolve) => setTimeout(resolve, 300))
-      .then(() => db.fs?.syncToFs(false))
-      .catch((error) => console.error('walsync: storing to IndexedDB failed', error))
-      .finally(() => {
-        running = undefined;
-        if (again) {
-          again = false;
-          run();
-        }
-      });
-  };
-  db.syncToFs = async () => run();
-}
-
-/**
  * Opens the replica; a new one starts from the migrated template the build made (replica.tar.gz
  * beside this worker) instead of running initdb and the migrations in the browser. Without the
  * template, or when the database turns out to exist, PGlite opens it as usual.
@@ -119,12 +91,17 @@ void worker({
       let db: PGlite;
       try {
         db = await openReplica(dataDir);
-        storeInTheBackground(db);
       } catch (error) {
         await release();
         throw new SyncClientError('corrupt_database', `the local database ${dataDir} cannot be opened (${(error as Error).message}); it was left untouched`, { cause: error });
       }
-      client = new SyncClient(db, { url: meta.url, token: meta.token, dataDir, clientId: meta.clientId }, (url) => new WebSocket(url) as unknown as SocketLike, release, 250);
+      const synced = new SyncClient(db, { url: meta.url, token: meta.token, dataDir, clientId: meta.clientId }, (url) => new WebSocket(url) as unknown as SocketLike, release, 250);
+      client = synced;
+      // PGlite copies its changed files to IndexedDB after every statement a tab sends (whole files: a
+      // 16 MB WAL segment each time), hundreds of milliseconds that every query would wait for. Here
+      // the copy is planned 300 ms later through the client's one store queue (a burst of queries runs
+      // first); the sync loop waits for its own store before it acks, and `client.durable()` lets a tab wait too.
+      db.syncToFs = async () => synced.storeSoon(300);
       for (const name of RELAYED) {
         client.on(name, (...args: unknown[]) => post({ type: 'event', name, args: name === 'error' ? [serializeError(args[0])] : args }));
       }
