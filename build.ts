@@ -102,6 +102,8 @@ async function buildWeb(): Promise<void> {
       outfile: path.join(dist, format === 'cjs' ? 'index.cjs' : 'index.mjs'),
       platform: 'node',
       format,
+      // The Node client finds the replica template beside itself through __dirname, in both formats.
+      banner: format === 'esm' ? { js: `import { fileURLToPath as __walsyncPath } from 'node:url'; const __dirname = __walsyncPath(new URL('.', import.meta.url));` } : undefined,
     }),
   );
   const browser = build({

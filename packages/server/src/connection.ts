@@ -1,4 +1,4 @@
-import type { ClientConfig } from 'pg';
+import type { ClientConfig, Pool, PoolClient } from 'pg';
 
 /**
  * Settings for every connection the server opens. TimeZone is UTC so that timestamps in
@@ -7,4 +7,22 @@ import type { ClientConfig } from 'pg';
  */
 export function connectionConfig(url: string, applicationName: string): ClientConfig {
   return { connectionString: url, application_name: applicationName, options: '-c TimeZone=UTC' };
+}
+
+/**
+ * A connection from `pool` for one unit of work; `release()` it as usual. pg leaves a checked-out
+ * client without an 'error' listener, so a connection Postgres drops between two queries (a
+ * restart, a failover) would end the whole process; here the next query fails instead, and the
+ * broken connection is dropped from the pool on release.
+ */
+export async function checkout(pool: Pool): Promise<PoolClient> {
+  const client = await pool.connect();
+  const reportedByTheNextQuery = () => undefined;
+  client.on('error', reportedByTheNextQuery);
+  const release = client.release;
+  client.release = (destroy?: Error | boolean) => {
+    client.off('error', reportedByTheNextQuery);
+    release.call(client, destroy);
+  };
+  return client;
 }

@@ -10,7 +10,7 @@ import { Capture } from './replication/capture';
 import { ChangeFeed, type FeedOptions } from './sessions/change-feed';
 import { SyncEndpoint, type SyncEndpointOptions } from './sessions/sync-endpoint';
 import { WriteService } from './writes/write-service';
-import { connectionConfig } from './connection';
+import { checkout, connectionConfig } from './connection';
 import { type DemoAppOptions, registerDemoApp } from './demo/demo-app';
 
 export interface WalsyncServerOptions {
@@ -54,7 +54,7 @@ export class WalsyncServer {
     pool.on('error', (error) => options.log.warn({ err: error }, 'idle database connection failed'));
     const metrics = createMetrics();
     try {
-      const client = await pool.connect();
+      const client = await checkout(pool);
       try {
         await ensureServerSchema(client, tables);
         await ensureSlot(client, options.slotName);

@@ -10,6 +10,7 @@ export const SERVER_MANAGED = ['created_at', 'updated_at', 'version', 'hlc', 'or
  * The client's own tables and triggers, beside the synced schema:
  * - `walsync_state`: client id, position, the last HLC (kept in the database, so it survives restarts);
  * - `walsync_outbox`: every local write, captured in the same transaction by triggers;
+ * - `walsync_deferred`: server rows held back while the row had unsent local writes;
  * - triggers on each synced table: stamp each local write with an HLC and record it in the outbox
  *   (one BEFORE trigger), and turn a local DELETE into a tombstone. Remote applies run with `walsync.applying = on` and are not captured.
  */
@@ -29,6 +30,16 @@ export async function installLocalSchema(db: PGliteInterface | Transaction, tabl
       last_error text
     );
     CREATE INDEX IF NOT EXISTS walsync_outbox_row ON walsync_outbox (table_name, pk);
+    -- The newest server row seen for a row that had unsent local writes (so it was not applied then):
+    -- when the last of those writes is answered, the newer of this and the answer's row wins.
+    -- row NULL: the server deleted the row.
+    CREATE TABLE IF NOT EXISTS walsync_deferred (
+      table_name text NOT NULL,
+      pk jsonb NOT NULL,
+      row jsonb,
+      version integer NOT NULL,
+      PRIMARY KEY (table_name, pk)
+    );
 
     CREATE OR REPLACE FUNCTION walsync_local_hlc() RETURNS text LANGUAGE plpgsql AS $$
     DECLARE
@@ -133,7 +144,7 @@ export async function installLocalSchema(db: PGliteInterface | Transaction, tabl
 }
 
 /** Bumped whenever the SQL above changes, so existing replicas reinstall it. */
-const LOCAL_SCHEMA_REVISION = 3;
+const LOCAL_SCHEMA_REVISION = 4;
 
 /**
  * Installs the local schema unless this replica already has it for the same revision, schema

@@ -1,8 +1,11 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { lock } from 'proper-lockfile';
 import { WebSocket } from 'ws';
 import { type SocketLike, SyncClient, SyncClientError, type SyncClientOptions } from './sync-client';
+
+const LOCK_FILE = 'walsync.lock';
 
 /**
  * A walsync client over PGlite in Node: plain SQL on `db`, local writes captured and pushed, the
@@ -23,7 +26,7 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
       release = await lock(options.dataDir, {
         stale: 5_000,
         update: 1_000,
-        lockfilePath: `${options.dataDir}/walsync.lock`,
+        lockfilePath: path.join(options.dataDir, LOCK_FILE),
         // The library would throw (an uncaught exception); a lost lock is reported instead.
         onCompromised: (error) => reportLostLock(error),
       });
@@ -47,10 +50,18 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
   }
 }
 
-/** Opens the database; a directory PGlite cannot start from is reported as corrupt, and left as it is. */
+/**
+ * Opens the database; a directory PGlite cannot start from is reported as corrupt, and left as it is.
+ * A new replica starts from the migrated template `yarn build:template` puts beside this file (as the
+ * browser's does): about 1 s instead of 4 s of initdb and migrations.
+ */
 async function openLocalDatabase(dataDir: string): Promise<PGlite> {
   try {
-    return await PGlite.create(dataDir);
+    const template = newReplicaTemplate(dataDir);
+    if (!template) return await PGlite.create(dataDir);
+    const db = await PGlite.create(dataDir, { loadDataDir: template });
+    if (!dataDir.startsWith('memory://')) rmSync(path.join(dataDir, UNPACKING), { force: true });
+    return db;
   } catch (error) {
     throw new SyncClientError(
       'corrupt_database',
@@ -58,4 +69,22 @@ async function openLocalDatabase(dataDir: string): Promise<PGlite> {
       { cause: error },
     );
   }
+}
+
+/** Marks a replica being unpacked from the template: a start killed half-way begins again. */
+const UNPACKING = 'walsync.unpacking';
+
+/** The template for a replica that does not exist yet, or undefined (an existing one, or no template built). */
+function newReplicaTemplate(dataDir: string): Blob | undefined {
+  const file = path.join(__dirname, 'replica.tar.gz');
+  if (!existsSync(file)) return undefined;
+  if (!dataDir.startsWith('memory://')) {
+    const entries = readdirSync(dataDir).filter((entry) => entry !== LOCK_FILE);
+    if (entries.includes(UNPACKING)) {
+      // A start killed while unpacking: nothing was synced into these files yet, so begin again.
+      for (const entry of entries) rmSync(path.join(dataDir, entry), { recursive: true, force: true });
+    } else if (entries.length > 0) return undefined;
+    writeFileSync(path.join(dataDir, UNPACKING), '');
+  }
+  return new Blob([readFileSync(file)]);
 }

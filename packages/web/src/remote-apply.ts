@@ -21,23 +21,43 @@ export class RemoteApply {
     return table;
   }
 
-  /** `NOT EXISTS` an outbox entry for the row `alias` (a record with the table's columns). */
-  private noPendingWrite(table: SyncedTable, alias: string): string {
-    const key = table.primaryKey.map((name) => `'${name}', ${alias}.${quote(name)}`).join(', ');
-    return `NOT EXISTS (SELECT 1 FROM walsync_outbox o WHERE o.table_name = '${table.name}' AND o.pk = jsonb_build_object(${key}))`;
+  /** An outbox entry exists for the row `alias` (a record with the table's columns). */
+  private pendingWrite(table: SyncedTable, alias: string): string {
+    return `EXISTS (SELECT 1 FROM walsync_outbox o WHERE o.table_name = '${table.name}' AND o.pk = ${this.key(table, alias)})`;
   }
 
-  private upsertSql(table: SyncedTable, source: string, checkPending = true): string {
+  private key(table: SyncedTable, alias: string): string {
+    return `jsonb_build_object(${table.primaryKey.map((name) => `'${name}', ${alias}.${quote(name)}`).join(', ')})`;
+  }
+
+  /** Sets the server's row `row` (null: deleted) aside for a row with unsent local writes, unless a newer one is there. */
+  private deferSql(table: SyncedTable, row: string, version: string, from: string, alias: string): string {
+    return `INSERT INTO walsync_deferred (table_name, pk, row, version)
+              SELECT '${table.name}', ${this.key(table, alias)}, ${row}, ${version} FROM ${from} WHERE ${this.pendingWrite(table, alias)}
+              ON CONFLICT (table_name, pk) DO UPDATE SET row = EXCLUDED.row, version = EXCLUDED.version WHERE walsync_deferred.version <= EXCLUDED.version`;
+  }
+
+  /**
+   * Upserts `source` rows. With `pending`, a row with unsent local writes is deferred instead (its
+   * last answer applies the newer of the two); with `newerOnly`, a row never replaces a newer
+   * version: a change the stream delivers after this client's own answer brought the row further on.
+   */
+  private upsertSql(table: SyncedTable, source: string, options: { pending: boolean; newerOnly: boolean }): string {
     const columns = table.columns.map((column) => quote(column.name));
-    return `INSERT INTO ${quote(table.name)} SELECT * FROM ${source} r ${checkPending ? `WHERE ${this.noPendingWrite(table, 'r')}` : ''}
-            ON CONFLICT (${table.primaryKey.map(quote).join(', ')}) DO UPDATE SET (${columns.join(', ')}) = ROW(${columns.map((column) => `EXCLUDED.${column}`).join(', ')})`;
+    const name = quote(table.name);
+    const update = `ON CONFLICT (${table.primaryKey.map(quote).join(', ')}) DO UPDATE SET (${columns.join(', ')}) = ROW(${columns.map((column) => `EXCLUDED.${column}`).join(', ')})
+                    ${options.newerOnly ? `WHERE ${name}.version <= EXCLUDED.version` : ''}`;
+    if (!options.pending) return `INSERT INTO ${name} SELECT * FROM ${source} ${update}`;
+    return `WITH incoming AS MATERIALIZED (SELECT * FROM ${source}),
+                 held AS (${this.deferSql(table, 'to_jsonb(r)', 'r.version', 'incoming r', 'r')})
+            INSERT INTO ${name} SELECT * FROM incoming r WHERE NOT ${this.pendingWrite(table, 'r')} ${update}`;
   }
 
   /** Whole rows, e.g. a snapshot page (unique keys). An empty outbox spares the per-row pending check. */
   async upsertRows(tx: Transaction, tableName: string, rows: Row[]): Promise<void> {
     const table = this.table(tableName);
     const pending = (await tx.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM walsync_outbox) AS any`)).rows[0]!.any;
-    await tx.query(this.upsertSql(table, `jsonb_populate_recordset(NULL::${quote(table.name)}, $1::jsonb)`, pending), [JSON.stringify(rows)]);
+    await tx.query(this.upsertSql(table, `jsonb_populate_recordset(NULL::${quote(table.name)}, $1::jsonb)`, { pending, newerOnly: false }), [JSON.stringify(rows)]);
   }
 
   /** Whether any synced table holds a row (a replacing snapshot into an empty database has nothing to remove). */
@@ -56,11 +76,13 @@ export class RemoteApply {
       } else if (change.op === 'delete') {
         const match = table.primaryKey.map((name) => `t.${quote(name)} = r.${quote(name)}`).join(' AND ');
         await tx.query(
-          `DELETE FROM ${quote(table.name)} t USING jsonb_populate_record(NULL::${quote(table.name)}, $1::jsonb) r WHERE ${match} AND ${this.noPendingWrite(table, 'r')}`,
+          `WITH r AS MATERIALIZED (SELECT * FROM jsonb_populate_record(NULL::${quote(table.name)}, $1::jsonb)),
+                held AS (${this.deferSql(table, 'NULL::jsonb', 'coalesce(r.version, 0)', 'r', 'r')})
+           DELETE FROM ${quote(table.name)} t USING r WHERE ${match} AND NOT ${this.pendingWrite(table, 'r')}`,
           [JSON.stringify(change.old)],
         );
       } else if (change.data) {
-        await tx.query(this.upsertSql(table, `jsonb_populate_record(NULL::${quote(table.name)}, $1::jsonb)`), [JSON.stringify(change.data)]);
+        await tx.query(this.upsertSql(table, `jsonb_populate_record(NULL::${quote(table.name)}, $1::jsonb)`, { pending: true, newerOnly: true }), [JSON.stringify(change.data)]);
         const hlc = change.data.hlc;
         if (typeof hlc === 'string' && (!newest || hlc > newest)) newest = hlc;
       }
@@ -81,7 +103,7 @@ export class RemoteApply {
       const key = table.primaryKey.map((name) => `'${name}', t.${quote(name)}`).join(', ');
       await tx.query(
         `DELETE FROM ${quote(table.name)} t WHERE NOT EXISTS (SELECT 1 FROM walsync_snapshot_seen s WHERE s.table_name = '${table.name}' AND s.pk = jsonb_build_object(${key}))
-           AND ${this.noPendingWrite(table, 't')}`,
+           AND NOT ${this.pendingWrite(table, 't')}`,
       );
     }
   }
@@ -97,18 +119,24 @@ export class RemoteApply {
   }
 
   /**
-   * The server's answer to a pushed change: the outbox entry goes, and unless the row has newer
-   * unsent changes it becomes the server's row (null: the row does not exist on the server).
+   * The server's answer to a pushed change (its outbox entry is gone). Once the row has no other
+   * unsent write, it becomes the server's row: the answer's, or a newer one the stream delivered
+   * meanwhile (deferred); null or a deferred delete removes it.
    */
   async settle(tx: Transaction, change: { table: string; pk: Row }, result: ChangeResult): Promise<void> {
     if (result.status === 'error') return;
     const table = this.table(change.table);
-    if (result.row) {
-      await tx.query(this.upsertSql(table, `jsonb_populate_record(NULL::${quote(table.name)}, $1::jsonb)`), [JSON.stringify(result.row)]);
-    } else if (result.status === 'rejected') {
+    const pk = JSON.stringify(change.pk);
+    const pending = await tx.query(`SELECT 1 FROM walsync_outbox WHERE table_name = $1 AND pk = $2::jsonb LIMIT 1`, [table.name, pk]);
+    if (pending.rows.length > 0) return;
+    const deferred = (await tx.query<{ row: Row | null; version: number }>(`DELETE FROM walsync_deferred WHERE table_name = $1 AND pk = $2::jsonb RETURNING row, version`, [table.name, pk])).rows[0];
+    let row = result.row;
+    if (deferred && (!row || Number(row.version) <= deferred.version)) row = deferred.row;
+    if (row) {
+      await tx.query(this.upsertSql(table, `jsonb_populate_record(NULL::${quote(table.name)}, $1::jsonb)`, { pending: false, newerOnly: false }), [JSON.stringify(row)]);
+    } else {
       const match = table.primaryKey.map((name) => `${quote(name)}::text = $1::jsonb ->> '${name}'`).join(' AND ');
-      const pending = `EXISTS (SELECT 1 FROM walsync_outbox o WHERE o.table_name = '${table.name}' AND o.pk = $1::jsonb)`;
-      await tx.query(`DELETE FROM ${quote(table.name)} WHERE ${match} AND NOT ${pending}`, [JSON.stringify(change.pk)]);
+      await tx.query(`DELETE FROM ${quote(table.name)} WHERE ${match}`, [pk]);
     }
   }
 }

@@ -183,11 +183,14 @@ export class LocalPostgres {
     }
   }
 
-  /** Fast shutdown (SIGINT); waits until the server has exited. */
-  async stop(): Promise<void> {
+  /**
+   * Fast shutdown (SIGINT) by default; `immediate` (SIGQUIT) ends it without a checkpoint, as a crash
+   * would, and the next start recovers from WAL. Waits until the server has exited.
+   */
+  async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     globalThis.process.off('exit', this.onProcessExit);
     if (this.process.exitCode === null && this.process.signalCode === null) {
-      this.process.kill('SIGINT');
+      this.process.kill(mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
       const timer = setTimeout(() => this.process.kill('SIGKILL'), 15_000);
       await this.exited;
       clearTimeout(timer);

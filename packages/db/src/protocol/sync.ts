@@ -114,4 +114,9 @@ export const CloseCodes = {
   flood: 4429,
   /** The server is shutting down (standard "going away"). */
   goingAway: 1001,
+  /**
+   * The server failed to serve the session (e.g. its database restarted): the client reconnects
+   * and resumes from its stored position; unanswered writes are sent again (they are idempotent).
+   */
+  internalError: 1011,
 } as const;

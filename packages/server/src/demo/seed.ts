@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { checkout } from '../connection';
 
 export const DEMO_USERS = [
   { email: 'alice@demo.test', name: 'Alice' },
@@ -26,7 +27,7 @@ const TASKS: Array<[project: number, title: string, status: 'todo' | 'doing' | '
  * Idempotent: a database that already has the demo users is left as it is.
  */
 export async function seedDemo(pool: pg.Pool): Promise<'seeded' | 'already seeded'> {
-  const client = await pool.connect();
+  const client = await checkout(pool);
   try {
     await client.query('BEGIN');
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('walsync.demo_seed'))`);

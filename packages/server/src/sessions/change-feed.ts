@@ -104,16 +104,28 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint] }> {
     return bigIntToLsn(this.tail);
   }
 
+  /** LISTENs for the replicator's wake-ups; a lost listener is replaced (polling covers the gap). */
   private async listen(): Promise<void> {
     const listener = new pg.Client(connectionConfig(this.options.url, 'walsync-feed-listener'));
-    listener.on('notification', () => this.poll());
-    listener.on('error', (error) => {
+    let lost = false;
+    const lose = (error: Error) => {
+      if (lost) return;
+      lost = true;
+      if (this.listener === listener) this.listener = undefined;
+      void listener.end().catch(() => undefined);
+      if (this.stopped) return;
       this.options.log.warn({ err: error }, 'change feed listener failed; relying on polling until it is back');
-      this.listener = undefined;
-      if (!this.stopped) setTimeout(() => void this.listen().catch(() => undefined), 1000);
-    });
-    await listener.connect();
-    await listener.query(`LISTEN ${CHANGES_CHANNEL}`);
+      setTimeout(() => void this.listen().catch(() => undefined), 1000);
+    };
+    listener.on('notification', () => this.poll());
+    listener.on('error', lose);
+    try {
+      await listener.connect();
+      await listener.query(`LISTEN ${CHANGES_CHANNEL}`);
+    } catch (error) {
+      lose(error as Error);
+      throw error;
+    }
     this.listener = listener;
   }
 

@@ -10,6 +10,7 @@ import {
 } from '@walsync/db/server';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { checkout } from '../connection';
 import type { WebSocket } from 'ws';
 import { AuthenticationError, type Tokens } from '../auth/tokens';
 import { historyHorizon } from '../history/retention';
@@ -85,9 +86,7 @@ export class SyncSession {
     }
     this.pumping = true;
     void this.pumpLoop()
-      .catch((error) => {
-        if (this.state !== 'closed') this.deps.log.warn({ err: error, clientId: this.clientId }, 'streaming to a client failed');
-      })
+      .catch((error) => this.abandon('streaming to the client failed', error))
       .finally(() => {
         this.pumping = false;
         if (this.pumpAgain) {
@@ -112,6 +111,16 @@ export class SyncSession {
   private send(message: ServerMessage | string): void {
     if (this.state === 'closed' || this.socket.readyState !== this.socket.OPEN) return;
     this.socket.send(typeof message === 'string' ? message : json(message));
+  }
+
+  /**
+   * An unexpected failure (the database went away mid-request, …): the session cannot know what
+   * the client saw, so it ends, and the client resumes from its own position on a new one.
+   */
+  private abandon(what: string, error: unknown): void {
+    if (this.state === 'closed') return;
+    this.deps.log.warn({ err: error, clientId: this.clientId }, `${what}; closing the session so the client resumes`);
+    this.close(CloseCodes.internalError, 'the server failed; reconnect and resume');
   }
 
   private fail(code: SyncErrorCode, message: string): void {
@@ -155,7 +164,7 @@ export class SyncSession {
       return;
     }
     // One message at a time, in order.
-    this.queue = this.queue.then(() => this.handle(message)).catch((error) => this.deps.log.error({ err: error, clientId: this.clientId }, 'session message failed'));
+    this.queue = this.queue.then(() => this.handle(message)).catch((error) => this.abandon('a session message failed', error));
   }
 
   private async handle(message: ReturnType<typeof ClientMessageSchema.parse>): Promise<void> {
@@ -248,7 +257,7 @@ export class SyncSession {
 
   /** Sends a snapshot of `workspaces`; `replace` says whether it replaces everything the client has. */
   private async snapshot(workspaces: string[], replace: boolean): Promise<bigint | undefined> {
-    const client = await this.deps.pool.connect();
+    const client = await checkout(this.deps.pool);
     try {
       const position = await sendSnapshot(client, this.deps.tables, workspaces, {
         start: async (at, total) => this.send({ type: 'snapshot_start', position: at, total, workspaces, replace }),

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { CLIENT_MESSAGE_PREFIX } from '../history/server-schema';
 import { castOf, columnMap, quoteIdent } from './columns';
 import { type PreparedChange, prepareChange } from './prepare-change';
-import { connectionConfig } from '../connection';
+import { checkout, connectionConfig } from '../connection';
 
 /** The request as a whole is unusable (its shape, its size); no change in it was looked at. */
 export class WriteRequestError extends Error {
@@ -133,7 +133,7 @@ export class WriteService {
     | { done: false; ungroup: true }
   > {
     const writable = answers.filter((answer): answer is PreparedChange => 'key' in answer);
-    const client = await this.pool.connect();
+    const client = await checkout(this.pool);
     let open = false;
     try {
       // Round trip 1: open the transaction and read everything the decisions need.

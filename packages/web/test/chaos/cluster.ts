@@ -1,0 +1,155 @@
+import { type Server, type Socket, createServer, connect } from 'node:net';
+import path from 'node:path';
+import { LocalPostgres, freePort, runServerMigrations } from '@walsync/db/server';
+import pg from 'pg';
+import { type PostgresTarget, scratchDir } from '../../../db/test/support/postgres';
+import { type ServerProcess, startServerProcess } from '../../../server/test/support/servers';
+
+/**
+ * A TCP relay between one client and its server that the test can cut: every open connection is
+ * dropped and new ones are refused until it is restored — a network outage the client cannot tell
+ * from a real one.
+ */
+export class Relay {
+  private readonly sockets = new Set<Socket>();
+  private refusing = false;
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+    private readonly targetPort: number,
+  ) {
+    server.on('connection', (downstream) => {
+      if (this.refusing) return downstream.destroy();
+      const upstream = connect(this.targetPort, '127.0.0.1');
+      for (const [from, to] of [[downstream, upstream], [upstream, downstream]] as const) {
+        this.sockets.add(from);
+        from.on('error', () => to.destroy());
+        from.on('close', () => (this.sockets.delete(from), to.destroy()));
+        from.pipe(to);
+      }
+    });
+  }
+
+  static async open(targetPort: number): Promise<Relay> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return new Relay(server, (server.address() as { port: number }).port, targetPort);
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  cut(): void {
+    this.refusing = true;
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  restore(): void {
+    this.refusing = false;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+/**
+ * Postgres and the walsync server processes of a chaos run, each of which can be killed and
+ * brought back where its clients expect it (same data directory, same port).
+ */
+export class Cluster {
+  readonly servers: Array<ServerProcess | undefined>;
+  private constructor(
+    private postgres: LocalPostgres,
+    readonly pool: pg.Pool,
+    private readonly target: PostgresTarget,
+    private readonly scratch: { dir: string; remove(): void },
+    readonly serverPorts: number[],
+    servers: ServerProcess[],
+  ) {
+    this.servers = servers;
+  }
+
+  static async start(target: PostgresTarget, serverCount: number): Promise<Cluster> {
+    const scratch = scratchDir('chaos');
+    const postgres = await LocalPostgres.start({ dataDir: path.join(scratch.dir, 'pg'), binDir: target.binDir });
+    await runServerMigrations(postgres.url);
+    const pool = new pg.Pool({ connectionString: postgres.url, max: 4 });
+    pool.on('error', () => undefined);
+    const ports = await Promise.all(Array.from({ length: serverCount }, () => freePort()));
+    const servers: ServerProcess[] = [];
+    for (const port of ports) servers.push(await startServerProcess(postgres.url, {}, port));
+    return new Cluster(postgres, pool, target, scratch, ports, servers);
+  }
+
+  get databaseUrl(): string {
+    return this.postgres.url;
+  }
+
+  /** SQL from outside walsync (psql, another app), retried while Postgres restarts. */
+  async query<T extends pg.QueryResultRow = Record<string, any>>(sql: string, params: unknown[] = []): Promise<T[]> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return (await this.pool.query<T>(sql, params)).rows;
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        const transient = code === undefined || code === '57P01' || code === '57P03' || code === 'ECONNREFUSED' || code === 'ECONNRESET';
+        if (!transient || attempt > 100) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }
+
+  async killServer(index: number): Promise<void> {
+    await this.servers[index]?.kill();
+    this.servers[index] = undefined;
+  }
+
+  /** Starts the server again on its port; Postgres may still be coming back, so it retries. */
+  async restartServer(index: number): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.servers[index] = await startServerProcess(this.databaseUrl, {}, this.serverPorts[index]);
+        return;
+      } catch (error) {
+        if (attempt >= 5) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  }
+
+  /** The index of the server process that holds the replicator lock, once one does. */
+  async leader(): Promise<number> {
+    for (let attempt = 0; attempt < 200; attempt++) {
+      for (const [index, server] of this.servers.entries()) {
+        const health = await server?.health().catch(() => undefined);
+        if (health?.role === 'leader') return index;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error('no server process became the replication leader within 10 s');
+  }
+
+  /** Stops Postgres (fast, or immediate as in a crash) and starts it again on the same port. */
+  async restartPostgres(mode: 'fast' | 'immediate'): Promise<void> {
+    const { dataDir, port } = this.postgres;
+    await this.postgres.stop(mode);
+    this.postgres = await LocalPostgres.start({ dataDir, port, binDir: this.target.binDir });
+  }
+
+  /** Every server process is still running (none died of a fault it should have survived). */
+  assertServersAlive(): void {
+    for (const [index, server] of this.servers.entries()) {
+      if (server && server.child.exitCode !== null) throw new Error(`server ${index} exited on its own (code ${server.child.exitCode}):\n${server.output().slice(-3000)}`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const server of this.servers) await server?.stop().catch(() => undefined);
+    await this.pool.end().catch(() => undefined);
+    await this.postgres.stop();
+    this.scratch.remove();
+  }
+}

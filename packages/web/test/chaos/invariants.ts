@@ -1,0 +1,90 @@
+import type { ChaosClient } from './chaos-clients';
+import type { Cluster } from './cluster';
+import type { Plan } from './schedule';
+
+/** The rows compared between a client and the server: every synced column that a write can change. */
+function rowQueries(where: string): Record<string, string> {
+  return {
+    task: `SELECT id::text, workspace_id::text, project_id::text, title, status::text, position, labels::text, version, hlc, deleted_at IS NOT NULL AS deleted FROM task ${where} ORDER BY id`,
+    comment: `SELECT id::text, workspace_id::text, task_id::text, author_id::text, body, version, hlc, deleted_at IS NOT NULL AS deleted FROM comment ${where} ORDER BY id`,
+  };
+}
+
+/** The first few differences between two row lists keyed by id, for the failure message. */
+function differences(table: string, client: Array<Record<string, unknown>>, server: Array<Record<string, unknown>>): string[] {
+  const serverById = new Map(server.map((row) => [row.id, row]));
+  const clientById = new Map(client.map((row) => [row.id, row]));
+  const lines: string[] = [];
+  for (const [id, row] of serverById) {
+    const mine = clientById.get(id);
+    if (!mine) lines.push(`${table} ${id} missing on the client: server has ${JSON.stringify(row)}`);
+    else if (JSON.stringify(mine) !== JSON.stringify(row)) lines.push(`${table} ${id} differs: client ${JSON.stringify(mine)} server ${JSON.stringify(row)}`);
+  }
+  for (const [id, row] of clientById) if (!serverById.has(id)) lines.push(`${table} ${id} on the client but not the server (in its scope): ${JSON.stringify(row)}`);
+  return lines;
+}
+
+/**
+ * The checks once everyone is online and quiet (DESIGN.md, invariants 1 and 2): each client equals
+ * the server in its scope and has an empty outbox; every write the server acknowledged is still
+ * there or was overwritten by a later one (LWW by HLC); no transaction is in change_history twice.
+ * Returns how many rows were compared.
+ */
+export async function checkInvariants(cluster: Cluster, plan: Plan, clients: ChaosClient[]): Promise<number> {
+  const scopeOf = (index: number) => (plan.clients[index]!.user === 'carol' ? plan.fixture.workspaces.own : plan.fixture.workspaces.shared);
+  let compared = 0;
+  for (const client of clients) {
+    const scope = scopeOf(client.index);
+    let last: string[] = [];
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const server: Record<string, Array<Record<string, unknown>>> = {};
+      for (const [table, sql] of Object.entries(rowQueries(`WHERE workspace_id = $1`))) server[table] = await cluster.query(sql, [scope]);
+      const dump = await client.request({ type: 'dump', queries: rowQueries('') }, 'dump', 30_000);
+      last = Object.keys(server).flatMap((table) => differences(table, dump.rows[table]!, server[table]!));
+      if (dump.outbox !== 0) last.push(`${dump.outbox} changes still in the outbox`);
+      if (last.length === 0) {
+        compared += Object.values(server).reduce((sum, rows) => sum + rows.length, 0);
+        break;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`client ${client.index} (${client.clientId}, ${dump.status}) diverged from the server after 60 s of quiet:\n${last.slice(0, 12).join('\n')}${last.length > 12 ? `\n… ${last.length - 12} more` : ''}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  // Every applied write receipt: its row is there with the same HLC and values, or a later write (or an external delete) replaced it.
+  const externallyDeleted = new Set(plan.external.flatMap((write) => (write.kind === 'delete' ? [write.id] : [])));
+  const acked = await cluster.query<{ change_id: string; id: string; acked: Record<string, unknown>; now: Record<string, unknown> | null }>(
+    `SELECT r.change_id::text, r.result->'row'->>'id' AS id, r.result->'row' AS acked, coalesce(to_jsonb(t), to_jsonb(c)) AS now
+       FROM write_receipt r
+       LEFT JOIN task t ON t.id = (r.result->'row'->>'id')::uuid
+       LEFT JOIN comment c ON c.id = (r.result->'row'->>'id')::uuid
+      WHERE r.client_id = ANY($1) AND r.result->>'status' = 'applied' AND jsonb_typeof(r.result->'row') = 'object'`,
+    [clients.map((client) => client.clientId)],
+  );
+  const lost: string[] = [];
+  for (const receipt of acked) {
+    const { acked: row, now } = receipt;
+    if (!now) {
+      const task = (row.task_id as string | undefined) ?? receipt.id;
+      if (!externallyDeleted.has(receipt.id) && !externallyDeleted.has(task)) lost.push(`change ${receipt.change_id}: row ${receipt.id} is gone (acked ${JSON.stringify(row)})`);
+    } else if (String(now.hlc) < String(row.hlc)) {
+      lost.push(`change ${receipt.change_id}: row ${receipt.id} went back from hlc ${row.hlc} to ${now.hlc}`);
+    } else if (now.hlc === row.hlc) {
+      const changed = ['title', 'status', 'position', 'body', 'deleted_at'].filter((field) => JSON.stringify(now[field]) !== JSON.stringify(row[field]));
+      if (changed.length > 0) lost.push(`change ${receipt.change_id}: row ${receipt.id} has the acked hlc ${row.hlc} but other ${changed.join(', ')}`);
+    }
+  }
+  if (acked.length === 0) throw new Error('the server acknowledged no write at all: the run tested nothing');
+  if (lost.length > 0) throw new Error(`${lost.length} of ${acked.length} acknowledged writes were lost:\n${lost.slice(0, 12).join('\n')}`);
+
+  const repeated = await cluster.query(
+    `SELECT transaction_id, count(DISTINCT commit_lsn)::int AS positions FROM change_history GROUP BY transaction_id HAVING count(DISTINCT commit_lsn) > 1
+     UNION ALL
+     SELECT commit_lsn::text || '/' || op_index, count(*)::int FROM change_history GROUP BY commit_lsn, op_index HAVING count(*) > 1 LIMIT 5`,
+  );
+  if (repeated.length > 0) throw new Error(`change_history holds a change twice: ${JSON.stringify(repeated)}`);
+  return compared;
+}

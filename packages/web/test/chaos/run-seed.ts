@@ -1,0 +1,185 @@
+import path from 'node:path';
+import { Tokens } from '@walsync/server';
+import { TEST_JWT_SECRET } from '../../../server/test/support/servers';
+import { ChaosClient } from './chaos-clients';
+import { type Cluster, Relay } from './cluster';
+import { checkInvariants } from './invariants';
+import type { ExternalWrite, Fault, Plan } from './schedule';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What one seed's run did: the faults that really happened, for the suite's coverage check. */
+export interface SeedReport {
+  faults: Array<{ kind: Fault['kind']; atMs: number; tookMs: number; note?: string }>;
+  rows: number;
+  trace: string[];
+}
+
+/** Thrown when an invariant fails: carries the plan and what happened, so the run can be replayed. */
+export class ChaosFailure extends Error {}
+
+/**
+ * Runs one seed's plan against the cluster: its own workspaces and users, five client processes,
+ * the faults and external writes at their times, then everyone online and quiet, then the checks.
+ */
+export async function runSeed(cluster: Cluster, plan: Plan, scratchDir: string): Promise<SeedReport> {
+  await createFixture(cluster, plan);
+  const tokens = new Tokens(TEST_JWT_SECRET);
+  const relays = await Promise.all(plan.clients.map((_, index) => Relay.open(cluster.serverPorts[index % cluster.serverPorts.length]!)));
+  const clients = await Promise.all(
+    plan.clients.map(async (client, index) => {
+      const token = await tokens.issue(plan.fixture.users[client.user]);
+      return new ChaosClient(index, { URL: relays[index]!.url, TOKEN: token, DATA_DIR: path.join(scratchDir, `seed-${plan.seed}-client-${index}`) }, client.ops);
+    }),
+  );
+  const trace: string[] = [];
+  let t0 = Date.now();
+  const at = () => Date.now() - t0;
+  const report: SeedReport = { faults: [], rows: 0, trace };
+  try {
+    await Promise.all(clients.map((client) => client.start()));
+    trace.push(`clients ready after ${at()} ms; the plan's clock starts`);
+    t0 = Date.now();
+    const wait = (atMs: number) => sleep(Math.max(0, atMs - (Date.now() - t0)));
+    // Faults to the servers and Postgres run one after another, as an operator's would.
+    let infrastructure: Promise<void> = Promise.resolve();
+    const faults = plan.faults.map(async (fault) => {
+      await wait(fault.atMs);
+      const begin = Date.now();
+      const run = () => applyFault(fault, cluster, clients, relays, plan).then((note) => {
+        report.faults.push({ kind: fault.kind, atMs: fault.atMs, tookMs: Date.now() - begin, note });
+        trace.push(`@${at()} ms ${fault.kind} done${note ? ` (${note})` : ''}`);
+      });
+      trace.push(`@${at()} ms ${JSON.stringify(fault)}`);
+      if (fault.kind === 'kill-server' || fault.kind === 'kill-leader' || fault.kind === 'restart-postgres') {
+        infrastructure = infrastructure.then(run);
+        await infrastructure;
+      } else await run();
+    });
+    const external = plan.external.map(async (write) => {
+      await wait(write.atMs);
+      await applyExternal(cluster, plan, write);
+      trace.push(`@${at()} ms external ${write.kind}`);
+    });
+    await Promise.all([...faults, ...external]);
+    for (const client of clients) {
+      for (let waited = 0; !client.finished; waited += 100) {
+        if (waited > 120_000) throw new Error(`client ${client.index} did not finish its operations (done ${client.done + 1} of ${plan.settings.opsPerClient})`);
+        if (!client.running) await client.exclusive(async () => client.running || (await client.start()));
+        await sleep(100);
+      }
+    }
+    trace.push(`@${at()} ms all operations done; settling`);
+    cluster.assertServersAlive();
+    await Promise.all(clients.map((client) => client.request({ type: 'settle' }, 'settled', 90_000)));
+    trace.push(`@${at()} ms every outbox flushed`);
+    report.rows = await checkInvariants(cluster, plan, clients);
+    trace.push(`@${at()} ms checked ${report.rows} rows`);
+    return report;
+  } catch (error) {
+    const logs = clients.flatMap((client) => client.log.slice(-8));
+    throw new ChaosFailure(
+      [`chaos seed ${plan.seed} failed: ${(error as Error).message}`, '', 'trace:', ...trace.map((line) => `  ${line}`), '', 'client logs:', ...logs.map((line) => `  ${line}`)].join('\n'),
+      { cause: error },
+    );
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+    await Promise.all(relays.map((relay) => relay.close()));
+  }
+}
+
+async function createFixture(cluster: Cluster, plan: Plan): Promise<void> {
+  const { users, workspaces, projects, tasks } = plan.fixture;
+  await cluster.query(`INSERT INTO app_user (id, email, name) SELECT id, name || '-' || $3 || '@chaos.test', name FROM unnest($1::uuid[], $2::text[]) AS u(id, name)`, [
+    [users.alice, users.bob, users.carol],
+    ['alice', 'bob', 'carol'],
+    String(plan.seed),
+  ]);
+  await cluster.query(`INSERT INTO workspace (id, name) VALUES ($1, 'shared'), ($2, 'own')`, [workspaces.shared, workspaces.own]);
+  await cluster.query(`INSERT INTO workspace_member (workspace_id, user_id, role) VALUES ($1, $2, 'owner'), ($1, $3, 'member'), ($4, $5, 'owner')`, [
+    workspaces.shared,
+    users.alice,
+    users.bob,
+    workspaces.own,
+    users.carol,
+  ]);
+  await cluster.query(`INSERT INTO project (id, workspace_id, name) VALUES ($1, $2, 'shared'), ($3, $4, 'own')`, [projects.shared, workspaces.shared, projects.own, workspaces.own]);
+  for (const space of ['shared', 'own'] as const) {
+    await cluster.query(`INSERT INTO task (id, workspace_id, project_id, title) SELECT id, $2, $3, 'seeded ' || n FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)`, [
+      tasks[space],
+      workspaces[space],
+      projects[space],
+    ]);
+  }
+  const authors = { shared: users.alice, own: users.carol };
+  for (const space of ['shared', 'own'] as const) {
+    await cluster.query(`INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'seeded comment')`, [workspaces[space], tasks[space][0], authors[space]]);
+  }
+}
+
+async function applyExternal(cluster: Cluster, plan: Plan, write: ExternalWrite): Promise<void> {
+  if (write.kind === 'insert') {
+    const workspace = plan.fixture.workspaces[write.workspace];
+    const project = plan.fixture.projects[write.workspace];
+    await cluster.query(`INSERT INTO task (id, workspace_id, project_id, title) SELECT id, $2, $3, 'sql ' || n FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)`, [write.ids, workspace, project]);
+  } else if (write.kind === 'update') {
+    await cluster.query(`UPDATE task SET title = $2 WHERE id = $1`, [write.id, write.title]);
+  } else {
+    await cluster.query(`DELETE FROM task WHERE id = $1`, [write.id]);
+  }
+}
+
+/** Carries out one fault; resolves when whatever it broke is back. */
+async function applyFault(fault: Fault, cluster: Cluster, clients: ChaosClient[], relays: Relay[], plan: Plan): Promise<string | undefined> {
+  switch (fault.kind) {
+    case 'disconnect': {
+      relays[fault.client]!.cut();
+      await sleep(fault.forMs);
+      relays[fault.client]!.restore();
+      return undefined;
+    }
+    case 'kill-client-mid-apply':
+    case 'kill-client-mid-push': {
+      const client = clients[fault.client]!;
+      return client.exclusive(() => killClient(fault.kind, client, cluster, plan));
+    }
+    case 'kill-server': {
+      await cluster.killServer(fault.server);
+      await sleep(fault.downMs);
+      await cluster.restartServer(fault.server);
+      return undefined;
+    }
+    case 'kill-leader': {
+      const leader = await cluster.leader();
+      await cluster.killServer(leader);
+      await sleep(fault.downMs);
+      await cluster.restartServer(leader);
+      return `server ${leader} led`;
+    }
+    case 'restart-postgres': {
+      await cluster.restartPostgres(fault.immediate ? 'immediate' : 'fast');
+      return fault.immediate ? 'immediate' : 'fast';
+    }
+  }
+}
+
+/** Kills a client as a batch from the server arrives (mid-apply) or as a local write is captured (mid-push), then starts it again. */
+async function killClient(kind: 'kill-client-mid-apply' | 'kill-client-mid-push', client: ChaosClient, cluster: Cluster, plan: Plan): Promise<string> {
+  if (!client.running) await client.start();
+  let note: string;
+  if (kind === 'kill-client-mid-apply') {
+    const arriving = client.next((message) => message.type === 'event' && message.event === 'pull', 10_000);
+    const space = plan.clients[client.index]!.user === 'carol' ? 'own' : 'shared';
+    await cluster.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'burst ' || g FROM generate_series(1, 300) g`, [
+      plan.fixture.workspaces[space],
+      plan.fixture.projects[space],
+    ]);
+    note = await arriving.then(() => 'killed as a batch arrived', () => 'killed (no batch seen)');
+  } else {
+    const captured = client.finished ? Promise.reject(new Error('finished')) : client.next((message) => message.type === 'event' && message.event === 'captured', 5_000);
+    note = await captured.then(() => 'killed as a write was captured', () => 'killed (no write seen)');
+  }
+  await client.kill();
+  await client.start();
+  return note;
+}

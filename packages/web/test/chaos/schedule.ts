@@ -1,0 +1,167 @@
+/**
+ * The chaos run's plan, made from a seed alone: each client's operations, the external SQL writes
+ * and the faults with their times. The same seed gives the same plan, so a failure is replayed with
+ * `WALSYNC_CHAOS_SEED=<seed> yarn test:chaos`.
+ */
+
+/** mulberry32: small, fast, and the same on every platform. */
+export function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface ChaosSettings {
+  clients: number;
+  opsPerClient: number;
+  /** How long the fault window lasts, in ms; client operations are paced to fill it. */
+  durationMs: number;
+}
+
+/** The shape of the data a seed runs on (ids are made by the plan, so they replay too). */
+export interface Fixture {
+  users: { alice: string; bob: string; carol: string };
+  /** Two workspaces: clients 0..n-2 write in `shared`, the last client in `own` (and is checked never to see `shared`). */
+  workspaces: { shared: string; own: string };
+  projects: { shared: string; own: string };
+  /** Tasks that exist before the clients start; comments only go to the first few (external deletes never touch those). */
+  tasks: { shared: string[]; own: string[] };
+}
+
+export type ClientOp =
+  | { kind: 'insert'; id: string; title: string; status: Status; position: number; workspace: string; project: string }
+  | { kind: 'update'; id: string; title?: string; status?: Status; position?: number }
+  | { kind: 'delete'; id: string }
+  | { kind: 'comment'; id: string; taskId: string; body: string; workspace: string; author: string };
+
+export type Status = 'todo' | 'doing' | 'done';
+const STATUSES: Status[] = ['todo', 'doing', 'done'];
+
+export type Fault =
+  | { kind: 'disconnect'; client: number; forMs: number }
+  | { kind: 'kill-client-mid-apply'; client: number }
+  | { kind: 'kill-client-mid-push'; client: number }
+  | { kind: 'kill-server'; server: number; downMs: number }
+  | { kind: 'kill-leader'; downMs: number }
+  | { kind: 'restart-postgres'; immediate: boolean };
+
+export type ExternalWrite =
+  | { kind: 'insert'; ids: string[]; workspace: 'shared' | 'own' }
+  | { kind: 'update'; id: string; title: string }
+  | { kind: 'delete'; id: string };
+
+export interface Plan {
+  seed: number;
+  settings: ChaosSettings;
+  fixture: Fixture;
+  clients: Array<{ user: 'alice' | 'bob' | 'carol'; ops: Array<ClientOp & { atMs: number }> }>;
+  faults: Array<Fault & { atMs: number }>;
+  external: Array<ExternalWrite & { atMs: number }>;
+}
+
+const FAULT_KINDS: Fault['kind'][] = ['disconnect', 'kill-client-mid-apply', 'kill-client-mid-push', 'kill-server', 'kill-leader', 'restart-postgres'];
+
+/** A uuid from the generator (v4-shaped), so inserted ids are part of the plan. */
+function uuid(next: () => number): string {
+  const hex = Array.from({ length: 32 }, () => Math.floor(next() * 16).toString(16));
+  hex[12] = '4';
+  hex[16] = '8';
+  const s = hex.join('');
+  return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${s.slice(20)}`;
+}
+
+export function makePlan(seed: number, settings: ChaosSettings): Plan {
+  const next = random(seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
+  const fixture: Fixture = {
+    users: { alice: uuid(next), bob: uuid(next), carol: uuid(next) },
+    workspaces: { shared: uuid(next), own: uuid(next) },
+    projects: { shared: uuid(next), own: uuid(next) },
+    tasks: { shared: Array.from({ length: 24 }, () => uuid(next)), own: Array.from({ length: 8 }, () => uuid(next)) },
+  };
+  const commentable = { shared: fixture.tasks.shared.slice(0, 4), own: fixture.tasks.own.slice(0, 2) };
+  // Ids any client may touch: the seeded tasks and every task a client of the same workspace will insert.
+  const known = { shared: [...fixture.tasks.shared], own: [...fixture.tasks.own] };
+  const users = ['alice', 'bob', 'carol'] as const;
+  const clients: Plan['clients'] = [];
+  const meanDelay = settings.durationMs / settings.opsPerClient;
+  for (let c = 0; c < settings.clients; c++) {
+    const space = c === settings.clients - 1 ? 'own' : 'shared';
+    const user = space === 'own' ? 'carol' : users[c % 2]!;
+    const ops: Plan['clients'][number]['ops'] = [];
+    let atMs = 0;
+    for (let i = 0; i < settings.opsPerClient; i++) {
+      const roll = next();
+      atMs += Math.round(next() * 2 * meanDelay);
+      const title = `c${c}-${i}`;
+      if (roll < 0.3 || known[space].length === 0) {
+        const id = uuid(next);
+        known[space].push(id);
+        ops.push({ kind: 'insert', id, title, status: pick(STATUSES), position: Math.round(next() * 1000) / 10, workspace: fixture.workspaces[space], project: fixture.projects[space], atMs });
+      } else if (roll < 0.8) {
+        const field = next();
+        ops.push({
+          kind: 'update',
+          id: pick(known[space]),
+          ...(field < 0.5 ? { title } : field < 0.8 ? { status: pick(STATUSES) } : { title, position: Math.round(next() * 1000) / 10 }),
+          atMs,
+        });
+      } else if (roll < 0.9) {
+        ops.push({ kind: 'delete', id: pick(known[space].slice(commentable[space].length)), atMs });
+      } else {
+        ops.push({ kind: 'comment', id: uuid(next), taskId: pick(commentable[space]), body: title, workspace: fixture.workspaces[space], author: fixture.users[user], atMs });
+      }
+    }
+    clients.push({ user, ops });
+  }
+
+  // Every kind of fault in every seed, at random times in the first three quarters of the window.
+  const faults: Plan['faults'] = [];
+  const clientIndex = () => Math.floor(next() * settings.clients);
+  for (const kind of FAULT_KINDS) {
+    const atMs = Math.round(next() * settings.durationMs * 0.75);
+    if (kind === 'disconnect') faults.push({ kind, client: clientIndex(), forMs: 300 + Math.round(next() * 1500), atMs });
+    else if (kind === 'kill-client-mid-apply' || kind === 'kill-client-mid-push') faults.push({ kind, client: clientIndex(), atMs });
+    else if (kind === 'kill-server') faults.push({ kind, server: Math.floor(next() * 2), downMs: 200 + Math.round(next() * 800), atMs });
+    else if (kind === 'kill-leader') faults.push({ kind, downMs: 200 + Math.round(next() * 800), atMs });
+    else faults.push({ kind, immediate: next() < 0.5, atMs });
+  }
+  faults.sort((a, b) => a.atMs - b.atMs);
+
+  const external: Plan['external'] = [];
+  const deletable = { shared: fixture.tasks.shared.slice(commentable.shared.length), own: fixture.tasks.own.slice(commentable.own.length) };
+  for (let i = 0; i < 12; i++) {
+    const atMs = Math.round(next() * settings.durationMs);
+    const space = next() < 0.75 ? 'shared' : 'own';
+    const roll = next();
+    if (roll < 0.3) external.push({ kind: 'insert', ids: Array.from({ length: 1 + Math.floor(next() * 150) }, () => uuid(next)), workspace: space, atMs });
+    else if (roll < 0.9) external.push({ kind: 'update', id: pick(known[space]), title: `sql-${i}`, atMs });
+    else if (deletable[space].length > 0) {
+      const id = deletable[space].splice(Math.floor(next() * deletable[space].length), 1)[0]!;
+      external.push({ kind: 'delete', id, atMs });
+    }
+  }
+  external.sort((a, b) => a.atMs - b.atMs);
+  return { seed, settings, fixture, clients, faults, external };
+}
+
+/** The plan in a few lines: what a failure report prints, so the run can be read and replayed. */
+export function describePlan(plan: Plan): string {
+  const counts = (ops: ClientOp[]) => {
+    const by: Record<string, number> = {};
+    for (const op of ops) by[op.kind] = (by[op.kind] ?? 0) + 1;
+    return Object.entries(by).map(([kind, n]) => `${n} ${kind}`).join(', ');
+  };
+  return [
+    `seed ${plan.seed}: ${plan.settings.clients} clients × ${plan.settings.opsPerClient} ops over ${plan.settings.durationMs} ms`,
+    ...plan.clients.map((client, index) => `  client ${index} (${client.user}): ${counts(client.ops)}`),
+    ...plan.faults.map((fault) => `  @${fault.atMs} ms ${JSON.stringify(fault)}`),
+    `  external SQL: ${plan.external.map((write) => `@${write.atMs} ${write.kind}${write.kind === 'insert' ? `×${write.ids.length}` : ''}`).join(', ')}`,
+    `  replay: WALSYNC_CHAOS_SEED=${plan.seed} WALSYNC_CHAOS_OPS=${plan.settings.opsPerClient} WALSYNC_CHAOS_CLIENTS=${plan.settings.clients} yarn test:chaos`,
+  ].join('\n');
+}
