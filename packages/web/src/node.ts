@@ -1,11 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { lock } from 'proper-lockfile';
 import { WebSocket } from 'ws';
+import { LOCK_FILES, lockReplica } from './replica-lock';
 import { type SocketLike, SyncClient, SyncClientError, type SyncClientOptions } from './sync-client';
-
-const LOCK_FILE = 'walsync.lock';
 
 /**
  * A walsync client over PGlite in Node: plain SQL on `db`, local writes captured and pushed, the
@@ -23,13 +21,8 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
   if (!options.dataDir.startsWith('memory://')) {
     mkdirSync(options.dataDir, { recursive: true });
     try {
-      release = await lock(options.dataDir, {
-        stale: 5_000,
-        update: 1_000,
-        lockfilePath: path.join(options.dataDir, LOCK_FILE),
-        // The library would throw (an uncaught exception); a lost lock is reported instead.
-        onCompromised: (error) => reportLostLock(error),
-      });
+      // The library would throw (an uncaught exception) on a lost lock; it is reported instead.
+      release = await lockReplica(options.dataDir, (error) => reportLostLock(error));
     } catch (error) {
       throw new SyncClientError(
         'locked',
@@ -79,7 +72,7 @@ function newReplicaTemplate(dataDir: string): Blob | undefined {
   const file = path.join(__dirname, 'replica.tar.gz');
   if (!existsSync(file)) return undefined;
   if (!dataDir.startsWith('memory://')) {
-    const entries = readdirSync(dataDir).filter((entry) => entry !== LOCK_FILE);
+    const entries = readdirSync(dataDir).filter((entry) => !LOCK_FILES.includes(entry));
     if (entries.includes(UNPACKING)) {
       // A start killed while unpacking: nothing was synced into these files yet, so begin again.
       for (const entry of entries) rmSync(path.join(dataDir, entry), { recursive: true, force: true });

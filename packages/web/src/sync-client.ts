@@ -242,7 +242,7 @@ export class SyncClient {
       this.pendingWrites.clear();
       if (this.closed) return;
       this.setStatus('offline');
-      if (code === 4401 || code === 4409) {
+      if (code === 4401 || code === 4403 || code === 4409) {
         // Retrying with the same token or schema cannot succeed.
         const error = new SyncClientError('refused', `the server refused this client: ${this.refusal ?? (reason || code)}`);
         this.rejectReady(error);
@@ -339,7 +339,7 @@ export class SyncClient {
         return;
       case 'error':
         // A refusal is followed by its close code, which reports it once (as `refused`).
-        if (message.code === 'unauthenticated' || message.code === 'schema_ahead') this.refusal = message.message;
+        if (message.code === 'unauthenticated' || message.code === 'client_id_taken' || message.code === 'schema_ahead') this.refusal = message.message;
         else this.emit('error', new SyncClientError('server_error', `the server answered ${message.code}: ${message.message}`));
         return;
     }

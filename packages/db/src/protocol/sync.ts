@@ -48,7 +48,7 @@ export const ClientMessageSchema = z.discriminatedUnion('type', [HelloSchema, Ac
 export type ClientMessage = z.infer<typeof ClientMessageSchema>;
 export type Hello = z.infer<typeof HelloSchema>;
 
-export const SYNC_ERROR_CODES = ['bad_message', 'unauthenticated', 'schema_ahead', 'ack_unsent', 'not_ready', 'write_failed', 'flood'] as const;
+export const SYNC_ERROR_CODES = ['bad_message', 'unauthenticated', 'client_id_taken', 'schema_ahead', 'ack_unsent', 'not_ready', 'write_failed', 'flood'] as const;
 export type SyncErrorCode = (typeof SYNC_ERROR_CODES)[number];
 
 /** One change as a client receives it: the full row after the change, or the old row of a delete. */
@@ -106,6 +106,8 @@ export const CloseCodes = {
   protocolViolation: 4400,
   /** No token, a bad one, or one that expired during the session. */
   unauthenticated: 4401,
+  /** The client id belongs to another user's client. */
+  clientIdTaken: 4403,
   /** No hello within the handshake time. */
   handshakeTimeout: 4408,
   /** The client's schema is newer than the server's. */

@@ -1,7 +1,8 @@
-import { WRITE_LIMITS } from '@walsync/db/server';
+import { NODE_ID_PATTERN as NODE_ID, WRITE_LIMITS } from '@walsync/db/server';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { claimClientId } from '../auth/client-ids';
 import { AuthenticationError, type Tokens } from '../auth/tokens';
 import type { Metrics } from '../metrics';
 import type { Capture } from '../replication/capture';
@@ -62,11 +63,16 @@ export function buildHttpApp(deps: HttpDependencies): FastifyInstance {
     }
     const stopTimer = deps.metrics.writeBatchSeconds.startTimer();
     try {
+      // A session claims its client id in hello; a batch over HTTP claims it here.
+      const clientId = (request.body as { clientId?: unknown } | null)?.clientId;
+      if (typeof clientId === 'string' && NODE_ID.test(clientId) && !(await claimClientId(deps.pool, clientId, userId))) {
+        throw new WriteRequestError('forbidden_client', `the client id ${clientId} belongs to another user's client; nothing was written`);
+      }
       const result = await deps.writes.applyBatch(userId, request.body);
       for (const change of result.results) deps.metrics.writeChanges.inc({ status: change.status });
       return result;
     } catch (error) {
-      if (error instanceof WriteRequestError) return reply.status(error.code === 'too_large' ? 413 : 400).send(errorBody(error.code, error.message));
+      if (error instanceof WriteRequestError) return reply.status({ too_large: 413, forbidden_client: 403, invalid_batch: 400 }[error.code]).send(errorBody(error.code, error.message));
       throw error;
     } finally {
       stopTimer();

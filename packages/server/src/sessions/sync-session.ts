@@ -10,6 +10,7 @@ import {
 } from '@walsync/db/server';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { claimClientId } from '../auth/client-ids';
 import { checkout } from '../connection';
 import type { WebSocket } from 'ws';
 import { AuthenticationError, type Tokens } from '../auth/tokens';
@@ -209,12 +210,12 @@ export class SyncSession {
       this.fail('schema_ahead', message);
       return this.close(CloseCodes.schemaAhead, 'client schema is newer than the server');
     }
+    if (!(await claimClientId(this.deps.pool, this.clientId, this.userId, catalog.at(-1)?.name ?? null))) {
+      const message = `the client id ${this.clientId} belongs to another user's client; a replica serves one user — open a new one for this user`;
+      this.fail('client_id_taken', message);
+      return this.close(CloseCodes.clientIdTaken, 'the client id belongs to another user');
+    }
     this.workspaces = await this.readWorkspaces();
-    await this.deps.pool.query(
-      `INSERT INTO sync_client (client_id, user_id, schema_version) VALUES ($1, $2, $3)
-       ON CONFLICT (client_id) DO UPDATE SET user_id = EXCLUDED.user_id, schema_version = EXCLUDED.schema_version, connected_at = now(), last_seen = now()`,
-      [this.clientId, this.userId, catalog.at(-1)?.name ?? null],
-    );
     this.send({
       type: 'welcome',
       userId: this.userId,

@@ -9,7 +9,7 @@ import { checkout, connectionConfig } from '../connection';
 /** The request as a whole is unusable (its shape, its size); no change in it was looked at. */
 export class WriteRequestError extends Error {
   constructor(
-    readonly code: 'invalid_batch' | 'too_large',
+    readonly code: 'invalid_batch' | 'too_large' | 'forbidden_client',
     message: string,
   ) {
     super(message);

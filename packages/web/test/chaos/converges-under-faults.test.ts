@@ -1,3 +1,6 @@
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { createMigrationAPI } from '@walsync/db/browser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresTargets, scratchDir } from '../../../db/test/support/postgres';
 import { Cluster } from './cluster';
@@ -38,8 +41,12 @@ describe.skipIf(!target)(`convergence under faults (${seeds.length} seeds × ${s
   let cluster: Cluster;
   const scratch = scratchDir('chaos-clients');
   const reports: SeedReport[] = [];
+  const blankReplica = path.join(scratch.dir, 'blank');
   beforeAll(async () => {
     cluster = await Cluster.start(target!, 2);
+    const replica = await PGlite.create(blankReplica);
+    await createMigrationAPI(replica).migrateToLatest();
+    await replica.close();
   });
   afterAll(async () => {
     await cluster?.stop();
@@ -49,7 +56,7 @@ describe.skipIf(!target)(`convergence under faults (${seeds.length} seeds × ${s
   it.each(seeds)('seed %i: every client equals the server, no acknowledged write is lost', async (seed) => {
     const plan = makePlan(seed, settings);
     try {
-      const report = await runSeed(cluster, plan, scratch.dir);
+      const report = await runSeed(cluster, plan, { scratchDir: scratch.dir, blankReplica });
       reports.push(report);
       if (env.WALSYNC_CHAOS_VERBOSE === '1') console.log(report.trace.join('\n'));
       expect(report.rows).toBeGreaterThan(0);

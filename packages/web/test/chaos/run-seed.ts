@@ -1,3 +1,4 @@
+import { cpSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Tokens } from '@walsync/server';
 import { TEST_JWT_SECRET } from '../../../server/test/support/servers';
@@ -22,14 +23,17 @@ export class ChaosFailure extends Error {}
  * Runs one seed's plan against the cluster: its own workspaces and users, five client processes,
  * the faults and external writes at their times, then everyone online and quiet, then the checks.
  */
-export async function runSeed(cluster: Cluster, plan: Plan, scratchDir: string): Promise<SeedReport> {
+export async function runSeed(cluster: Cluster, plan: Plan, options: { scratchDir: string; blankReplica: string }): Promise<SeedReport> {
   await createFixture(cluster, plan);
   const tokens = new Tokens(TEST_JWT_SECRET);
   const relays = await Promise.all(plan.clients.map((_, index) => Relay.open(cluster.serverPorts[index % cluster.serverPorts.length]!)));
+  const dataDirs = plan.clients.map((_, index) => path.join(options.scratchDir, `seed-${plan.seed}-client-${index}`));
   const clients = await Promise.all(
     plan.clients.map(async (client, index) => {
+      // A migrated replica that never synced, as the template would make it (copied: quicker than unpacking five times).
+      cpSync(options.blankReplica, dataDirs[index]!, { recursive: true });
       const token = await tokens.issue(plan.fixture.users[client.user]);
-      return new ChaosClient(index, { URL: relays[index]!.url, TOKEN: token, DATA_DIR: path.join(scratchDir, `seed-${plan.seed}-client-${index}`) }, client.ops);
+      return new ChaosClient(index, { URL: relays[index]!.url, TOKEN: token, DATA_DIR: dataDirs[index]! }, client.ops);
     }),
   );
   const trace: string[] = [];
@@ -85,6 +89,7 @@ export async function runSeed(cluster: Cluster, plan: Plan, scratchDir: string):
   } finally {
     await Promise.all(clients.map((client) => client.close()));
     await Promise.all(relays.map((relay) => relay.close()));
+    for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
   }
 }
 
