@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { formatHlc } from '@walsync/db/server';
-import { Tokens, type WalsyncServer, lsnToBigInt, pruneHistory } from '@walsync/server';
+import { Tokens, type WalsyncServer, bigIntToLsn, lsnToBigInt, pruneHistory } from '@walsync/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BareClient } from './support/bare-client';
 import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
@@ -73,7 +73,7 @@ describe('sync sessions', () => {
     expect(alice.messages.some(changesWith('from alice'))).toBe(false);
   });
 
-  it('keeps workspaces apart: carol never sees the shared workspace, in the snapshot or live', async () => {
+  it('keeps workspaces apart: carol never sees the shared workspace, in the snapshot, live, on verify or on resume', async () => {
     const carol = await connect('carol', 'carol-1');
     const snapshotRows = carol.messages.filter((message) => message.type === 'snapshot_batch').flatMap((message) => message.rows);
     expect(snapshotRows.every((row: any) => (row.workspace_id ?? row.id) === seed.workspaces.other)).toBe(true);
@@ -86,6 +86,19 @@ describe('sync sessions', () => {
     // Carol cannot write there either, over the socket.
     const refused = await insertTask(carol, 'carol-1', 'intrusion');
     expect(refused.results[0]).toMatchObject({ status: 'error', code: 'forbidden_scope' });
+
+    // Asking for a replay from the very start (verify), or resuming from it, replays only her workspace.
+    const first = (await db.query(`SELECT min(commit_lsn)::bigint AS lsn FROM change_history`))[0]!.lsn as string;
+    const start = bigIntToLsn(BigInt(first) - 1n);
+    carol.send({ type: 'sync_verify', position: start });
+    await carol.next((message) => message.type === 'changes' || message.type === 'up_to_date' || message.type === 'resnapshot');
+    const resumed = await connect('carol', 'carol-1b', start);
+    await db.query(`UPDATE project SET name = 'after the replay' WHERE id = $1`, [seed.projects.secret]);
+    for (const session of [carol, resumed]) {
+      await session.next((message) => message.type === 'changes' && message.changes.some((change: any) => change.data?.name === 'after the replay'));
+      expect(JSON.stringify(session.messages)).not.toContain(seed.workspaces.shared);
+      expect(JSON.stringify(session.messages)).not.toContain('secret to carol');
+    }
   });
 
   it('follows membership: an added workspace is hydrated, a removed one is announced and stops streaming', async () => {
