@@ -61,6 +61,7 @@ export class Relay {
  */
 export class Cluster {
   readonly servers: Array<ServerProcess | undefined>;
+  private readonly turns = new Map<number, Promise<void>>();
   private constructor(
     private postgres: LocalPostgres,
     readonly pool: pg.Pool,
@@ -102,13 +103,22 @@ export class Cluster {
     }
   }
 
-  async killServer(index: number): Promise<void> {
-    await this.servers[index]?.kill();
-    this.servers[index] = undefined;
+  /**
+   * Kills server `index` with SIGKILL and starts it again on its port after `downMs`. Two faults on
+   * one server take turns; Postgres may be restarting meanwhile, so the start retries.
+   */
+  crashServer(index: number, downMs: number): Promise<void> {
+    const turn = (this.turns.get(index) ?? Promise.resolve()).then(async () => {
+      await this.servers[index]?.kill();
+      this.servers[index] = undefined;
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      await this.restartServer(index);
+    });
+    this.turns.set(index, turn.catch(() => undefined));
+    return turn;
   }
 
-  /** Starts the server again on its port; Postgres may still be coming back, so it retries. */
-  async restartServer(index: number): Promise<void> {
+  private async restartServer(index: number): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         this.servers[index] = await startServerProcess(this.databaseUrl, {}, this.serverPorts[index]);

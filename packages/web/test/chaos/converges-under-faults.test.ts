@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresTargets, scratchDir } from '../../../db/test/support/postgres';
 import { Cluster } from './cluster';
 import { type SeedReport, runSeed } from './run-seed';
-import { type Fault, describePlan, makePlan } from './schedule';
+import { FAULT_KINDS, describePlan, makePlan } from './schedule';
 
 /**
  * The chaos suite (`yarn test:chaos`): for each seed, client processes write to shared rows while
@@ -68,10 +68,9 @@ describe.skipIf(!target)(`convergence under faults (${seeds.length} seeds × ${s
 
   it.runIf(seeds.length > 1)('the seeds covered every kind of fault, each of them really carried out', () => {
     const kinds = new Set(reports.flatMap((report) => report.faults.map((fault) => fault.kind)));
-    const all: Fault['kind'][] = ['disconnect', 'kill-client-mid-apply', 'kill-client-mid-push', 'kill-server', 'kill-leader', 'restart-postgres'];
-    expect([...kinds].sort()).toEqual([...all].sort());
-    // The kills landed where they were meant to in most seeds (a kill with nothing in flight still counts as a crash).
-    const landed = reports.flatMap((report) => report.faults).filter((fault) => fault.note?.startsWith('killed as'));
-    expect(landed.length).toBeGreaterThanOrEqual(reports.length);
+    expect([...kinds].sort()).toEqual([...FAULT_KINDS].sort());
+    // Most client kills landed as a batch arrived or a write was captured (one with nothing in flight is still a crash).
+    const kills = reports.flatMap((report) => report.faults).filter((fault) => fault.kind.startsWith('kill-client'));
+    expect(kills.filter((fault) => fault.note?.startsWith('killed as')).length).toBeGreaterThanOrEqual(kills.length / 2);
   });
 });

@@ -45,8 +45,6 @@ export async function runSeed(cluster: Cluster, plan: Plan, options: { scratchDi
     trace.push(`clients ready after ${at()} ms; the plan's clock starts`);
     t0 = Date.now();
     const wait = (atMs: number) => sleep(Math.max(0, atMs - (Date.now() - t0)));
-    // Faults to the servers and Postgres run one after another, as an operator's would.
-    let infrastructure: Promise<void> = Promise.resolve();
     const faults = plan.faults.map(async (fault) => {
       await wait(fault.atMs);
       const begin = Date.now();
@@ -55,10 +53,7 @@ export async function runSeed(cluster: Cluster, plan: Plan, options: { scratchDi
         trace.push(`@${at()} ms ${fault.kind} done${note ? ` (${note})` : ''}`);
       });
       trace.push(`@${at()} ms ${JSON.stringify(fault)}`);
-      if (fault.kind === 'kill-server' || fault.kind === 'kill-leader' || fault.kind === 'restart-postgres') {
-        infrastructure = infrastructure.then(run);
-        await infrastructure;
-      } else await run();
+      await run();
     });
     const external = plan.external.map(async (write) => {
       await wait(write.atMs);
@@ -149,16 +144,12 @@ async function applyFault(fault: Fault, cluster: Cluster, clients: ChaosClient[]
       return client.exclusive(() => killClient(fault.kind, client, cluster, plan));
     }
     case 'kill-server': {
-      await cluster.killServer(fault.server);
-      await sleep(fault.downMs);
-      await cluster.restartServer(fault.server);
+      await cluster.crashServer(fault.server, fault.downMs);
       return undefined;
     }
     case 'kill-leader': {
       const leader = await cluster.leader();
-      await cluster.killServer(leader);
-      await sleep(fault.downMs);
-      await cluster.restartServer(leader);
+      await cluster.crashServer(leader, fault.downMs);
       return `server ${leader} led`;
     }
     case 'restart-postgres': {
@@ -173,7 +164,7 @@ async function killClient(kind: 'kill-client-mid-apply' | 'kill-client-mid-push'
   if (!client.running) await client.start();
   let note: string;
   if (kind === 'kill-client-mid-apply') {
-    const arriving = client.next((message) => message.type === 'event' && message.event === 'pull', 10_000);
+    const arriving = client.next((message) => message.type === 'event' && message.event === 'pull', 3_000);
     const space = plan.clients[client.index]!.user === 'carol' ? 'own' : 'shared';
     await cluster.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'burst ' || g FROM generate_series(1, 300) g`, [
       plan.fixture.workspaces[space],

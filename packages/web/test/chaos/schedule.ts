@@ -64,7 +64,7 @@ export interface Plan {
   external: Array<ExternalWrite & { atMs: number }>;
 }
 
-const FAULT_KINDS: Fault['kind'][] = ['disconnect', 'kill-client-mid-apply', 'kill-client-mid-push', 'kill-server', 'kill-leader', 'restart-postgres'];
+export const FAULT_KINDS: Fault['kind'][] = ['disconnect', 'kill-client-mid-apply', 'kill-client-mid-push', 'kill-server', 'kill-leader', 'restart-postgres'];
 
 /** A uuid from the generator (v4-shaped), so inserted ids are part of the plan. */
 function uuid(next: () => number): string {
@@ -120,10 +120,17 @@ export function makePlan(seed: number, settings: ChaosSettings): Plan {
     clients.push({ user, ops });
   }
 
-  // Every kind of fault in every seed, at random times in the first three quarters of the window.
+  // Four faults a seed, at random times in the first three quarters of the window: a network cut, a
+  // client killed, and two of the rest (the suite checks that its seeds covered every kind).
   const faults: Plan['faults'] = [];
   const clientIndex = () => Math.floor(next() * settings.clients);
-  for (const kind of FAULT_KINDS) {
+  const firstKill = next() < 0.5 ? 'kill-client-mid-apply' : 'kill-client-mid-push';
+  const rest = FAULT_KINDS.filter((kind) => kind !== 'disconnect' && kind !== firstKill)
+    .map((kind) => ({ kind, order: next() }))
+    .sort((a, b) => a.order - b.order)
+    .slice(0, 2)
+    .map(({ kind }) => kind);
+  for (const kind of ['disconnect', firstKill, ...rest] as const) {
     const atMs = Math.round(next() * settings.durationMs * 0.75);
     if (kind === 'disconnect') faults.push({ kind, client: clientIndex(), forMs: 300 + Math.round(next() * 1500), atMs });
     else if (kind === 'kill-client-mid-apply' || kind === 'kill-client-mid-push') faults.push({ kind, client: clientIndex(), atMs });
