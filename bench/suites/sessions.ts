@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Tokens } from '@walsync/server';
 import pg from 'pg';
 import { WebSocket } from 'ws';
 import { BENCH_SECRET, startServerProcess, withPostgres } from '../harness';
-import { type Figure, median, percentile } from '../report';
+import { type Figure, machine, median, percentile } from '../report';
+import { type LatencyPoint, renderLatencyPlot } from '../plot';
 
 interface Harness {
   db: pg.Client;
@@ -63,35 +65,62 @@ function rssMb(pid: number): number {
   return match ? Number(match[1]) / 1024 : NaN;
 }
 
-/** Issue #4: delivery latency, many sessions, hydration throughput. */
-export async function sessionFigures(): Promise<Figure[]> {
-  const figures: Figure[] = [];
-  const tokens = new Tokens(BENCH_SECRET);
+const LATENCY_CLIENTS = [1, 10, 100, 300, 1000];
 
-  await withServer(async ({ db, serverUrl }) => {
-    const { users, workspaces, projects } = await seed(db, 100, 1);
+/**
+ * Single-row commits from outside walsync, each timed from the commit's return to its arrival at a
+ * session, while `clients` sessions are connected (ten to a workspace, so each commit reaches ten).
+ */
+async function commitToClientLatency(tokens: Tokens, clients: number): Promise<number[]> {
+  return withServer(async ({ db, serverUrl }) => {
+    const { users, workspaces, projects } = await seed(db, clients, Math.max(1, Math.ceil(clients / 10)));
     const sent = new Map<string, number>();
     const latencies: number[] = [];
-    const sockets = await Promise.all(
-      users.map(async (user, index) =>
-        session(serverUrl, await tokens.issue(user), `lat-${index}`, (title) => {
-          if (index === 0 && sent.has(title)) latencies.push(performance.now() - sent.get(title)!);
-        }),
-      ),
-    );
-    for (let i = 0; i < 300; i++) {
+    const sockets: WebSocket[] = [];
+    for (let start = 0; start < clients; start += 50) {
+      sockets.push(
+        ...(await Promise.all(
+          users.slice(start, start + 50).map(async (user, offset) =>
+            session(serverUrl, await tokens.issue(user), `lat-${start + offset}`, (title) => {
+              if (start + offset === 0 && sent.has(title)) latencies.push(performance.now() - sent.get(title)!);
+            }),
+          ),
+        )),
+      );
+    }
+    const project = projects.find((each: { workspace_id: string }) => each.workspace_id === workspaces[0])!;
+    for (let i = 0; i < 220; i++) {
       const title = `latency ${i}`;
       const arrived = latencies.length;
-      await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, $3)`, [workspaces[0], projects[0].id, title]);
+      await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, $3)`, [workspaces[0], project.id, title]);
       sent.set(title, performance.now());
       while (latencies.length === arrived) await new Promise((resolve) => setTimeout(resolve, 0.2));
       await new Promise((resolve) => setTimeout(resolve, 3));
     }
     sockets.forEach((socket) => socket.close());
-    const measured = latencies.slice(20);
-    figures.push({ issue: 4, name: 'external commit → bare WebSocket client, p50 (100 sessions connected)', value: median(measured), unit: 'ms', goal: '<= 5', note: '280 single-row commits' });
-    figures.push({ issue: 4, name: 'external commit → bare WebSocket client, p99 (100 sessions connected)', value: percentile(measured, 99), unit: 'ms', goal: '<= 25' });
+    return latencies.slice(20);
   });
+}
+
+/** Issue #4: delivery latency, many sessions, hydration throughput; #7: latency against connected clients. */
+export async function sessionFigures(): Promise<Figure[]> {
+  const figures: Figure[] = [];
+  const tokens = new Tokens(BENCH_SECRET);
+
+  // End-to-end latency against connected clients: the 100-session figures of #4, and the plot.
+  const curve: LatencyPoint[] = [];
+  for (const clients of LATENCY_CLIENTS) {
+    const measured = await commitToClientLatency(tokens, clients);
+    curve.push({ clients, p50: median(measured), p99: percentile(measured, 99) });
+    if (clients === 100) {
+      figures.push({ issue: 4, name: 'external commit → bare WebSocket client, p50 (100 sessions connected)', value: median(measured), unit: 'ms', goal: '<= 5', note: `${measured.length} single-row commits` });
+      figures.push({ issue: 4, name: 'external commit → bare WebSocket client, p99 (100 sessions connected)', value: percentile(measured, 99), unit: 'ms', goal: '<= 25' });
+    }
+  }
+  for (const point of curve) {
+    figures.push({ issue: 7, name: `external commit → client with ${point.clients} connected, p50 / p99`, value: point.p50, unit: 'ms', note: `p99 ${point.p99.toFixed(1)} ms; plotted in latency-vs-clients.png` });
+  }
+  await renderLatencyPlot(curve, path.resolve(__dirname, '../../docs/latency-vs-clients.png'), `${machine()}, ${new Date().toISOString().slice(0, 10)}`);
 
   await withServer(async ({ db, serverUrl, serverPid }) => {
     const SESSIONS = 1000;
