@@ -33,8 +33,26 @@ Measured by \`yarn bench\` on ${date}, on ${machine()}. Every figure comes from 
 
 ${report}
 
+## End-to-end latency against connected clients
+
+![External commit to client latency, p50 and p99, against connected clients](latency-vs-clients.png)
+
+Single-row commits from outside walsync (psql-like), each timed from the commit's return to its
+arrival at one session, while 1 to 1000 sessions are connected, ten to a workspace. Drawn by
+\`yarn bench\` (\`bench/plot.ts\`) from the figures in the table (issue 7 rows).
+
+## The chaos suite
+
+\`yarn test:chaos\` is a test, not a benchmark; its size and time are: 20 seeds × 5 client processes ×
+300 operations, four faults a seed, about 25–30 s a seed on this 2-core VM (the five PGlite clients,
+two servers and Postgres share the two cores), so 9–10 minutes for the suite.
+
 ## Where a goal is not met
 
+- **Chaos suite in CI (#7): 9–10 min against 8.** Each seed's work is CPU-bound here: 1,500 local
+  writes, each pushed, captured and applied by four other replicas, plus restarts of server processes
+  (≈3 s each under load) and Postgres. Fewer seeds or clients would meet the time and miss the size the
+  issue asks for; on a 4-core runner the suite fits.
 - **Run-to-run variation.** This VM shares two cores with its neighbours: the same code gives figures
   up to 1.5–2× apart from one full run to the next, so a figure near its goal can be met in one run
   and missed in the next. The notes below give the ranges seen.
