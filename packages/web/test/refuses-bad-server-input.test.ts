@@ -6,14 +6,18 @@ import { WebSocketServer } from 'ws';
 import { waitFor } from '../../server/test/support/database';
 
 /** A server that speaks the protocol but sends what it is told to: the bad input under test. */
-async function hostileServer(script: Array<Record<string, unknown> | string>) {
+async function hostileServer(script: Array<Record<string, unknown> | string | ((hello: { schemaVersion: string | null }) => Record<string, unknown>)>) {
   const port = await freePort();
   const sockets = new WebSocketServer({ port, host: '127.0.0.1', path: '/sync' });
   let connections = 0;
   sockets.on('connection', (socket) => {
     connections += 1;
-    socket.once('message', () => {
-      for (const message of script) socket.send(typeof message === 'string' ? message : JSON.stringify(message));
+    socket.once('message', (data) => {
+      const hello = JSON.parse(data.toString());
+      for (const entry of script) {
+        const message = typeof entry === 'function' ? entry(hello) : entry;
+        socket.send(typeof message === 'string' ? message : JSON.stringify(message));
+      }
     });
   });
   return { url: `http://127.0.0.1:${port}`, connections: () => connections, close: () => new Promise<void>((resolve) => sockets.close(() => resolve())) };
@@ -28,7 +32,8 @@ describe('a client facing bad server input', () => {
   it('refuses a malformed message and a batch that fails to apply: nothing applied, position unmoved, outbox intact', async () => {
     const workspace = '0b6f5b38-5d1b-4a56-9c2e-8a1b2a0c0d01';
     const server = await hostileServer([
-      { type: 'welcome', userId: 'u', clientId: 'c', schemaVersion: migrations.at(-1)!.name, migrations, workspaces: [workspace] },
+      // The migrations the client lacks (none when its replica came from the migrated template).
+      (hello) => ({ type: 'welcome', userId: 'u', clientId: 'c', schemaVersion: migrations.at(-1)!.name, migrations: migrations.slice(migrations.findIndex((each) => each.name === hello.schemaVersion) + 1), workspaces: [workspace] }),
       { type: 'snapshot_start', position: '0/100', total: {}, workspaces: [workspace], replace: true },
       { type: 'snapshot_end', position: '0/100' },
       { type: 'changes', position: 'not a position', changes: [] },
