@@ -60,6 +60,21 @@ async function session(serverUrl: string, token: string, clientId: string, onCha
   return socket;
 }
 
+/** A session per user (client ids `<prefix>-<index>`), opened fifty at a time so the server is not flooded with hellos. */
+async function sessions(serverUrl: string, tokens: Tokens, users: string[], prefix: string, onChange: (index: number, title: string) => void): Promise<WebSocket[]> {
+  const sockets: WebSocket[] = [];
+  for (let start = 0; start < users.length; start += 50) {
+    sockets.push(
+      ...(await Promise.all(
+        users.slice(start, start + 50).map(async (user, offset) =>
+          session(serverUrl, await tokens.issue(user), `${prefix}-${start + offset}`, (title) => onChange(start + offset, title)),
+        ),
+      )),
+    );
+  }
+  return sockets;
+}
+
 function rssMb(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Number(match[1]) / 1024 : NaN;
@@ -76,18 +91,9 @@ async function commitToClientLatency(tokens: Tokens, clients: number): Promise<n
     const { users, workspaces, projects } = await seed(db, clients, Math.max(1, Math.ceil(clients / 10)));
     const sent = new Map<string, number>();
     const latencies: number[] = [];
-    const sockets: WebSocket[] = [];
-    for (let start = 0; start < clients; start += 50) {
-      sockets.push(
-        ...(await Promise.all(
-          users.slice(start, start + 50).map(async (user, offset) =>
-            session(serverUrl, await tokens.issue(user), `lat-${start + offset}`, (title) => {
-              if (start + offset === 0 && sent.has(title)) latencies.push(performance.now() - sent.get(title)!);
-            }),
-          ),
-        )),
-      );
-    }
+    const sockets = await sessions(serverUrl, tokens, users, 'lat', (index, title) => {
+      if (index === 0 && sent.has(title)) latencies.push(performance.now() - sent.get(title)!);
+    });
     const project = projects.find((each: { workspace_id: string }) => each.workspace_id === workspaces[0])!;
     for (let i = 0; i < 220; i++) {
       const title = `latency ${i}`;
@@ -128,19 +134,10 @@ export async function sessionFigures(): Promise<Figure[]> {
     const { users, projects } = await seed(db, SESSIONS, WORKSPACES);
     const sent = new Map<string, number>();
     const latencies: number[] = [];
-    const sockets: WebSocket[] = [];
-    for (let start = 0; start < SESSIONS; start += 50) {
-      sockets.push(
-        ...(await Promise.all(
-          users.slice(start, start + 50).map(async (user, offset) =>
-            session(serverUrl, await tokens.issue(user), `many-${start + offset}`, (title) => {
-              const at = sent.get(title);
-              if (at !== undefined) latencies.push(performance.now() - at);
-            }),
-          ),
-        )),
-      );
-    }
+    const sockets = await sessions(serverUrl, tokens, users, 'many', (_index, title) => {
+      const at = sent.get(title);
+      if (at !== undefined) latencies.push(performance.now() - at);
+    });
     const rssBefore = rssMb(serverPid);
     // 200 changes a second for 10 seconds, spread over the workspaces (each reaches its 10 sessions).
     const started = performance.now();
