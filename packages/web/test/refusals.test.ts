@@ -1,38 +1,34 @@
 import path from 'node:path';
 import { migrationChecksum } from '@walsync/db/server';
-import { Tokens, type WalsyncServer } from '@walsync/server';
+import { Tokens } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scratchDir } from '../../db/test/support/postgres';
-import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from '../../server/test/support/database';
-import { TEST_JWT_SECRET, startServer } from '../../server/test/support/servers';
+import { waitFor } from '../../server/test/support/database';
+import { type SyncFixture, startSyncFixture } from './support/sync-fixture';
 import { type SyncClient, createSyncClient } from '@walsync/web';
 
 const count = async (client: SyncClient, sql: string) => (await client.db.query<{ n: number }>(sql)).rows[0]!.n;
 const position = async (client: SyncClient) => (await client.db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'position'`)).rows[0]?.value;
 
 describe('a client refused by its server', () => {
-  let db: TestDatabase;
-  let server: WalsyncServer;
-  let seed: Awaited<ReturnType<typeof seedWorkspaces>>;
+  let fixture: SyncFixture;
+  let db: SyncFixture['db'];
+  let seed: SyncFixture['seed'];
   let token: string;
-  const scratch = scratchDir('web-refusals');
+  let scratch: SyncFixture['scratch'];
+  let url: string;
 
   beforeAll(async () => {
-    db = await startDatabase(postgresTargets()[0]!);
-    server = await startServer(db.url);
-    seed = await seedWorkspaces(db);
-    token = await new Tokens(TEST_JWT_SECRET).issue(seed.users.alice);
+    fixture = await startSyncFixture('web-refusals');
+    ({ db, seed, token, scratch, url } = fixture);
   });
   afterAll(async () => {
-    await server?.stop();
-    await db?.dispose();
-    scratch.remove();
+    await fixture?.dispose();
   });
 
   /** A replica that synced once, then closed. */
   async function syncedReplica(name: string): Promise<string> {
     const dataDir = path.join(scratch.dir, name);
-    const client = await createSyncClient({ url: server.url, token, dataDir });
+    const client = await createSyncClient({ url, token, dataDir });
     await client.ready;
     await client.close();
     return dataDir;
@@ -41,7 +37,7 @@ describe('a client refused by its server', () => {
   it('stops on a token the server refuses: a clear error, no retries, nothing lost; a good token resumes', async () => {
     const dataDir = await syncedReplica('bad-token');
     const forged = await new Tokens('another-secret-0123456789abcdef').issue(seed.users.alice);
-    const client = await createSyncClient({ url: server.url, token: forged, dataDir });
+    const client = await createSyncClient({ url, token: forged, dataDir });
     const errors: Array<Error & { code?: string }> = [];
     client.on('error', (error) => errors.push(error));
     const before = await position(client);
@@ -58,7 +54,7 @@ describe('a client refused by its server', () => {
     } finally {
       await client.close();
     }
-    const resumed = await createSyncClient({ url: server.url, token, dataDir });
+    const resumed = await createSyncClient({ url, token, dataDir });
     try {
       await resumed.flush();
       expect(await db.query(`SELECT 1 FROM task WHERE title = 'written under a refused token'`)).toHaveLength(1);
@@ -79,7 +75,7 @@ describe('a client refused by its server', () => {
     );
     try {
       // A new client: ready rejects, nothing half-applied.
-      const fresh = await createSyncClient({ url: server.url, token, dataDir: 'memory://' });
+      const fresh = await createSyncClient({ url, token, dataDir: 'memory://' });
       try {
         await expect(fresh.ready).rejects.toMatchObject({ code: 'migration_failed', message: expect.stringMatching(/Broken1900000000000|no_such_table/) });
         const columns = await fresh.db.query(`SELECT 1 FROM information_schema.columns WHERE table_name = 'task' AND column_name = 'broken_ref'`);
@@ -91,7 +87,7 @@ describe('a client refused by its server', () => {
       }
 
       // An existing replica keeps its rows, position and outbox, and reports the failure.
-      const client = await createSyncClient({ url: server.url, token, dataDir });
+      const client = await createSyncClient({ url, token, dataDir });
       const errors: Array<Error & { code?: string }> = [];
       client.on('error', (error) => errors.push(error));
       try {

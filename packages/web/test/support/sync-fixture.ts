@@ -1,0 +1,39 @@
+import { freePort } from '@walsync/db/server';
+import { Tokens, type WalsyncServer } from '@walsync/server';
+import { scratchDir } from '../../../db/test/support/postgres';
+import { postgresTargets, seedWorkspaces, startDatabase } from '../../../server/test/support/database';
+import { TEST_JWT_SECRET, startServer } from '../../../server/test/support/servers';
+
+/**
+ * What the client tests run against: the embedded Postgres with the test workspaces, a walsync
+ * server on a port of its own (so it can be stopped and started where its clients expect it),
+ * alice's token and a scratch directory for replicas. `dispose()` ends all of it.
+ */
+export async function startSyncFixture(name: string) {
+  const db = await startDatabase(postgresTargets()[0]!);
+  const port = await freePort();
+  let server: WalsyncServer | undefined = await startServer(db.url, { port });
+  const seed = await seedWorkspaces(db);
+  const scratch = scratchDir(name);
+  return {
+    db,
+    seed,
+    token: await new Tokens(TEST_JWT_SECRET).issue(seed.users.alice),
+    scratch,
+    url: `http://127.0.0.1:${port}`,
+    async stopServer() {
+      await server?.stop();
+      server = undefined;
+    },
+    async startServer() {
+      server = await startServer(db.url, { port });
+    },
+    async dispose() {
+      await server?.stop();
+      await db.dispose();
+      scratch.remove();
+    },
+  };
+}
+
+export type SyncFixture = Awaited<ReturnType<typeof startSyncFixture>>;
