@@ -1,12 +1,10 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { freePort } from '@walsync/db/server';
-import { Tokens, type WalsyncServer, lsnToBigInt, pruneHistory } from '@walsync/server';
+import { lsnToBigInt, pruneHistory } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scratchDir } from '../../db/test/support/postgres';
-import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from '../../server/test/support/database';
-import { TEST_JWT_SECRET, startServer } from '../../server/test/support/servers';
+import { waitFor } from '../../server/test/support/database';
+import { type SyncFixture, startSyncFixture } from './support/sync-fixture';
 import { type SyncClient, type SyncEvents, createSyncClient } from '@walsync/web';
 
 const EVENTS: Array<keyof SyncEvents> = ['captured', 'push', 'pull:received', 'pull:applied', 'conflict', 'error', 'bootstrap:start', 'bootstrap:progress', 'bootstrap:complete', 'status'];
@@ -23,7 +21,7 @@ function fingerprint(dir: string): string {
   const walk = (at: string) => {
     for (const name of readdirSync(at).sort()) {
       const full = path.join(at, name);
-      if (name === 'walsync.lock') continue;
+      if (name.startsWith('walsync.lock')) continue; // the lock and its owner record are ours, not the database's
       if (statSync(full).isDirectory()) walk(full);
       else hash.update(full).update(readFileSync(full));
     }
@@ -33,26 +31,20 @@ function fingerprint(dir: string): string {
 }
 
 describe('client repairs and events', () => {
-  let db: TestDatabase;
-  let server: WalsyncServer | undefined;
-  let seed: Awaited<ReturnType<typeof seedWorkspaces>>;
+  let fixture: SyncFixture;
+  let db: SyncFixture['db'];
+  let seed: SyncFixture['seed'];
   let token: string;
-  let port: number;
-  const scratch = scratchDir('web-repairs');
-  const url = () => `http://127.0.0.1:${port}`;
+  let scratch: SyncFixture['scratch'];
+  const url = () => fixture.url;
   const task = (title: string) => db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, $3) RETURNING id`, [seed.workspaces.shared, seed.projects.launch, title]);
 
   beforeAll(async () => {
-    db = await startDatabase(postgresTargets()[0]!);
-    port = await freePort();
-    server = await startServer(db.url, { port });
-    seed = await seedWorkspaces(db);
-    token = await new Tokens(TEST_JWT_SECRET).issue(seed.users.alice);
+    fixture = await startSyncFixture('web-repairs');
+    ({ db, seed, token, scratch } = fixture);
   });
   afterAll(async () => {
-    await server?.stop();
-    await db?.dispose();
-    scratch.remove();
+    await fixture?.dispose();
   });
 
   it('hydrates without a storm: progress per page, no conflict, error, capture or pull event for historical data', async () => {
@@ -95,8 +87,7 @@ describe('client repairs and events', () => {
     await client.ready;
     await waitFor('both rows', async () => (await client.db.query(`SELECT 1 FROM task WHERE id = ANY($1)`, [[kept!.id, deleted!.id]])).rows.length === 2);
 
-    await server!.stop();
-    server = undefined;
+    await fixture.stopServer();
     await waitFor('offline', () => client.status === 'offline');
     await client.db.query(`UPDATE task SET title = 'edited offline' WHERE id = $1`, [kept!.id]);
     await client.db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'created offline')`, [seed.workspaces.shared, seed.projects.launch]);
@@ -105,7 +96,7 @@ describe('client repairs and events', () => {
     // While the client is away: the server deletes a row, changes another, and prunes the history it would need.
     await db.query(`DELETE FROM task WHERE id = $1`, [deleted!.id]);
     const [external] = await task('created while away');
-    server = await startServer(db.url, { port });
+    await fixture.startServer();
     const newest = await waitFor('capture', async () => (await db.query<{ lsn: string }>(`SELECT max(commit_lsn)::text AS lsn FROM change_history HAVING bool_or(data->>'title' = 'created while away')`))[0]?.lsn);
     const connection = await db.pool.connect();
     try {
@@ -150,12 +141,11 @@ describe('client repairs and events', () => {
     const dataDir = path.join(scratch.dir, 'bad-position');
     let client = await createSyncClient({ url: url(), token, dataDir });
     await client.ready;
-    await server!.stop();
-    server = undefined;
+    await fixture.stopServer();
     await client.db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'unsent before the damage')`, [seed.workspaces.shared, seed.projects.launch]);
     await client.db.query(`UPDATE walsync_state SET value = 'garbage' WHERE key = 'position'`);
     await client.close();
-    server = await startServer(db.url, { port });
+    await fixture.startServer();
 
     client = await createSyncClient({ url: url(), token, dataDir });
     const events = record(client);
