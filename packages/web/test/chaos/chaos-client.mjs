@@ -8,7 +8,6 @@ const send = (message) => process.send?.(message);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // A killed predecessor's lock goes stale after a few seconds: wait for it, as a restarted app would.
-const bootAt = Date.now();
 let client;
 for (let attempt = 0; ; attempt++) {
   try {
@@ -22,9 +21,7 @@ for (let attempt = 0; ; attempt++) {
 client.on('pull:received', (event) => send({ type: 'event', event: 'pull', changes: event.changes }));
 client.on('captured', () => send({ type: 'event', event: 'captured' }));
 client.on('error', (error) => send({ type: 'event', event: 'error', message: error.message }));
-const createdAt = Date.now();
 await client.ready;
-if (process.env.CHAOS_DEBUG) console.error(`created in ${createdAt - bootAt} ms, ready ${Date.now() - createdAt} ms later`);
 send({ type: 'ready', clientId: client.clientId });
 
 const statements = {

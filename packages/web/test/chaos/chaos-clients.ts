@@ -43,10 +43,10 @@ export class ChaosClient {
 
   /** Starts the process and waits until its replica is ready; then it runs the operations left. */
   async start(): Promise<void> {
-    const child = fork(SCRIPT, [], { execArgv: [], env: { ...process.env, ...this.env }, stdio: ['ignore', 'ignore', process.env.CHAOS_DEBUG ? 'inherit' : 'pipe', 'ipc'] });
+    const child = fork(SCRIPT, [], { execArgv: [], env: { ...process.env, ...this.env }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     this.child = child;
     let stderr = '';
-    child.stderr?.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
+    child.stderr!.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
     this.exited = new Promise((resolve) =>
       child.once('exit', (code, signal) => {
         if (this.child === child) this.child = undefined;
