@@ -44,12 +44,12 @@ arrival at one session, while 1 to 1000 sessions are connected, ten to a workspa
 ## The chaos suite
 
 \`yarn test:chaos\` is a test, not a benchmark; its size and time are: 20 seeds × 5 client processes ×
-300 operations, four faults a seed, about 25–30 s a seed on this 2-core VM (the five PGlite clients,
-two servers and Postgres share the two cores), so 9–10 minutes for the suite.
+300 operations, four faults a seed, 28–39 s a seed on this 2-core VM (the five PGlite clients,
+two servers and Postgres share the two cores): 631 s (10.5 min) for the suite in a fresh-clone CI run.
 
 ## Where a goal is not met
 
-- **Chaos suite in CI (#7): 9–10 min against 8.** Each seed's work is CPU-bound here: 1,500 local
+- **Chaos suite in CI (#7): 10.5 min against 8.** Each seed's work is CPU-bound here: 1,500 local
   writes, each pushed, captured and applied by four other replicas, plus restarts of server processes
   (≈3 s each under load) and Postgres. Fewer seeds or clients would meet the time and miss the size the
   issue asks for; on a 4-core runner the suite fits.
