@@ -1,5 +1,6 @@
 import type { PGliteInterface, Transaction } from '@electric-sql/pglite';
 import type { SyncedTable } from '@walsync/db/browser';
+import { RemoteApply } from './remote-apply';
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
@@ -12,7 +13,8 @@ export const SERVER_MANAGED = ['created_at', 'updated_at', 'version', 'hlc', 'or
  * - `walsync_outbox`: every local write, captured in the same transaction by triggers;
  * - `walsync_deferred`: server rows held back while the row had unsent local writes;
  * - triggers on each synced table: stamp each local write with an HLC and record it in the outbox
- *   (one BEFORE trigger), and turn a local DELETE into a tombstone. Remote applies run with `walsync.applying = on` and are not captured.
+ *   (one BEFORE trigger), and turn a local DELETE into a tombstone. Remote applies run with `walsync.applying = on` and are not captured;
+ * - `walsync_apply_changes` and `walsync_settle`: the live apply paths, generated from the synced tables (RemoteApply.installSql).
  */
 export async function installLocalSchema(db: PGliteInterface | Transaction, tables: SyncedTable[]): Promise<void> {
   await db.exec(`
@@ -132,6 +134,7 @@ export async function installLocalSchema(db: PGliteInterface | Transaction, tabl
       RETURN NULL;
     END $$;
   `);
+  await db.exec(new RemoteApply(tables).installSql());
   for (const table of tables) {
     const keys = table.primaryKey.map((name) => `'${name}'`).join(', ');
     await db.exec(`
@@ -144,7 +147,7 @@ export async function installLocalSchema(db: PGliteInterface | Transaction, tabl
 }
 
 /** Bumped whenever the SQL above changes, so existing replicas reinstall it. */
-const LOCAL_SCHEMA_REVISION = 4;
+const LOCAL_SCHEMA_REVISION = 5;
 
 /**
  * Installs the local schema unless this replica already has it for the same revision, schema

@@ -312,12 +312,7 @@ export class SyncClient {
         return this.becomeLive();
       case 'changes': {
         this.emit('pull:received', { changes: message.changes.length, position: message.position });
-        await this.db.transaction(async (tx) => {
-          await tx.exec(`SET LOCAL walsync.applying = 'on'`);
-          const newest = await this.apply.applyChanges(tx, message.changes);
-          if (newest) await tx.query(`SELECT walsync_observe_hlc($1)`, [newest]);
-          await setState(tx, 'position', message.position);
-        });
+        await this.apply.applyChanges(this.db, message.changes, message.position);
         this.emit('pull:applied', { changes: message.changes.length, position: message.position });
         this.ackWhenStored(message.position);
         return;
@@ -413,24 +408,19 @@ export class SyncClient {
       if (results.length === 0) return; // the connection dropped; the outbox is pushed again after reconnecting
       const counts = { sent: rows.length, applied: 0, rejected: 0, errors: 0 };
       const conflicts: Array<{ table: string; pk: Record<string, unknown>; result: ChangeResult }> = [];
-      await this.db.transaction(async (tx) => {
-        await tx.exec(`SET LOCAL walsync.applying = 'on'`);
-        for (const [index, result] of results.entries()) {
-          const row = rows[index]!;
-          if (result.status === 'error') {
-            counts.errors += 1;
-            await tx.query(`UPDATE walsync_outbox SET attempts = attempts + 1, last_error = $2 WHERE change_id = $1`, [row.change_id, `${result.code}: ${result.message}`]);
-            continue;
-          }
-          await tx.query(`DELETE FROM walsync_outbox WHERE change_id = $1`, [row.change_id]);
-          await this.apply.settle(tx, { table: row.table_name, pk: row.pk }, result);
-          if (result.status === 'applied') counts.applied += 1;
-          else {
-            counts.rejected += 1;
-            conflicts.push({ table: row.table_name, pk: row.pk, result });
-          }
+      for (const [index, result] of results.entries()) {
+        const row = rows[index]!;
+        if (result.status === 'error') counts.errors += 1;
+        else if (result.status === 'applied') counts.applied += 1;
+        else {
+          counts.rejected += 1;
+          conflicts.push({ table: row.table_name, pk: row.pk, result });
         }
-      });
+      }
+      await this.apply.settle(
+        this.db,
+        results.map((result, index) => ({ changeId: rows[index]!.change_id, table: rows[index]!.table_name, pk: rows[index]!.pk, result })),
+      );
       this.emit('push', counts);
       for (const conflict of conflicts) this.emit('conflict', conflict);
       for (const [index, result] of results.entries()) {
