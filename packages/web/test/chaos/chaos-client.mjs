@@ -1,28 +1,34 @@
-// One chaos client in a process of its own (so it can be killed -9): it opens its replica, runs the
-// operations the parent sends, reports what it did and what its sync loop does over IPC, and answers
-// `settle` (flush) and `dump` (the parent's queries, and its outbox) for the final checks.
+// A chaos client process (so it can be killed -9). It serves one replica at a time: `open` starts a
+// sync client on a data directory, `run` carries out the operations the parent sends at their times,
+// `settle` flushes, `dump` answers the parent's queries (and its outbox), `close` closes the client
+// and leaves the process ready for the next `open` (a warm process: no start-up, no module loading),
+// `exit` ends it. What it did and what its sync loop does is reported over IPC.
 import { createSyncClient } from '@walsync/web';
 
-const { URL: url, TOKEN: token, DATA_DIR: dataDir } = process.env;
 const send = (message) => process.send?.(message);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// A killed predecessor's lock goes stale after a few seconds: wait for it, as a restarted app would.
+/** The sync client of the replica open now, and the operations it runs (stopped on close). */
 let client;
-for (let attempt = 0; ; attempt++) {
-  try {
-    client = await createSyncClient({ url, token, dataDir });
-    break;
-  } catch (error) {
-    if (error.code !== 'locked' || attempt > 100) throw error;
-    await sleep(100);
+let running;
+
+async function open({ url, token, dataDir }) {
+  // A killed predecessor's lock is taken over at once; retry anyway, as a restarted app would.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      client = await createSyncClient({ url, token, dataDir });
+      break;
+    } catch (error) {
+      if (error.code !== 'locked' || attempt > 100) throw error;
+      await sleep(100);
+    }
   }
+  client.on('pull:received', (event) => send({ type: 'event', event: 'pull', changes: event.changes }));
+  client.on('captured', () => send({ type: 'event', event: 'captured' }));
+  client.on('error', (error) => send({ type: 'event', event: 'error', message: error.message }));
+  await client.ready;
+  send({ type: 'ready', clientId: client.clientId });
 }
-client.on('pull:received', (event) => send({ type: 'event', event: 'pull', changes: event.changes }));
-client.on('captured', () => send({ type: 'event', event: 'captured' }));
-client.on('error', (error) => send({ type: 'event', event: 'error', message: error.message }));
-await client.ready;
-send({ type: 'ready', clientId: client.clientId });
 
 const statements = {
   insert: (op) => [
@@ -38,34 +44,44 @@ const statements = {
 };
 
 // Each operation at its time from the run's start; after a restart the missed ones catch up at once.
-async function run(ops, from, startedAt) {
-  for (let index = from; index < ops.length; index++) {
+async function run(mine, ops, from, startedAt) {
+  for (let index = from; index < ops.length && client === mine; index++) {
     const op = ops[index];
     await sleep(startedAt + op.atMs - Date.now());
     const [sql, params] = statements[op.kind](op);
     try {
-      await client.db.query(sql, params);
+      await mine.db.query(sql, params);
     } catch (error) {
       // A replayed insert after a kill (it committed, the report did not) is the one expected failure.
       send({ type: 'event', event: 'op_failed', index, message: error.message });
     }
     send({ type: 'done', index });
   }
-  send({ type: 'finished' });
+  if (client === mine) send({ type: 'finished' });
 }
 
 process.on('message', async (message) => {
-  if (message.type === 'run') void run(message.ops, message.from, message.startedAt);
-  else if (message.type === 'settle') {
-    await client.flush();
-    send({ type: 'settled' });
-  } else if (message.type === 'dump') {
-    const rows = {};
-    for (const [table, sql] of Object.entries(message.queries)) rows[table] = (await client.db.query(sql)).rows;
-    const outbox = (await client.db.query(`SELECT count(*)::int AS n FROM walsync_outbox`)).rows[0].n;
-    send({ type: 'dump', rows, outbox, status: client.status });
-  } else if (message.type === 'close') {
-    await client.close();
-    process.exit(0);
+  try {
+    if (message.type === 'open') await open(message);
+    else if (message.type === 'run') running = run(client, message.ops, message.from, message.startedAt);
+    else if (message.type === 'settle') {
+      await client.flush();
+      send({ type: 'settled' });
+    } else if (message.type === 'dump') {
+      const rows = {};
+      for (const [table, sql] of Object.entries(message.queries)) rows[table] = (await client.db.query(sql)).rows;
+      const outbox = (await client.db.query(`SELECT count(*)::int AS n FROM walsync_outbox`)).rows[0].n;
+      send({ type: 'dump', rows, outbox, status: client.status });
+    } else if (message.type === 'close') {
+      const closing = client;
+      client = undefined;
+      await running?.catch(() => undefined);
+      await closing?.close();
+      send({ type: 'closed' });
+    } else if (message.type === 'exit') process.exit(0);
+  } catch (error) {
+    // The parent sees the message and the stack on stderr, and the exit.
+    console.error(error);
+    process.exit(1);
   }
 });

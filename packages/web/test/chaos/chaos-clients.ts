@@ -9,11 +9,42 @@ type ChildMessage =
   | { type: 'done'; index: number }
   | { type: 'finished' }
   | { type: 'settled' }
+  | { type: 'closed' }
   | { type: 'event'; event: 'pull' | 'captured' | 'error' | 'op_failed'; message?: string; index?: number; changes?: number }
   | { type: 'dump'; rows: Record<string, Array<Record<string, unknown>>>; outbox: number; status: string };
 
 /**
- * One chaos client: a Node process running @walsync/web on its own data directory, which the test
+ * The client processes of a chaos run. One that closed its replica cleanly waits here for the next
+ * seed's (module loading and PGlite's first start are a good part of a client's start-up); a killed
+ * one is gone, and a new process takes its place.
+ */
+export class ClientProcesses {
+  private readonly idle: ChildProcess[] = [];
+
+  take(): ChildProcess {
+    return this.idle.pop() ?? fork(SCRIPT, [], { execArgv: [], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  }
+
+  give(child: ChildProcess): void {
+    if (child.exitCode === null && child.signalCode === null) this.idle.push(child);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.idle.splice(0).map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+            child.once('exit', () => (clearTimeout(timer), resolve()));
+            child.send({ type: 'exit' });
+          }),
+      ),
+    );
+  }
+}
+
+/**
+ * One chaos client: @walsync/web in a process of its own on its own data directory, which the test
  * can kill -9 at any moment and start again on the same directory, where it carries on with the
  * operations it had not reported done.
  */
@@ -25,6 +56,7 @@ export class ChaosClient {
   kills = 0;
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
+  private detach: () => void = () => undefined;
   private listeners = new Set<(message: ChildMessage) => void>();
   private turn: Promise<unknown> = Promise.resolve();
   /** When the operations' clock started (epoch ms); set by the first `start()`. */
@@ -33,7 +65,8 @@ export class ChaosClient {
 
   constructor(
     readonly index: number,
-    private readonly env: { URL: string; TOKEN: string; DATA_DIR: string },
+    private readonly processes: ClientProcesses,
+    private readonly replica: { url: string; token: string; dataDir: string },
     private readonly ops: ClientOp[],
   ) {}
 
@@ -41,27 +74,38 @@ export class ChaosClient {
     return this.child !== undefined;
   }
 
-  /** Starts the process and waits until its replica is ready; then it runs the operations left. */
+  /** Opens the replica in a client process and waits until it is ready; then it runs the operations left. */
   async start(): Promise<void> {
-    const child = fork(SCRIPT, [], { execArgv: [], env: { ...process.env, ...this.env }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const child = this.processes.take();
     this.child = child;
     let stderr = '';
-    child.stderr!.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
-    this.exited = new Promise((resolve) =>
-      child.once('exit', (code, signal) => {
-        if (this.child === child) this.child = undefined;
-        if (signal !== 'SIGKILL' && code !== 0) this.note(`exited with ${code ?? signal}: ${stderr.trim()}`);
-        resolve();
-      }),
-    );
-    child.on('message', (message: ChildMessage) => {
+    const onStderr = (chunk: Buffer) => (stderr = (stderr + chunk).slice(-4000));
+    const onMessage = (message: ChildMessage) => {
       if (message.type === 'done') this.done = Math.max(this.done, message.index);
       else if (message.type === 'finished') this.finished = true;
       else if (message.type === 'ready') this.clientId = message.clientId;
       else if (message.type === 'event' && (message.event === 'error' || message.event === 'op_failed')) this.note(`${message.event}: ${message.message}`);
       for (const listener of this.listeners) listener(message);
+    };
+    let onExit: (code: number | null, signal: NodeJS.Signals | null) => void = () => undefined;
+    this.exited = new Promise((resolve) => {
+      onExit = (code, signal) => {
+        if (this.child === child) this.child = undefined;
+        if (signal !== 'SIGKILL' && code !== 0) this.note(`exited with ${code ?? signal}: ${stderr.trim()}`);
+        resolve();
+      };
     });
-    await this.next((message) => message.type === 'ready', 60_000);
+    child.stderr!.on('data', onStderr);
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+    this.detach = () => {
+      child.stderr!.off('data', onStderr);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    const ready = this.next((message) => message.type === 'ready', 60_000);
+    child.send({ type: 'open', ...this.replica });
+    await ready;
     this.startedAt ||= Date.now();
     if (!this.finished) child.send({ type: 'run', ops: this.ops, from: this.done + 1, startedAt: this.startedAt });
   }
@@ -106,11 +150,17 @@ export class ChaosClient {
     return (await answer) as never;
   }
 
+  /** Closes the replica; the process goes back to the pool for the next seed (or is killed if it does not close). */
   async close(): Promise<void> {
-    if (!this.child) return;
-    this.child.send({ type: 'close' });
-    const timer = setTimeout(() => this.child?.kill('SIGKILL'), 5000);
-    await this.exited;
-    clearTimeout(timer);
+    const child = this.child;
+    if (!child) return;
+    const closed = await this.request({ type: 'close' }, 'closed', 5000).then(
+      () => true,
+      () => false,
+    );
+    this.detach();
+    this.child = undefined;
+    if (closed) this.processes.give(child);
+    else child.kill('SIGKILL');
   }
 }

@@ -1,8 +1,9 @@
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { createMigrationAPI } from '@walsync/db/browser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresTargets, scratchDir } from '../../../db/test/support/postgres';
+import { ClientProcesses } from './chaos-clients';
 import { Cluster } from './cluster';
 import { type SeedReport, runSeed } from './run-seed';
 import { FAULT_KINDS, describePlan, makePlan } from './schedule';
@@ -42,13 +43,18 @@ describe.skipIf(!target)(`convergence under faults (${seeds.length} seeds × ${s
   const scratch = scratchDir('chaos-clients');
   const reports: SeedReport[] = [];
   const blankReplica = path.join(scratch.dir, 'blank');
+  const processes = new ClientProcesses();
   beforeAll(async () => {
     cluster = await Cluster.start(target!, 2);
-    const replica = await PGlite.create(blankReplica);
-    await createMigrationAPI(replica).migrateToLatest();
+    // A replica as a new client starts it, from the template `yarn build:template` makes (the
+    // client processes run the built package too): copied per client, which is quicker than unpacking.
+    const template = path.join(__dirname, '../../dist/replica.tar.gz');
+    if (!existsSync(template)) throw new Error(`${template} is missing: run \`yarn build:template\` first`);
+    const replica = await PGlite.create(blankReplica, { loadDataDir: new Blob([readFileSync(template)]) });
     await replica.close();
   });
   afterAll(async () => {
+    await processes.close();
     await cluster?.stop();
     scratch.remove();
   });
@@ -56,7 +62,7 @@ describe.skipIf(!target)(`convergence under faults (${seeds.length} seeds × ${s
   it.each(seeds)('seed %i: every client equals the server, no acknowledged write is lost', async (seed) => {
     const plan = makePlan(seed, settings);
     try {
-      const report = await runSeed(cluster, plan, { scratchDir: scratch.dir, blankReplica });
+      const report = await runSeed(cluster, plan, { scratchDir: scratch.dir, blankReplica, processes });
       reports.push(report);
       if (env.WALSYNC_CHAOS_VERBOSE === '1') console.log(report.trace.join('\n'));
       expect(report.rows).toBeGreaterThan(0);

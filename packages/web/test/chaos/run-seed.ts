@@ -1,12 +1,15 @@
-import { cpSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { Tokens } from '@walsync/server';
 import { TEST_JWT_SECRET } from '../../../server/test/support/servers';
-import { ChaosClient } from './chaos-clients';
+import { ChaosClient, type ClientProcesses } from './chaos-clients';
 import { type Cluster, Relay } from './cluster';
 import { checkInvariants } from './invariants';
 import type { ExternalWrite, Fault, Plan } from './schedule';
 
+const execFileAsync = promisify(execFile);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What one seed's run did: the faults that really happened, for the suite's coverage check. */
@@ -23,17 +26,17 @@ export class ChaosFailure extends Error {}
  * Runs one seed's plan against the cluster: its own workspaces and users, five client processes,
  * the faults and external writes at their times, then everyone online and quiet, then the checks.
  */
-export async function runSeed(cluster: Cluster, plan: Plan, options: { scratchDir: string; blankReplica: string }): Promise<SeedReport> {
+export async function runSeed(cluster: Cluster, plan: Plan, options: { scratchDir: string; blankReplica: string; processes: ClientProcesses }): Promise<SeedReport> {
   await createFixture(cluster, plan);
   const tokens = new Tokens(TEST_JWT_SECRET);
   const relays = await Promise.all(plan.clients.map((_, index) => Relay.open(cluster.serverPorts[index % cluster.serverPorts.length]!)));
   const dataDirs = plan.clients.map((_, index) => path.join(options.scratchDir, `seed-${plan.seed}-client-${index}`));
   const clients = await Promise.all(
     plan.clients.map(async (client, index) => {
-      // A migrated replica that never synced, as the template would make it (copied: quicker than unpacking five times).
-      cpSync(options.blankReplica, dataDirs[index]!, { recursive: true });
+      // A migrated replica that never synced, as the template makes it (copied with cp(1): quicker than unpacking five times, or than Node's recursive copy).
+      await execFileAsync('cp', ['-R', options.blankReplica, dataDirs[index]!]);
       const token = await tokens.issue(plan.fixture.users[client.user]);
-      return new ChaosClient(index, { URL: relays[index]!.url, TOKEN: token, DATA_DIR: dataDirs[index]! }, client.ops);
+      return new ChaosClient(index, options.processes, { url: relays[index]!.url, token, dataDir: dataDirs[index]! }, client.ops);
     }),
   );
   const trace: string[] = [];
@@ -60,6 +63,7 @@ export async function runSeed(cluster: Cluster, plan: Plan, options: { scratchDi
       await applyExternal(cluster, plan, write);
       trace.push(`@${at()} ms external ${write.kind}`);
     });
+    const progress = setInterval(() => trace.push(`@${at()} ms progress ${clients.map((c) => `${c.done + 1}${c.running ? '' : '(down)'}`).join(' ')}`), 1000);
     await Promise.all([...faults, ...external]);
     for (const client of clients) {
       for (let waited = 0; !client.finished; waited += 100) {
@@ -68,6 +72,7 @@ export async function runSeed(cluster: Cluster, plan: Plan, options: { scratchDi
         await sleep(100);
       }
     }
+    clearInterval(progress);
     trace.push(`@${at()} ms all operations done; settling`);
     cluster.assertServersAlive();
     await Promise.all(clients.map((client) => client.request({ type: 'settle' }, 'settled', 90_000)));
