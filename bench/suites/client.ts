@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { createMigrationAPI } from '@walsync/db/browser';
 import { Tokens } from '@walsync/server';
@@ -72,6 +75,36 @@ export async function clientFigures(): Promise<Figure[]> {
       await b.close();
       await plain.close();
 
+      // Catch-up after offline: a replica on disk is closed while 5,000 single-row transactions commit
+      // on the server (another app's writes), then reopened; timed from the first batch received to
+      // the last change applied.
+      const catchUpDir = mkdtempSync(path.join(tmpdir(), 'walsync-bench-catchup-'));
+      try {
+        const token = await tokens.issue(users[1]!);
+        const offline = await createSyncClient({ url: server.url, token, dataDir: catchUpDir });
+        await offline.ready;
+        await offline.close();
+        const ids = (await db.query(`SELECT id FROM task WHERE workspace_id = $1 ORDER BY id LIMIT 500`, [workspace])).rows.map((row) => row.id as string);
+        const before = (await db.query(`SELECT count(*)::int AS n FROM change_history`)).rows[0].n as number;
+        const transactions = 5000;
+        for (let i = 0; i < transactions; i++) await db.query(`UPDATE task SET title = $2 WHERE id = $1`, [ids[i % ids.length], `catch-up ${i}`]);
+        while ((await db.query(`SELECT count(*)::int AS n FROM change_history`)).rows[0].n < before + transactions) await new Promise((resolve) => setTimeout(resolve, 50));
+        const reopened = await createSyncClient({ url: server.url, token, dataDir: catchUpDir });
+        let firstBatch = 0;
+        reopened.on('pull:received', () => (firstBatch ||= performance.now()));
+        const last = ids[(transactions - 1) % ids.length];
+        for (;;) {
+          const { rows } = await reopened.db.query<{ title: string }>(`SELECT title FROM task WHERE id = $1`, [last]);
+          if (rows[0]?.title === `catch-up ${transactions - 1}`) break;
+          await new Promise((resolve) => setTimeout(resolve, 2));
+        }
+        const catchUpRate = transactions / ((performance.now() - firstBatch) / 1000);
+        await reopened.close();
+        figures.push({ issue: 7, name: 'catch-up after offline: streamed changes applied by a Node client', value: catchUpRate, unit: 'changes/s', note: `${transactions} single-row transactions, first batch received to last applied, replica on disk` });
+      } finally {
+        rmSync(catchUpDir, { recursive: true, force: true });
+      }
+
       // Hydration of 100,000 rows into a fresh Node client, and PGlite's own bulk insert of the same rows.
       await db.query(`INSERT INTO task (workspace_id, project_id, title, labels) SELECT $1, $2, 'hydrate ' || g, '["bench"]' FROM generate_series(1, 100000) g`, [workspace, project]);
       while ((await db.query(`SELECT count(*)::int AS n FROM change_history WHERE table_name = 'task'`)).rows[0].n < 100_000 + 550) await new Promise((resolve) => setTimeout(resolve, 100));
@@ -98,6 +131,8 @@ export async function clientFigures(): Promise<Figure[]> {
       figures.push({ issue: 5, name: 'hydration of 100,000 rows into a Node client', value: rate, unit: 'rows/s', goal: '>= 15000', note: `${total} rows, bootstrap:start to bootstrap:complete, memory://` });
       figures.push({ issue: 5, name: "PGlite's own bulk insert of the same rows", value: bulkRate, unit: 'rows/s', note: 'jsonb_populate_recordset, 10,000 a statement' });
       figures.push({ issue: 5, name: 'hydration ÷ PGlite bulk insert', value: rate / bulkRate, unit: '×' });
+      const catchUp = figures.find((figure) => figure.name.startsWith('catch-up after offline'));
+      if (catchUp) figures.push({ issue: 7, name: 'catch-up ÷ PGlite bulk insert', value: catchUp.value / bulkRate, unit: '×', note: 'the bulk insert measured above' });
     } finally {
       await db.end();
       await server.stop();

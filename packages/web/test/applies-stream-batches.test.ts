@@ -1,0 +1,95 @@
+import { PGlite } from '@electric-sql/pglite';
+import { type StreamChange, createMigrationAPI, syncedTables } from '@walsync/db/browser';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installLocalSchema } from '../src/local-schema';
+import { RemoteApply } from '../src/remote-apply';
+
+/**
+ * A changes batch is applied as runs (consecutive changes of one kind to one table, one statement
+ * each, one row per key): the result must be what applying its changes one by one would give.
+ */
+describe('applying a streamed batch in runs', () => {
+  let db: PGlite;
+  let workspace: string;
+  let project: string;
+  const apply = new RemoteApply(syncedTables);
+  const taskRow = async (id: string) => (await db.query<any>(`SELECT title, version, deleted_at FROM task WHERE id = $1`, [id])).rows[0];
+  const row = (id: string, title: string, version: number, extra: Record<string, unknown> = {}) => ({
+    id,
+    workspace_id: workspace,
+    project_id: project,
+    title,
+    status: 'todo',
+    position: 0,
+    labels: [],
+    version,
+    hlc: `${String(1_700_000_000_000 + version).padStart(15, '0')}:000000:server`,
+    created_at: '2026-01-01T00:00:00Z',
+    updated_at: '2026-01-01T00:00:00Z',
+    ...extra,
+  });
+  const upsert = (data: Record<string, unknown>): StreamChange => ({ table: 'task', op: 'update', data });
+
+  beforeAll(async () => {
+    db = await PGlite.create();
+    expect((await createMigrationAPI(db).migrateToLatest()).error).toBeUndefined();
+    await installLocalSchema(db, syncedTables);
+    await db.query(`INSERT INTO walsync_state VALUES ('client_id', 'client-a')`);
+    await db.exec(`SET walsync.applying = 'on'`);
+    workspace = (await db.query<{ id: string }>(`INSERT INTO workspace (name) VALUES ('w') RETURNING id`)).rows[0]!.id;
+    project = (await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, 'p') RETURNING id`, [workspace])).rows[0]!.id;
+    await db.exec(`RESET walsync.applying`);
+  });
+  afterAll(async () => {
+    await db.close();
+  });
+
+  it('keeps the newest version of a row changed twice in one run, whatever the order', async () => {
+    const [a, b] = [crypto.randomUUID(), crypto.randomUUID()];
+    await apply.applyChanges(db, [upsert(row(a, 'a2', 2)), upsert(row(b, 'b3', 3)), upsert(row(a, 'a3', 3)), upsert(row(b, 'b2', 2))], '0/10');
+    expect(await taskRow(a)).toMatchObject({ title: 'a3', version: 3 });
+    expect(await taskRow(b)).toMatchObject({ title: 'b3', version: 3 });
+    // A later batch with an older version never rolls a row back.
+    await apply.applyChanges(db, [upsert(row(a, 'a1', 1))], '0/11');
+    expect(await taskRow(a)).toMatchObject({ title: 'a3', version: 3 });
+    expect((await db.query<any>(`SELECT value FROM walsync_state WHERE key = 'position'`)).rows[0].value).toBe('0/11');
+  });
+
+  it('keeps the batch order across runs: parents before children, a delete then an insert of the same row', async () => {
+    const [parent, child, again] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    await apply.applyChanges(
+      db,
+      [
+        { table: 'project', op: 'insert', data: { id: parent, workspace_id: workspace, name: 'new', version: 1, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' } },
+        upsert(row(child, 'child', 1, { project_id: parent })),
+        upsert(row(again, 'first', 1)),
+        { table: 'task', op: 'delete', old: row(again, 'first', 1) },
+        upsert(row(again, 'second', 2)),
+      ],
+      '0/20',
+    );
+    expect(await taskRow(child)).toMatchObject({ title: 'child' });
+    expect(await taskRow(again)).toMatchObject({ title: 'second', version: 2 });
+  });
+
+  it('holds a streamed row back while the row has an unsent local write, and applies the newer one with the answer', async () => {
+    const id = crypto.randomUUID();
+    await apply.applyChanges(db, [upsert(row(id, 'server', 1))], '0/30');
+    await db.query(`UPDATE task SET title = 'local' WHERE id = $1`, [id]);
+    const change = (await db.query<any>(`SELECT change_id, pk FROM walsync_outbox WHERE pk = $1::jsonb`, [JSON.stringify({ id })])).rows[0];
+    await apply.applyChanges(db, [upsert(row(id, 'elsewhere 5', 5)), upsert(row(id, 'elsewhere 4', 4))], '0/31');
+    expect(await taskRow(id)).toMatchObject({ title: 'local' });
+    // The server answers the local write with an older row than the one it streamed meanwhile.
+    await apply.settle(db, [{ changeId: change.change_id, table: 'task', pk: change.pk, result: { changeId: change.change_id, status: 'applied', lsn: '0/1', row: row(id, 'answer', 3) } }]);
+    expect(await taskRow(id)).toMatchObject({ title: 'elsewhere 5', version: 5 });
+    expect((await db.query(`SELECT 1 FROM walsync_outbox WHERE change_id = $1`, [change.change_id])).rows).toEqual([]);
+  });
+
+  it('applies a batch whole or not at all', async () => {
+    const id = crypto.randomUUID();
+    const broken = row(crypto.randomUUID(), 'orphan', 1, { project_id: crypto.randomUUID() });
+    await expect(apply.applyChanges(db, [upsert(row(id, 'lost', 1)), { table: 'comment', op: 'insert', data: { id: crypto.randomUUID() } }, upsert(broken)], '0/40')).rejects.toThrow();
+    expect(await taskRow(id)).toBeUndefined();
+    expect((await db.query<any>(`SELECT value FROM walsync_state WHERE key = 'position'`)).rows[0].value).toBe('0/31');
+  });
+});
