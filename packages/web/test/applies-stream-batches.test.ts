@@ -1,8 +1,8 @@
-import { PGlite } from '@electric-sql/pglite';
-import { type StreamChange, createMigrationAPI, syncedTables } from '@walsync/db/browser';
+import type { PGlite } from '@electric-sql/pglite';
+import { type StreamChange, syncedTables } from '@walsync/db/browser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installLocalSchema } from '../src/local-schema';
 import { RemoteApply } from '../src/remote-apply';
+import { localReplica } from './support/local-replica';
 
 /**
  * A changes batch is applied as runs (consecutive changes of one kind to one table, one statement
@@ -31,14 +31,7 @@ describe('applying a streamed batch in runs', () => {
   const upsert = (data: Record<string, unknown>): StreamChange => ({ table: 'task', op: 'update', data });
 
   beforeAll(async () => {
-    db = await PGlite.create();
-    expect((await createMigrationAPI(db).migrateToLatest()).error).toBeUndefined();
-    await installLocalSchema(db, syncedTables);
-    await db.query(`INSERT INTO walsync_state VALUES ('client_id', 'client-a')`);
-    await db.exec(`SET walsync.applying = 'on'`);
-    workspace = (await db.query<{ id: string }>(`INSERT INTO workspace (name) VALUES ('w') RETURNING id`)).rows[0]!.id;
-    project = (await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, 'p') RETURNING id`, [workspace])).rows[0]!.id;
-    await db.exec(`RESET walsync.applying`);
+    ({ db, workspace, project } = await localReplica());
   });
   afterAll(async () => {
     await db.close();

@@ -1,7 +1,7 @@
-import { PGlite } from '@electric-sql/pglite';
-import { createMigrationAPI, parseHlc, syncedTables } from '@walsync/db/browser';
+import type { PGlite } from '@electric-sql/pglite';
+import { parseHlc } from '@walsync/db/browser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installLocalSchema } from '../src/local-schema';
+import { localReplica } from './support/local-replica';
 
 describe('capturing local writes in PGlite', () => {
   let db: PGlite;
@@ -10,14 +10,7 @@ describe('capturing local writes in PGlite', () => {
   const outbox = async () => (await db.query<any>(`SELECT table_name, op, pk, data, hlc FROM walsync_outbox ORDER BY seq`)).rows;
 
   beforeAll(async () => {
-    db = await PGlite.create();
-    expect((await createMigrationAPI(db).migrateToLatest()).error).toBeUndefined();
-    await installLocalSchema(db, syncedTables);
-    await db.query(`INSERT INTO walsync_state VALUES ('client_id', 'client-a')`);
-    await db.exec(`SET walsync.applying = 'on'`);
-    workspace = (await db.query<{ id: string }>(`INSERT INTO workspace (name) VALUES ('w') RETURNING id`)).rows[0]!.id;
-    project = (await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, 'p') RETURNING id`, [workspace])).rows[0]!.id;
-    await db.exec(`RESET walsync.applying`);
+    ({ db, workspace, project } = await localReplica());
   });
   afterAll(async () => {
     await db.close();

@@ -1,0 +1,16 @@
+import { cp, rm } from 'node:fs/promises';
+const t0 = performance.now();
+const { createSyncClient } = await import('@walsync/web');
+const { PGlite } = await import('@electric-sql/pglite');
+const t1 = performance.now();
+await rm('/tmp/blank-c', { recursive: true, force: true });
+await cp('/tmp/blank-t', '/tmp/blank-c', { recursive: true });
+const t2 = performance.now();
+const client = await createSyncClient({ url: 'http://127.0.0.1:9', token: 'x', dataDir: '/tmp/blank-c' });
+const t3 = performance.now();
+await client.close();
+const t4 = performance.now();
+const db = await PGlite.create('/tmp/blank-c');
+const t5 = performance.now();
+await db.close();
+console.log(`import ${(t1 - t0).toFixed(0)}, copy ${(t2 - t1).toFixed(0)}, createSyncClient ${(t3 - t2).toFixed(0)}, close ${(t4 - t3).toFixed(0)}, bare reopen ${(t5 - t4).toFixed(0)}`);
