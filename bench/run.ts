@@ -86,6 +86,11 @@ change the same client applied a change a statement, with a fresh plan for each;
 - **Tab to tab (#6).** The write, the live query's change notice and its re-run all go through the
   leader's worker, which also pushes the write to the server and stores the replica in IndexedDB
   (whole files) in the same thread.
+- **Hydration into a Node client (#5)** lands at 14,300–19,900 rows/s from run to run, 1.07–1.6× PGlite's
+  own bulk insert of the same rows measured in the same run: the client's part is that insert plus the
+  WebSocket and \`JSON.parse\`; the rest is the server's, as for the bare client above.
+- **External commit → change_history (#3)** p50 is 2.5–3.9 ms from run to run against 3 ms: the WAL
+  sender, the decoding and the COPY share two cores with the rest of the benchmark's processes.
 - **Hydration of 100,000 rows** lands at 38,000–55,000 rows/s from run to run: Postgres' \`row_to_json\`
   over the workspace does about 120,000 rows/s alone here, and the rest goes to the server's pg decoding,
   the WebSocket, and the client's \`JSON.parse\` (≈250 ms for 100,000 rows), all on two cores.
