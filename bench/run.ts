@@ -46,7 +46,8 @@ arrival at one session, while 1 to 1000 sessions are connected, ten to a workspa
 \`yarn test:chaos\` is a test, not a benchmark; its size and time are: 20 seeds × 5 client processes ×
 300 operations, four faults a seed, 11–24 s a seed on this 2-core VM (the five PGlite clients, two
 servers and Postgres share the two cores; the first seed also starts the client processes, which the
-later seeds reuse): about 5 minutes for the suite, against the 8-minute goal.
+later seeds reuse): about 5 minutes for the suite, against the 8-minute goal; three more seeds on
+the machine's PostgreSQL 15 add about a minute.
 
 ## Catch-up after offline
 

@@ -38,7 +38,8 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
     await client.start();
     return client;
   } catch (error) {
-    await release?.();
+    // The error that stopped the start is the one to report, not a lock that was lost meanwhile.
+    await release?.().catch(() => undefined);
     throw error;
   }
 }

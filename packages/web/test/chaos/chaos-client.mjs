@@ -60,7 +60,14 @@ async function run(mine, ops, from, startedAt) {
   if (client === mine) send({ type: 'finished' });
 }
 
-process.on('message', async (message) => {
+// Messages are handled one after another: a `close` that arrives while `open` is still starting the
+// client (the parent gave up on a failed seed) closes that client, not nothing.
+let handled = Promise.resolve();
+process.on('message', (message) => {
+  handled = handled.then(() => handle(message));
+});
+
+async function handle(message) {
   try {
     if (message.type === 'open') await open(message);
     else if (message.type === 'run') running = run(client, message.ops, message.from, message.startedAt);
@@ -84,4 +91,4 @@ process.on('message', async (message) => {
     console.error(error);
     process.exit(1);
   }
-});
+}

@@ -126,7 +126,11 @@ async function applyExternal(cluster: Cluster, plan: Plan, write: ExternalWrite)
   if (write.kind === 'insert') {
     const workspace = plan.fixture.workspaces[write.workspace];
     const project = plan.fixture.projects[write.workspace];
-    await cluster.query(`INSERT INTO task (id, workspace_id, project_id, title) SELECT id, $2, $3, 'sql ' || n FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)`, [write.ids, workspace, project]);
+    // Idempotent: a retry after Postgres restarted may follow a commit whose answer was lost.
+    await cluster.query(
+      `INSERT INTO task (id, workspace_id, project_id, title) SELECT id, $2, $3, 'sql ' || n FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n) ON CONFLICT (id) DO NOTHING`,
+      [write.ids, workspace, project],
+    );
   } else if (write.kind === 'update') {
     await cluster.query(`UPDATE task SET title = $2 WHERE id = $1`, [write.id, write.title]);
   } else {

@@ -66,6 +66,16 @@ export interface Plan {
 
 export const FAULT_KINDS: Fault['kind'][] = ['disconnect', 'kill-client-mid-apply', 'kill-client-mid-push', 'kill-server', 'kill-leader', 'restart-postgres'];
 
+/** The two extra faults of a seed, by seed: every three consecutive pairs hold all four kinds. */
+const PAIRS = [
+  ['kill-server', 'kill-leader'],
+  ['restart-postgres', 'other-kill'],
+  ['kill-server', 'restart-postgres'],
+  ['kill-leader', 'other-kill'],
+  ['kill-server', 'other-kill'],
+  ['kill-leader', 'restart-postgres'],
+] as const;
+
 /** A uuid from the generator (v4-shaped), so inserted ids are part of the plan. */
 function uuid(next: () => number): string {
   const hex = Array.from({ length: 32 }, () => Math.floor(next() * 16).toString(16));
@@ -121,15 +131,13 @@ export function makePlan(seed: number, settings: ChaosSettings): Plan {
   }
 
   // Four faults a seed, at random times in the first three quarters of the window: a network cut, a
-  // client killed, and two of the rest (the suite checks that its seeds covered every kind).
+  // client killed (mid-apply on even seeds, mid-push on odd ones), and two of the rest, a pair that
+  // turns with the seed (PAIRS), so that any three consecutive seeds carry out every kind.
   const faults: Plan['faults'] = [];
   const clientIndex = () => Math.floor(next() * settings.clients);
-  const firstKill = next() < 0.5 ? 'kill-client-mid-apply' : 'kill-client-mid-push';
-  const rest = FAULT_KINDS.filter((kind) => kind !== 'disconnect' && kind !== firstKill)
-    .map((kind) => ({ kind, order: next() }))
-    .sort((a, b) => a.order - b.order)
-    .slice(0, 2)
-    .map(({ kind }) => kind);
+  const firstKill = seed % 2 === 0 ? 'kill-client-mid-apply' : 'kill-client-mid-push';
+  const otherKill = firstKill === 'kill-client-mid-apply' ? 'kill-client-mid-push' : 'kill-client-mid-apply';
+  const rest = PAIRS[seed % PAIRS.length]!.map((kind) => (kind === 'other-kill' ? otherKill : kind));
   for (const kind of ['disconnect', firstKill, ...rest] as const) {
     const atMs = Math.round(next() * settings.durationMs * 0.75);
     if (kind === 'disconnect') faults.push({ kind, client: clientIndex(), forMs: 300 + Math.round(next() * 1500), atMs });
