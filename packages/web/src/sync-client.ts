@@ -348,7 +348,11 @@ export class SyncClient {
       )
       .then((result) => result.rows.map((row) => ({ ...row, timestamp: Number(row.timestamp) })))
       .catch(() => []);
-    const result = await createMigrationAPI(this.db, { migrations: [...applied, ...missing] }).migrateToLatest();
+    // What the server offers wins over what this replica recorded: one it already applied with the
+    // same checksum is skipped, one with another checksum is refused as drift.
+    const known = new Map(applied.map((migration) => [migration.name, migration]));
+    for (const migration of missing) known.set(migration.name, migration);
+    const result = await createMigrationAPI(this.db, { migrations: [...known.values()] }).migrateToLatest();
     if (result.error) {
       const error = new SyncClientError('migration_failed', `a migration from the server failed, so syncing stopped: ${result.error.message}`, { cause: result.error });
       this.rejectReady(error);

@@ -69,4 +69,23 @@ describe('a client facing bad server input', () => {
     // It starts over from its stored position rather than giving up.
     await waitFor('a reconnect', () => server.connections() >= 2);
   });
+
+  it('skips migrations a server offers again that the replica already applied with the same checksum', async () => {
+    const workspace = '0b6f5b38-5d1b-4a56-9c2e-8a1b2a0c0d02';
+    // Every migration, though a replica from the migrated template has them all.
+    const server = await hostileServer([
+      { type: 'welcome', userId: 'u', clientId: 'c', schemaVersion: migrations.at(-1)!.name, migrations, workspaces: [workspace] },
+      { type: 'snapshot_start', position: '0/100', total: {}, workspaces: [workspace], replace: true },
+      { type: 'snapshot_end', position: '0/100' },
+    ]);
+    closers.push(server.close);
+    const client = await createSyncClient({ url: server.url, token: 'unused', dataDir: 'memory://' });
+    closers.push(() => client.close());
+    const errors: Error[] = [];
+    client.on('error', (error) => errors.push(error));
+    await client.ready;
+    expect(errors).toEqual([]);
+    const applied = (await client.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM client_migration WHERE "clientApplied"`)).rows[0]!.n;
+    expect(applied).toBe(migrations.length);
+  });
 });
