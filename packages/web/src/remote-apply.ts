@@ -29,7 +29,12 @@ export class RemoteApply {
 
   /** An outbox entry exists for the row `alias` (a record with the table's columns). */
   private pendingWrite(table: SyncedTable, alias: string): string {
-    return `EXISTS (SELECT 1 FROM walsync_outbox o WHERE o.table_name = '${table.name}' AND o.pk = ${this.key(table, alias)})`;
+    return `EXISTS (SELECT 1 FROM walsync_outbox o WHERE o.table_name = ${literal(table.name)} AND o.pk = ${this.key(table, alias)})`;
+  }
+
+  /** The rows of a jsonb array `json` as records of the table. */
+  private records(table: SyncedTable, json: string): string {
+    return `jsonb_populate_recordset(NULL::${quote(table.name)}, ${json})`;
   }
 
   private key(table: SyncedTable, alias: string): string {
@@ -47,7 +52,7 @@ export class RemoteApply {
   /** Sets the server's row `row` (null: deleted) aside for a row with unsent local writes, unless a newer one is there. */
   private deferSql(table: SyncedTable, row: string, version: string, from: string, alias: string): string {
     return `INSERT INTO walsync_deferred (table_name, pk, row, version)
-              SELECT '${table.name}', ${this.key(table, alias)}, ${row}, ${version} FROM ${from} WHERE ${this.pendingWrite(table, alias)}
+              SELECT ${literal(table.name)}, ${this.key(table, alias)}, ${row}, ${version} FROM ${from} WHERE ${this.pendingWrite(table, alias)}
               ON CONFLICT (table_name, pk) DO UPDATE SET row = EXCLUDED.row, version = EXCLUDED.version WHERE walsync_deferred.version <= EXCLUDED.version`;
   }
 
@@ -71,7 +76,7 @@ export class RemoteApply {
   async upsertRows(tx: Transaction, tableName: string, rows: Row[]): Promise<void> {
     const table = this.table(tableName);
     const pending = (await tx.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM walsync_outbox) AS any`)).rows[0]!.any;
-    await tx.query(this.upsertSql(table, `jsonb_populate_recordset(NULL::${quote(table.name)}, $1::jsonb)`, { pending, newerOnly: false }), [JSON.stringify(rows)]);
+    await tx.query(this.upsertSql(table, this.records(table, '$1::jsonb'), { pending, newerOnly: false }), [JSON.stringify(rows)]);
   }
 
   /** Whether any synced table holds a row (a replacing snapshot into an empty database has nothing to remove). */
@@ -87,16 +92,15 @@ export class RemoteApply {
    * - `walsync_settle(answers)`: the server's answers to a push (see `settle`).
    */
   installSql(): string {
-    const records = (table: SyncedTable, json: string) => `jsonb_populate_recordset(NULL::${quote(table.name)}, ${json})`;
     const applyCases = this.syncedTables.flatMap((table) => [
-      `WHEN ${literal(`${table.name}:upsert`)} THEN ${this.upsertSql(table, records(table, `walsync_run -> 'rows'`), { pending: true, newerOnly: true })};`,
-      `WHEN ${literal(`${table.name}:delete`)} THEN ${this.deleteSql(table, records(table, `walsync_run -> 'rows'`))};`,
+      `WHEN ${literal(`${table.name}:upsert`)} THEN ${this.upsertSql(table, this.records(table, `walsync_run -> 'rows'`), { pending: true, newerOnly: true })};`,
+      `WHEN ${literal(`${table.name}:delete`)} THEN ${this.deleteSql(table, this.records(table, `walsync_run -> 'rows'`))};`,
       `WHEN ${literal(`${table.name}:truncate`)} THEN DELETE FROM ${quote(table.name)};`,
     ]);
     const settleCases = this.syncedTables.map((table) => {
       const match = table.primaryKey.map((column) => `${quote(column)}::text = walsync_answer -> 'pk' ->> ${literal(column)}`).join(' AND ');
       return `WHEN ${literal(table.name)} THEN
-            IF walsync_row IS NOT NULL THEN ${this.upsertSql(table, records(table, `jsonb_build_array(walsync_row)`), { pending: false, newerOnly: false })};
+            IF walsync_row IS NOT NULL THEN ${this.upsertSql(table, this.records(table, `jsonb_build_array(walsync_row)`), { pending: false, newerOnly: false })};
             ELSE DELETE FROM ${quote(table.name)} WHERE ${match}; END IF;`;
     });
     return `
@@ -185,7 +189,7 @@ export class RemoteApply {
     for (const table of [...this.syncedTables].reverse()) {
       const key = table.primaryKey.map((name) => `'${name}', t.${quote(name)}`).join(', ');
       await tx.query(
-        `DELETE FROM ${quote(table.name)} t WHERE NOT EXISTS (SELECT 1 FROM walsync_snapshot_seen s WHERE s.table_name = '${table.name}' AND s.pk = jsonb_build_object(${key}))
+        `DELETE FROM ${quote(table.name)} t WHERE NOT EXISTS (SELECT 1 FROM walsync_snapshot_seen s WHERE s.table_name = ${literal(table.name)} AND s.pk = jsonb_build_object(${key}))
            AND NOT ${this.pendingWrite(table, 't')}`,
       );
     }
