@@ -29,9 +29,20 @@ describe('a client facing bad server input', () => {
     for (const close of closers.reverse()) await close();
   });
 
+  /** A client on a new in-memory replica, connected to a server that sends `script`, and the errors it reports. */
+  async function clientOf(script: Parameters<typeof hostileServer>[0]) {
+    const server = await hostileServer(script);
+    closers.push(server.close);
+    const client = await createSyncClient({ url: server.url, token: 'unused', dataDir: 'memory://' });
+    closers.push(() => client.close());
+    const errors: Error[] = [];
+    client.on('error', (error) => errors.push(error));
+    return { server, client, errors };
+  }
+
   it('refuses a malformed message and a batch that fails to apply: nothing applied, position unmoved, outbox intact', async () => {
     const workspace = '0b6f5b38-5d1b-4a56-9c2e-8a1b2a0c0d01';
-    const server = await hostileServer([
+    const { server, client, errors } = await clientOf([
       // The migrations the client lacks (none when its replica came from the migrated template).
       (hello) => ({ type: 'welcome', userId: 'u', clientId: 'c', schemaVersion: migrations.at(-1)!.name, migrations: migrations.slice(migrations.findIndex((each) => each.name === hello.schemaVersion) + 1), workspaces: [workspace] }),
       { type: 'snapshot_start', position: '0/100', total: {}, workspaces: [workspace], replace: true },
@@ -51,11 +62,6 @@ describe('a client facing bad server input', () => {
         ],
       },
     ]);
-    closers.push(server.close);
-    const client = await createSyncClient({ url: server.url, token: 'unused', dataDir: 'memory://' });
-    closers.push(() => client.close());
-    const errors: Error[] = [];
-    client.on('error', (error) => errors.push(error));
     await client.ready;
     await client.db.query(`INSERT INTO workspace (name) VALUES ('local, unsent')`);
 
@@ -73,16 +79,11 @@ describe('a client facing bad server input', () => {
   it('skips migrations a server offers again that the replica already applied with the same checksum', async () => {
     const workspace = '0b6f5b38-5d1b-4a56-9c2e-8a1b2a0c0d02';
     // Every migration, though a replica from the migrated template has them all.
-    const server = await hostileServer([
+    const { client, errors } = await clientOf([
       { type: 'welcome', userId: 'u', clientId: 'c', schemaVersion: migrations.at(-1)!.name, migrations, workspaces: [workspace] },
       { type: 'snapshot_start', position: '0/100', total: {}, workspaces: [workspace], replace: true },
       { type: 'snapshot_end', position: '0/100' },
     ]);
-    closers.push(server.close);
-    const client = await createSyncClient({ url: server.url, token: 'unused', dataDir: 'memory://' });
-    closers.push(() => client.close());
-    const errors: Error[] = [];
-    client.on('error', (error) => errors.push(error));
     await client.ready;
     expect(errors).toEqual([]);
     const applied = (await client.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM client_migration WHERE "clientApplied"`)).rows[0]!.n;
