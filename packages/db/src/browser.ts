@@ -5,19 +5,13 @@
 import type { PGliteInterface } from '@electric-sql/pglite';
 import catalog from 'walsync:catalog';
 import { createMigrationAPI as createMigrationAPIFor, type MigrationAPI } from './client/migration-api';
+export { appliedMigrations, appliedSchemaVersion } from './client/migration-api';
 import { validateMigrationList } from './client/validate-migrations';
 import type { ExtractedMigration } from './schema/migration';
 import type { SyncedTable } from './schema/tables';
 
 export type { MigrationAPI, MigrationResult, MigrationResultSet, MigrationState, MigrationStatus } from './client/migration-api';
-export { validateMigration, validateMigrationList } from './client/validate-migrations';
-export { WalsyncError, isWalsyncError, type WalsyncErrorCode } from './errors';
-export * from './protocol/sync';
-export * from './protocol/writes';
-export { CLIENT_MIGRATION_TABLE, CREATE_CLIENT_MIGRATION_TABLE } from './schema/client-migration';
-export { HybridLogicalClock, MAX_HLC_COUNTER, NODE_ID_PATTERN, formatHlc, parseHlc, type Hlc } from './schema/hlc';
-export { ExtractedMigrationSchema, migrationChecksum, type ExtractedMigration, type MigrationQuery } from './schema/migration';
-export type { SyncedColumn, SyncedTable } from './schema/tables';
+export * from './shared';
 
 /** Every migration of the schema, in order, as extracted at build time. */
 export const migrations: ExtractedMigration[] = validateMigrationList(catalog.migrations, '@walsync/db migrations');

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatIssues } from '@walsync/db/server';
 
 /** The development JWT secret: fine on a laptop, refused in production. */
 export const DEV_JWT_SECRET = 'walsync-development-secret-do-not-use-in-production';
@@ -32,8 +33,7 @@ export interface ServerConfig {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`Invalid configuration: ${issue.path.join('.')}: ${issue.message}`);
+    throw new Error(`Invalid configuration: ${formatIssues(parsed.error, 'environment')}`);
   }
   const values = parsed.data;
   const usingDevSecret = !values.WALSYNC_JWT_SECRET;

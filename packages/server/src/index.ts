@@ -6,7 +6,7 @@ export { CLIENT_MESSAGE_PREFIX, PUBLICATION, ensureServerSchema } from './histor
 export type { Health } from './http/health';
 export { Capture } from './replication/capture';
 export { LeaderElection } from './replication/leader';
-export { bigIntToLsn, lsnToBigInt, normalizeLsn } from './replication/lsn';
+
 export { Replicator, type ReplicatorStatus } from './replication/replicator';
 export { historyHorizon, pruneHistory } from './history/retention';
 export { ChangeFeed, type FeedEntry } from './sessions/change-feed';

@@ -62,9 +62,13 @@ export class WalsyncServer {
         client.release();
       }
       const capture = new Capture({ url: options.databaseUrl, tables, slotName: options.slotName, log: options.log, metrics });
-      const writes = new WriteService(options.databaseUrl, tables, { maxClockSkewMs: options.maxClockSkewMs }, (error) =>
-        options.log.warn({ err: error }, 'idle write connection failed'),
-      );
+      const writes = new WriteService({
+        databaseUrl: options.databaseUrl,
+        tables,
+        maxClockSkewMs: options.maxClockSkewMs,
+        metrics,
+        onConnectionError: (error) => options.log.warn({ err: error }, 'idle write connection failed'),
+      });
       const tokens = new Tokens(options.jwtSecret);
       const feed = new ChangeFeed({ url: options.databaseUrl, log: options.log, ...options.feed });
       await feed.start();

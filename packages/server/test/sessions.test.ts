@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { formatHlc } from '@walsync/db/server';
-import { Tokens, type WalsyncServer, bigIntToLsn, lsnToBigInt, pruneHistory } from '@walsync/server';
+import { formatPosition, parsePosition } from '@walsync/db/server';
+import { Tokens, type WalsyncServer, pruneHistory } from '@walsync/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BareClient } from './support/bare-client';
 import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
@@ -67,9 +68,9 @@ describe('sync sessions', () => {
 
     const toBob = await bob.next(changesWith('from alice'));
     expect(toBob.changes).toEqual([{ table: 'task', op: 'insert', data: expect.objectContaining({ title: 'from alice' }) }]);
-    const moved = await alice.next((message) => message.type === 'changes' && lsnToBigInt(message.position) >= lsnToBigInt(toBob.position));
+    const moved = await alice.next((message) => message.type === 'changes' && parsePosition(message.position) >= parsePosition(toBob.position));
     expect(moved.changes).toEqual([]);
-    expect(lsnToBigInt(moved.position)).toBeLessThanOrEqual(lsnToBigInt(applied.lsn));
+    expect(parsePosition(moved.position)).toBeLessThanOrEqual(parsePosition(applied.lsn));
     expect(alice.messages.some(changesWith('from alice'))).toBe(false);
   });
 
@@ -89,7 +90,7 @@ describe('sync sessions', () => {
 
     // Asking for a replay from the very start (verify), or resuming from it, replays only her workspace.
     const first = (await db.query(`SELECT min(commit_lsn)::bigint AS lsn FROM change_history`))[0]!.lsn as string;
-    const start = bigIntToLsn(BigInt(first) - 1n);
+    const start = formatPosition(BigInt(first) - 1n);
     carol.send({ type: 'sync_verify', position: start });
     await carol.next((message) => message.type === 'changes' || message.type === 'up_to_date' || message.type === 'resnapshot');
     const resumed = await connect('carol', 'carol-1b', start);
@@ -159,7 +160,7 @@ describe('sync sessions', () => {
     await waitFor('capture', async () => (await db.query(`SELECT 1 FROM change_history WHERE data->>'name' = 'after pruning'`)).length === 1);
     const client = await db.pool.connect();
     try {
-      await pruneHistory(client, lsnToBigInt(old.position));
+      await pruneHistory(client, parsePosition(old.position));
     } finally {
       client.release();
     }

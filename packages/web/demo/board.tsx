@@ -6,7 +6,7 @@ import type { Session } from './main';
 const STATUSES = ['todo', 'doing', 'done'] as const;
 type Status = (typeof STATUSES)[number];
 const STATUS_NAMES: Record<Status, string> = { todo: 'To do', doing: 'Doing', done: 'Done' };
-const SHOWN_STATUS: Record<SyncStatus, string> = { connecting: 'connecting', syncing: 'syncing', 'up-to-date': 'online', offline: 'offline' };
+const SHOWN_STATUS: Record<SyncStatus, string> = { connecting: 'connecting', syncing: 'syncing', 'up-to-date': 'online', offline: 'offline', error: 'stopped', closed: 'closed' };
 
 interface Task {
   id: string;

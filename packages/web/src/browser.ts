@@ -5,11 +5,11 @@
 import { live } from '@electric-sql/pglite/live';
 import { PGliteWorker } from '@electric-sql/pglite/worker';
 import { type LeaderMessage, type SerializedError, type TabMessage, channelName } from './tab-protocol';
-import { SyncClientError, type SyncEvents, type SyncStatus } from './types';
-import type { SyncClientOptions } from './sync-client';
+import { SyncEmitter, deferred } from './emitter';
+import { syncEndpoint } from './endpoint';
+import { SyncClientError, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
 
-export { SyncClientError, type SyncEvents, type SyncStatus } from './types';
-export type { SyncClientOptions } from './sync-client';
+export { SyncClientError, type SyncClientErrorCode, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
 
 export interface BrowserSyncClientOptions extends SyncClientOptions {
   /** `idb://<name>`: the IndexedDB database that keeps the replica. */
@@ -33,6 +33,8 @@ export type BrowserDb = PGliteWorker & { live: import('@electric-sql/pglite/live
  */
 export async function createSyncClient(options: BrowserSyncClientOptions): Promise<BrowserSyncClient> {
   if (!options.dataDir.startsWith('idb://')) throw new TypeError(`dataDir must be idb://<name> in the browser, got ${JSON.stringify(options.dataDir)}`);
+  // A URL that cannot be a walsync server is refused before a worker starts.
+  syncEndpoint(options.url);
   const worker = new Worker(options.workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
   const client = new BrowserSyncClient(worker, options.dataDir);
   try {
@@ -54,20 +56,18 @@ export async function createSyncClient(options: BrowserSyncClientOptions): Promi
   }
 }
 
-type Listener<K extends keyof SyncEvents> = (...args: SyncEvents[K]) => void;
-
-export class BrowserSyncClient {
+/** A tab's handle on the replica; the leader tab's worker runs the SyncClient, every tab sees its status and events. */
+export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   db!: BrowserDb;
   status: SyncStatus = 'connecting';
   clientId = '';
   readonly ready: Promise<void>;
   /** Rejects when the leader cannot open the database (locked elsewhere, corrupt). */
   readonly failed: Promise<never>;
-  private resolveReady!: () => void;
-  private rejectReady!: (error: Error) => void;
-  private rejectFailed!: (error: Error) => void;
+  private readonly readiness = deferred();
+  private readonly failure = deferred<never>();
   private readonly channel: BroadcastChannel;
-  private readonly listeners = new Map<keyof SyncEvents, Set<(...args: never[]) => void>>();
+  private readonly events = new SyncEmitter();
   private readonly flushes = new Map<string, { resolve: () => void; reject: (error: Error) => void }>();
   private readonly durables = new Map<string, () => void>();
   private readonly hello: ReturnType<typeof setInterval>;
@@ -77,15 +77,10 @@ export class BrowserSyncClient {
     private readonly worker: Worker,
     readonly dataDir: string,
   ) {
-    this.ready = new Promise((resolve, reject) => {
-      this.resolveReady = resolve;
-      this.rejectReady = reject;
-    });
-    this.failed = new Promise((_, reject) => (this.rejectFailed = reject));
-    this.ready.catch(() => undefined);
-    this.failed.catch(() => undefined);
+    this.ready = this.readiness.promise;
+    this.failed = this.failure.promise;
     this.worker.addEventListener('message', (event: MessageEvent<{ type?: string; error?: SerializedError }>) => {
-      if (event.data?.type === 'walsync:failed') this.rejectFailed(revive(event.data.error!));
+      if (event.data?.type === 'walsync:failed') this.failure.reject(revive(event.data.error!));
       if (event.data?.type === 'walsync:leader') this.leading = true;
     });
     this.channel = new BroadcastChannel(channelName(dataDir));
@@ -106,11 +101,8 @@ export class BrowserSyncClient {
     this.db = db;
   }
 
-  on<K extends keyof SyncEvents>(event: K, listener: Listener<K>): () => void {
-    const set = this.listeners.get(event) ?? new Set();
-    set.add(listener as never);
-    this.listeners.set(event, set);
-    return () => set.delete(listener as never);
+  on<K extends keyof SyncEvents>(event: K, listener: (...args: SyncEvents[K]) => void): () => void {
+    return this.events.on(event, listener);
   }
 
   private post(message: TabMessage): void {
@@ -120,7 +112,8 @@ export class BrowserSyncClient {
   private receive(message: LeaderMessage): void {
     if (message.type === 'event') {
       const args = message.name === 'error' ? [revive(message.args[0] as SerializedError)] : message.args;
-      for (const listener of this.listeners.get(message.name as keyof SyncEvents) ?? []) (listener as (...a: unknown[]) => void)(...args);
+      // The status is the leader's state's (below): its event is not replayed from here.
+      if (message.name !== 'status') this.events.emit(message.name as keyof SyncEvents, ...(args as never));
       return;
     }
     if (message.type === 'durable') {
@@ -139,10 +132,10 @@ export class BrowserSyncClient {
     this.clientId = message.clientId || this.clientId;
     if (message.error) {
       const error = revive(message.error);
-      this.rejectFailed(error);
-      this.rejectReady(error);
+      this.failure.reject(error);
+      this.readiness.reject(error);
     }
-    if (message.ready) this.resolveReady();
+    if (message.ready) this.readiness.resolve();
     // A new leader took over: what the old one had not answered is asked again.
     if (message.type === 'leader') {
       for (const id of this.flushes.keys()) this.post({ type: 'flush', id });
@@ -150,7 +143,7 @@ export class BrowserSyncClient {
     }
     if (message.status !== this.status) {
       this.status = message.status;
-      for (const listener of this.listeners.get('status') ?? []) (listener as Listener<'status'>)(message.status);
+      this.events.emit('status', message.status);
     }
   }
 

@@ -1,3 +1,6 @@
 /** @walsync/web for Node: the PGlite sync client over a directory or `memory://`. */
 export { createSyncClient } from './node';
-export { SyncClient, SyncClientError, type SyncClientOptions, type SyncEvents, type SyncStatus } from './sync-client';
+export { SyncClient } from './sync-client';
+export { ReplicaStore, type OpenedReplica, type UnsentChange } from './replica-store';
+export type { ConnectionState } from './sync-connection';
+export { SyncClientError, type SyncClientErrorCode, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';

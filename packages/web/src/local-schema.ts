@@ -1,11 +1,9 @@
 import type { PGliteInterface, Transaction } from '@electric-sql/pglite';
-import type { SyncedTable } from '@walsync/db/browser';
+import { HLC_FUNCTION_SQL, SERVER_MANAGED_COLUMNS, type SyncedTable, appliedSchemaVersion, quoteIdent as quote, quoteLiteral, sha256Hex } from '@walsync/db/browser';
 import { RemoteApply } from './remote-apply';
 
-const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
-
-/** Columns the server sets; a local write never sends them. */
-export const SERVER_MANAGED = ['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id', 'deleted_at'];
+/** The sync columns as a PL/pgSQL text[] literal: a local write never sends them. */
+const SERVER_MANAGED_ARRAY = `ARRAY[${SERVER_MANAGED_COLUMNS.map(quoteLiteral).join(', ')}]`;
 
 /**
  * The client's own tables and triggers, beside the synced schema:
@@ -16,8 +14,16 @@ export const SERVER_MANAGED = ['created_at', 'updated_at', 'version', 'hlc', 'or
  *   (one BEFORE trigger), and turn a local DELETE into a tombstone. Remote applies run with `walsync.applying = on` and are not captured;
  * - `walsync_apply_changes` and `walsync_settle`: the live apply paths, generated from the synced tables (RemoteApply.installSql).
  */
-export async function installLocalSchema(db: PGliteInterface | Transaction, tables: SyncedTable[]): Promise<void> {
-  await db.exec(`
+export function localSchemaSql(tables: SyncedTable[]): string {
+  const triggers = tables.map((table) => {
+    const keys = table.primaryKey.map(quoteLiteral).join(', ');
+    return `
+      DROP TRIGGER IF EXISTS walsync_local_write ON ${quote(table.name)};
+      CREATE TRIGGER walsync_local_write BEFORE INSERT OR UPDATE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_local_write(${keys});
+      DROP TRIGGER IF EXISTS walsync_tombstone ON ${quote(table.name)};
+      CREATE TRIGGER walsync_tombstone BEFORE DELETE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_tombstone(${keys});`;
+  });
+  return `
     CREATE TABLE IF NOT EXISTS walsync_state (key text PRIMARY KEY, value text);
     CREATE TABLE IF NOT EXISTS walsync_outbox (
       seq bigserial PRIMARY KEY,
@@ -43,21 +49,18 @@ export async function installLocalSchema(db: PGliteInterface | Transaction, tabl
       PRIMARY KEY (table_name, pk)
     );
 
+    ${HLC_FUNCTION_SQL}
+
+    -- The next local timestamp: after the last one this replica issued or saw (kept in walsync_state).
     CREATE OR REPLACE FUNCTION walsync_local_hlc() RETURNS text LANGUAGE plpgsql AS $$
     DECLARE
       node text;
       last text;
-      wall bigint := floor(extract(epoch FROM clock_timestamp()) * 1000);
-      counter integer := 0;
       stamp text;
     BEGIN
       SELECT max(value) FILTER (WHERE key = 'client_id'), max(value) FILTER (WHERE key = 'hlc') INTO node, last
         FROM walsync_state WHERE key IN ('client_id', 'hlc');
-      IF last IS NOT NULL AND substr(last, 1, 15)::bigint >= wall THEN
-        wall := substr(last, 1, 15)::bigint;
-        counter := substr(last, 17, 6)::integer + 1;
-      END IF;
-      stamp := lpad(wall::text, 15, '0') || ':' || lpad(counter::text, 6, '0') || ':' || node;
+      stamp := walsync_hlc_after(last, node);
       INSERT INTO walsync_state VALUES ('hlc', stamp) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
       RETURN stamp;
     END $$;
@@ -68,15 +71,13 @@ export async function installLocalSchema(db: PGliteInterface | Transaction, tabl
     BEGIN
       IF seen IS NULL OR seen !~ '^[0-9]{15}:[0-9]{6}:' THEN RETURN; END IF;
       IF last IS NULL OR substr(seen, 1, 22) > substr(last, 1, 22) THEN
-        INSERT INTO walsync_state VALUES ('hlc', substr(seen, 1, 22) || (SELECT value FROM walsync_state WHERE key = 'client_id'))
+        INSERT INTO walsync_state VALUES ('hlc', substr(seen, 1, 23) || (SELECT value FROM walsync_state WHERE key = 'client_id'))
         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
       END IF;
     END $$;
 
     -- One BEFORE trigger per row stamps a local write and records it in the outbox, in the same
     -- transaction (a second, AFTER trigger would cost another call and another to_jsonb per write).
-    DROP FUNCTION IF EXISTS walsync_stamp_local() CASCADE;
-    DROP FUNCTION IF EXISTS walsync_capture() CASCADE;
     CREATE OR REPLACE FUNCTION walsync_local_write() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
       fresh jsonb;
@@ -100,7 +101,7 @@ export async function installLocalSchema(db: PGliteInterface | Transaction, tabl
         fresh := to_jsonb(NEW);
         stale := to_jsonb(OLD);
         SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') INTO data FROM jsonb_each(fresh) e WHERE stale -> e.key IS DISTINCT FROM e.value;
-        data := data - ARRAY['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id', 'deleted_at'];
+        data := data - ${SERVER_MANAGED_ARRAY};
         -- A write that changes nothing but server-managed columns is not a change.
         IF data = '{}'::jsonb THEN RETURN NEW; END IF;
       END IF;
@@ -112,7 +113,7 @@ export async function installLocalSchema(db: PGliteInterface | Transaction, tabl
         NEW.updated_at := now();
       END IF;
       fresh := to_jsonb(NEW);
-      IF op = 'insert' THEN data := fresh - ARRAY['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id', 'deleted_at']; END IF;
+      IF op = 'insert' THEN data := fresh - ${SERVER_MANAGED_ARRAY}; END IF;
       FOREACH key IN ARRAY TG_ARGV LOOP pk := pk || jsonb_build_object(key, fresh -> key); END LOOP;
       INSERT INTO walsync_outbox (table_name, op, pk, data, hlc) VALUES (TG_TABLE_NAME, op, pk, data, stamp);
       PERFORM pg_notify('walsync_outbox', TG_TABLE_NAME);
@@ -133,47 +134,29 @@ export async function installLocalSchema(db: PGliteInterface | Transaction, tabl
       EXECUTE format('UPDATE %I SET deleted_at = now() WHERE deleted_at IS NULL AND %s', TG_TABLE_NAME, match);
       RETURN NULL;
     END $$;
-  `);
-  await db.exec(new RemoteApply(tables).installSql());
-  for (const table of tables) {
-    const keys = table.primaryKey.map((name) => `'${name}'`).join(', ');
-    await db.exec(`
-      DROP TRIGGER IF EXISTS walsync_local_write ON ${quote(table.name)};
-      CREATE TRIGGER walsync_local_write BEFORE INSERT OR UPDATE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_local_write(${keys});
-      DROP TRIGGER IF EXISTS walsync_tombstone ON ${quote(table.name)};
-      CREATE TRIGGER walsync_tombstone BEFORE DELETE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_tombstone(${keys});
-    `);
-  }
+
+    ${new RemoteApply(tables).installSql()}
+    ${triggers.join('\n')}`;
 }
 
-/** Bumped whenever the SQL above changes, so existing replicas reinstall it. */
-const LOCAL_SCHEMA_REVISION = 5;
-
 /**
- * Installs the local schema unless this replica already has it for the same revision, schema
- * version and tables: about twenty DDL statements that would otherwise run on every connect, while
+ * Installs the local schema unless this replica already has the same SQL for the same schema version: about twenty DDL statements that would otherwise run on every connect, while
  * the app's first queries wait.
  */
 export async function ensureLocalSchema(db: PGliteInterface, tables: SyncedTable[]): Promise<void> {
-  const version = (await schemaVersion(db)) ?? '';
-  const key = JSON.stringify([LOCAL_SCHEMA_REVISION, version, tables.map((table) => [table.name, table.primaryKey])]);
+  const sql = localSchemaSql(tables);
+  // The install SQL's own hash: any change to it (a new build, other tables) reinstalls it, and so
+  // does a new schema version (a migration may have recreated a table and dropped its triggers).
+  const key = sha256Hex(JSON.stringify([sql, await appliedSchemaVersion(db)]));
   const installed = await db
     .query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'local_schema'`)
     .then((result) => result.rows[0]?.value)
     .catch(() => undefined);
   if (installed === key) return;
   await db.transaction(async (tx) => {
-    await installLocalSchema(tx, tables);
+    await tx.exec(sql);
     await setState(tx, 'local_schema', key);
   });
-}
-
-/** The latest migration this replica applied (null before the first, or before client_migration exists). */
-export async function schemaVersion(db: PGliteInterface): Promise<string | null> {
-  return db
-    .query<{ name: string }>(`SELECT "migrationName" AS name FROM client_migration WHERE "clientApplied" ORDER BY "timestamp" DESC LIMIT 1`)
-    .then((result) => result.rows[0]?.name ?? null)
-    .catch(() => null);
 }
 
 /** Sets one `walsync_state` value. */

@@ -3,7 +3,10 @@ import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { WebSocket } from 'ws';
 import { LOCK_FILES, lockReplica } from './replica-lock';
-import { type SocketLike, SyncClient, SyncClientError, type SyncClientOptions } from './sync-client';
+import { syncEndpoint } from './endpoint';
+import { SyncClient } from './sync-client';
+import type { SocketLike } from './sync-connection';
+import { SyncClientError, type SyncClientOptions } from './types';
 
 /**
  * A walsync client over PGlite in Node: plain SQL on `db`, local writes captured and pushed, the
@@ -16,6 +19,8 @@ import { type SocketLike, SyncClient, SyncClientError, type SyncClientOptions } 
  *   await client.flush();
  */
 export async function createSyncClient(options: SyncClientOptions): Promise<SyncClient> {
+  // A URL that cannot be a walsync server is refused before anything is opened.
+  syncEndpoint(options.url);
   let release: (() => Promise<void>) | undefined;
   let reportLostLock: (error: Error) => void = () => undefined;
   if (!options.dataDir.startsWith('memory://')) {
@@ -33,7 +38,7 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
   }
   try {
     const db = await openLocalDatabase(options.dataDir);
-    const client = new SyncClient(db, options, (url) => new WebSocket(url) as unknown as SocketLike, release);
+    const client = new SyncClient({ db, options, openSocket: (url) => new WebSocket(url) as unknown as SocketLike, release });
     reportLostLock = (error) => client.lostLock(error);
     await client.start();
     return client;

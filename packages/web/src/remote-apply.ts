@@ -1,8 +1,5 @@
 import type { PGliteInterface, Transaction } from '@electric-sql/pglite';
-import type { ChangeResult, Row, StreamChange, SyncedTable } from '@walsync/db/browser';
-
-const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
-const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
+import { type ChangeResult, type Row, type StreamChange, type SyncedTable, quoteIdent as quote, quoteLiteral as literal } from '@walsync/db/browser';
 
 /**
  * Writes the server's rows into PGlite. Every statement runs with `walsync.applying = on`, so

@@ -6,7 +6,9 @@
 import { PGlite } from '@electric-sql/pglite';
 import { worker } from '@electric-sql/pglite/worker';
 import { type LeaderMessage, type TabMessage, channelName, serializeError } from './tab-protocol';
-import { type SocketLike, SyncClient, SyncClientError, type SyncEvents } from './sync-client';
+import { SyncClient } from './sync-client';
+import type { SocketLike } from './sync-connection';
+import { SyncClientError, type SyncEvents } from './types';
 
 const RELAYED: Array<keyof SyncEvents> = ['captured', 'push', 'pull:received', 'pull:applied', 'conflict', 'error', 'bootstrap:start', 'bootstrap:progress', 'bootstrap:complete', 'status'];
 
@@ -95,7 +97,15 @@ void worker({
         await release();
         throw new SyncClientError('corrupt_database', `the local database ${dataDir} cannot be opened (${(error as Error).message}); it was left untouched`, { cause: error });
       }
-      const synced = new SyncClient(db, { url: meta.url, token: meta.token, dataDir, clientId: meta.clientId }, (url) => new WebSocket(url) as unknown as SocketLike, release, 250);
+      const synced = new SyncClient({
+        db,
+        options: { url: meta.url, token: meta.token, dataDir, clientId: meta.clientId },
+        openSocket: (url) => new WebSocket(url) as unknown as SocketLike,
+        release,
+        ackDelayMs: 250,
+        // The tabs' live queries re-run before the store takes the thread.
+        storeDelayMs: 100,
+      });
       client = synced;
       // PGlite copies its changed files to IndexedDB after every statement a tab sends (whole files: a
       // 16 MB WAL segment each time), hundreds of milliseconds that every query would wait for. Here

@@ -1,7 +1,7 @@
 import type { PGlite } from '@electric-sql/pglite';
-import { type StreamChange, syncedTables } from '@walsync/db/browser';
+import type { StreamChange } from '@walsync/db/browser';
+import type { ReplicaStore } from '@walsync/web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RemoteApply } from '../src/remote-apply';
 import { localReplica } from './support/local-replica';
 
 /**
@@ -12,7 +12,7 @@ describe('applying a streamed batch in runs', () => {
   let db: PGlite;
   let workspace: string;
   let project: string;
-  const apply = new RemoteApply(syncedTables);
+  let store: ReplicaStore;
   const taskRow = async (id: string) => (await db.query<any>(`SELECT title, version, deleted_at FROM task WHERE id = $1`, [id])).rows[0];
   const row = (id: string, title: string, version: number, extra: Record<string, unknown> = {}) => ({
     id,
@@ -31,7 +31,7 @@ describe('applying a streamed batch in runs', () => {
   const upsert = (data: Record<string, unknown>): StreamChange => ({ table: 'task', op: 'update', data });
 
   beforeAll(async () => {
-    ({ db, workspace, project } = await localReplica());
+    ({ db, store, workspace, project } = await localReplica());
   });
   afterAll(async () => {
     await db.close();
@@ -39,19 +39,18 @@ describe('applying a streamed batch in runs', () => {
 
   it('keeps the newest version of a row changed twice in one run, whatever the order', async () => {
     const [a, b] = [crypto.randomUUID(), crypto.randomUUID()];
-    await apply.applyChanges(db, [upsert(row(a, 'a2', 2)), upsert(row(b, 'b3', 3)), upsert(row(a, 'a3', 3)), upsert(row(b, 'b2', 2))], '0/10');
+    await store.applyChanges([upsert(row(a, 'a2', 2)), upsert(row(b, 'b3', 3)), upsert(row(a, 'a3', 3)), upsert(row(b, 'b2', 2))], '0/10');
     expect(await taskRow(a)).toMatchObject({ title: 'a3', version: 3 });
     expect(await taskRow(b)).toMatchObject({ title: 'b3', version: 3 });
     // A later batch with an older version never rolls a row back.
-    await apply.applyChanges(db, [upsert(row(a, 'a1', 1))], '0/11');
+    await store.applyChanges([upsert(row(a, 'a1', 1))], '0/11');
     expect(await taskRow(a)).toMatchObject({ title: 'a3', version: 3 });
     expect((await db.query<any>(`SELECT value FROM walsync_state WHERE key = 'position'`)).rows[0].value).toBe('0/11');
   });
 
   it('keeps the batch order across runs: parents before children, a delete then an insert of the same row', async () => {
     const [parent, child, again] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
-    await apply.applyChanges(
-      db,
+    await store.applyChanges(
       [
         { table: 'project', op: 'insert', data: { id: parent, workspace_id: workspace, name: 'new', version: 1, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' } },
         upsert(row(child, 'child', 1, { project_id: parent })),
@@ -67,21 +66,21 @@ describe('applying a streamed batch in runs', () => {
 
   it('holds a streamed row back while the row has an unsent local write, and applies the newer one with the answer', async () => {
     const id = crypto.randomUUID();
-    await apply.applyChanges(db, [upsert(row(id, 'server', 1))], '0/30');
+    await store.applyChanges([upsert(row(id, 'server', 1))], '0/30');
     await db.query(`UPDATE task SET title = 'local' WHERE id = $1`, [id]);
-    const change = (await db.query<any>(`SELECT change_id, pk FROM walsync_outbox WHERE pk = $1::jsonb`, [JSON.stringify({ id })])).rows[0];
-    await apply.applyChanges(db, [upsert(row(id, 'elsewhere 5', 5)), upsert(row(id, 'elsewhere 4', 4))], '0/31');
+    const [change] = (await store.unsent(500)).filter((each) => each.pk.id === id);
+    await store.applyChanges([upsert(row(id, 'elsewhere 5', 5)), upsert(row(id, 'elsewhere 4', 4))], '0/31');
     expect(await taskRow(id)).toMatchObject({ title: 'local' });
     // The server answers the local write with an older row than the one it streamed meanwhile.
-    await apply.settle(db, [{ changeId: change.change_id, table: 'task', pk: change.pk, result: { changeId: change.change_id, status: 'applied', lsn: '0/1', row: row(id, 'answer', 3) } }]);
+    await store.settle([change!], [{ changeId: change!.changeId, status: 'applied', lsn: '0/1', row: row(id, 'answer', 3) }]);
     expect(await taskRow(id)).toMatchObject({ title: 'elsewhere 5', version: 5 });
-    expect((await db.query(`SELECT 1 FROM walsync_outbox WHERE change_id = $1`, [change.change_id])).rows).toEqual([]);
+    expect((await db.query(`SELECT 1 FROM walsync_outbox WHERE change_id = $1`, [change!.changeId])).rows).toEqual([]);
   });
 
   it('applies a batch whole or not at all', async () => {
     const id = crypto.randomUUID();
     const broken = row(crypto.randomUUID(), 'orphan', 1, { project_id: crypto.randomUUID() });
-    await expect(apply.applyChanges(db, [upsert(row(id, 'lost', 1)), { table: 'comment', op: 'insert', data: { id: crypto.randomUUID() } }, upsert(broken)], '0/40')).rejects.toThrow();
+    await expect(store.applyChanges([upsert(row(id, 'lost', 1)), { table: 'comment', op: 'insert', data: { id: crypto.randomUUID() } }, upsert(broken)], '0/40')).rejects.toThrow();
     expect(await taskRow(id)).toBeUndefined();
     expect((await db.query<any>(`SELECT value FROM walsync_state WHERE key = 'position'`)).rows[0].value).toBe('0/31');
   });

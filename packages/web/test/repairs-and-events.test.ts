@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { lsnToBigInt, pruneHistory } from '@walsync/server';
+import { parsePosition } from '@walsync/db/server';
+import { pruneHistory } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../server/test/support/database';
 import { type SyncFixture, startSyncFixture } from './support/sync-fixture';
@@ -119,7 +120,7 @@ describe('client repairs and events', () => {
       expect(await db.query(`SELECT 1 FROM task WHERE title = 'created offline'`)).toHaveLength(1);
       expect((await client.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM walsync_outbox`)).rows[0]!.n).toBe(0);
       const position = (await client.db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'position'`)).rows[0]!.value;
-      expect(lsnToBigInt(position)).toBeGreaterThanOrEqual(BigInt(newest));
+      expect(parsePosition(position)).toBeGreaterThanOrEqual(BigInt(newest));
     } finally {
       await client.close();
     }

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { WalsyncError } from '../errors';
 import { extractMigrations, type MigrationClass } from '../extraction/extract';
 import { migrations as listedMigrations } from '../migrations';
-import { storeCatalog } from '../server/catalog';
+import { removeFromCatalog, storeCatalog } from '../server/catalog';
 import { readExtractedMigrations, writeExtractedMigrations } from '../server/extracted-files';
 import { appliedServerMigrations, revertLastServerMigration, runServerMigrations, serverMigrationStatus } from '../server/migration-runner';
 import { diffEntitiesAgainstMigrations } from '../server/schema-diff';
@@ -109,8 +109,7 @@ export async function cleanup(context: CommandContext, rawName: string | undefin
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const exists = await client.query(`SELECT to_regclass('client_migration') AS name`);
-    if (exists.rows[0].name) await client.query(`DELETE FROM client_migration WHERE "migrationName" = $1`, [source.className]);
+    await removeFromCatalog(client, source.className);
   } finally {
     await client.end();
   }

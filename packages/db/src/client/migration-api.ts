@@ -82,6 +82,33 @@ async function readRows(db: Queryable): Promise<AppliedRow[]> {
 }
 
 /**
+ * The migrations this database applied, in order, with their SQL: what a client merges with the
+ * list a server offers. Empty before the first migration.
+ */
+export async function appliedMigrations(db: Queryable): Promise<ExtractedMigration[]> {
+  const result = await db
+    .query<ExtractedMigration & { timestamp: string }>(
+      `SELECT "migrationName" AS name, "timestamp", "upQueries" AS up, "downQueries" AS down, checksum FROM client_migration WHERE "clientApplied" ORDER BY "timestamp"`,
+    )
+    .catch((error: { code?: string }) => {
+      if (error.code === '42P01') return { rows: [] };
+      throw error;
+    });
+  return result.rows.map((row) => ({ ...row, timestamp: Number(row.timestamp) }));
+}
+
+/** The latest migration this database applied: its schema version (null before the first). */
+export async function appliedSchemaVersion(db: Queryable): Promise<string | null> {
+  const result = await db
+    .query<{ name: string }>(`SELECT "migrationName" AS name FROM client_migration WHERE "clientApplied" ORDER BY "timestamp" DESC LIMIT 1`)
+    .catch((error: { code?: string }) => {
+      if (error.code === '42P01') return { rows: [] };
+      throw error;
+    });
+  return result.rows[0]?.name ?? null;
+}
+
+/**
  * The MigrationAPI for one PGlite database. Each migration applies in one transaction together
  * with its `client_migration` row; a failure rolls back, records `error` and `retryCount`, and
  * leaves the schema as it was. A migration applied with another checksum is reported as drift

@@ -1,4 +1,5 @@
 import { WalsyncError } from '../errors';
+import { formatIssues } from '../rules/validation';
 import { type ExtractedMigration, ExtractedMigrationSchema, migrationChecksum } from '../schema/migration';
 
 /**
@@ -9,10 +10,9 @@ import { type ExtractedMigration, ExtractedMigrationSchema, migrationChecksum } 
 export function validateMigration(value: unknown, source: string): ExtractedMigration {
   const parsed = ExtractedMigrationSchema.safeParse(value);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
     throw new WalsyncError(
       'MIGRATION_FILE',
-      `${source} is not a valid extracted migration: ${issue.path.join('.') || 'the value'}: ${issue.message}. Run "yarn build" to extract it again.`,
+      `${source} is not a valid extracted migration: ${formatIssues(parsed.error, 'the value')}. Run "yarn build" to extract it again.`,
       { source },
     );
   }

@@ -1,28 +1,14 @@
 import { z } from 'zod';
 import { NODE_ID_PATTERN } from '../schema/hlc';
-import { WRITE_ERROR_CODES } from './writes';
+import { ChangeResultSchema, RowSchema } from './writes';
 import { ExtractedMigrationSchema } from '../schema/migration';
-
+import { PositionSchema } from '../rules/position';
 
 /**
  * The sync protocol over WebSocket (`/sync`): JSON text frames, one message each, described for
  * people in docs/protocol.md. Every message a client sends is validated by one of these schemas.
  */
 export const PROTOCOL_VERSION = 1;
-
-/** A position in the change stream: the commit LSN of the last transaction a client has, `X/Y` hex. */
-export const PositionSchema = z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/, 'a position is an LSN like 0/16B3748');
-export type Position = z.infer<typeof PositionSchema>;
-
-/** Orders two positions (LSNs); -1, 0 or 1. */
-export function comparePositions(a: Position, b: Position): number {
-  const value = (position: Position) => {
-    const [high, low] = position.split('/');
-    return (BigInt(`0x${high}`) << 32n) | BigInt(`0x${low}`);
-  };
-  const difference = value(a) - value(b);
-  return difference < 0n ? -1 : difference > 0n ? 1 : 0;
-}
 
 export const HelloSchema = z.strictObject({
   type: z.literal('hello'),
@@ -43,8 +29,10 @@ export const WriteSchema = z.strictObject({
   changes: z.array(z.unknown()).min(1),
 });
 export const ResnapshotRequestSchema = z.strictObject({ type: z.literal('resnapshot') });
+/** A heartbeat: the server answers `pong` at once, so a client learns within seconds that a server went silent. */
+export const PingSchema = z.strictObject({ type: z.literal('ping') });
 
-export const ClientMessageSchema = z.discriminatedUnion('type', [HelloSchema, AckSchema, VerifySchema, WriteSchema, ResnapshotRequestSchema]);
+export const ClientMessageSchema = z.discriminatedUnion('type', [HelloSchema, AckSchema, VerifySchema, WriteSchema, ResnapshotRequestSchema, PingSchema]);
 export type ClientMessage = z.infer<typeof ClientMessageSchema>;
 export type Hello = z.infer<typeof HelloSchema>;
 
@@ -61,13 +49,6 @@ export const StreamChangeSchema = z.strictObject({
   old: z.record(z.string(), z.unknown()).optional(),
 });
 export type StreamChange = z.infer<typeof StreamChangeSchema>;
-
-const RowSchema = z.record(z.string(), z.unknown());
-const ChangeResultSchema = z.union([
-  z.strictObject({ changeId: z.string(), status: z.literal('applied'), lsn: z.string(), row: RowSchema.nullable(), duplicate: z.literal(true).optional() }),
-  z.strictObject({ changeId: z.string(), status: z.literal('rejected'), reason: z.enum(['stale', 'not_found', 'constraint']), message: z.string(), row: RowSchema.nullable() }),
-  z.strictObject({ changeId: z.string(), status: z.literal('error'), code: z.enum(WRITE_ERROR_CODES), message: z.string() }),
-]);
 
 /** Every message a server sends; clients validate what they receive with it. */
 export const ServerMessageSchema = z.discriminatedUnion('type', [
@@ -96,9 +77,9 @@ export const ServerMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('resnapshot'), reason: z.enum(['history_pruned', 'position_ahead', 'requested']), message: z.string() }),
   z.strictObject({ type: z.literal('write_result'), requestId: z.string(), results: z.array(ChangeResultSchema) }),
   z.strictObject({ type: z.literal('error'), code: z.enum(SYNC_ERROR_CODES), message: z.string() }),
+  z.strictObject({ type: z.literal('pong') }),
 ]);
 export type ServerMessage = z.infer<typeof ServerMessageSchema>;
-
 
 /** WebSocket close codes the server uses (4000-4999 are the application's). */
 export const CloseCodes = {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { NODE_ID_PATTERN } from '../schema/hlc';
+import { UUID_PATTERN } from '../rules/validation';
 
 /** Limits the server enforces on a write batch (and a client should respect when it batches). */
 export const WRITE_LIMITS = {
@@ -10,7 +11,7 @@ export const WRITE_LIMITS = {
   maxBatchBytes: 2 * 1024 * 1024,
 } as const;
 
-const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a uuid');
+const uuid = z.string().regex(UUID_PATTERN, 'must be a uuid');
 
 /**
  * One local write, as a client pushes it. `pk` holds the primary key columns; `data` the columns
@@ -37,11 +38,6 @@ export const WriteBatchSchema = z.strictObject({
 });
 export type WriteBatch = z.infer<typeof WriteBatchSchema>;
 
-export type Row = Record<string, unknown>;
-
-/** Why a well-formed change did not become the server's state; `row` is what the server holds instead. */
-export type RejectReason = 'stale' | 'not_found' | 'constraint';
-
 /** The input was wrong: the change can never apply as it is. */
 export const WRITE_ERROR_CODES = [
   'invalid_change',
@@ -57,19 +53,29 @@ export const WRITE_ERROR_CODES = [
 ] as const;
 export type WriteErrorCode = (typeof WRITE_ERROR_CODES)[number];
 
-export type ChangeResult =
-  | {
-      changeId: string;
-      status: 'applied';
-      /** The change commits at or before this LSN: once a client's position reaches it, the echo is behind it. */
-      lsn: string;
-      /** The row as the server stored it (defaults, triggers, version): the client must end with this. */
-      row: Row | null;
-      /** Set when this answers a retry of a change already applied. */
-      duplicate?: true;
-    }
-  | { changeId: string; status: 'rejected'; reason: RejectReason; message: string; row: Row | null }
-  | { changeId: string; status: 'error'; code: WriteErrorCode; message: string };
+export const RowSchema = z.record(z.string(), z.unknown());
+export type Row = z.infer<typeof RowSchema>;
+
+/** Why a well-formed change did not become the server's state; `row` is what the server holds instead. */
+export const REJECT_REASONS = ['stale', 'not_found', 'constraint'] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+/** The server's answer to one change. */
+export const ChangeResultSchema = z.union([
+  z.strictObject({
+    changeId: z.string(),
+    status: z.literal('applied'),
+    /** The change commits at or before this LSN: once a client's position reaches it, the echo is behind it. */
+    lsn: z.string(),
+    /** The row as the server stored it (defaults, triggers, version): the client must end with this. */
+    row: RowSchema.nullable(),
+    /** Set when this answers a retry of a change already applied. */
+    duplicate: z.literal(true).optional(),
+  }),
+  z.strictObject({ changeId: z.string(), status: z.literal('rejected'), reason: z.enum(REJECT_REASONS), message: z.string(), row: RowSchema.nullable() }),
+  z.strictObject({ changeId: z.string(), status: z.literal('error'), code: z.enum(WRITE_ERROR_CODES), message: z.string() }),
+]);
+export type ChangeResult = z.infer<typeof ChangeResultSchema>;
 
 export interface WriteBatchResult {
   results: ChangeResult[];

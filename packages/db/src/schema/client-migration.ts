@@ -3,8 +3,6 @@
  * and in every client (what that client applied). It is created outside the migrations because
  * it must exist before the first migration can be recorded.
  */
-export const CLIENT_MIGRATION_TABLE = 'client_migration';
-
 export const CREATE_CLIENT_MIGRATION_TABLE = `CREATE TABLE IF NOT EXISTS client_migration (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   "migrationName" text NOT NULL UNIQUE,
@@ -17,14 +15,3 @@ export const CREATE_CLIENT_MIGRATION_TABLE = `CREATE TABLE IF NOT EXISTS client_
   error text,
   "retryCount" integer NOT NULL DEFAULT 0
 )`;
-
-/** A `client_migration` row as the database returns it. */
-export interface ClientMigrationRow {
-  migrationName: string;
-  timestamp: string;
-  checksum: string;
-  clientApplied: boolean;
-  appliedAt: Date | string | null;
-  error: string | null;
-  retryCount: number;
-}

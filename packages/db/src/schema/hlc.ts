@@ -13,7 +13,6 @@ export interface Hlc {
 }
 
 const HLC_PATTERN = /^(\d{15}):(\d{6}):([A-Za-z0-9_-]{1,64})$/;
-export const MAX_HLC_COUNTER = 999_999;
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export function formatHlc(hlc: Hlc): string {
@@ -28,46 +27,21 @@ export function parseHlc(text: string): Hlc | undefined {
 }
 
 /**
- * A clock for one node. `now()` stamps a local event; `observe(remote)` moves the clock past a
- * timestamp seen from elsewhere, so the next local event orders after it.
- *
- * @example
- *   const clock = new HybridLogicalClock(clientId);
- *   const stamp = clock.now();          // '001795396924095:000000:<clientId>'
- *   clock.observe(remoteRow.hlc);
+ * The clock itself, as the one PL/pgSQL function both engines install (the server in its schema,
+ * every client in its local schema): the next timestamp for `node` after `previous` (the last one
+ * this node issued or saw, or the HLC of the row being overwritten). The wall clock, unless
+ * `previous` is at or ahead of it: then its wall time with the counter moved on, so the result
+ * always orders after `previous`.
  */
-export class HybridLogicalClock {
-  private last: Hlc;
-
-  constructor(
-    readonly node: string,
-    last?: string | null,
-    private readonly wallClock: () => number = Date.now,
-  ) {
-    if (!NODE_ID_PATTERN.test(node)) throw new Error(`An HLC node id must match ${NODE_ID_PATTERN}, got "${node}".`);
-    this.last = (last && parseHlc(last)) || { wallMs: 0, counter: 0, node };
-  }
-
-  now(): string {
-    const wall = this.wallClock();
-    this.last =
-      wall > this.last.wallMs
-        ? { wallMs: wall, counter: 0, node: this.node }
-        : { wallMs: this.last.wallMs, counter: this.last.counter + 1, node: this.node };
-    if (this.last.counter > MAX_HLC_COUNTER) this.last = { wallMs: this.last.wallMs + 1, counter: 0, node: this.node };
-    return formatHlc(this.last);
-  }
-
-  observe(remote: string | null | undefined): void {
-    const parsed = remote ? parseHlc(remote) : undefined;
-    if (!parsed) return;
-    if (parsed.wallMs > this.last.wallMs || (parsed.wallMs === this.last.wallMs && parsed.counter > this.last.counter)) {
-      this.last = { wallMs: parsed.wallMs, counter: parsed.counter, node: this.node };
-    }
-  }
-
-  /** The latest timestamp this clock issued or observed (to persist it). */
-  get latest(): string {
-    return formatHlc(this.last);
-  }
-}
+export const HLC_FUNCTION_SQL = `
+  CREATE OR REPLACE FUNCTION walsync_hlc_after(previous text, node text) RETURNS text LANGUAGE plpgsql AS $walsync_hlc$
+  DECLARE
+    wall bigint := floor(extract(epoch FROM clock_timestamp()) * 1000);
+    counter integer := 0;
+  BEGIN
+    IF previous ~ '^[0-9]{15}:[0-9]{6}:' AND substr(previous, 1, 15)::bigint >= wall THEN
+      wall := substr(previous, 1, 15)::bigint;
+      counter := substr(previous, 17, 6)::integer + 1;
+    END IF;
+    RETURN lpad(wall::text, 15, '0') || ':' || lpad(counter::text, 6, '0') || ':' || node;
+  END $walsync_hlc$;`;

@@ -1,5 +1,4 @@
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { sha256Hex } from '../rules/digest';
 import { z } from 'zod';
 
 /** One statement of a migration, as the migration's `up()` or `down()` issued it. */
@@ -25,7 +24,7 @@ export type ExtractedMigration = z.infer<typeof ExtractedMigrationSchema>;
 
 /** sha256 over the migration's name and its up statements (SQL and parameters). */
 export function migrationChecksum(name: string, up: MigrationQuery[]): string {
-  return bytesToHex(sha256(utf8ToBytes(JSON.stringify([name, up]))));
+  return sha256Hex(JSON.stringify([name, up]));
 }
 
 /** The file name a migration is extracted to, inside `dist/migrations/`. */

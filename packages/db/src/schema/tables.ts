@@ -20,3 +20,9 @@ export interface SyncedTable {
   scope: string;
   columns: SyncedColumn[];
 }
+
+/**
+ * The columns the sync machinery sets on every synced row (timestamps, version, clock, origin,
+ * tombstone): a client's write never sends them and the server ignores them if it does.
+ */
+export const SERVER_MANAGED_COLUMNS = ['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id', 'deleted_at'] as const;

@@ -70,3 +70,21 @@ export async function markServerApplied(client: pg.ClientBase): Promise<void> {
      END`,
   );
 }
+
+/**
+ * The migrations the server applied, in order, as clients apply them: what a session offers a
+ * client in its welcome.
+ */
+export async function readCatalog(db: Pick<pg.ClientBase, 'query'>): Promise<ExtractedMigration[]> {
+  const result = await db.query<ExtractedMigration & { timestamp: string }>(
+    `SELECT "migrationName" AS name, "timestamp", "upQueries" AS up, "downQueries" AS down, checksum
+       FROM client_migration WHERE "appliedAt" IS NOT NULL ORDER BY "timestamp"`,
+  );
+  return result.rows.map((row) => ({ ...row, timestamp: Number(row.timestamp) }));
+}
+
+/** Drops one migration's row (one the server has not applied); nothing when the catalog does not exist yet. */
+export async function removeFromCatalog(client: pg.ClientBase, name: string): Promise<void> {
+  const exists = await client.query(`SELECT to_regclass('client_migration') AS name`);
+  if (exists.rows[0].name) await client.query(`DELETE FROM client_migration WHERE "migrationName" = $1`, [name]);
+}

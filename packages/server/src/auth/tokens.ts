@@ -1,7 +1,6 @@
 import { type KeyObject, createSecretKey } from 'node:crypto';
+import { UUID_PATTERN } from '@walsync/db/server';
 import { type JWTPayload, SignJWT, errors, jwtVerify } from 'jose';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A request without a usable token: the message says what is wrong, never echoes the token. */
 export class AuthenticationError extends Error {}
@@ -57,7 +56,7 @@ export class Tokens {
       if (error instanceof errors.JWTExpired) throw new AuthenticationError('the token has expired');
       throw new AuthenticationError('the token is not valid (bad signature, algorithm or format)');
     }
-    if (typeof payload.sub !== 'string' || !UUID.test(payload.sub)) throw new AuthenticationError('the token has no user id (sub) that is a uuid');
+    if (typeof payload.sub !== 'string' || !UUID_PATTERN.test(payload.sub)) throw new AuthenticationError('the token has no user id (sub) that is a uuid');
     const principal: Principal = { userId: payload.sub.toLowerCase(), ...(typeof payload.exp === 'number' ? { expiresAt: payload.exp * 1000 } : {}) };
     if (typeof payload.exp === 'number') {
       if (this.verified.size >= 10_000) this.verified.delete(this.verified.keys().next().value!);

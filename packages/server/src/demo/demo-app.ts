@@ -3,6 +3,7 @@ import path from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
+import { formatIssues } from '@walsync/db/server';
 import { z } from 'zod';
 import type { Tokens } from '../auth/tokens';
 
@@ -35,7 +36,7 @@ export async function registerDemoApp(app: FastifyInstance, deps: { pool: pg.Poo
   app.post('/dev/login', async (request, reply) => {
     if (!options.devLogin) return reply.status(403).send(errorBody('dev_login_disabled', 'the development login is disabled in production'));
     const parsed = LoginSchema.safeParse(request.body);
-    if (!parsed.success) return reply.status(400).send(errorBody('invalid_request', `send {"email": "<address>"}: ${parsed.error.issues[0]!.message}`));
+    if (!parsed.success) return reply.status(400).send(errorBody('invalid_request', `send {"email": "<address>"}: ${formatIssues(parsed.error, 'email')}`));
     const user = await deps.pool.query<{ id: string; email: string; name: string }>(`SELECT id, email, name FROM app_user WHERE email = $1`, [parsed.data.email]);
     if (!user.rows[0]) return reply.status(404).send(errorBody('unknown_user', `no user ${parsed.data.email}`));
     return { token: await deps.tokens.issue(user.rows[0].id), user: user.rows[0] };

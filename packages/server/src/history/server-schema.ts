@@ -1,12 +1,10 @@
-import type { SyncedTable } from '@walsync/db/server';
+import { HLC_FUNCTION_SQL, type SyncedTable, quoteIdent as quote } from '@walsync/db/server';
 import type pg from 'pg';
 
 export const PUBLICATION = 'walsync';
 export const CLIENT_MESSAGE_PREFIX = 'walsync.client';
 /** TypeORM's migrations table is published too: its rows tell the replicator the schema version in WAL order. */
 export const MIGRATIONS_TABLE = 'migrations';
-
-const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
 /**
  * The server-only part of the database, next to the shared schema: the permanent change history,
@@ -63,20 +61,7 @@ export async function ensureServerSchema(client: pg.ClientBase, tables: SyncedTa
       )`);
     // The HLC for a write from outside walsync: the server's wall clock, but never before the HLC of
     // the row it overwrites, so it orders after everything it could have seen.
-    await client.query(`
-      CREATE OR REPLACE FUNCTION walsync_next_hlc(previous text) RETURNS text LANGUAGE plpgsql AS $$
-      DECLARE
-        now_ms bigint := floor(extract(epoch FROM clock_timestamp()) * 1000);
-        previous_ms bigint;
-      BEGIN
-        IF previous ~ '^[0-9]{15}:[0-9]{6}:' THEN
-          previous_ms := substr(previous, 1, 15)::bigint;
-          IF previous_ms >= now_ms THEN
-            RETURN lpad(previous_ms::text, 15, '0') || ':' || lpad((substr(previous, 17, 6)::int + 1)::text, 6, '0') || ':server';
-          END IF;
-        END IF;
-        RETURN lpad(now_ms::text, 15, '0') || ':000000:server';
-      END $$`);
+    await client.query(HLC_FUNCTION_SQL);
     // Every write to a synced table: version and updated_at move on update; a write that did not come
     // through walsync (no walsync.client_id in the transaction) gets a server HLC and no origin client.
     await client.query(`
@@ -88,7 +73,7 @@ export async function ensureServerSchema(client: pg.ClientBase, tables: SyncedTa
           NEW.created_at := OLD.created_at;
         END IF;
         IF coalesce(current_setting('walsync.client_id', true), '') = '' THEN
-          NEW.hlc := walsync_next_hlc(CASE WHEN TG_OP = 'UPDATE' THEN OLD.hlc END);
+          NEW.hlc := walsync_hlc_after(CASE WHEN TG_OP = 'UPDATE' THEN OLD.hlc END, 'server');
           NEW.origin_client_id := NULL;
         END IF;
         RETURN NEW;

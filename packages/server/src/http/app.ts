@@ -1,8 +1,7 @@
-import { NODE_ID_PATTERN as NODE_ID, WRITE_LIMITS } from '@walsync/db/server';
+import { PROTOCOL_VERSION, WRITE_LIMITS } from '@walsync/db/server';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { claimClientId } from '../auth/client-ids';
 import { AuthenticationError, type Tokens } from '../auth/tokens';
 import type { Metrics } from '../metrics';
 import type { Capture } from '../replication/capture';
@@ -61,23 +60,24 @@ export function buildHttpApp(deps: HttpDependencies): FastifyInstance {
       if (error instanceof AuthenticationError) return reply.status(401).send(errorBody('unauthenticated', error.message));
       throw error;
     }
-    const stopTimer = deps.metrics.writeBatchSeconds.startTimer();
     try {
-      // A session claims its client id in hello; a batch over HTTP claims it here.
-      const clientId = (request.body as { clientId?: unknown } | null)?.clientId;
-      if (typeof clientId === 'string' && NODE_ID.test(clientId) && !(await claimClientId(deps.pool, clientId, userId))) {
-        throw new WriteRequestError('forbidden_client', `the client id ${clientId} belongs to another user's client; nothing was written`);
-      }
-      const result = await deps.writes.applyBatch(userId, request.body);
-      for (const change of result.results) deps.metrics.writeChanges.inc({ status: change.status });
-      return result;
+      return await deps.writes.applyBatch(userId, request.body);
     } catch (error) {
       if (error instanceof WriteRequestError) return reply.status({ too_large: 413, forbidden_client: 403, invalid_batch: 400 }[error.code]).send(errorBody(error.code, error.message));
       throw error;
-    } finally {
-      stopTimer();
     }
   });
+
+  // `/sync` is a WebSocket (the upgrade never reaches these routes). A plain GET says so, and says
+  // this is a walsync server: a client whose socket failed to open asks here whether its URL is
+  // wrong (anything else answers) or the server is only away (nothing answers). Any origin may read it.
+  app.get('/sync', async (_request, reply) =>
+    reply
+      .status(426)
+      .header('upgrade', 'websocket')
+      .header('access-control-allow-origin', '*')
+      .send({ walsync: { protocol: PROTOCOL_VERSION }, error: { code: 'upgrade_required', message: 'GET /sync is the walsync WebSocket endpoint; connect with a WebSocket' } }),
+  );
 
   return app;
 }

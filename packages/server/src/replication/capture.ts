@@ -1,4 +1,4 @@
-import type { SyncedTable } from '@walsync/db/server';
+import { type SyncedTable, retryDelay } from '@walsync/db/server';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics';
 import { LeaderElection } from './leader';
@@ -65,6 +65,9 @@ export class Capture {
     this.capturedListeners.push(listener);
   }
 
+  /** Failed starts in a row: the next restart waits longer (see retryDelay). */
+  private restarts = 0;
+
   private async runReplicator(): Promise<void> {
     if (this.stopping || this.election.role !== 'leader' || this.replicator) return;
     const replicator = new Replicator({ url: this.options.url, tables: this.options.tables, slotName: this.options.slotName, log: this.options.log });
@@ -79,6 +82,7 @@ export class Capture {
     replicator.on('error', () => this.restartLater(replicator));
     try {
       await replicator.start();
+      this.restarts = 0;
       this.pingTimer = setInterval(() => replicator.ping(), 1000);
     } catch (error) {
       this.options.log.warn({ err: error }, 'replication could not start; retrying');
@@ -92,7 +96,7 @@ export class Capture {
     clearInterval(this.pingTimer);
     this.replicator = undefined;
     if (this.stopping) return;
-    this.restartTimer = setTimeout(() => void this.runReplicator(), this.options.restartDelayMs ?? 250);
+    this.restartTimer = setTimeout(() => void this.runReplicator(), retryDelay(this.restarts++, { baseMs: this.options.restartDelayMs ?? 250, maxMs: 5_000 }));
   }
 
   private async stopReplicator(): Promise<void> {

@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events';
-import type { SyncedTable } from '@walsync/db/server';
+import { type SyncedTable, formatPosition, parsePosition } from '@walsync/db/server';
 import pg from 'pg';
 import { LogicalReplicationService, type Pgoutput } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import { type CapturedChange, type Operation, appendToHistory } from '../history/change-history';
 import { CLIENT_MESSAGE_PREFIX, MIGRATIONS_TABLE, PUBLICATION, ensureSlot } from '../history/server-schema';
-import { lsnToBigInt, microsToIso, normalizeLsn } from './lsn';
+import { microsToIso } from './commit-time';
 import { LosslessPgoutputPlugin } from './pgoutput';
 import { connectionConfig } from '../connection';
 
@@ -206,8 +206,8 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
       if (migration.operation === 'insert') this.appliedMigrations.push(migration.name);
       else if (migration.operation === 'delete') this.appliedMigrations = this.appliedMigrations.filter((name) => name !== migration.name);
     }
-    const commitLsn = normalizeLsn(message.commitLsn ?? lsn);
-    const commitNumber = lsnToBigInt(commitLsn).toString();
+    const commitLsn = formatPosition(parsePosition(message.commitLsn ?? lsn));
+    const commitNumber = parsePosition(commitLsn).toString();
     const schemaVersion = this.appliedMigrations.at(-1) ?? '';
     const timestamp = microsToIso(open.commitTime);
     const transactionId = String(open.xid);
@@ -246,7 +246,7 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
   private async acknowledge(lsn: string): Promise<void> {
     if (!this.service || this.stopped) return;
     await this.service.acknowledge(lsn);
-    this.state.confirmedLsn = normalizeLsn(lsn);
+    this.state.confirmedLsn = formatPosition(parsePosition(lsn));
   }
 
   private scheduleFlush(): void {

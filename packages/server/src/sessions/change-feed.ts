@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
-import type { Row } from '@walsync/db/server';
+import { type Row, formatPosition, retryDelay } from '@walsync/db/server';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { CHANGES_CHANNEL, type Operation } from '../history/change-history';
-import { bigIntToLsn } from '../replication/lsn';
+import type { Scope } from '../auth/scope';
 import { connectionConfig } from '../connection';
 
 /** One row of change_history, as sessions use it. */
@@ -15,12 +15,6 @@ export interface FeedEntry {
   old: Row | null;
   clientId: string | null;
   scopeId: string | null;
-}
-
-/** Which entries a session may see: its workspaces, and membership changes of its own user. */
-export interface FeedFilter {
-  workspaces: ReadonlySet<string>;
-  userId: string;
 }
 
 export interface FeedOptions {
@@ -46,13 +40,6 @@ function toEntry(row: Record<string, any>): FeedEntry {
   };
 }
 
-/** Whether an entry concerns a session with this filter. (`query` applies the same rule in SQL.) */
-export function visibleTo(entry: FeedEntry, filter: FeedFilter): boolean {
-  if (entry.table === 'workspace_member' && ((entry.data ?? entry.old)?.user_id as string) === filter.userId) return true;
-  if (entry.scopeId === null) return entry.op === 'truncate';
-  return filter.workspaces.has(entry.scopeId);
-}
-
 /**
  * The change stream of one server process: it tails change_history (NOTIFY is the wake-up hint,
  * the table the truth) and keeps the most recent entries in memory, so sessions that are caught up
@@ -76,6 +63,8 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint] }> {
   private pollAgain = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Failed LISTENs in a row (see retryDelay). */
+  private relistens = 0;
 
   constructor(private readonly options: FeedOptions) {
     super();
@@ -101,7 +90,7 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint] }> {
   }
 
   get tailPosition(): string {
-    return bigIntToLsn(this.tail);
+    return formatPosition(this.tail);
   }
 
   /** LISTENs for the replicator's wake-ups; a lost listener is replaced (polling covers the gap). */
@@ -115,7 +104,7 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint] }> {
       void listener.end().catch(() => undefined);
       if (this.stopped) return;
       this.options.log.warn({ err: error }, 'change feed listener failed; relying on polling until it is back');
-      setTimeout(() => void this.listen().catch(() => undefined), 1000);
+      setTimeout(() => void this.listen().then(() => (this.relistens = 0), () => undefined), retryDelay(this.relistens++, { baseMs: 1_000, maxMs: 10_000 }));
     };
     listener.on('notification', () => this.poll());
     listener.on('error', lose);
@@ -169,11 +158,11 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint] }> {
   }
 
   /**
-   * Whole transactions after `after` (up to about `limit` entries) that `filter` may see, and the
+   * Whole transactions after `after` (up to about `limit` entries) that concern `scope`, and the
    * position they reach: the commit LSN of the last transaction considered, which may be past the
-   * last entry returned (transactions the filter hides still move a reader on).
+   * last entry returned (transactions outside the scope still move a reader on).
    */
-  async read(after: bigint, filter: FeedFilter, limit = 2_000): Promise<{ entries: FeedEntry[]; upTo: bigint }> {
+  async read(after: bigint, scope: Scope, limit = 2_000): Promise<{ entries: FeedEntry[]; upTo: bigint }> {
     if (after >= this.tail) return { entries: [], upTo: after };
     if (after >= this.windowStart) {
       const start = this.firstAfter(after);
@@ -183,11 +172,11 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint] }> {
         const entry = this.window[index]!;
         if (entry.commitLsn !== upTo && entries.length >= limit) break;
         upTo = entry.commitLsn;
-        if (visibleTo(entry, filter)) entries.push(entry);
+        if (scope.concerns(entry)) entries.push(entry);
       }
       return { entries, upTo: start < 0 ? this.tail : upTo };
     }
-    return this.query(after, filter, limit);
+    return this.query(after, scope, limit);
   }
 
   /** Index of the first window entry with a commit LSN above `after` (binary search; -1 if none). */
@@ -203,33 +192,24 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint] }> {
   }
 
   /** The database path: rows after `after` up to the tail known now, in whole transactions. */
-  private async query(after: bigint, filter: FeedFilter | undefined, limit: number): Promise<{ entries: FeedEntry[]; upTo: bigint }> {
-    const ceiling = filter ? this.tail : BigInt('9223372036854775807');
-    const scopeParams = filter ? [[...filter.workspaces], filter.userId] : [];
+  private async query(after: bigint, scope: Scope | undefined, limit: number): Promise<{ entries: FeedEntry[]; upTo: bigint }> {
+    const ceiling = scope ? this.tail : BigInt('9223372036854775807');
+    const scopeParams = scope?.params() ?? [];
     const result = await this.reader.query(
       `SELECT commit_lsn, table_name, operation, data, old_data, client_id, scope_id FROM change_history
-        WHERE commit_lsn > $1 AND commit_lsn <= $2 ${filter ? scopeCondition(4) : ''} ORDER BY commit_lsn, op_index LIMIT $3`,
+        WHERE commit_lsn > $1 AND commit_lsn <= $2 ${scope ? `AND ${scope.sqlCondition(4)}` : ''} ORDER BY commit_lsn, op_index LIMIT $3`,
       [after.toString(), ceiling.toString(), limit, ...scopeParams],
     );
     const entries = result.rows.map(toEntry);
-    if (entries.length < limit) return { entries, upTo: filter ? ceiling : (entries.at(-1)?.commitLsn ?? after) };
+    if (entries.length < limit) return { entries, upTo: scope ? ceiling : (entries.at(-1)?.commitLsn ?? after) };
     // The limit may cut the last transaction; finish it with a read of its own.
     const last = entries.at(-1)!.commitLsn;
     const kept = entries.filter((entry) => entry.commitLsn !== last);
     const rest = await this.reader.query(
       `SELECT commit_lsn, table_name, operation, data, old_data, client_id, scope_id FROM change_history
-        WHERE commit_lsn = $1 ${filter ? scopeCondition(2) : ''} ORDER BY op_index`,
+        WHERE commit_lsn = $1 ${scope ? `AND ${scope.sqlCondition(2)}` : ''} ORDER BY op_index`,
       [last.toString(), ...scopeParams],
     );
     return { entries: [...kept, ...rest.rows.map(toEntry)], upTo: last };
   }
-}
-
-/**
- * The rows a filtered reader may see, as SQL with its two parameters (the workspaces, the user id)
- * numbered from `first`: its workspaces' changes, truncates, and its own membership rows.
- */
-function scopeCondition(first: number): string {
-  return `AND (scope_id = ANY($${first}::uuid[]) OR (scope_id IS NULL AND operation = 'truncate')
-              OR (table_name = 'workspace_member' AND coalesce(data, old_data)->>'user_id' = $${first + 1}))`;
 }

@@ -1,7 +1,5 @@
-import type { SyncedTable } from '@walsync/db/server';
+import { type SyncedTable, formatPosition, quoteIdent } from '@walsync/db/server';
 import type pg from 'pg';
-import { bigIntToLsn } from '../replication/lsn';
-import { quoteIdent } from '../writes/columns';
 
 export interface SnapshotPage {
   table: string;
@@ -34,7 +32,7 @@ export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[],
     const head = await client.query<{ position: string | null }>(
       `SELECT greatest((SELECT max(commit_lsn) FROM change_history), (SELECT pruned_through FROM walsync_history_horizon))::text AS position`,
     );
-    const position = bigIntToLsn(BigInt(head.rows[0]!.position ?? 0));
+    const position = formatPosition(BigInt(head.rows[0]!.position ?? 0));
     const total: Record<string, number> = {};
     for (const table of tables) {
       const counted = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${quoteIdent(table.name)} WHERE ${quoteIdent(table.scope)} = ANY($1::uuid[])`, [

@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CloseCodes, type ExtractedMigration, WRITE_LIMITS } from '@walsync/db/server';
+import { CloseCodes, type ExtractedMigration, WRITE_LIMITS, readCatalog } from '@walsync/db/server';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { SessionDependencies } from './sync-session';
 import { SyncSession } from './sync-session';
@@ -70,11 +70,7 @@ export class SyncEndpoint {
 
   /** The server's catalog: the migrations it applied, as clients apply them. */
   private async migrations(): Promise<ExtractedMigration[]> {
-    const result = await this.deps.pool.query(
-      `SELECT "migrationName" AS name, "timestamp", "upQueries" AS up, "downQueries" AS down, checksum
-         FROM client_migration WHERE "appliedAt" IS NOT NULL ORDER BY "timestamp"`,
-    );
-    return result.rows.map((row) => ({ ...row, timestamp: Number(row.timestamp) }));
+    return readCatalog(this.deps.pool);
   }
 
   async close(): Promise<void> {

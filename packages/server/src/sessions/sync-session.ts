@@ -7,15 +7,18 @@ import {
   type StreamChange,
   type SyncErrorCode,
   type SyncedTable,
+  formatIssues,
+  formatPosition,
+  parsePosition,
 } from '@walsync/db/server';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { claimClientId } from '../auth/client-ids';
+import { Scope } from '../auth/scope';
 import { checkout } from '../connection';
 import type { WebSocket } from 'ws';
 import { AuthenticationError, type Tokens } from '../auth/tokens';
 import { historyHorizon } from '../history/retention';
-import { bigIntToLsn, lsnToBigInt } from '../replication/lsn';
+
 import { WriteRequestError, type WriteService } from '../writes/write-service';
 import type { ChangeFeed, FeedEntry } from './change-feed';
 import { sendSnapshot } from './snapshot';
@@ -52,7 +55,7 @@ export class SyncSession {
   private state: State = 'handshake';
   userId = '';
   clientId = '';
-  private workspaces = new Set<string>();
+  private scope = new Scope('', new Set());
   /** Where the stream stands for this client (commit LSN). */
   private position = 0n;
   /** The newest position this client was told; it may acknowledge up to here. */
@@ -150,10 +153,7 @@ export class SyncSession {
     try {
       if (text === null) throw new Error('binary frames are not part of the protocol; send JSON text');
       const parsed = ClientMessageSchema.safeParse(JSON.parse(text));
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        throw new Error(`${issue.path.join('.') || 'message'}: ${issue.message}`);
-      }
+      if (!parsed.success) throw new Error(formatIssues(parsed.error, 'message'));
       message = parsed.data;
     } catch (error) {
       if (this.state === 'handshake') {
@@ -164,6 +164,9 @@ export class SyncSession {
       if (++this.badMessages > MAX_BAD_MESSAGES) this.close(CloseCodes.flood, 'too many bad messages');
       return;
     }
+    // A heartbeat is answered at once, even while a long request (a snapshot) runs: it proves the
+    // process is alive and tells nothing else (the handshake timeout still ends a socket without hello).
+    if (message.type === 'ping') return this.send({ type: 'pong' });
     // One message at a time, in order.
     this.queue = this.queue.then(() => this.handle(message)).catch((error) => this.abandon('a session message failed', error));
   }
@@ -178,13 +181,15 @@ export class SyncSession {
       case 'hello':
         return this.fail('bad_message', 'hello was already received');
       case 'sync_ack':
-        return this.ack(lsnToBigInt(message.position));
+        return this.ack(parsePosition(message.position));
       case 'sync_verify':
-        return this.verify(lsnToBigInt(message.position));
+        return this.verify(parsePosition(message.position));
       case 'write':
         return this.write(message.requestId, message.changes);
       case 'resnapshot':
         return this.hydrate('requested', 'the client asked for a new snapshot');
+      case 'ping':
+        return; // answered on arrival
     }
   }
 
@@ -210,37 +215,37 @@ export class SyncSession {
       this.fail('schema_ahead', message);
       return this.close(CloseCodes.schemaAhead, 'client schema is newer than the server');
     }
-    if (!(await claimClientId(this.deps.pool, this.clientId, this.userId, catalog.at(-1)?.name ?? null))) {
+    if (!(await this.deps.writes.claimClientId(this.clientId, this.userId, catalog.at(-1)?.name ?? null))) {
       const message = `the client id ${this.clientId} belongs to another user's client; a replica serves one user — open a new one for this user`;
       this.fail('client_id_taken', message);
       return this.close(CloseCodes.clientIdTaken, 'the client id belongs to another user');
     }
-    this.workspaces = await this.readWorkspaces();
+    this.scope = await Scope.of(this.deps.pool, this.userId);
     this.send({
       type: 'welcome',
       userId: this.userId,
       clientId: this.clientId,
       schemaVersion: catalog.at(-1)?.name ?? '',
       migrations: catalog.slice(known + 1),
-      workspaces: [...this.workspaces],
+      workspaces: [...this.scope.workspaces],
     });
     if (hello.position === null) return this.hydrate();
-    return this.resume(lsnToBigInt(hello.position));
+    return this.resume(parsePosition(hello.position));
   }
 
   /** Continues from a position the client has, or re-snapshots when that position cannot be served. */
   private async resume(from: bigint): Promise<void> {
     if (from > this.deps.feed.tail) {
-      return this.hydrate('position_ahead', `position ${bigIntToLsn(from)} is ahead of this server's history (${this.deps.feed.tailPosition})`);
+      return this.hydrate('position_ahead', `position ${formatPosition(from)} is ahead of this server's history (${this.deps.feed.tailPosition})`);
     }
     const horizon = await historyHorizon(this.deps.pool);
     if (from < horizon) {
-      return this.hydrate('history_pruned', `history before ${bigIntToLsn(horizon)} was pruned; position ${bigIntToLsn(from)} is older`);
+      return this.hydrate('history_pruned', `history before ${formatPosition(horizon)} was pruned; position ${formatPosition(from)} is older`);
     }
     this.position = from;
     this.sentPosition = from;
     this.state = 'live';
-    if (from === this.deps.feed.tail) this.send({ type: 'up_to_date', position: bigIntToLsn(from) });
+    if (from === this.deps.feed.tail) this.send({ type: 'up_to_date', position: formatPosition(from) });
     this.pump();
   }
 
@@ -248,7 +253,7 @@ export class SyncSession {
   private async hydrate(reason?: 'history_pruned' | 'position_ahead' | 'requested', message?: string): Promise<void> {
     this.state = 'hydrating';
     if (reason) this.send({ type: 'resnapshot', reason, message: message! });
-    const position = await this.snapshot([...this.workspaces], true);
+    const position = await this.snapshot([...this.scope.workspaces], true);
     if (position === undefined) return;
     this.position = position;
     this.sentPosition = position;
@@ -268,7 +273,7 @@ export class SyncSession {
         },
       });
       this.send({ type: 'snapshot_end', position });
-      return lsnToBigInt(position);
+      return parsePosition(position);
     } catch (error) {
       if (this.state !== 'closed') throw error;
       return undefined;
@@ -277,29 +282,21 @@ export class SyncSession {
     }
   }
 
-  private async readWorkspaces(): Promise<Set<string>> {
-    const result = await this.deps.pool.query<{ workspace_id: string }>(
-      `SELECT workspace_id::text FROM workspace_member WHERE user_id = $1 AND deleted_at IS NULL`,
-      [this.userId],
-    );
-    return new Set(result.rows.map((row) => row.workspace_id));
-  }
-
   private async pumpLoop(): Promise<void> {
     while (this.state === 'live' && this.position < this.deps.feed.tail) {
       if (!(await this.drained())) return;
-      const { entries, upTo } = await this.deps.feed.read(this.position, { workspaces: this.workspaces, userId: this.userId });
+      const { entries, upTo } = await this.deps.feed.read(this.position, this.scope);
       const changes: StreamChange[] = [];
       let ownChanges = false;
       let membershipChanged = false;
       for (const entry of entries) {
-        if (entry.table === 'workspace_member' && (entry.data ?? entry.old)?.user_id === this.userId) membershipChanged = true;
+        if (this.scope.isOwnMembership(entry)) membershipChanged = true;
         if (entry.clientId === this.clientId) {
           ownChanges = true;
           continue;
         }
-        if (entry.scopeId !== null && !this.workspaces.has(entry.scopeId)) continue;
-        changes.push(streamChange(entry));
+        // A membership row of a workspace not (yet) in scope only moves the scope; its rows come with its snapshot.
+        if (this.scope.holds(entry)) changes.push(streamChange(entry));
       }
       if (this.state !== 'live') return;
       this.position = upTo;
@@ -314,7 +311,7 @@ export class SyncSession {
     clearTimeout(this.advanceTimer);
     this.advanceTimer = undefined;
     this.sentPosition = this.position;
-    this.send({ type: 'changes', position: bigIntToLsn(this.position), changes });
+    this.send({ type: 'changes', position: formatPosition(this.position), changes });
   }
 
   private scheduleIdleAdvance(): void {
@@ -326,15 +323,15 @@ export class SyncSession {
 
   /** The user's memberships changed: drop removed workspaces, hydrate added ones, then go on. */
   private async refreshScope(): Promise<void> {
-    const current = await this.readWorkspaces();
-    for (const removed of [...this.workspaces].filter((workspace) => !current.has(workspace))) {
-      this.workspaces.delete(removed);
-      this.send({ type: 'scope_removed', workspaceId: removed, position: bigIntToLsn(this.position) });
+    const current = await Scope.of(this.deps.pool, this.userId);
+    const previous = this.scope.workspaces;
+    this.scope = current;
+    for (const removed of [...previous].filter((workspace) => !current.workspaces.has(workspace))) {
+      this.send({ type: 'scope_removed', workspaceId: removed, position: formatPosition(this.position) });
     }
-    const added = [...current].filter((workspace) => !this.workspaces.has(workspace));
+    const added = [...current.workspaces].filter((workspace) => !previous.has(workspace));
     if (added.length === 0) return;
     this.state = 'hydrating';
-    for (const workspace of added) this.workspaces.add(workspace);
     if ((await this.snapshot(added, false)) === undefined) return;
     // Live continues from where it was: changes in the added workspaces since then arrive again as whole rows.
     this.state = 'live';
@@ -342,11 +339,11 @@ export class SyncSession {
 
   private async ack(position: bigint): Promise<void> {
     if (position > this.sentPosition) {
-      return this.fail('ack_unsent', `position ${bigIntToLsn(position)} was never sent to this client (last sent: ${bigIntToLsn(this.sentPosition)})`);
+      return this.fail('ack_unsent', `position ${formatPosition(position)} was never sent to this client (last sent: ${formatPosition(this.sentPosition)})`);
     }
     await this.deps.pool.query(
       `UPDATE sync_client SET acked_position = $2, acked_commit_lsn = $3, last_seen = now() WHERE client_id = $1 AND (acked_commit_lsn IS NULL OR acked_commit_lsn <= $3)`,
-      [this.clientId, bigIntToLsn(position), position.toString()],
+      [this.clientId, formatPosition(position), position.toString()],
     );
   }
 

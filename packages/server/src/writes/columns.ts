@@ -1,16 +1,15 @@
-import type { SyncedColumn, SyncedTable } from '@walsync/db/server';
+import { SERVER_MANAGED_COLUMNS, type SyncedColumn, type SyncedTable, UUID_PATTERN as UUID, quoteIdent } from '@walsync/db/server';
+
+export { quoteIdent };
 
 /** Columns the server sets itself; a client's values for them are ignored. */
-export const SERVER_MANAGED = new Set(['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id', 'deleted_at']);
+export const SERVER_MANAGED: ReadonlySet<string> = new Set(SERVER_MANAGED_COLUMNS);
 
 /** Tables clients read but may not write: membership is the basis of every access decision. */
 export const READ_ONLY_TABLES = new Set(['workspace_member']);
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$/;
 const MAX_TEXT = 100_000;
-
-export const quoteIdent = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
 /** The SQL cast a parameter of this column gets. */
 export function castOf(column: SyncedColumn): string {

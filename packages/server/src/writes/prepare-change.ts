@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type ChangeResult, ChangeSchema, type SyncedTable, WRITE_LIMITS, parseHlc } from '@walsync/db/server';
+import { type ChangeResult, ChangeSchema, type SyncedTable, WRITE_LIMITS, formatIssues, parseHlc } from '@walsync/db/server';
 import { READ_ONLY_TABLES, SERVER_MANAGED, columnMap, toParameter } from './columns';
 
 /** A change that passed every check that needs no database. */
@@ -34,8 +34,7 @@ export function prepareChange(raw: unknown, context: PrepareContext): PreparedCh
 
   const parsed = ChangeSchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    return error('invalid_change', `${issue.path.join('.') || 'change'}: ${issue.message}`);
+    return error('invalid_change', formatIssues(parsed.error, 'change'));
   }
   const change = parsed.data;
   if (JSON.stringify(change.data).length > WRITE_LIMITS.maxChangeBytes) {

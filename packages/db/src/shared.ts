@@ -1,0 +1,16 @@
+/**
+ * What both builds of @walsync/db export (dist/server.cjs and dist/browser.mjs): the protocol, the
+ * shared rules and the schema as data. One list, so the two entries cannot drift apart.
+ */
+export { validateMigration, validateMigrationList } from './client/validate-migrations';
+export { WalsyncError, isWalsyncError, messageOf, type WalsyncErrorCode } from './errors';
+export * from './protocol/sync';
+export * from './protocol/writes';
+export { type Position, PositionSchema, comparePositions, formatPosition, isPosition, parsePosition } from './rules/position';
+export { sha256Hex } from './rules/digest';
+export { retryDelay, type RetryPolicy } from './rules/retry';
+export { quoteIdent, quoteLiteral } from './rules/sql';
+export { UUID_PATTERN, formatIssues } from './rules/validation';
+export { HLC_FUNCTION_SQL, NODE_ID_PATTERN, formatHlc, parseHlc, type Hlc } from './schema/hlc';
+export { ExtractedMigrationSchema, migrationChecksum, type ExtractedMigration, type MigrationQuery } from './schema/migration';
+export { SERVER_MANAGED_COLUMNS, type SyncedColumn, type SyncedTable } from './schema/tables';

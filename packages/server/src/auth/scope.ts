@@ -1,0 +1,67 @@
+import type { Row } from '@walsync/db/server';
+import type pg from 'pg';
+
+/** A change as the scope rule sees it: its table, operation, row images and scope column value. */
+export interface ScopedChange {
+  table: string;
+  op: string;
+  data: Row | null;
+  old: Row | null;
+  /** The row's workspace (the table's scope column), null for a truncate. */
+  scopeId: string | null;
+}
+
+/** The workspaces of a user, as SQL with the user id as parameter `$n` (one row per workspace). */
+export function membershipSql(userParam: number): string {
+  return `SELECT workspace_id::text FROM workspace_member WHERE user_id = $${userParam}::uuid AND deleted_at IS NULL`;
+}
+
+/**
+ * What one user may see: the workspaces they are a member of, read live (never remembered across
+ * sessions). The one home of the scope rule, in TypeScript for the in-memory feed and in SQL for
+ * reads from change_history.
+ *
+ * @example
+ *   const scope = await Scope.of(pool, userId);
+ *   if (scope.holds(change)) send(change);
+ */
+export class Scope {
+  constructor(
+    readonly userId: string,
+    readonly workspaces: ReadonlySet<string>,
+  ) {}
+
+  static async of(db: Pick<pg.Pool, 'query'>, userId: string): Promise<Scope> {
+    const result = await db.query<{ workspace_id: string }>(membershipSql(1), [userId]);
+    return new Scope(userId, new Set(result.rows.map((row) => row.workspace_id)));
+  }
+
+  /** A change to this user's own membership: their scope may have changed. */
+  isOwnMembership(change: ScopedChange): boolean {
+    return change.table === 'workspace_member' && (change.data ?? change.old)?.user_id === this.userId;
+  }
+
+  /** A change whose data this user may receive: a row of one of their workspaces, or a truncate. */
+  holds(change: ScopedChange): boolean {
+    if (change.scopeId === null) return change.op === 'truncate';
+    return this.workspaces.has(change.scopeId);
+  }
+
+  /** A change a session of this user reads: what it holds, and its own membership changes (which move the scope). */
+  concerns(change: ScopedChange): boolean {
+    return this.holds(change) || this.isOwnMembership(change);
+  }
+
+  /**
+   * `concerns` as a condition on change_history, with its two parameters (`params()`) numbered from
+   * `first`.
+   */
+  sqlCondition(first: number): string {
+    return `(scope_id = ANY($${first}::uuid[]) OR (scope_id IS NULL AND operation = 'truncate')
+              OR (table_name = 'workspace_member' AND coalesce(data, old_data)->>'user_id' = $${first + 1}))`;
+  }
+
+  params(): unknown[] {
+    return [[...this.workspaces], this.userId];
+  }
+}

@@ -1,0 +1,231 @@
+import type { PGlite } from '@electric-sql/pglite';
+import {
+  type Change,
+  type ChangeResult,
+  type ExtractedMigration,
+  type Row,
+  type StreamChange,
+  type SyncedTable,
+  appliedMigrations,
+  appliedSchemaVersion,
+  createMigrationAPI,
+  isPosition,
+} from '@walsync/db/browser';
+import { ensureLocalSchema, setState } from './local-schema';
+import { RemoteApply } from './remote-apply';
+import { SyncClientError } from './types';
+
+/** A local write waiting for the server's answer, as it is pushed. */
+export type UnsentChange = Change;
+
+/** What the store found when it opened the replica. */
+export interface OpenedReplica {
+  clientId: string;
+  /** The stored position, null for a replica that never finished its first sync. */
+  position: string | null;
+  /** Set when the stored position was damaged and was dropped (the replica re-snapshots, keeping its outbox). */
+  repaired?: SyncClientError;
+}
+
+/**
+ * The replica: the one owner of its SQL. The sync connection asks it for what to send and hands it
+ * what arrived; it applies each message in one local transaction together with the position it
+ * brings, keeps the outbox, and makes what it wrote durable (in the browser, PGlite's IndexedDB
+ * files are stored in the background; see `durable`).
+ *
+ * @example
+ *   const store = new ReplicaStore(db, syncedTables);
+ *   const { clientId, position } = await store.open('laptop-1');
+ *   await store.applyChanges(message.changes, message.position);
+ */
+export class ReplicaStore {
+  private readonly apply: RemoteApply;
+  /** The running snapshot replaces what the replica has (and must remove what the server no longer has). */
+  private snapshot: { replaces: boolean; tracksKeys: boolean } | undefined;
+
+  constructor(
+    readonly db: PGlite,
+    tables: SyncedTable[],
+  ) {
+    this.apply = new RemoteApply(tables);
+  }
+
+  get tables(): SyncedTable[] {
+    return this.apply.syncedTables;
+  }
+
+  /** Creates the client's own state on first use and reads its client id and position. */
+  async open(wantedClientId: string | undefined): Promise<OpenedReplica> {
+    await this.db.exec(`CREATE TABLE IF NOT EXISTS walsync_state (key text PRIMARY KEY, value text);
+      CREATE TABLE IF NOT EXISTS walsync_snapshot_seen (table_name text, pk jsonb, PRIMARY KEY (table_name, pk))`);
+    const stored = await this.state('client_id');
+    const clientId = stored ?? wantedClientId ?? crypto.randomUUID();
+    if (!stored) await setState(this.db, 'client_id', clientId);
+    const position = await this.state('position');
+    if (position === null || isPosition(position)) return { clientId, position };
+    // A damaged position cannot be resumed from; a fresh snapshot repairs the replica and keeps the outbox.
+    await this.db.query(`DELETE FROM walsync_state WHERE key = 'position'`);
+    const repaired = new SyncClientError('corrupt_database', `the stored position ${JSON.stringify(position)} is not a position; re-snapshotting (unsent writes are kept)`);
+    return { clientId, position: null, repaired };
+  }
+
+  position(): Promise<string | null> {
+    return this.state('position');
+  }
+
+  schemaVersion(): Promise<string | null> {
+    return appliedSchemaVersion(this.db);
+  }
+
+  /** Calls `onWrite` after every transaction that captured a local write. */
+  async onLocalWrite(onWrite: () => void): Promise<() => Promise<void>> {
+    return this.db.listen('walsync_outbox', onWrite);
+  }
+
+  /**
+   * Applies what the server says this replica lacks, then (re)installs capture. What the server
+   * offers wins over what this replica recorded: one it already applied with the same checksum is
+   * skipped, one with another checksum is refused as drift. Throws `migration_failed`.
+   */
+  async migrate(offered: ExtractedMigration[]): Promise<void> {
+    const known = new Map((await appliedMigrations(this.db)).map((migration) => [migration.name, migration]));
+    for (const migration of offered) known.set(migration.name, migration);
+    const result = await createMigrationAPI(this.db, { migrations: [...known.values()] }).migrateToLatest();
+    if (result.error) {
+      throw new SyncClientError('migration_failed', `a migration from the server failed, so syncing stopped: ${result.error.message}`, { cause: result.error });
+    }
+    await ensureLocalSchema(this.db, this.tables);
+  }
+
+  /** A snapshot begins: `replace` drops the position until it ends (a crash meanwhile starts it over). */
+  async beginSnapshot(replace: boolean): Promise<void> {
+    let tracksKeys = false;
+    await this.db.transaction(async (tx) => {
+      await tx.exec(`DELETE FROM walsync_snapshot_seen`);
+      if (replace) await tx.exec(`DELETE FROM walsync_state WHERE key = 'position'`);
+      tracksKeys = replace && (await this.apply.hasRows(tx));
+    });
+    this.snapshot = { replaces: replace, tracksKeys };
+  }
+
+  /** One page of snapshot rows, in one transaction. */
+  async snapshotPage(table: string, rows: Row[]): Promise<void> {
+    const snapshot = this.runningSnapshot();
+    await this.db.transaction(async (tx) => {
+      // Snapshot rows come from one consistent server snapshot, parents first: no trigger (capture
+      // would skip them anyway) and no foreign key needs to run for them.
+      await tx.exec(`SET LOCAL walsync.applying = 'on'; SET LOCAL session_replication_role = replica`);
+      await this.apply.upsertRows(tx, table, rows);
+      if (snapshot.tracksKeys) await this.apply.markSeen(tx, table, rows);
+    });
+  }
+
+  /** The snapshot is whole: a replacing one removes what the server no longer has and stores its position. Returns whether it replaced. */
+  async endSnapshot(position: string): Promise<boolean> {
+    const snapshot = this.runningSnapshot();
+    this.snapshot = undefined;
+    await this.db.transaction(async (tx) => {
+      await tx.exec(`SET LOCAL walsync.applying = 'on'`);
+      if (snapshot.replaces) {
+        if (snapshot.tracksKeys) await this.apply.removeUnseen(tx);
+        await setState(tx, 'position', position);
+      }
+      await tx.exec(`DELETE FROM walsync_snapshot_seen`);
+    });
+    return snapshot.replaces;
+  }
+
+  private runningSnapshot(): { replaces: boolean; tracksKeys: boolean } {
+    if (!this.snapshot) throw new SyncClientError('bad_server_message', 'the server sent snapshot rows outside a snapshot');
+    return this.snapshot;
+  }
+
+  /** A changes batch and its position, in one statement (so one transaction). */
+  applyChanges(changes: StreamChange[], position: string): Promise<void> {
+    return this.apply.applyChanges(this.db, changes, position);
+  }
+
+  /** The user left a workspace: its rows go. */
+  async removeScope(workspaceId: string): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.exec(`SET LOCAL walsync.applying = 'on'`);
+      await this.apply.removeScope(tx, workspaceId);
+    });
+  }
+
+  /** The oldest local writes not yet answered (those the server refused as errors stay out). */
+  async unsent(limit: number): Promise<UnsentChange[]> {
+    const result = await this.db.query<{ change_id: string; table_name: string; op: Change['op']; pk: Row; data: Row; hlc: string }>(
+      `SELECT change_id, table_name, op, pk, data, hlc FROM walsync_outbox WHERE last_error IS NULL ORDER BY seq LIMIT $1`,
+      [limit],
+    );
+    return result.rows.map((row) => ({ changeId: row.change_id, table: row.table_name, op: row.op, pk: row.pk, data: row.data, hlc: row.hlc }));
+  }
+
+  /** How many local writes wait for an answer. */
+  async pendingCount(): Promise<number> {
+    return (await this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM walsync_outbox WHERE last_error IS NULL`)).rows[0]!.n;
+  }
+
+  /** The server's answers to `sent`, in one statement: each entry leaves the outbox and its row becomes the server's. */
+  settle(sent: UnsentChange[], results: ChangeResult[]): Promise<void> {
+    return this.apply.settle(
+      this.db,
+      results.map((result, index) => ({ changeId: sent[index]!.changeId, table: sent[index]!.table, pk: sent[index]!.pk, result })),
+    );
+  }
+
+  private storing: Promise<void> = Promise.resolve();
+  private storeQueued: Promise<void> | undefined;
+  private storeTimer: ReturnType<typeof setTimeout> | undefined;
+  private storeAt = Number.POSITIVE_INFINITY;
+  /** Called with a background store that failed (nothing waited for it). */
+  onStoreFailed: (error: Error) => void = () => undefined;
+
+  /**
+   * Resolves when everything committed so far is in storage. In the browser the worker stores in the
+   * background (PGlite would otherwise copy its files to IndexedDB after every statement a tab sends,
+   * hundreds of milliseconds each); this waits for a store that starts after the call. Calls made
+   * while a store is queued share it. In Node every commit is on disk already.
+   */
+  durable(): Promise<void> {
+    const fs = this.db.fs;
+    if (!fs) return Promise.resolve();
+    if (this.storeQueued) return this.storeQueued;
+    const queued = this.storing
+      .catch(() => undefined)
+      .then(() => {
+        this.storeQueued = undefined;
+        return fs.syncToFs(false);
+      });
+    this.storeQueued = queued;
+    this.storing = queued;
+    return queued;
+  }
+
+  /**
+   * Plans a store `ms` from now, or keeps one already planned sooner: how writes that nothing waits
+   * for reach storage (a captured local write; in the browser, every statement a tab sends).
+   */
+  storeSoon(ms: number): void {
+    const at = Date.now() + ms;
+    if (this.storeTimer && this.storeAt <= at) return;
+    clearTimeout(this.storeTimer);
+    this.storeAt = at;
+    this.storeTimer = setTimeout(() => {
+      this.storeTimer = undefined;
+      this.durable().catch((error: Error) => this.onStoreFailed(error));
+    }, ms);
+  }
+
+  /** Stores what was applied, then closes the database (the next start resumes from it). */
+  async close(): Promise<void> {
+    clearTimeout(this.storeTimer);
+    await this.durable().catch(() => undefined);
+    await this.db.close();
+  }
+
+  private async state(key: string): Promise<string | null> {
+    return (await this.db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = $1`, [key])).rows[0]?.value ?? null;
+  }
+}

@@ -1,0 +1,401 @@
+/**
+ * The sync connection: one client's session with the server, as an explicit state machine. Every
+ * state and every transition is here; `status` (what an app shows) is derived from the state in
+ * one table (`STATUS_OF`). The connection speaks the protocol (docs/protocol.md); everything it
+ * reads or writes in the replica goes through the ReplicaStore.
+ *
+ *                 start()
+ *                    │
+ *                    ▼
+ *     ┌──────► connecting ──socket open──► handshaking ──welcome, stored position──► live ◄─────┐
+ *     │            │                          │                                     │  ▲       │
+ *     │     socket failed to open             │ welcome, no position                │  │       │
+ *     │     (probe: not walsync) ──► failed   ▼                                     │  │ snapshot_end
+ *     │            │                      hydrating ──snapshot_end──────────────────┘  │ up_to_date
+ *     │            ▼                          ▲          resnapshot / a workspace added │
+ *     └─timer── backoff ◄── socket lost, or silent for SILENT_MS (any connected state)  │
+ *                                             └─────────────────────────────────────────┘
+ *     handshaking/hydrating/live ── close 4401/4403/4409 ──► refused   (not retried)
+ *     handshaking ── a migration fails ──► failed                    (not retried)
+ *     any state ── close() ──► closed
+ *
+ * A message is applied in one local transaction with the position it brings, then acknowledged
+ * once stored. A message that fails to apply drops the connection and every message queued after
+ * it (none of them is applied, the position stays); the next connection resumes from the stored
+ * position.
+ */
+import { type ChangeResult, PROTOCOL_VERSION, type ServerMessage, ServerMessageSchema, formatIssues, retryDelay } from '@walsync/db/browser';
+import type { SyncEmitter } from './emitter';
+import { type SyncEndpoint, probeEndpoint } from './endpoint';
+import type { ReplicaStore } from './replica-store';
+import { SyncClientError, type SyncStatus } from './types';
+
+export type ConnectionState = 'connecting' | 'handshaking' | 'hydrating' | 'live' | 'backoff' | 'refused' | 'failed' | 'closed';
+
+/** The status an app sees in each state (`offline` while reconnecting after the connection was lost). */
+const STATUS_OF: Record<ConnectionState, SyncStatus | ((connection: { everConnected: boolean; pushing: boolean }) => SyncStatus)> = {
+  connecting: ({ everConnected }) => (everConnected ? 'offline' : 'connecting'),
+  handshaking: ({ everConnected }) => (everConnected ? 'offline' : 'connecting'),
+  hydrating: 'syncing',
+  live: ({ pushing }) => (pushing ? 'syncing' : 'up-to-date'),
+  backoff: 'offline',
+  refused: 'offline',
+  failed: 'error',
+  closed: 'closed',
+};
+
+/** The parts of a WHATWG WebSocket the client uses: the browser's own, or `ws` in Node. */
+export interface SocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  /** `ws` only: drops the connection without a closing handshake (a silent peer never answers one). */
+  terminate?(): void;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+}
+export type SocketFactory = (url: string) => SocketLike;
+const OPEN = 1;
+
+/** A server that sent nothing for this long is asked (`ping`)… */
+const QUIET_MS = 3_000;
+/** …and one silent for this long is gone (the process stopped, the network dropped): offline. */
+const SILENT_MS = 7_000;
+/** Local writes sent in one `write` message (the server's limit is 500). */
+const PUSH_BATCH = 500;
+
+/** Close codes after which retrying with the same token, client id or schema cannot succeed. */
+const REFUSALS = new Set([4401, 4403, 4409]);
+
+export interface SyncConnectionOptions {
+  endpoint: SyncEndpoint;
+  token: string;
+  clientId: string;
+  openSocket: SocketFactory;
+  /** How long acks wait to be coalesced with later ones (see `ackWhenStored`): 0 in Node, where storing is free. */
+  ackDelayMs: number;
+  /** The first hydration is done, or the replica had done it before. */
+  onReady(): void;
+  /** The connection stopped for good (refused, failed) before or after ready. */
+  onStopped(error: SyncClientError): void;
+}
+
+export class SyncConnection {
+  state: ConnectionState = 'connecting';
+  /** Why the connection stopped (refused, failed), for `flush()`. */
+  stoppedBy: SyncClientError | undefined;
+  private everConnected = false;
+  private pushing: Promise<void> | undefined;
+  /** Local writes are out, waiting for their answers. */
+  private sending = false;
+  private pushAgain = false;
+  private socket: SocketLike | undefined;
+  private attempt = 0;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly pendingWrites = new Map<string, (results: ChangeResult[]) => void>();
+  /** Why the server refused this client, from its `error` message before the close. */
+  private refusal: string | undefined;
+  /** When the socket opened or last delivered a message (or, while it opens, when it began to). */
+  private lastHeard = 0;
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private pendingAck: string | undefined;
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly onNetworkLost = () => this.socket && this.lose(this.socket);
+  private readonly onNetworkBack = () => this.state === 'backoff' && this.connectNow();
+
+  constructor(
+    private readonly store: ReplicaStore,
+    private readonly events: SyncEmitter,
+    private readonly options: SyncConnectionOptions,
+  ) {}
+
+  get status(): SyncStatus {
+    const status = STATUS_OF[this.state];
+    return typeof status === 'function' ? status({ everConnected: this.everConnected, pushing: this.sending }) : status;
+  }
+
+  private lastStatus: SyncStatus | undefined;
+
+  private enter(state: ConnectionState): void {
+    this.state = state;
+    this.announce();
+  }
+
+  /** Emits `status` when the derived status changed. */
+  private announce(): void {
+    const status = this.status;
+    if (status === this.lastStatus) return;
+    this.lastStatus = status;
+    this.events.emit('status', status);
+  }
+
+  start(): void {
+    this.lastStatus = this.status;
+    // In a browser (the worker too) the network's own events are faster than any heartbeat.
+    globalThis.addEventListener?.('offline', this.onNetworkLost);
+    globalThis.addEventListener?.('online', this.onNetworkBack);
+    this.heartbeat = setInterval(() => this.checkHeartbeat(), 1_000);
+    this.connectNow();
+  }
+
+  private connectNow(): void {
+    clearTimeout(this.retryTimer);
+    if (this.stopped) return;
+    this.enter('connecting');
+    const socket = this.options.openSocket(this.options.endpoint.socketUrl);
+    this.socket = socket;
+    this.lastHeard = Date.now();
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+      this.lastHeard = Date.now();
+      this.enter('handshaking');
+      void this.hello(socket).catch((error: Error) => this.events.emit('error', error));
+    };
+    socket.onmessage = ({ data }) => this.receive(socket, data);
+    socket.onerror = () => undefined;
+    socket.onclose = ({ code, reason }) => {
+      if (socket !== this.socket) return;
+      if (REFUSALS.has(code)) {
+        const error = new SyncClientError('refused', `the server refused this client: ${this.refusal ?? (reason || code)}`);
+        return this.stop('refused', error);
+      }
+      if (opened) return this.lose(socket);
+      // It never opened: ask over HTTP whether the URL is wrong or the server only away.
+      void probeEndpoint(this.options.endpoint).then((answer) => {
+        if (socket !== this.socket || this.stopped) return;
+        if (answer instanceof SyncClientError) this.stop('failed', answer);
+        else this.lose(socket);
+      });
+    };
+  }
+
+  get stopped(): boolean {
+    return this.state === 'refused' || this.state === 'failed' || this.state === 'closed';
+  }
+
+  /** The connection is gone (lost, silent, offline): unanswered writes go again later; retry after a backoff. */
+  private lose(socket: SocketLike): void {
+    if (socket !== this.socket) return;
+    this.drop(socket);
+    if (this.stopped) return;
+    this.enter('backoff');
+    this.retryTimer = setTimeout(() => this.connectNow(), retryDelay(this.attempt++));
+  }
+
+  /** Forgets a socket: nothing it still delivers is applied, writes it carried are answered empty. */
+  private drop(socket: SocketLike): void {
+    if (this.socket === socket) this.socket = undefined;
+    socket.onopen = socket.onmessage = socket.onclose = null;
+    if (socket.terminate) socket.terminate();
+    else socket.close();
+    for (const settle of this.pendingWrites.values()) settle([]);
+    this.pendingWrites.clear();
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+  }
+
+  /** Refused or failed: not retried; `error` is reported once. */
+  private stop(state: 'refused' | 'failed', error: SyncClientError): void {
+    if (this.stopped) return;
+    this.stoppedBy = error;
+    if (this.socket) this.drop(this.socket);
+    this.enter(state);
+    this.options.onStopped(error);
+    this.events.emit('error', error);
+  }
+
+  private checkHeartbeat(): void {
+    const socket = this.socket;
+    if (!socket) return;
+    // A server that accepts the connection but never answers (a stopped process) is silent too.
+    const silent = Date.now() - this.lastHeard;
+    if (silent >= SILENT_MS) this.lose(socket);
+    else if (silent >= QUIET_MS && socket.readyState === OPEN) this.send({ type: 'ping' });
+  }
+
+  private send(message: unknown): void {
+    if (this.socket?.readyState === OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  private receive(socket: SocketLike, data: unknown): void {
+    if (socket !== this.socket) return;
+    this.lastHeard = Date.now();
+    let message: ServerMessage;
+    try {
+      const parsed = ServerMessageSchema.safeParse(JSON.parse(String(data)));
+      if (!parsed.success) throw new Error(formatIssues(parsed.error, 'message'));
+      message = parsed.data;
+    } catch (error) {
+      // Nothing of it is applied; the session starts over from the stored position.
+      this.events.emit('error', new SyncClientError('bad_server_message', `the server sent a message this client cannot use (${(error as Error).message})`));
+      return this.lose(socket);
+    }
+    if (message.type === 'pong') return;
+    // One message at a time, in order; none after one that failed (its socket is dropped).
+    this.queue = this.queue
+      .then(() => (socket === this.socket ? this.handle(message) : undefined))
+      .catch((error: Error) => {
+        if (socket !== this.socket) return;
+        if (SyncClientError.is(error, 'migration_failed')) return this.stop('failed', error);
+        // The transaction rolled back: no partial apply, no position moved; start over from the stored one.
+        this.events.emit('error', new SyncClientError('apply_failed', `applying a ${message.type} message failed and was rolled back: ${error.message}`, { cause: error }));
+        this.lose(socket);
+      });
+  }
+
+  private async hello(socket: SocketLike): Promise<void> {
+    const [schemaVersion, position] = await Promise.all([this.store.schemaVersion(), this.store.position()]);
+    if (socket !== this.socket) return;
+    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, token: this.options.token, clientId: this.options.clientId, schemaVersion, position });
+  }
+
+  private async handle(message: ServerMessage): Promise<void> {
+    switch (message.type) {
+      case 'welcome':
+        await this.store.migrate(message.migrations);
+        this.everConnected = true;
+        if ((await this.store.position()) !== null) this.becomeLive();
+        return;
+      case 'snapshot_start':
+        this.enter('hydrating');
+        if (message.replace) this.events.emit('bootstrap:start', { total: message.total });
+        return this.store.beginSnapshot(message.replace);
+      case 'snapshot_batch':
+        await this.store.snapshotPage(message.table, message.rows);
+        this.events.emit('bootstrap:progress', { table: message.table, sent: message.sent, total: message.total });
+        return;
+      case 'snapshot_end':
+        if (await this.store.endSnapshot(message.position)) {
+          this.ackWhenStored(message.position);
+          this.events.emit('bootstrap:complete', { position: message.position });
+        }
+        return this.becomeLive();
+      case 'changes':
+        this.events.emit('pull:received', { changes: message.changes.length, position: message.position });
+        await this.store.applyChanges(message.changes, message.position);
+        this.events.emit('pull:applied', { changes: message.changes.length, position: message.position });
+        this.ackWhenStored(message.position);
+        return;
+      case 'scope_removed':
+        return this.store.removeScope(message.workspaceId);
+      case 'up_to_date':
+        return this.becomeLive();
+      case 'resnapshot':
+        this.enter('hydrating');
+        return;
+      case 'write_result':
+        this.pendingWrites.get(message.requestId)?.(message.results);
+        this.pendingWrites.delete(message.requestId);
+        return;
+      case 'error':
+        // A refusal is followed by its close code, which reports it once (as `refused`).
+        if (message.code === 'unauthenticated' || message.code === 'client_id_taken' || message.code === 'schema_ahead') this.refusal = message.message;
+        else this.events.emit('error', new SyncClientError('server_error', `the server answered ${message.code}: ${message.message}`));
+        return;
+      case 'pong':
+        return;
+    }
+  }
+
+  private becomeLive(): void {
+    this.attempt = 0;
+    this.enter('live');
+    this.options.onReady();
+    this.schedulePush();
+  }
+
+  /**
+   * Acks a position once everything committed up to it is in storage (invariant 3). Where storing is
+   * costly (IndexedDB: whole files copied), acks are coalesced: one store and one ack, for the newest
+   * position, `ackDelayMs` after the first; a late ack only means the server learns it later (a client
+   * resumes from the position in its own database). The next batch is applied meanwhile.
+   */
+  private ackWhenStored(position: string): void {
+    this.pendingAck = position;
+    if (this.ackTimer) return;
+    const socket = this.socket;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      const acked = this.pendingAck!;
+      this.pendingAck = undefined;
+      this.store.durable().then(
+        () => socket === this.socket && this.send({ type: 'sync_ack', position: acked }),
+        (error: Error) => this.events.emit('error', new SyncClientError('apply_failed', `storing the replica failed, so ${acked} was not acked: ${error.message}`, { cause: error })),
+      );
+    }, this.options.ackDelayMs);
+  }
+
+  /** Pushes the outbox now, or once more after the push under way. */
+  schedulePush(): void {
+    if (this.state !== 'live') return;
+    if (this.pushing) {
+      this.pushAgain = true;
+      return;
+    }
+    this.pushing = this.pushOutbox()
+      .catch((error: Error) => this.events.emit('error', error))
+      .finally(() => {
+        this.pushing = undefined;
+        this.sending = false;
+        this.announce();
+        if (this.pushAgain) {
+          this.pushAgain = false;
+          this.schedulePush();
+        }
+      });
+  }
+
+  /** Resolves when the push under way (if any) is done. */
+  async pushed(): Promise<void> {
+    await this.pushing;
+  }
+
+  /** Sends the outbox in batches; each answer settles its entries in one statement. */
+  private async pushOutbox(): Promise<void> {
+    while (this.state === 'live') {
+      const sent = await this.store.unsent(PUSH_BATCH);
+      if (sent.length === 0) return;
+      this.sending = true;
+      this.announce();
+      const requestId = crypto.randomUUID();
+      const answered = new Promise<ChangeResult[]>((resolve) => this.pendingWrites.set(requestId, resolve));
+      this.send({ type: 'write', requestId, changes: sent });
+      const results = await answered;
+      if (results.length === 0) return; // the connection dropped; the outbox is pushed again after reconnecting
+      await this.store.settle(sent, results);
+      const count = (status: ChangeResult['status']) => results.filter((result) => result.status === status).length;
+      this.events.emit('push', { sent: sent.length, applied: count('applied'), rejected: count('rejected'), errors: count('error') });
+      results.forEach((result, index) => {
+        if (result.status === 'rejected') this.events.emit('conflict', { table: sent[index]!.table, pk: sent[index]!.pk, result });
+      });
+      results.forEach((result, index) => {
+        if (result.status === 'error') this.events.emit('error', new Error(`change ${sent[index]!.changeId} was refused: ${result.code}: ${result.message}`));
+      });
+    }
+  }
+
+  /** Ends the connection: nothing more is received or sent; waits for the message being applied. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.enter('closed');
+    clearInterval(this.heartbeat);
+    clearTimeout(this.retryTimer);
+    globalThis.removeEventListener?.('offline', this.onNetworkLost);
+    globalThis.removeEventListener?.('online', this.onNetworkBack);
+    const socket = this.socket;
+    if (socket) {
+      this.socket = undefined;
+      socket.onopen = socket.onmessage = socket.onclose = null;
+      socket.close();
+      for (const settle of this.pendingWrites.values()) settle([]);
+      this.pendingWrites.clear();
+    }
+    clearTimeout(this.ackTimer);
+    await this.queue.catch(() => undefined);
+    await this.pushing;
+  }
+}
