@@ -118,11 +118,30 @@ async function buildWeb(): Promise<void> {
     minify: true,
     plugins: [nodeOnlyModulesAreEmpty],
   });
-  // The demo app: dist/index.html, dist/app.js and dist/app.css, beside the worker it starts.
-  const demo = build({
+  const pglite = path.dirname(requireFromHere.resolve('@electric-sql/pglite', { paths: [dir] }));
+  mkdirSync(dist, { recursive: true });
+  for (const file of ['pglite.wasm', 'pglite.data', 'initdb.wasm']) copyFileSync(path.join(pglite, file), path.join(dist, file));
+  await Promise.all([...node, browser]);
+}
+
+/** @walsync/react: dist/index.mjs, its dependencies (React, pglite-react, @walsync/web) external. */
+async function buildReact(): Promise<void> {
+  const dir = path.join(root, 'packages/react');
+  await build({ ...library, entryPoints: [path.join(dir, 'src/index.ts')], outfile: path.join(dir, 'dist/index.mjs'), platform: 'neutral', format: 'esm' });
+}
+
+/**
+ * The demo app: packages/demo/dist/index.html, app.js and app.css. The server serves them at `/`
+ * together with @walsync/web's dist (worker.js, PGlite's files, the replica template), which the
+ * client finds beside the page.
+ */
+async function buildDemo(): Promise<void> {
+  const dir = path.join(root, 'packages/demo');
+  const dist = path.join(dir, 'dist');
+  await build({
     ...library,
     packages: undefined,
-    entryPoints: { app: path.join(dir, 'demo/main.tsx'), 'app-styles': path.join(dir, 'demo/styles.css') },
+    entryPoints: { app: path.join(dir, 'src/main.tsx'), 'app-styles': path.join(dir, 'src/styles.css') },
     outdir: dist,
     entryNames: '[name]',
     platform: 'browser',
@@ -131,12 +150,9 @@ async function buildWeb(): Promise<void> {
     jsx: 'automatic',
     define: { 'process.env.NODE_ENV': '"production"' },
     plugins: [nodeOnlyModulesAreEmpty],
-  }).then(() => renameSync(path.join(dist, 'app-styles.css'), path.join(dist, 'app.css')));
-  const pglite = path.dirname(requireFromHere.resolve('@electric-sql/pglite', { paths: [dir] }));
-  mkdirSync(dist, { recursive: true });
-  for (const file of ['pglite.wasm', 'pglite.data', 'initdb.wasm']) copyFileSync(path.join(pglite, file), path.join(dist, file));
-  copyFileSync(path.join(dir, 'demo/index.html'), path.join(dist, 'index.html'));
-  await Promise.all([...node, browser, demo]);
+  });
+  renameSync(path.join(dist, 'app-styles.css'), path.join(dist, 'app.css'));
+  copyFileSync(path.join(dir, 'src/index.html'), path.join(dist, 'index.html'));
 }
 
 /**
@@ -182,7 +198,7 @@ export async function buildPackages(): Promise<void> {
   // The server bundle keeps @walsync/db external, so it builds beside it; the browser bundles of
   // @walsync/web inline @walsync/db/browser, so they wait for its bundle (not its declarations).
   const types: Promise<void>[] = [];
-  await Promise.all([buildDb(types).then(buildWeb), buildServer()]);
+  await Promise.all([buildDb(types).then(buildWeb).then(buildReact).then(buildDemo), buildServer()]);
   await Promise.all(types);
 }
 
@@ -190,7 +206,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   await buildPackages();
   if (process.argv.includes('--replica-template')) await buildReplicaTemplate();
-  console.log(`Built @walsync/db, @walsync/server and @walsync/web in ${Math.round(performance.now() - started)} ms`);
+  console.log(`Built @walsync/db, @walsync/server, @walsync/web, @walsync/react and the demo in ${Math.round(performance.now() - started)} ms`);
 }
 
 if (require.main === module) {

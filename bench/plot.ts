@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { launchBrowser } from '../packages/web/test/support/browser';
+import { launchBrowser } from '@walsync/test-support';
 
 export interface LatencyPoint {
   clients: number;

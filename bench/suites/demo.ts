@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from '@walsync/db/server';
-import { launchBrowser } from '../../packages/web/test/support/browser';
+import { launchBrowser } from '@walsync/test-support';
 import { type Figure, median, percentile } from '../report';
 
 const ROOT = path.resolve(__dirname, '../..');

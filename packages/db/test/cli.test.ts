@@ -3,7 +3,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, write
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPostgres } from './support/postgres';
+import { startPostgres } from '@walsync/test-support';
 
 const repoRoot = path.resolve(__dirname, '../../..');
 const tsx = path.join(repoRoot, 'node_modules/tsx/dist/cli.mjs');

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scratchDir, startPostgres } from './support/postgres';
+import { scratchDir, startPostgres } from '@walsync/test-support';
 
 class AddThing1700000000001 implements MigrationInterface {
   async up(queryRunner: QueryRunner) {

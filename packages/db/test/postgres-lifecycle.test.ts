@@ -2,7 +2,7 @@ import path from 'node:path';
 import { LocalPostgres, isWalsyncError, openDatabase } from '@walsync/db/server';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { postgresTargets, scratchDir } from './support/postgres';
+import { postgresTargets, scratchDir } from '@walsync/test-support';
 
 async function queryOne(url: string, sql: string): Promise<Record<string, unknown>> {
   const client = new pg.Client({ connectionString: url });

@@ -3,7 +3,7 @@ import { createMigrationAPI, migrations } from '@walsync/db';
 import { revertLastServerMigration, runServerMigrations } from '@walsync/db/server';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresTargets, startPostgres } from './support/postgres';
+import { postgresTargets, startPostgres } from '@walsync/test-support';
 import { type RunQuery, schemaSnapshot } from './support/schema-snapshot';
 
 const pgliteRunner = (db: PGlite): RunQuery => async (sql) => (await db.query<Record<string, unknown>>(sql)).rows;

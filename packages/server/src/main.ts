@@ -79,7 +79,7 @@ async function main(): Promise<void> {
       slotName: config.slotName,
       maxClockSkewMs: config.maxClockSkewMs,
       log,
-      app: flags.demo ? { staticDir: path.resolve(__dirname, '../../web/dist'), devLogin: config.nodeEnv !== 'production' } : undefined,
+      app: flags.demo ? { staticDirs: [path.resolve(__dirname, '../../demo/dist'), path.resolve(__dirname, '../../web/dist')], devLogin: config.nodeEnv !== 'production' } : undefined,
     });
     log.info({ url: server.url, database: database.description, role: server.capture.role }, 'walsync server ready');
     if (flags.demo) {

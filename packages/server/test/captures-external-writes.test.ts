@@ -1,8 +1,7 @@
 import type { WalsyncServer } from '@walsync/server';
 import { type CapturedChange, appendToHistory } from '../src/history/change-history';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
-import { startServer } from './support/servers';
+import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, waitFor } from '@walsync/test-support';
 
 interface HistoryRow {
   table_name: string;

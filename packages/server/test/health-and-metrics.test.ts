@@ -1,7 +1,6 @@
 import { type Health, type WalsyncServer, loadConfig } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
-import { type ServerProcess, startServer, startServerProcess } from './support/servers';
+import { type ServerProcess, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, startServerProcess, waitFor } from '@walsync/test-support';
 
 describe.each(postgresTargets())('GET /health and GET /metrics ($name)', (target) => {
   let db: TestDatabase;

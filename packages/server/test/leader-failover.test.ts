@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
-import { type ServerProcess, startServerProcess } from './support/servers';
+import { type ServerProcess, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServerProcess, waitFor } from '@walsync/test-support';
 
 describe.each(postgresTargets())('two server processes on one database ($name)', (target) => {
   let db: TestDatabase;

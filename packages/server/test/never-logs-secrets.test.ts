@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Tokens } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BareClient } from './support/bare-client';
-import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase } from './support/database';
-import { type ServerProcess, TEST_JWT_SECRET, startServerProcess } from './support/servers';
+import { type ServerProcess, TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServerProcess } from '@walsync/test-support';
 
 describe('secrets in the logs', () => {
   let db: TestDatabase;

@@ -5,8 +5,7 @@ import { CloseCodes, type ChangeResult, formatHlc } from '@walsync/db/server';
 import { DEV_JWT_SECRET, Tokens, type WalsyncServer } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BareClient } from './support/bare-client';
-import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase } from './support/database';
-import { TEST_JWT_SECRET, startServer } from './support/servers';
+import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer } from '@walsync/test-support';
 
 /**
  * The bad-input suite: malformed and hostile input at every boundary of the server — WebSocket

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
-import { type ServerProcess, startServerProcess } from './support/servers';
+import { type ServerProcess, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServerProcess, waitFor } from '@walsync/test-support';
 
 const TRANSACTIONS = 200;
 const ROWS_PER_TRANSACTION = 100;

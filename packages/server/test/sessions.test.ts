@@ -4,8 +4,7 @@ import { formatPosition, parsePosition } from '@walsync/db/server';
 import { Tokens, type WalsyncServer, pruneHistory } from '@walsync/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BareClient } from './support/bare-client';
-import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
-import { TEST_JWT_SECRET, startServer } from './support/servers';
+import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, waitFor } from '@walsync/test-support';
 
 describe('sync sessions', () => {
   let db: TestDatabase;

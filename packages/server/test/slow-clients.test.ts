@@ -2,8 +2,7 @@ import { CloseCodes } from '@walsync/db/server';
 import { Tokens, type WalsyncServer } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BareClient } from './support/bare-client';
-import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
-import { TEST_JWT_SECRET, startServer } from './support/servers';
+import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, waitFor } from '@walsync/test-support';
 
 describe('slow and silent clients', () => {
   let db: TestDatabase;

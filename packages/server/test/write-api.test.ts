@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type ChangeResult, formatHlc } from '@walsync/db/server';
 import { Tokens, type WalsyncServer } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from './support/database';
-import { TEST_JWT_SECRET, startServer } from './support/servers';
+import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, waitFor } from '@walsync/test-support';
 
 const CLIENT = 'client-a';
 let wall = Date.now();

@@ -3,10 +3,7 @@ import { freePort } from '@walsync/db/server';
 import { Tokens, type WalsyncServer } from '@walsync/server';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scratchDir } from '../../db/test/support/postgres';
-import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from '../../server/test/support/database';
-import { TEST_JWT_SECRET, startServer } from '../../server/test/support/servers';
-import { type RunningBrowser, launchBrowser, serveWebPackage } from './support/browser';
+import { type RunningBrowser, TEST_JWT_SECRET, type TestDatabase, launchBrowser, postgresTargets, scratchDir, seedWorkspaces, serveWebPackage, startDatabase, startServer, waitFor } from '@walsync/test-support';
 
 declare global {
   interface Window {

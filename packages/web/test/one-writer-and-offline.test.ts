@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../server/test/support/database';
-import { type SyncFixture, startSyncFixture } from './support/sync-fixture';
+import { type SyncFixture, startSyncFixture, waitFor } from '@walsync/test-support';
 import { createSyncClient } from '@walsync/web';
 
 describe('a client on disk', () => {

@@ -2,8 +2,7 @@ import path from 'node:path';
 import { migrationChecksum } from '@walsync/db/server';
 import { Tokens } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../server/test/support/database';
-import { type SyncFixture, startSyncFixture } from './support/sync-fixture';
+import { type SyncFixture, startSyncFixture, waitFor } from '@walsync/test-support';
 import { type SyncClient, createSyncClient } from '@walsync/web';
 
 const count = async (client: SyncClient, sql: string) => (await client.db.query<{ n: number }>(sql)).rows[0]!.n;

@@ -3,7 +3,7 @@ import { migrations } from '@walsync/db/browser';
 import { createSyncClient } from '@walsync/web';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { waitFor } from '../../server/test/support/database';
+import { waitFor } from '@walsync/test-support';
 
 /** A server that speaks the protocol but sends what it is told to: the bad input under test. */
 async function hostileServer(script: Array<Record<string, unknown> | string | ((hello: { schemaVersion: string | null }) => Record<string, unknown>)>) {

@@ -4,8 +4,7 @@ import path from 'node:path';
 import { parsePosition } from '@walsync/db/server';
 import { pruneHistory } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../server/test/support/database';
-import { type SyncFixture, startSyncFixture } from './support/sync-fixture';
+import { type SyncFixture, startSyncFixture, waitFor } from '@walsync/test-support';
 import { type SyncClient, type SyncEvents, createSyncClient } from '@walsync/web';
 
 const EVENTS: Array<keyof SyncEvents> = ['captured', 'push', 'pull:received', 'pull:applied', 'conflict', 'error', 'bootstrap:start', 'bootstrap:progress', 'bootstrap:complete', 'status'];

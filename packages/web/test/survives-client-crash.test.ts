@@ -3,9 +3,7 @@ import path from 'node:path';
 import { Tokens, type WalsyncServer } from '@walsync/server';
 import { createSyncClient } from '@walsync/web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scratchDir } from '../../db/test/support/postgres';
-import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from '../../server/test/support/database';
-import { TEST_JWT_SECRET, startServer } from '../../server/test/support/servers';
+import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, scratchDir, seedWorkspaces, startDatabase, startServer, waitFor } from '@walsync/test-support';
 
 describe('a client process killed mid-apply and mid-push', () => {
   let db: TestDatabase;

@@ -1,7 +1,6 @@
 import { Tokens, type WalsyncServer } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, waitFor } from '../../server/test/support/database';
-import { TEST_JWT_SECRET, startServer } from '../../server/test/support/servers';
+import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, waitFor } from '@walsync/test-support';
 import { type SyncClient, createSyncClient } from '@walsync/web';
 
 describe('two Node clients and the server', () => {

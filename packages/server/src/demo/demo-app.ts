@@ -8,8 +8,11 @@ import { z } from 'zod';
 import type { Tokens } from '../auth/tokens';
 
 export interface DemoAppOptions {
-  /** The built web app (packages/web/dist): index.html, app.js, worker.js and PGlite's files. */
-  staticDir: string;
+  /**
+   * The built app and what it loads, first match wins: the demo (packages/demo/dist: index.html,
+   * app.js) and the client (packages/web/dist: worker.js, PGlite's files, the replica template).
+   */
+  staticDirs: string[];
   /** Whether `POST /dev/login` issues tokens; never in production. */
   devLogin: boolean;
 }
@@ -22,10 +25,9 @@ const errorBody = (code: string, message: string) => ({ error: { code, message }
  * for that app_user, so `/?user=alice@demo.test` signs in directly. Refused when NODE_ENV=production.
  */
 export async function registerDemoApp(app: FastifyInstance, deps: { pool: pg.Pool; tokens: Tokens }, options: DemoAppOptions): Promise<void> {
-  if (!existsSync(path.join(options.staticDir, 'index.html'))) {
-    throw new Error(`the demo app is not built (no index.html in ${options.staticDir}); run yarn build`);
-  }
-  await app.register(fastifyStatic, { root: options.staticDir, index: 'index.html', cacheControl: false, etag: true, lastModified: true });
+  const missing = options.staticDirs.find((dir) => !existsSync(dir)) ?? (options.staticDirs.some((dir) => existsSync(path.join(dir, 'index.html'))) ? undefined : options.staticDirs[0]);
+  if (missing !== undefined) throw new Error(`the demo app is not built (${missing} is missing or has no index.html); run yarn build`);
+  await app.register(fastifyStatic, { root: options.staticDirs, index: 'index.html', cacheControl: false, etag: true, lastModified: true });
 
   app.get('/dev/users', async (_request, reply) => {
     if (!options.devLogin) return reply.status(403).send(errorBody('dev_login_disabled', 'the development login is disabled in production'));

@@ -2,8 +2,7 @@ import { type Server, type Socket, createServer, connect } from 'node:net';
 import path from 'node:path';
 import { LocalPostgres, freePort, runServerMigrations } from '@walsync/db/server';
 import pg from 'pg';
-import { type PostgresTarget, scratchDir } from '../../../db/test/support/postgres';
-import { type ServerProcess, startServerProcess } from '../../../server/test/support/servers';
+import { type PostgresTarget, type ServerProcess, scratchDir, startServerProcess } from '@walsync/test-support';
 
 /**
  * A TCP relay between one client and its server that the test can cut: every open connection is

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PostgresTarget, postgresTargets, scratchDir } from '../../../db/test/support/postgres';
+import { type PostgresTarget, postgresTargets, scratchDir } from '@walsync/test-support';
 import { ClientProcesses } from './chaos-clients';
 import { Cluster } from './cluster';
 import { type SeedReport, runSeed } from './run-seed';

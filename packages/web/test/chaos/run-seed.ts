@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Tokens } from '@walsync/server';
-import { TEST_JWT_SECRET } from '../../../server/test/support/servers';
+import { TEST_JWT_SECRET } from '@walsync/test-support';
 import { ChaosClient, type ClientProcesses } from './chaos-clients';
 import { type Cluster, Relay } from './cluster';
 import { checkInvariants } from './invariants';

@@ -2,8 +2,9 @@
  * The walsync demo: a task board on the browser client. Signs in through the development login
  * (`/?user=alice@demo.test`), opens the user's replica in IndexedDB, and renders from live queries.
  */
+import { SyncProvider } from '@walsync/react';
+import { type BrowserSyncClient, createSyncClient } from '@walsync/web/browser';
 import { createRoot } from 'react-dom/client';
-import { type BrowserSyncClient, createSyncClient } from '../src/browser';
 import { Board } from './board';
 import { SignIn } from './sign-in';
 
@@ -64,7 +65,11 @@ async function main(): Promise<void> {
   addEventListener('pagehide', () => void client.close());
   // For the console and the tests: the client behind the board.
   (window as unknown as { walsync: BrowserSyncClient }).walsync = client;
-  root.render(<Board client={client} session={session} />);
+  root.render(
+    <SyncProvider client={client}>
+      <Board client={client} session={session} />
+    </SyncProvider>,
+  );
 }
 
 void main();

@@ -1,8 +1,8 @@
 import { runServerMigrations } from '@walsync/db/server';
 import pg from 'pg';
-import { type PostgresTarget, startPostgres } from '../../../db/test/support/postgres';
+import { type PostgresTarget, startPostgres } from './postgres';
 
-export { postgresTargets, type PostgresTarget } from '../../../db/test/support/postgres';
+export { postgresTargets, type PostgresTarget } from './postgres';
 
 /** A fresh, migrated Postgres of `target`, with a pool for the test's own SQL. */
 export async function startDatabase(target: PostgresTarget) {

@@ -1,8 +1,8 @@
 import { freePort } from '@walsync/db/server';
 import { Tokens, type WalsyncServer } from '@walsync/server';
-import { scratchDir } from '../../../db/test/support/postgres';
-import { postgresTargets, seedWorkspaces, startDatabase } from '../../../server/test/support/database';
-import { TEST_JWT_SECRET, startServer } from '../../../server/test/support/servers';
+import { scratchDir } from './postgres';
+import { postgresTargets, seedWorkspaces, startDatabase } from './database';
+import { TEST_JWT_SECRET, startServer } from './servers';
 
 /**
  * What the client tests run against: the embedded Postgres with the test workspaces, a walsync

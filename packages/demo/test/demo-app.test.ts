@@ -1,15 +1,14 @@
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { freePort } from '@walsync/db/server';
 import { type WalsyncServer, seedDemo } from '@walsync/server';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scratchDir } from '../../db/test/support/postgres';
-import { type TestDatabase, postgresTargets, startDatabase } from '../../server/test/support/database';
-import { startServer } from '../../server/test/support/servers';
-import { ARTIFACTS, type RunningBrowser, launchBrowser } from './support/browser';
+import { ARTIFACTS, type RunningBrowser, type TestDatabase, launchBrowser, postgresTargets, scratchDir, startDatabase, startServer } from '@walsync/test-support';
 
-const APP = path.resolve(__dirname, '../dist');
+/** What `yarn start` serves: the demo's build, then the client's (worker.js, PGlite's files). */
+const APP = [path.resolve(__dirname, '../dist'), path.dirname(createRequire(__filename).resolve('@walsync/web/package.json')) + '/dist'];
 const SCREENSHOTS = path.join(ARTIFACTS, 'screenshots');
 
 const cardTitles = async (page: Page) => (await page.getByTestId('task-title').allTextContents()).sort();
@@ -21,7 +20,7 @@ describe('the demo task board in Chromium', () => {
   const scratch = scratchDir('demo-app');
   const browsers: RunningBrowser[] = [];
   const serve = async () => {
-    server = await startServer(db.url, { port, app: { staticDir: APP, devLogin: true } });
+    server = await startServer(db.url, { port, app: { staticDirs: APP, devLogin: true } });
   };
   /** One browser per user: separate profiles, separate IndexedDB. */
   const open = async (user: string) => {
@@ -134,7 +133,7 @@ describe('the demo task board in Chromium', () => {
     expect((await login(server!.url, { email: 'nobody@demo.test' })).status).toBe(404);
     expect((await login(server!.url, { email: 'not an address' })).status).toBe(400);
     expect((await login(server!.url, { email: 'alice@demo.test', admin: true })).status).toBe(400);
-    const production = await startServer(db.url, { port: 0, app: { staticDir: APP, devLogin: false } });
+    const production = await startServer(db.url, { port: 0, app: { staticDirs: APP, devLogin: false } });
     try {
       const refused = await login(production.url, { email: 'alice@demo.test' });
       expect(refused.status).toBe(403);

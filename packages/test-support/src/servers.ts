@@ -1,11 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { freePort } from '@walsync/db/server';
 import { WalsyncServer, type WalsyncServerOptions } from '@walsync/server';
 import pino from 'pino';
 
 export const TEST_JWT_SECRET = 'walsync-test-secret-0123456789abcdef';
-const MAIN = path.resolve(__dirname, '../../dist/main.cjs');
+/** The server's process entry, as `yarn server` runs it. */
+const MAIN = path.join(path.dirname(createRequire(__filename).resolve('@walsync/server/package.json')), 'dist/main.cjs');
 
 /** A walsync server in this test process (for API-level tests). */
 export function startServer(

@@ -1,6 +1,6 @@
+import { useLiveQuery, usePendingCount, useSyncEvent, useSyncStatus } from '@walsync/react';
+import type { BrowserSyncClient, SyncStatus } from '@walsync/web/browser';
 import { useEffect, useState } from 'react';
-import type { BrowserSyncClient, SyncStatus } from '../src/browser';
-import { useLiveQuery } from './live';
 import type { Session } from './main';
 
 const STATUSES = ['todo', 'doing', 'done'] as const;
@@ -24,33 +24,29 @@ interface Notice {
 
 /** The client's status, first-sync progress and the last conflict or error, as React state. */
 function useSync(client: BrowserSyncClient) {
-  const [status, setStatus] = useState(client.status);
+  const status = useSyncStatus();
   const [ready, setReady] = useState(false);
   const [progress, setProgress] = useState<{ sent: number; total: number } | undefined>();
   const [notice, setNotice] = useState<Notice | undefined>();
+  const [totals] = useState<Record<string, number>>({});
+  const [sent] = useState<Record<string, number>>({});
+  const sum = (values: Record<string, number>) => Object.values(values).reduce((a, b) => a + b, 0);
+  useSyncEvent('bootstrap:start', ({ total }) => {
+    Object.assign(totals, total);
+    setProgress({ sent: 0, total: sum(totals) });
+  });
+  useSyncEvent('bootstrap:progress', ({ table, sent: count }) => {
+    sent[table] = count;
+    setProgress({ sent: sum(sent), total: sum(totals) });
+  });
+  useSyncEvent('bootstrap:complete', () => setProgress(undefined));
+  useSyncEvent('conflict', ({ table }) => setNotice({ kind: 'conflict', text: `A newer change from someone else replaced yours on a ${table}.` }));
+  useSyncEvent('error', (error) => setNotice({ kind: 'error', text: error.message }));
   useEffect(() => {
-    const totals: Record<string, number> = {};
-    const sent: Record<string, number> = {};
-    const sum = (values: Record<string, number>) => Object.values(values).reduce((a, b) => a + b, 0);
-    const off = [
-      client.on('status', setStatus),
-      client.on('bootstrap:start', ({ total }) => {
-        Object.assign(totals, total);
-        setProgress({ sent: 0, total: sum(totals) });
-      }),
-      client.on('bootstrap:progress', ({ table, sent: count }) => {
-        sent[table] = count;
-        setProgress({ sent: sum(sent), total: sum(totals) });
-      }),
-      client.on('bootstrap:complete', () => setProgress(undefined)),
-      client.on('conflict', ({ table }) => setNotice({ kind: 'conflict', text: `A newer change from someone else replaced yours on a ${table}.` })),
-      client.on('error', (error) => setNotice({ kind: 'error', text: error.message })),
-    ];
     client.ready.then(
       () => setReady(true),
       (error: Error) => setNotice({ kind: 'error', text: error.message }),
     );
-    return () => off.forEach((unsubscribe) => unsubscribe());
   }, [client]);
   return { status, ready, progress, notice, dismiss: () => setNotice(undefined) };
 }
@@ -66,7 +62,7 @@ export function Board({ client, session }: { client: BrowserSyncClient; session:
           <span className={`status status-${sync.status}`} data-testid="sync-status" data-status={sync.status}>
             {SHOWN_STATUS[sync.status]}
           </span>
-          {sync.ready && <Pending client={client} />}
+          {sync.ready && <Pending />}
         </span>
         <a className="switch" href="/" onClick={() => localStorage.removeItem('walsync-demo:last-user')}>
           switch user
@@ -90,9 +86,8 @@ export function Board({ client, session }: { client: BrowserSyncClient; session:
   );
 }
 
-function Pending({ client }: { client: BrowserSyncClient }) {
-  const rows = useLiveQuery<{ n: number }>(client.db, `SELECT count(*)::int AS n FROM walsync_outbox`);
-  const pending = rows?.[0]?.n ?? 0;
+function Pending() {
+  const pending = usePendingCount();
   return (
     <span className={`pending${pending ? ' has-pending' : ''}`} title="local changes not yet on the server">
       <span data-testid="pending-count">{pending}</span> pending
@@ -101,15 +96,13 @@ function Pending({ client }: { client: BrowserSyncClient }) {
 }
 
 function Workspaces({ client, session }: { client: BrowserSyncClient; session: Session }) {
-  const workspaces = useLiveQuery<{ id: string; name: string }>(client.db, `SELECT id, name FROM workspace WHERE deleted_at IS NULL ORDER BY name`);
+  const workspaces = useLiveQuery<{ id: string; name: string }>(`SELECT id, name FROM workspace WHERE deleted_at IS NULL ORDER BY name`);
   const projects = useLiveQuery<{ id: string; name: string; workspace_id: string }>(
-    client.db,
     `SELECT id, name, workspace_id FROM project WHERE deleted_at IS NULL ORDER BY created_at, name`,
   );
   // Every task of the replica in one live query, started with the others (each live query is a round
   // of setup in the worker; one per project, mounted after the projects load, would come later).
   const tasks = useLiveQuery<Task & { project_id: string }>(
-    client.db,
     `SELECT t.id, t.project_id, t.title, t.status, t.position, t.labels,
             (SELECT count(*) FROM comment c WHERE c.task_id = t.id AND c.deleted_at IS NULL)::int AS comments
        FROM task t WHERE t.deleted_at IS NULL ORDER BY t.position, t.created_at`,
@@ -287,7 +280,6 @@ function Card({ client, session, task, workspaceId }: { client: BrowserSyncClien
 
 function Comments({ client, session, taskId, workspaceId }: { client: BrowserSyncClient; session: Session; taskId: string; workspaceId: string }) {
   const comments = useLiveQuery<{ id: string; body: string; mine: boolean }>(
-    client.db,
     `SELECT id, body, author_id = $2 AS mine FROM comment WHERE task_id = $1 AND deleted_at IS NULL ORDER BY created_at`,
     [taskId, session.user.id],
   );

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -7,7 +8,7 @@ import { type Browser, type BrowserContext, type Page, chromium } from 'playwrig
 
 /** Debian's Chromium (installed by scripts/ensure-chromium.sh); playwright-core only drives it. */
 export const CHROMIUM = process.env.WALSYNC_CHROMIUM ?? '/usr/bin/chromium';
-export const ARTIFACTS = path.resolve(__dirname, '../../../../test-results');
+export const ARTIFACTS = path.resolve(__dirname, '../../../test-results');
 
 // Without the background-networking flags Chromium keeps dialling Google's hosts, which this network refuses.
 const FLAGS = [
@@ -99,7 +100,7 @@ export async function launchBrowser(userDataDir: string): Promise<RunningBrowser
 /** Serves packages/web (the built client in dist/, the test pages in test/browser/) on one fixed origin. */
 export async function serveWebPackage(port = 0): Promise<{ url: string; close(): Promise<void>; app: FastifyInstance }> {
   const app = Fastify();
-  await app.register(fastifyStatic, { root: path.resolve(__dirname, '../..') });
+  await app.register(fastifyStatic, { root: path.dirname(createRequire(__filename).resolve('@walsync/web/package.json')) });
   const address = await app.listen({ port, host: '127.0.0.1' });
   return { url: address, app, close: () => app.close() };
 }
