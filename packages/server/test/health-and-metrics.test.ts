@@ -1,6 +1,8 @@
-import { type Health, type WalsyncServer, loadConfig } from '@walsync/server';
+import { formatHlc } from '@walsync/db/server';
+import { type Health, Tokens, type WalsyncServer, loadConfig } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ServerProcess, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, startServerProcess, waitFor } from '@walsync/test-support';
+import { type ServerProcess, TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, startServerProcess, waitFor } from '@walsync/test-support';
+import { BareClient } from './support/bare-client';
 
 describe.each(postgresTargets())('GET /health and GET /metrics ($name)', (target) => {
   let db: TestDatabase;
@@ -43,6 +45,47 @@ describe.each(postgresTargets())('GET /health and GET /metrics ($name)', (target
     expect(text).toMatch(/^walsync_replication_leader 1$/m);
     expect(text).toMatch(/^walsync_replication_lag_bytes \d+$/m);
     expect(text).toMatch(/^walsync_capture_batch_seconds_count [1-9]\d*$/m);
+  });
+
+  it('count the writes of both doors: POST /changes and a write over the socket', async () => {
+    const applied = async () => Number(/^walsync_write_changes_total\{status="applied"\} (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? 0);
+    const batches = async () => Number(/^walsync_write_batch_seconds_count (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? 0);
+    const [alice] = await db.query<{ id: string }>(`SELECT id FROM app_user WHERE email = 'alice@demo.test'`);
+    const [project] = await db.query<{ id: string; workspace_id: string }>(`SELECT id, workspace_id FROM project WHERE name = 'Launch'`);
+    const token = await new Tokens(TEST_JWT_SECRET).issue(alice!.id);
+    const change = () => ({
+      changeId: crypto.randomUUID(),
+      table: 'task',
+      op: 'insert',
+      pk: { id: crypto.randomUUID() },
+      data: { workspace_id: project!.workspace_id, project_id: project!.id, title: 'metered' },
+      hlc: formatHlc({ wallMs: Date.now(), counter: 0, node: 'metered-client' }),
+    });
+    const [before, beforeBatches] = [await applied(), await batches()];
+
+    const http = await fetch(`${server.url}/changes`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ clientId: 'metered-client', changes: [change()] }),
+    });
+    expect(http.status).toBe(200);
+    expect(await applied()).toBe(before + 1);
+
+    const socket = await BareClient.connect(server.url);
+    try {
+      socket.hello({ token, clientId: 'metered-client' });
+      await socket.next('snapshot_end');
+      socket.send({ type: 'write', requestId: 'r1', changes: [change(), change()] });
+      const answer = await socket.next('write_result');
+      expect(answer.results.map((result: { status: string }) => result.status)).toEqual(['applied', 'applied']);
+      expect(await applied()).toBe(before + 3);
+      expect(await batches()).toBe(beforeBatches + 2);
+      // A heartbeat is answered at once.
+      socket.send({ type: 'ping' });
+      await socket.next('pong');
+    } finally {
+      socket.close();
+    }
   });
 });
 

@@ -1,6 +1,20 @@
 import { PROTOCOL_VERSION } from '@walsync/db/browser';
 import { SyncClientError } from './types';
 
+/** The parts of a WHATWG WebSocket the client uses: the browser's own, or `ws` in Node. */
+export interface SocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  /** `ws` only: drops the connection without a closing handshake (a silent peer never answers one). */
+  terminate?(): void;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+}
+export type SocketFactory = (url: string) => SocketLike;
+
 /** Where a client connects: the WebSocket URL, and the plain HTTP URL of the same endpoint. */
 export interface SyncEndpoint {
   socketUrl: string;

@@ -32,6 +32,7 @@ export class SyncClient implements SyncHandle<PGlite> {
   private readonly events = new SyncEmitter();
   private readonly readiness = deferred();
   private connection: SyncConnection | undefined;
+  private readonly started = deferred();
   private unlisten: (() => Promise<void>) | undefined;
   private closing: Promise<void> | undefined;
 
@@ -68,6 +69,8 @@ export class SyncClient implements SyncHandle<PGlite> {
       onReady: () => this.readiness.resolve(),
       onStopped: (error) => this.readiness.reject(error),
     });
+    this.connection = connection;
+    this.started.resolve();
     this.unlisten = await this.store.onLocalWrite(() => {
       this.events.emit('captured');
       // A local write is stored right away (the outbox entry with it), not only with the next ack.
@@ -75,12 +78,12 @@ export class SyncClient implements SyncHandle<PGlite> {
       connection.schedulePush();
     });
     await this.store.durable();
-    this.connection = connection;
     connection.start();
   }
 
   /** Resolves when the server has answered every pending local change (errors stay in the outbox) and the replica is stored; rejects once syncing stopped. */
   async flush(): Promise<void> {
+    await this.started.promise;
     await this.ready;
     for (;;) {
       const connection = this.connection;

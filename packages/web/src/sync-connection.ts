@@ -26,7 +26,9 @@
  */
 import { type ChangeResult, PROTOCOL_VERSION, type ServerMessage, ServerMessageSchema, formatIssues, retryDelay } from '@walsync/db/browser';
 import type { SyncEmitter } from './emitter';
-import { type SyncEndpoint, probeEndpoint } from './endpoint';
+import { type SocketFactory, type SocketLike, type SyncEndpoint, probeEndpoint } from './endpoint';
+
+export type { SocketFactory, SocketLike } from './endpoint';
 import type { ReplicaStore } from './replica-store';
 import { SyncClientError, type SyncStatus } from './types';
 
@@ -44,19 +46,6 @@ const STATUS_OF: Record<ConnectionState, SyncStatus | ((connection: { everConnec
   closed: 'closed',
 };
 
-/** The parts of a WHATWG WebSocket the client uses: the browser's own, or `ws` in Node. */
-export interface SocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  /** `ws` only: drops the connection without a closing handshake (a silent peer never answers one). */
-  terminate?(): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-}
-export type SocketFactory = (url: string) => SocketLike;
 const OPEN = 1;
 
 /** A server that sent nothing for this long is asked (`ping`)… */
@@ -224,20 +213,17 @@ export class SyncConnection {
   private receive(socket: SocketLike, data: unknown): void {
     if (socket !== this.socket) return;
     this.lastHeard = Date.now();
-    let message: ServerMessage;
-    try {
-      const parsed = ServerMessageSchema.safeParse(JSON.parse(String(data)));
-      if (!parsed.success) throw new Error(formatIssues(parsed.error, 'message'));
-      message = parsed.data;
-    } catch (error) {
-      // Nothing of it is applied; the session starts over from the stored position.
-      this.events.emit('error', new SyncClientError('bad_server_message', `the server sent a message this client cannot use (${(error as Error).message})`));
-      return this.lose(socket);
-    }
+    const message = parseServerMessage(data);
     if (message.type === 'pong') return;
-    // One message at a time, in order; none after one that failed (its socket is dropped).
+    // One message at a time, in order; none after one that is bad or failed (its socket is dropped).
     this.queue = this.queue
-      .then(() => (socket === this.socket ? this.handle(message) : undefined))
+      .then(() => {
+        if (socket !== this.socket) return;
+        if (message.type !== 'unusable') return this.handle(message);
+        // Nothing of it is applied; the session starts over from the stored position.
+        this.events.emit('error', new SyncClientError('bad_server_message', `the server sent a message this client cannot use (${message.problem})`));
+        this.lose(socket);
+      })
       .catch((error: Error) => {
         if (socket !== this.socket) return;
         if (SyncClientError.is(error, 'migration_failed')) return this.stop('failed', error);
@@ -397,5 +383,15 @@ export class SyncConnection {
     clearTimeout(this.ackTimer);
     await this.queue.catch(() => undefined);
     await this.pushing;
+  }
+}
+
+/** A frame as a server message, or what is wrong with it. */
+function parseServerMessage(data: unknown): ServerMessage | { type: 'unusable'; problem: string } {
+  try {
+    const parsed = ServerMessageSchema.safeParse(JSON.parse(String(data)));
+    return parsed.success ? parsed.data : { type: 'unusable', problem: formatIssues(parsed.error, 'message') };
+  } catch (error) {
+    return { type: 'unusable', problem: (error as Error).message };
   }
 }
