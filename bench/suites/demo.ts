@@ -11,7 +11,7 @@ const ROOT = path.resolve(__dirname, '../..');
 /** `yarn start` as a user runs it (build included), on a fresh embedded Postgres; resolves when it prints the URL. */
 async function yarnStart(scratch: string, port: number): Promise<{ ms: number; url: string; stop(): Promise<void> }> {
   // As on a fresh clone: nothing built (this process has loaded what it needs already).
-  for (const name of ['db', 'server', 'web']) rmSync(path.join(ROOT, 'packages', name, 'dist'), { recursive: true, force: true });
+  for (const name of ['db', 'server', 'web', 'react', 'demo']) rmSync(path.join(ROOT, 'packages', name, 'dist'), { recursive: true, force: true });
   const started = performance.now();
   const child = spawn('yarn', ['start'], {
     cwd: ROOT,

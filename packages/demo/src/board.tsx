@@ -1,7 +1,7 @@
 import { useLiveQuery, usePendingCount, useSyncEvent, useSyncStatus } from '@walsync/react';
 import type { BrowserSyncClient, SyncStatus } from '@walsync/web/browser';
 import { useEffect, useState } from 'react';
-import type { Session } from './main';
+import type { Session } from './session';
 
 const STATUSES = ['todo', 'doing', 'done'] as const;
 type Status = (typeof STATUSES)[number];

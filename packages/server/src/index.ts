@@ -1,7 +1,8 @@
 /** @walsync/server: capture, change history, the write API, HTTP. */
 export { AuthenticationError, Tokens, type Principal } from './auth/tokens';
 export { DEV_JWT_SECRET, loadConfig, type ServerConfig } from './config';
-export { CHANGES_CHANNEL, type CapturedChange, type Operation } from './history/change-history';
+export { CHANGES_CHANNEL, type CapturedChange, type Operation, appendToHistory } from './history/change-history';
+export { Scope, membershipSql } from './auth/scope';
 export { CLIENT_MESSAGE_PREFIX, PUBLICATION, ensureServerSchema } from './history/server-schema';
 export type { Health } from './http/health';
 export { Capture } from './replication/capture';

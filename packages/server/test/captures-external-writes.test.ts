@@ -1,5 +1,4 @@
-import type { WalsyncServer } from '@walsync/server';
-import { type CapturedChange, appendToHistory } from '../src/history/change-history';
+import { type CapturedChange, type WalsyncServer, appendToHistory } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, waitFor } from '@walsync/test-support';
 
