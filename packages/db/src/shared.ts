@@ -11,6 +11,6 @@ export { sha256Hex } from './rules/digest';
 export { retryDelay, type RetryPolicy } from './rules/retry';
 export { quoteIdent, quoteLiteral } from './rules/sql';
 export { UUID_PATTERN, formatIssues } from './rules/validation';
-export { HLC_FUNCTION_SQL, NODE_ID_PATTERN, formatHlc, parseHlc, type Hlc } from './schema/hlc';
+export { HLC_VARIABLES, NODE_ID_PATTERN, hlcAfterPlpgsql, formatHlc, parseHlc, type Hlc } from './schema/hlc';
 export { ExtractedMigrationSchema, migrationChecksum, type ExtractedMigration, type MigrationQuery } from './schema/migration';
 export { SERVER_MANAGED_COLUMNS, type SyncedColumn, type SyncedTable } from './schema/tables';

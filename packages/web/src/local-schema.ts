@@ -1,5 +1,5 @@
 import type { PGliteInterface, Transaction } from '@electric-sql/pglite';
-import { HLC_FUNCTION_SQL, SERVER_MANAGED_COLUMNS, type SyncedTable, appliedSchemaVersion, quoteIdent as quote, quoteLiteral, sha256Hex } from '@walsync/db/browser';
+import { HLC_VARIABLES, SERVER_MANAGED_COLUMNS, type SyncedTable, appliedSchemaVersion, hlcAfterPlpgsql, quoteIdent as quote, quoteLiteral, sha256Hex } from '@walsync/db/browser';
 import { RemoteApply } from './remote-apply';
 
 /** The sync columns as a PL/pgSQL text[] literal: a local write never sends them. */
@@ -49,18 +49,17 @@ export function localSchemaSql(tables: SyncedTable[]): string {
       PRIMARY KEY (table_name, pk)
     );
 
-    ${HLC_FUNCTION_SQL}
-
     -- The next local timestamp: after the last one this replica issued or saw (kept in walsync_state).
     CREATE OR REPLACE FUNCTION walsync_local_hlc() RETURNS text LANGUAGE plpgsql AS $$
     DECLARE
       node text;
       last text;
       stamp text;
+      ${HLC_VARIABLES}
     BEGIN
       SELECT max(value) FILTER (WHERE key = 'client_id'), max(value) FILTER (WHERE key = 'hlc') INTO node, last
         FROM walsync_state WHERE key IN ('client_id', 'hlc');
-      stamp := walsync_hlc_after(last, node);
+      ${hlcAfterPlpgsql('last', 'node', 'stamp')}
       INSERT INTO walsync_state VALUES ('hlc', stamp) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
       RETURN stamp;
     END $$;

@@ -34,10 +34,10 @@ import { SyncClientError, type SyncStatus } from './types';
 
 export type ConnectionState = 'connecting' | 'handshaking' | 'hydrating' | 'live' | 'backoff' | 'refused' | 'failed' | 'closed';
 
-/** The status an app sees in each state (`offline` while reconnecting after the connection was lost). */
-const STATUS_OF: Record<ConnectionState, SyncStatus | ((connection: { everConnected: boolean; pushing: boolean }) => SyncStatus)> = {
-  connecting: ({ everConnected }) => (everConnected ? 'offline' : 'connecting'),
-  handshaking: ({ everConnected }) => (everConnected ? 'offline' : 'connecting'),
+/** The status an app sees in each state (`offline` while reconnecting after a connection was lost or failed). */
+const STATUS_OF: Record<ConnectionState, SyncStatus | ((connection: { reconnecting: boolean; pushing: boolean }) => SyncStatus)> = {
+  connecting: ({ reconnecting }) => (reconnecting ? 'offline' : 'connecting'),
+  handshaking: ({ reconnecting }) => (reconnecting ? 'offline' : 'connecting'),
   hydrating: 'syncing',
   live: ({ pushing }) => (pushing ? 'syncing' : 'up-to-date'),
   backoff: 'offline',
@@ -75,7 +75,8 @@ export class SyncConnection {
   state: ConnectionState = 'connecting';
   /** Why the connection stopped (refused, failed), for `flush()`. */
   stoppedBy: SyncClientError | undefined;
-  private everConnected = false;
+  /** A connection was lost or failed before: connecting again shows as offline. */
+  private reconnecting = false;
   private pushing: Promise<void> | undefined;
   /** Local writes are out, waiting for their answers. */
   private sending = false;
@@ -103,7 +104,7 @@ export class SyncConnection {
 
   get status(): SyncStatus {
     const status = STATUS_OF[this.state];
-    return typeof status === 'function' ? status({ everConnected: this.everConnected, pushing: this.sending }) : status;
+    return typeof status === 'function' ? status({ reconnecting: this.reconnecting, pushing: this.sending }) : status;
   }
 
   private lastStatus: SyncStatus | undefined;
@@ -171,6 +172,7 @@ export class SyncConnection {
     if (socket !== this.socket) return;
     this.drop(socket);
     if (this.stopped) return;
+    this.reconnecting = true;
     this.enter('backoff');
     this.retryTimer = setTimeout(() => this.connectNow(), retryDelay(this.attempt++));
   }
@@ -243,7 +245,6 @@ export class SyncConnection {
     switch (message.type) {
       case 'welcome':
         await this.store.migrate(message.migrations);
-        this.everConnected = true;
         if ((await this.store.position()) !== null) this.becomeLive();
         return;
       case 'snapshot_start':

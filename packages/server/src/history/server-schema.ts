@@ -1,4 +1,4 @@
-import { HLC_FUNCTION_SQL, type SyncedTable, quoteIdent as quote } from '@walsync/db/server';
+import { HLC_VARIABLES, type SyncedTable, hlcAfterPlpgsql, quoteIdent as quote } from '@walsync/db/server';
 import type pg from 'pg';
 
 export const PUBLICATION = 'walsync';
@@ -59,13 +59,15 @@ export async function ensureServerSchema(client: pg.ClientBase, tables: SyncedTa
         singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
         pruned_through bigint NOT NULL
       )`);
-    // The HLC for a write from outside walsync: the server's wall clock, but never before the HLC of
-    // the row it overwrites, so it orders after everything it could have seen.
-    await client.query(HLC_FUNCTION_SQL);
     // Every write to a synced table: version and updated_at move on update; a write that did not come
-    // through walsync (no walsync.client_id in the transaction) gets a server HLC and no origin client.
+    // through walsync (no walsync.client_id in the transaction) gets a server HLC (the wall clock, but
+    // never before the HLC of the row it overwrites, so it orders after everything it could have seen)
+    // and no origin client.
     await client.query(`
       CREATE OR REPLACE FUNCTION walsync_stamp_row() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        previous text;
+        ${HLC_VARIABLES}
       BEGIN
         IF TG_OP = 'UPDATE' THEN
           NEW.version := OLD.version + 1;
@@ -73,7 +75,8 @@ export async function ensureServerSchema(client: pg.ClientBase, tables: SyncedTa
           NEW.created_at := OLD.created_at;
         END IF;
         IF coalesce(current_setting('walsync.client_id', true), '') = '' THEN
-          NEW.hlc := walsync_hlc_after(CASE WHEN TG_OP = 'UPDATE' THEN OLD.hlc END, 'server');
+          previous := CASE WHEN TG_OP = 'UPDATE' THEN OLD.hlc END;
+          ${hlcAfterPlpgsql('previous', "'server'", 'NEW.hlc')}
           NEW.origin_client_id := NULL;
         END IF;
         RETURN NEW;
