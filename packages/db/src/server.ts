@@ -14,10 +14,12 @@ export { LocalPostgres, freePort, type LocalPostgresOptions } from './postgres/l
 export { migrationFileName } from './schema/migration';
 export * from './shared';
 export { Synced, syncOptionsOf } from './schema/synced';
+export { PUBLICATION, assertCaptureReady, installCapture } from './server/capture';
+export { SCHEMA_CHANNEL, SCHEMA_TABLE, readSchema, storeSchema } from './server/schema-record';
 export { readCatalog, storeCatalog, type CatalogResult } from './server/catalog';
 export { TYPEORM_MIGRATIONS_TABLE, createDataSource } from './server/data-source';
 export { readExtractedMigrations, writeExtractedMigrations } from './server/extracted-files';
-export { appliedServerMigrations, revertLastServerMigration, runServerMigrations, serverMigrationStatus } from './server/migration-runner';
+export { appliedServerMigrations, revertLastServerMigration, runServerMigrations, serverMigrationStatus, type RunMigrationsOptions } from './server/migration-runner';
 export { describeSyncedTables } from './server/synced-tables';
 
 /** The name of the latest migration: the schema version this build speaks. */

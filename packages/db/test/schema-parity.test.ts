@@ -77,9 +77,11 @@ describe('schema parity between the server Postgres and PGlite', () => {
       expect(await schemaSnapshot(run)).toEqual(client.migrated);
     });
 
-    it('accepts a row inserted by plain SQL with only the required columns (defaults fill the rest)', async () => {
+    it('accepts a row inserted by plain SQL with only the required columns (defaults fill the rest), stamped for capture', async () => {
+      // migration:run installs capture with the migrations: a row written right after it is stamped (and published).
       const workspace = await run(`INSERT INTO workspace (name) VALUES ('w') RETURNING id, version, hlc, deleted_at`);
-      expect(workspace[0]).toMatchObject({ version: 1, hlc: null, deleted_at: null });
+      expect(workspace[0]).toMatchObject({ version: 1, hlc: expect.stringMatching(/^\d{15}:\d{6}:server$/), deleted_at: null });
+      expect(await run(`SELECT pubname FROM pg_publication_tables WHERE tablename = 'workspace'`)).toEqual([{ pubname: 'walsync' }]);
       const project = await run(`INSERT INTO project (workspace_id, name) VALUES ('${workspace[0]!.id}', 'p') RETURNING id`);
       const task = await run(
         `INSERT INTO task (workspace_id, project_id, title) VALUES ('${workspace[0]!.id}', '${project[0]!.id}', 't') RETURNING status, position, labels`,

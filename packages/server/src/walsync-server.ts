@@ -1,4 +1,4 @@
-import { describeSyncedTables } from '@walsync/db/server';
+import { describeSyncedTables, readSchema } from '@walsync/db/server';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -49,11 +49,12 @@ export class WalsyncServer {
   ) {}
 
   static async start(options: WalsyncServerOptions): Promise<WalsyncServer> {
-    const tables = await describeSyncedTables();
     const pool = new pg.Pool({ ...connectionConfig(options.databaseUrl, 'walsync-server'), max: 10 });
     pool.on('error', (error) => options.log.warn({ err: error }, 'idle database connection failed'));
     const metrics = createMetrics();
     try {
+      // The schema the last migration run recorded (a newer build's, when a newer build migrated), else this build's.
+      let tables = (await readSchema(pool))?.tables ?? (await describeSyncedTables());
       const client = await checkout(pool);
       try {
         await ensureServerSchema(client, tables);
@@ -72,7 +73,17 @@ export class WalsyncServer {
       const tokens = new Tokens(options.jwtSecret);
       const feed = new ChangeFeed({ url: options.databaseUrl, log: options.log, ...options.feed });
       await feed.start();
-      const sync = new SyncEndpoint({ pool, feed, tables, writes, tokens, log: options.log }, options.sync);
+      const sync = new SyncEndpoint({ pool, feed, tables: () => tables, writes, tokens, log: options.log }, options.sync);
+      // A migration ran while this process serves: validate, snapshot and offer by the new schema, without a restart.
+      feed.on('schema', () => {
+        const reloaded = readSchema(pool).then((schema) => {
+          if (!schema) return;
+          tables = schema.tables;
+          writes.setTables(schema.tables);
+        });
+        reloaded.catch((error) => options.log.warn({ err: error }, 'reloading the schema after a migration failed'));
+        sync.schemaMoved(reloaded);
+      });
       const app = buildHttpApp({ pool, capture, writes, tokens, metrics, slotName: options.slotName, log: options.log, clients: () => sync.clients });
       if (options.app) await registerDemoApp(app, { pool, tokens }, options.app);
       sync.attach(app.server);

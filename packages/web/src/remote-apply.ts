@@ -18,6 +18,15 @@ export class RemoteApply {
     this.tables = new Map(syncedTables.map((table) => [table.name, table]));
   }
 
+  /**
+   * Whether this build syncs `name`. The server may send rows of tables a newer build added (this
+   * replica applied their migration, but its build has no capture or apply code for them): those are
+   * skipped, and the position moves past them; a later build that syncs them re-snapshots.
+   */
+  syncs(name: string): boolean {
+    return this.tables.has(name);
+  }
+
   private table(name: string): SyncedTable {
     const table = this.tables.get(name);
     if (!table) throw new Error(`the server sent rows of "${name}", which this client does not sync`);
@@ -162,6 +171,7 @@ export class RemoteApply {
   private runs(changes: StreamChange[]): Run[] {
     const result: Run[] = [];
     for (const change of changes) {
+      if (!this.syncs(change.table)) continue;
       const table = this.table(change.table);
       const kind = change.op === 'truncate' ? 'truncate' : change.op === 'delete' ? 'delete' : 'upsert';
       const row = kind === 'delete' ? change.old : kind === 'upsert' ? change.data : undefined;

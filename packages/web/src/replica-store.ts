@@ -1,4 +1,4 @@
-import type { PGlite } from '@electric-sql/pglite';
+import type { PGlite, Transaction } from '@electric-sql/pglite';
 import {
   type Change,
   type ChangeResult,
@@ -21,6 +21,8 @@ export type UnsentChange = Change;
 /** What the store found when it opened the replica. */
 export interface OpenedReplica {
   clientId: string;
+  /** Synced tables of this build that the replica was never hydrated with (it was made by an older build): a re-snapshot brings them. */
+  unhydrated: string[];
   /** The stored position, null for a replica that never finished its first sync. */
   position: string | null;
   /** Set when the stored position was damaged and was dropped (the replica re-snapshots, keeping its outbox). */
@@ -40,6 +42,8 @@ export interface OpenedReplica {
  */
 export class ReplicaStore {
   private readonly apply: RemoteApply;
+  /** Synced tables of this build the replica was never hydrated with (see OpenedReplica). */
+  unhydrated: string[] = [];
   /** The running snapshot replaces what the replica has (and must remove what the server no longer has). */
   private snapshot: { replaces: boolean; tracksKeys: boolean } | undefined;
 
@@ -62,11 +66,17 @@ export class ReplicaStore {
     const clientId = stored ?? wantedClientId ?? crypto.randomUUID();
     if (!stored) await setState(this.db, 'client_id', clientId);
     const position = await this.state('position');
-    if (position === null || isPosition(position)) return { clientId, position };
+    const hydrated = await this.state('synced_tables');
+    // A replica from before this was recorded had every table its build synced.
+    if (hydrated === null && position !== null) await this.recordSyncedTables(this.db);
+    const known = new Set(hydrated === null ? this.tables.map((table) => table.name) : (JSON.parse(hydrated) as string[]));
+    const unhydrated = this.tables.map((table) => table.name).filter((name) => !known.has(name));
+    this.unhydrated = unhydrated;
+    if (position === null || isPosition(position)) return { clientId, position, unhydrated };
     // A damaged position cannot be resumed from; a fresh snapshot repairs the replica and keeps the outbox.
     await this.db.query(`DELETE FROM walsync_state WHERE key = 'position'`);
     const repaired = new SyncClientError('corrupt_database', `the stored position ${JSON.stringify(position)} is not a position; re-snapshotting (unsent writes are kept)`);
-    return { clientId, position: null, repaired };
+    return { clientId, position: null, unhydrated, repaired };
   }
 
   position(): Promise<string | null> {
@@ -108,9 +118,10 @@ export class ReplicaStore {
     this.snapshot = { replaces: replace, tracksKeys };
   }
 
-  /** One page of snapshot rows, in one transaction. */
+  /** One page of snapshot rows, in one transaction (none for a table this build does not sync). */
   async snapshotPage(table: string, rows: Row[]): Promise<void> {
     const snapshot = this.runningSnapshot();
+    if (!this.apply.syncs(table)) return;
     await this.db.transaction(async (tx) => {
       // Snapshot rows come from one consistent server snapshot, parents first: no trigger (capture
       // would skip them anyway) and no foreign key needs to run for them.
@@ -129,9 +140,11 @@ export class ReplicaStore {
       if (snapshot.replaces) {
         if (snapshot.tracksKeys) await this.apply.removeUnseen(tx);
         await setState(tx, 'position', position);
+        await this.recordSyncedTables(tx);
       }
       await tx.exec(`DELETE FROM walsync_snapshot_seen`);
     });
+    if (snapshot.replaces) this.unhydrated = [];
     return snapshot.replaces;
   }
 
@@ -223,6 +236,11 @@ export class ReplicaStore {
     clearTimeout(this.storeTimer);
     await this.durable().catch(() => undefined);
     await this.db.close();
+  }
+
+  /** The tables a whole snapshot just brought: this build's. */
+  private async recordSyncedTables(db: PGlite | Transaction): Promise<void> {
+    await setState(db, 'synced_tables', JSON.stringify(this.tables.map((table) => table.name)));
   }
 
   private async state(key: string): Promise<string | null> {

@@ -88,7 +88,7 @@ export class SyncClient implements SyncHandle<PGlite> {
     for (;;) {
       const connection = this.connection;
       if (!connection || connection.state === 'closed') throw new SyncClientError('closed', 'the client is closed; nothing more is pushed');
-      if (connection.stoppedBy) throw connection.stoppedBy;
+      if (connection.failure) throw connection.failure;
       await connection.pushed();
       if ((await this.store.pendingCount()) === 0) return this.store.durable();
       connection.schedulePush();

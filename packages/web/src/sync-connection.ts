@@ -16,31 +16,44 @@
  *     └─timer── backoff ◄── socket lost, or silent for SILENT_MS (any connected state)  │
  *                                             └─────────────────────────────────────────┘
  *     handshaking/hydrating/live ── close 4401/4403/4409 ──► refused   (not retried)
- *     handshaking ── a migration fails ──► failed                    (not retried)
+ *     handshaking/hydrating/live ── a migration or a batch fails to apply ──► failed ──timer──► connecting
+ *     connecting ── the URL is not a walsync server ──► failed           (not retried)
  *     any state ── close() ──► closed
  *
  * A message is applied in one local transaction with the position it brings, then acknowledged
- * once stored. A message that fails to apply drops the connection and every message queued after
- * it (none of them is applied, the position stays); the next connection resumes from the stored
- * position.
+ * once stored. A message that fails to apply stops there: the connection and every message queued
+ * after it are dropped (none of them is applied, the position stays), status is `error` and
+ * `flush()` rejects with the cause until a later connection, on the backoff, gets the replica live
+ * again from its stored position (a fixed server, a new migration).
  */
-import { type ChangeResult, PROTOCOL_VERSION, type ServerMessage, ServerMessageSchema, formatIssues, retryDelay } from '@walsync/db/browser';
+import { PROTOCOL_VERSION, type ServerMessage, ServerMessageSchema, formatIssues, retryDelay } from '@walsync/db/browser';
 import type { SyncEmitter } from './emitter';
 import { type SocketFactory, type SocketLike, type SyncEndpoint, probeEndpoint } from './endpoint';
 
 export type { SocketFactory, SocketLike } from './endpoint';
+import { OutboxPush } from './outbox-push';
 import type { ReplicaStore } from './replica-store';
 import { SyncClientError, type SyncStatus } from './types';
 
 export type ConnectionState = 'connecting' | 'handshaking' | 'hydrating' | 'live' | 'backoff' | 'refused' | 'failed' | 'closed';
 
-/** The status an app sees in each state (`offline` while reconnecting after a connection was lost or failed). */
-const STATUS_OF: Record<ConnectionState, SyncStatus | ((connection: { reconnecting: boolean; pushing: boolean }) => SyncStatus)> = {
-  connecting: ({ reconnecting }) => (reconnecting ? 'offline' : 'connecting'),
-  handshaking: ({ reconnecting }) => (reconnecting ? 'offline' : 'connecting'),
-  hydrating: 'syncing',
+interface StatusInputs {
+  reconnecting: boolean;
+  pushing: boolean;
+  /** The last attempt failed to apply what the server sent (cleared once live again). */
+  failing: boolean;
+}
+
+/**
+ * The status an app sees in each state: `offline` while reconnecting after a connection was lost,
+ * `error` while retrying after a failure to apply.
+ */
+const STATUS_OF: Record<ConnectionState, SyncStatus | ((connection: StatusInputs) => SyncStatus)> = {
+  connecting: ({ reconnecting, failing }) => (failing ? 'error' : reconnecting ? 'offline' : 'connecting'),
+  handshaking: ({ reconnecting, failing }) => (failing ? 'error' : reconnecting ? 'offline' : 'connecting'),
+  hydrating: ({ failing }) => (failing ? 'error' : 'syncing'),
   live: ({ pushing }) => (pushing ? 'syncing' : 'up-to-date'),
-  backoff: 'offline',
+  backoff: ({ failing }) => (failing ? 'error' : 'offline'),
   refused: 'offline',
   failed: 'error',
   closed: 'closed',
@@ -52,8 +65,6 @@ const OPEN = 1;
 const QUIET_MS = 3_000;
 /** …and one silent for this long is gone (the process stopped, the network dropped): offline. */
 const SILENT_MS = 7_000;
-/** Local writes sent in one `write` message (the server's limit is 500). */
-const PUSH_BATCH = 500;
 
 /** Close codes after which retrying with the same token, client id or schema cannot succeed. */
 const REFUSALS = new Set([4401, 4403, 4409]);
@@ -73,18 +84,18 @@ export interface SyncConnectionOptions {
 
 export class SyncConnection {
   state: ConnectionState = 'connecting';
-  /** Why the connection stopped (refused, failed), for `flush()`. */
-  stoppedBy: SyncClientError | undefined;
+  /** Why the connection stopped (refused, a wrong URL) or why its last attempt failed to apply, for `flush()`; cleared once live again. */
+  failure: SyncClientError | undefined;
   /** A connection was lost or failed before: connecting again shows as offline. */
   private reconnecting = false;
-  private pushing: Promise<void> | undefined;
-  /** Local writes are out, waiting for their answers. */
-  private sending = false;
-  private pushAgain = false;
+  /** The last failure reported as an `error` event: the same one on the next attempt is not repeated. */
+  private reported: string | undefined;
+  /** Refused, or a wrong URL: retrying cannot help. */
+  private final = false;
   private socket: SocketLike | undefined;
   private attempt = 0;
   private queue: Promise<void> = Promise.resolve();
-  private readonly pendingWrites = new Map<string, (results: ChangeResult[]) => void>();
+  private readonly push: OutboxPush;
   /** Why the server refused this client, from its `error` message before the close. */
   private refusal: string | undefined;
   /** When the socket opened or last delivered a message (or, while it opens, when it began to). */
@@ -100,11 +111,17 @@ export class SyncConnection {
     private readonly store: ReplicaStore,
     private readonly events: SyncEmitter,
     private readonly options: SyncConnectionOptions,
-  ) {}
+  ) {
+    this.push = new OutboxPush(store, events, {
+      isLive: () => this.state === 'live',
+      send: (message) => this.send(message),
+      changed: () => this.announce(),
+    });
+  }
 
   get status(): SyncStatus {
     const status = STATUS_OF[this.state];
-    return typeof status === 'function' ? status({ reconnecting: this.reconnecting, pushing: this.sending }) : status;
+    return typeof status === 'function' ? status({ reconnecting: this.reconnecting, pushing: this.push.sending, failing: this.failure !== undefined }) : status;
   }
 
   private lastStatus: SyncStatus | undefined;
@@ -163,8 +180,9 @@ export class SyncConnection {
     };
   }
 
+  /** Refused, a wrong URL, or closed: nothing more is tried. */
   get stopped(): boolean {
-    return this.state === 'refused' || this.state === 'failed' || this.state === 'closed';
+    return this.final || this.state === 'closed';
   }
 
   /** The connection is gone (lost, silent, offline): unanswered writes go again later; retry after a backoff. */
@@ -174,7 +192,28 @@ export class SyncConnection {
     if (this.stopped) return;
     this.reconnecting = true;
     this.enter('backoff');
+    this.retryLater();
+  }
+
+  private retryLater(): void {
     this.retryTimer = setTimeout(() => this.connectNow(), retryDelay(this.attempt++));
+  }
+
+  /**
+   * What the server sent cannot be applied (a migration, a batch): stop there, say why (once for
+   * the same cause), and try again on the backoff from the stored position.
+   */
+  private fail(socket: SocketLike, error: SyncClientError): void {
+    if (socket !== this.socket) return;
+    const repeated = this.reported === error.message;
+    this.reported = error.message;
+    this.failure = error;
+    this.drop(socket);
+    this.enter('failed');
+    this.retryLater();
+    this.announce();
+    if (SyncClientError.is(error, 'migration_failed')) this.options.onStopped(error);
+    if (!repeated) this.events.emit('error', error);
   }
 
   /** Forgets a socket: nothing it still delivers is applied, writes it carried are answered empty. */
@@ -183,16 +222,17 @@ export class SyncConnection {
     socket.onopen = socket.onmessage = socket.onclose = null;
     if (socket.terminate) socket.terminate();
     else socket.close();
-    for (const settle of this.pendingWrites.values()) settle([]);
-    this.pendingWrites.clear();
+    this.push.connectionLost();
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
   }
 
-  /** Refused or failed: not retried; `error` is reported once. */
+  /** Refused or a wrong URL: not retried; `error` is reported once. */
   private stop(state: 'refused' | 'failed', error: SyncClientError): void {
     if (this.stopped) return;
-    this.stoppedBy = error;
+    this.final = true;
+    clearTimeout(this.retryTimer);
+    this.failure = error;
     if (this.socket) this.drop(this.socket);
     this.enter(state);
     this.options.onStopped(error);
@@ -222,16 +262,13 @@ export class SyncConnection {
       .then(() => {
         if (socket !== this.socket) return;
         if (message.type !== 'unusable') return this.handle(message);
-        // Nothing of it is applied; the session starts over from the stored position.
-        this.events.emit('error', new SyncClientError('bad_server_message', `the server sent a message this client cannot use (${message.problem})`));
-        this.lose(socket);
+        // Nothing of it is applied; a later session starts over from the stored position.
+        this.fail(socket, new SyncClientError('bad_server_message', `the server sent a message this client cannot use (${message.problem})`));
       })
       .catch((error: Error) => {
-        if (socket !== this.socket) return;
-        if (SyncClientError.is(error, 'migration_failed')) return this.stop('failed', error);
-        // The transaction rolled back: no partial apply, no position moved; start over from the stored one.
-        this.events.emit('error', new SyncClientError('apply_failed', `applying a ${message.type} message failed and was rolled back: ${error.message}`, { cause: error }));
-        this.lose(socket);
+        // The transaction rolled back: no partial apply, no position moved.
+        if (SyncClientError.is(error, 'migration_failed')) return this.fail(socket, error);
+        this.fail(socket, new SyncClientError('apply_failed', `applying a ${message.type} message failed and was rolled back: ${error.message}`, { cause: error }));
       });
   }
 
@@ -245,8 +282,13 @@ export class SyncConnection {
     switch (message.type) {
       case 'welcome':
         await this.store.migrate(message.migrations);
-        if ((await this.store.position()) !== null) this.becomeLive();
-        return;
+        if ((await this.store.position()) === null) return; // a snapshot follows
+        // A newer build syncs tables this replica was never hydrated with: a whole snapshot brings them (the outbox stays).
+        if (this.store.unhydrated.length > 0) {
+          this.send({ type: 'resnapshot' });
+          return this.enter('hydrating');
+        }
+        return this.becomeLive();
       case 'snapshot_start':
         this.enter('hydrating');
         if (message.replace) this.events.emit('bootstrap:start', { total: message.total });
@@ -264,6 +306,7 @@ export class SyncConnection {
       case 'changes':
         this.events.emit('pull:received', { changes: message.changes.length, position: message.position });
         await this.store.applyChanges(message.changes, message.position);
+        this.reported = undefined;
         this.events.emit('pull:applied', { changes: message.changes.length, position: message.position });
         this.ackWhenStored(message.position);
         return;
@@ -275,9 +318,7 @@ export class SyncConnection {
         this.enter('hydrating');
         return;
       case 'write_result':
-        this.pendingWrites.get(message.requestId)?.(message.results);
-        this.pendingWrites.delete(message.requestId);
-        return;
+        return this.push.answered(message.requestId, message.results);
       case 'error':
         // A refusal is followed by its close code, which reports it once (as `refused`).
         if (message.code === 'unauthenticated' || message.code === 'client_id_taken' || message.code === 'schema_ahead') this.refusal = message.message;
@@ -290,9 +331,10 @@ export class SyncConnection {
 
   private becomeLive(): void {
     this.attempt = 0;
+    this.failure = undefined;
     this.enter('live');
     this.options.onReady();
-    this.schedulePush();
+    this.push.schedule();
   }
 
   /**
@@ -316,53 +358,14 @@ export class SyncConnection {
     }, this.options.ackDelayMs);
   }
 
-  /** Pushes the outbox now, or once more after the push under way. */
+  /** Pushes the outbox now (when live), or once more after the push under way. */
   schedulePush(): void {
-    if (this.state !== 'live') return;
-    if (this.pushing) {
-      this.pushAgain = true;
-      return;
-    }
-    this.pushing = this.pushOutbox()
-      .catch((error: Error) => this.events.emit('error', error))
-      .finally(() => {
-        this.pushing = undefined;
-        this.sending = false;
-        this.announce();
-        if (this.pushAgain) {
-          this.pushAgain = false;
-          this.schedulePush();
-        }
-      });
+    this.push.schedule();
   }
 
   /** Resolves when the push under way (if any) is done. */
-  async pushed(): Promise<void> {
-    await this.pushing;
-  }
-
-  /** Sends the outbox in batches; each answer settles its entries in one statement. */
-  private async pushOutbox(): Promise<void> {
-    while (this.state === 'live') {
-      const sent = await this.store.unsent(PUSH_BATCH);
-      if (sent.length === 0) return;
-      this.sending = true;
-      this.announce();
-      const requestId = crypto.randomUUID();
-      const answered = new Promise<ChangeResult[]>((resolve) => this.pendingWrites.set(requestId, resolve));
-      this.send({ type: 'write', requestId, changes: sent });
-      const results = await answered;
-      if (results.length === 0) return; // the connection dropped; the outbox is pushed again after reconnecting
-      await this.store.settle(sent, results);
-      const count = (status: ChangeResult['status']) => results.filter((result) => result.status === status).length;
-      this.events.emit('push', { sent: sent.length, applied: count('applied'), rejected: count('rejected'), errors: count('error') });
-      results.forEach((result, index) => {
-        if (result.status === 'rejected') this.events.emit('conflict', { table: sent[index]!.table, pk: sent[index]!.pk, result });
-      });
-      results.forEach((result, index) => {
-        if (result.status === 'error') this.events.emit('error', new Error(`change ${sent[index]!.changeId} was refused: ${result.code}: ${result.message}`));
-      });
-    }
+  pushed(): Promise<void> {
+    return this.push.done();
   }
 
   /** Ends the connection: nothing more is received or sent; waits for the message being applied. */
@@ -378,12 +381,11 @@ export class SyncConnection {
       this.socket = undefined;
       socket.onopen = socket.onmessage = socket.onclose = null;
       socket.close();
-      for (const settle of this.pendingWrites.values()) settle([]);
-      this.pendingWrites.clear();
+      this.push.connectionLost();
     }
     clearTimeout(this.ackTimer);
     await this.queue.catch(() => undefined);
-    await this.pushing;
+    await this.push.done();
   }
 }
 

@@ -97,6 +97,20 @@ describe('a client refused by its server', () => {
         expect(await count(client, `SELECT count(*)::int AS n FROM task`)).toBe(tasks + 1);
         expect(await count(client, `SELECT count(*)::int AS n FROM walsync_outbox`)).toBe(1);
         expect(await position(client)).toBe(before);
+        // It stops there, says so, and keeps trying on its backoff without repeating the error.
+        expect(client.status).toBe('error');
+        await expect(client.flush()).rejects.toMatchObject({ code: 'migration_failed' });
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        expect(client.status).toBe('error');
+        expect(errors.filter((error) => error.code === 'migration_failed')).toHaveLength(1);
+        expect(await count(client, `SELECT count(*)::int AS n FROM walsync_outbox`)).toBe(1);
+
+        // The server is fixed (the migration withdrawn): the replica resumes from its position and pushes what it kept.
+        await db.query(`DELETE FROM client_migration WHERE "migrationName" = 'Broken1900000000000'`);
+        await waitFor('up to date again', () => client.status === 'up-to-date', 20_000);
+        await client.flush();
+        expect(await db.query(`SELECT 1 FROM task WHERE title = 'kept through a failed migration'`)).toHaveLength(1);
+        expect(await count(client, `SELECT count(*)::int AS n FROM walsync_outbox`)).toBe(0);
       } finally {
         await client.close();
       }

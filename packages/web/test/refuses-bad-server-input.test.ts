@@ -79,7 +79,7 @@ describe('a client facing bad server input', () => {
             op: 'insert',
             data: row('half'),
           },
-          { table: 'no_such_table', op: 'insert', data: { id: workspace } },
+          { table: 'workspace', op: 'insert', data: { ...row('broken'), id: 'not a uuid' } },
         ],
       }, witness],
     ]);
@@ -88,13 +88,18 @@ describe('a client facing bad server input', () => {
 
     await waitFor('the three bad inputs to be reported', () => errors.length >= 3);
     expect(errors.map((error) => (error as { code?: string }).code)).toEqual(expect.arrayContaining(['bad_server_message', 'apply_failed']));
-    expect(errors.find((error) => (error as { code?: string }).code === 'apply_failed')!.message).toMatch(/no_such_table/);
+    expect(errors.find((error) => (error as { code?: string }).code === 'apply_failed')!.message).toMatch(/invalid input syntax for type uuid/);
+    // It stops there (status error, flush rejects) and retries on its backoff, reporting the same failure once.
+    expect(client.status).toBe('error');
+    await expect(client.flush()).rejects.toMatchObject({ code: 'apply_failed' });
+    await waitFor('another attempt', () => server.connections() >= 4);
+    expect(errors).toHaveLength(3);
     const position = (await client.db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'position'`)).rows[0]?.value;
     expect(position).toBe('0/100');
     expect((await client.db.query(`SELECT name FROM workspace ORDER BY name`)).rows).toEqual([{ name: 'local, unsent' }]);
     expect((await client.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM walsync_outbox`)).rows[0]!.n).toBe(1);
     // It started over from its stored position after each, rather than giving up.
-    expect(server.connections()).toBeGreaterThanOrEqual(3);
+    expect(server.connections()).toBeGreaterThanOrEqual(4);
   });
 
   it('skips migrations a server offers again that the replica already applied with the same checksum', async () => {

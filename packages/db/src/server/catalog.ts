@@ -22,6 +22,18 @@ const CATALOG_LOCK = "hashtext('walsync.client_migration')";
 export async function storeCatalog(client: pg.ClientBase, migrations: ExtractedMigration[]): Promise<CatalogResult> {
   await client.query('BEGIN');
   try {
+    const result = await storeCatalogInTransaction(client, migrations);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK');
+    throw error;
+  }
+}
+
+/** storeCatalog inside the caller's transaction (the one that applies the migrations). */
+export async function storeCatalogInTransaction(client: pg.ClientBase, migrations: ExtractedMigration[]): Promise<CatalogResult> {
+  {
     await client.query(`SELECT pg_advisory_xact_lock(${CATALOG_LOCK})`);
     await client.query(CREATE_CLIENT_MIGRATION_TABLE);
     const existing = new Map(
@@ -52,11 +64,7 @@ export async function storeCatalog(client: pg.ClientBase, migrations: ExtractedM
       result.inserted.push(migration.name);
     }
     await markServerApplied(client);
-    await client.query('COMMIT');
     return result;
-  } catch (error) {
-    await client.query('ROLLBACK');
-    throw error;
   }
 }
 

@@ -1,7 +1,12 @@
-import { extractMigrations, type MigrationClass } from '../extraction/extract';
+import { MigrationExecutor } from 'typeorm';
+import { extractMigrations, migrationIdentity, type MigrationClass } from '../extraction/extract';
+import type { SyncedTable } from '../schema/tables';
+import { installCapture } from './capture';
+import { storeSchema } from './schema-record';
+import { describeSyncedTables } from './synced-tables';
 import { migrations as schemaMigrations } from '../migrations';
 import { CREATE_CLIENT_MIGRATION_TABLE } from '../schema/client-migration';
-import { markServerApplied, storeCatalog } from './catalog';
+import { markServerApplied, storeCatalogInTransaction } from './catalog';
 import { createDataSource } from './data-source';
 
 export interface ServerMigrationStatus {
@@ -31,30 +36,59 @@ async function withClient<T>(dataSource: ReturnType<typeof createDataSource>, wo
   }
 }
 
+export interface RunMigrationsOptions {
+  /**
+   * The synced tables capture must cover once the migrations are applied (publication, stamp
+   * triggers, replica identity: see installCapture), in the same transaction. By default the build's
+   * synced tables when the build's own migrations run; none for another list (a test's subset).
+   */
+  capture?: SyncedTable[] | false;
+}
+
 /**
- * Applies the pending migrations to the server (each in its own transaction, with TypeORM's
- * runner) and stores every migration's SQL in the `client_migration` catalog for clients.
- * Returns the names it applied.
+ * Applies the pending migrations to the server in ONE transaction (TypeORM's runner on our query
+ * runner) together with everything that must change with them: capture of the synced tables
+ * (publication, stamp triggers; a synced table that would lose deletes refuses the whole run), the
+ * `client_migration` catalog clients are served from, and the schema the running servers reload
+ * (`walsync_schema`, announced by NOTIFY at commit). Nothing written to a new table after it commits
+ * can be missed, and nothing is half-applied. Returns the names it applied.
  *
  * @example
  *   const applied = await runServerMigrations(database.url);
  */
-export async function runServerMigrations(url: string, migrationClasses: MigrationClass[] = schemaMigrations): Promise<string[]> {
+export async function runServerMigrations(url: string, migrationClasses: MigrationClass[] = schemaMigrations, options: RunMigrationsOptions = {}): Promise<string[]> {
   const extracted = await extractMigrations(migrationClasses);
-  return withDataSource(url, migrationClasses, (dataSource) =>
-    withClient(dataSource, async (client) => {
+  const capture = options.capture ?? (migrationClasses === schemaMigrations ? await describeSyncedTables() : false);
+  return withDataSource(url, migrationClasses, async (dataSource) => {
+    const queryRunner = dataSource.createQueryRunner();
+    await queryRunner.connect();
+    const client = (queryRunner as unknown as PgQueryRunner).databaseConnection;
+    try {
       // Several server processes may start at once; one migrates, the others wait and find nothing to do.
       await client.query(`SELECT pg_advisory_lock(hashtext('walsync.migrations'))`);
       try {
         await client.query(CREATE_CLIENT_MIGRATION_TABLE);
-        const applied = await dataSource.runMigrations({ transaction: 'each' });
-        await storeCatalog(client, extracted);
-        return applied.map((migration) => migration.name);
+        await queryRunner.startTransaction();
+        try {
+          const executor = new MigrationExecutor(dataSource, queryRunner);
+          executor.transaction = 'all';
+          const applied = await executor.executePendingMigrations();
+          if (capture) await installCapture(client, capture);
+          await storeCatalogInTransaction(client, extracted);
+          if (capture) await storeSchema(client, capture, migrationIdentity(migrationClasses.at(-1)!).name);
+          await queryRunner.commitTransaction();
+          return applied.map((migration) => migration.name);
+        } catch (error) {
+          await queryRunner.rollbackTransaction().catch(() => undefined);
+          throw error;
+        }
       } finally {
         await client.query(`SELECT pg_advisory_unlock(hashtext('walsync.migrations'))`);
       }
-    }),
-  );
+    } finally {
+      await queryRunner.release();
+    }
+  });
 }
 
 /** Reverts the server's latest migration; returns its name, or undefined when none is applied. */

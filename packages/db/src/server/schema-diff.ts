@@ -3,7 +3,10 @@ import pg from 'pg';
 import { WalsyncError, messageOf } from '../errors';
 import type { MigrationClass } from '../extraction/extract';
 import type { MigrationQuery } from '../schema/migration';
+import type { DataSource } from 'typeorm';
+import { quoteIdent } from '../rules/sql';
 import { createDataSource } from './data-source';
+import { describeSyncedTables } from './synced-tables';
 import { runServerMigrations } from './migration-runner';
 
 export interface SchemaDiff {
@@ -34,13 +37,15 @@ export async function diffEntitiesAgainstMigrations(url: string, migrationClasse
     try {
       const scratch = new URL(url);
       scratch.pathname = `/${scratchName}`;
-      await runServerMigrations(scratch.toString(), migrationClasses);
+      // Capture is not installed: the entities may have a synced table the migrations do not create yet.
+      await runServerMigrations(scratch.toString(), migrationClasses, { capture: false });
       const dataSource = createDataSource(scratch.toString(), migrationClasses);
       await dataSource.initialize();
       try {
         const sql = await dataSource.driver.createSchemaBuilder().log();
         const asQuery = (query: { query: string; parameters?: unknown[] }) => ({ sql: query.query, params: query.parameters ?? [] });
-        return { up: sql.upQueries.map(asQuery), down: sql.downQueries.map(asQuery).reverse() };
+        const identity = await replicaIdentityDiff(dataSource);
+        return { up: [...sql.upQueries.map(asQuery), ...identity.up], down: [...identity.down, ...sql.downQueries.map(asQuery).reverse()] };
       } finally {
         await dataSource.destroy();
       }
@@ -50,4 +55,22 @@ export async function diffEntitiesAgainstMigrations(url: string, migrationClasse
   } finally {
     await admin.end();
   }
+}
+
+/**
+ * What capture needs that TypeORM does not know: every synced table with REPLICA IDENTITY FULL (a
+ * DELETE must carry the row's scope). A new synced table gets it in the migration that creates it.
+ */
+async function replicaIdentityDiff(dataSource: DataSource): Promise<SchemaDiff> {
+  const tables = await describeSyncedTables();
+  const rows: Array<{ name: string; identity: string | null }> = await dataSource.query(
+    `SELECT t.name, c.relreplident::text AS identity FROM unnest($1::text[]) AS t(name) LEFT JOIN pg_class c ON c.oid = to_regclass(quote_ident(t.name))`,
+    [tables.map((table) => table.name)],
+  );
+  const lacking = rows.filter((row) => row.identity !== 'f');
+  return {
+    up: lacking.map((row) => ({ sql: `ALTER TABLE ${quoteIdent(row.name)} REPLICA IDENTITY FULL`, params: [] })),
+    // A table the migration creates is dropped by its down; one that existed goes back to the default identity.
+    down: lacking.filter((row) => row.identity !== null).map((row) => ({ sql: `ALTER TABLE ${quoteIdent(row.name)} REPLICA IDENTITY DEFAULT`, params: [] })),
+  };
 }

@@ -1,8 +1,8 @@
 /** Runs SQL and returns rows: a pg client or a PGlite instance. */
 export type RunQuery = (sql: string) => Promise<Record<string, unknown>[]>;
 
-/** Tables that exist on one side only by design: TypeORM's bookkeeping on the server. */
-const SERVER_ONLY = ['migrations'];
+/** Tables that exist on one side only by design: TypeORM's bookkeeping and the recorded schema (walsync_schema) on the server. */
+const SERVER_ONLY = ['migrations', 'walsync_schema'];
 
 /**
  * The public schema as the catalogs describe it: tables, columns (type, nullability, default),

@@ -1,15 +1,18 @@
-import { HLC_VARIABLES, type SyncedTable, hlcAfterPlpgsql, quoteIdent as quote } from '@walsync/db/server';
+import { PUBLICATION, SCHEMA_TABLE, type SyncedTable, TYPEORM_MIGRATIONS_TABLE, installCapture } from '@walsync/db/server';
 import type pg from 'pg';
 
-export const PUBLICATION = 'walsync';
+export { PUBLICATION };
 export const CLIENT_MESSAGE_PREFIX = 'walsync.client';
 /** TypeORM's migrations table is published too: its rows tell the replicator the schema version in WAL order. */
-export const MIGRATIONS_TABLE = 'migrations';
+export const MIGRATIONS_TABLE = TYPEORM_MIGRATIONS_TABLE;
+/** The synced tables a migration run recorded, published too: the replicator follows them in WAL order. */
+export { SCHEMA_TABLE };
 
 /**
  * The server-only part of the database, next to the shared schema: the permanent change history,
- * write receipts (idempotency), the trigger that stamps every write to a synced table, and the
- * publication. Idempotent; serialised across server processes with an advisory lock.
+ * write receipts (idempotency), and capture (the stamp trigger and the publication, from
+ * @walsync/db's installCapture, which refuses a synced table that would lose deletes). Idempotent;
+ * serialised across server processes with an advisory lock.
  */
 export async function ensureServerSchema(client: pg.ClientBase, tables: SyncedTable[]): Promise<void> {
   await client.query('BEGIN');
@@ -59,39 +62,7 @@ export async function ensureServerSchema(client: pg.ClientBase, tables: SyncedTa
         singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
         pruned_through bigint NOT NULL
       )`);
-    // Every write to a synced table: version and updated_at move on update; a write that did not come
-    // through walsync (no walsync.client_id in the transaction) gets a server HLC (the wall clock, but
-    // never before the HLC of the row it overwrites, so it orders after everything it could have seen)
-    // and no origin client.
-    await client.query(`
-      CREATE OR REPLACE FUNCTION walsync_stamp_row() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        previous text;
-        ${HLC_VARIABLES}
-      BEGIN
-        IF TG_OP = 'UPDATE' THEN
-          NEW.version := OLD.version + 1;
-          NEW.updated_at := now();
-          NEW.created_at := OLD.created_at;
-        END IF;
-        IF coalesce(current_setting('walsync.client_id', true), '') = '' THEN
-          previous := CASE WHEN TG_OP = 'UPDATE' THEN OLD.hlc END;
-          ${hlcAfterPlpgsql('previous', "'server'", 'NEW.hlc')}
-          NEW.origin_client_id := NULL;
-        END IF;
-        RETURN NEW;
-      END $$`);
-    for (const table of tables) {
-      await client.query(
-        `CREATE OR REPLACE TRIGGER walsync_stamp BEFORE INSERT OR UPDATE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_stamp_row()`,
-      );
-    }
-    await client.query(`ALTER TABLE ${quote(MIGRATIONS_TABLE)} REPLICA IDENTITY FULL`);
-    const published = [...tables.map((table) => table.name), MIGRATIONS_TABLE].map(quote).join(', ');
-    const exists = await client.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [PUBLICATION]);
-    await client.query(
-      exists.rowCount ? `ALTER PUBLICATION ${quote(PUBLICATION)} SET TABLE ${published}` : `CREATE PUBLICATION ${quote(PUBLICATION)} FOR TABLE ${published}`,
-    );
+    await installCapture(client, tables);
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK');

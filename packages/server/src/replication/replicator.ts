@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { type SyncedTable, formatPosition, parsePosition } from '@walsync/db/server';
+import { type SyncedTable, formatPosition, parsePosition, readSchema } from '@walsync/db/server';
 import pg from 'pg';
 import { LogicalReplicationService, type Pgoutput } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import { type CapturedChange, type Operation, appendToHistory } from '../history/change-history';
-import { CLIENT_MESSAGE_PREFIX, MIGRATIONS_TABLE, PUBLICATION, ensureSlot } from '../history/server-schema';
+import { CLIENT_MESSAGE_PREFIX, MIGRATIONS_TABLE, PUBLICATION, SCHEMA_TABLE, ensureSlot } from '../history/server-schema';
 import { microsToIso } from './commit-time';
 import { LosslessPgoutputPlugin } from './pgoutput';
 import { connectionConfig } from '../connection';
@@ -35,6 +35,8 @@ interface OpenTransaction {
   /** Complete but for what only the commit tells (LSN, position, time, schema version). */
   changes: CapturedChange[];
   migrations: Array<{ operation: Operation; name: string }>;
+  /** The synced tables a migration run in this transaction recorded (walsync_schema). */
+  tables?: SyncedTable[];
 }
 
 const decoder = new TextDecoder();
@@ -81,7 +83,7 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
   private paused = false;
   private stopped = true;
   private appliedMigrations: string[] = [];
-  private readonly scopeColumn: Map<string, string>;
+  private scopeColumn: Map<string, string>;
   private readonly state: ReplicatorStatus = {
     streaming: false,
     confirmedLsn: null,
@@ -93,6 +95,11 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
   constructor(private readonly options: ReplicatorOptions) {
     super();
     this.scopeColumn = new Map(options.tables.map((table) => [table.name, table.scope]));
+  }
+
+  /** Captures the synced tables `tables` from now on. */
+  private follow(tables: SyncedTable[]): void {
+    this.scopeColumn = new Map(tables.map((table) => [table.name, table.scope]));
   }
 
   get status(): ReplicatorStatus {
@@ -108,6 +115,9 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
     await ensureSlot(this.writer, this.options.slotName);
     const migrations = await this.writer.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE} ORDER BY id`);
     this.appliedMigrations = migrations.rows.map((row) => row.name);
+    // The schema a migration run recorded is newer than this process's build when a newer build migrated.
+    const stored = await readSchema(this.writer);
+    if (stored) this.follow(stored.tables);
     const slot = await this.writer.query<{ confirmed: string | null }>(
       `SELECT confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1`,
       [this.options.slotName],
@@ -168,9 +178,7 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
         return;
       case 'truncate':
         for (const relation of message.relations) {
-          if (this.scopeColumn.has(relation.name)) {
-            this.open?.changes.push(pendingChange(relation.name, 'truncate', null, null, null));
-          }
+          if (relation.schema === 'public') this.open?.changes.push(pendingChange(relation.name, 'truncate', null, null, null));
         }
         return;
       case 'commit':
@@ -187,15 +195,19 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
     const table = message.relation.name;
     const data = message.tag === 'delete' ? null : (message.new as Record<string, unknown>);
     const oldData = message.tag === 'insert' ? null : ((message.old ?? message.key) as Record<string, unknown> | null);
-    if (table === MIGRATIONS_TABLE && message.relation.schema === 'public') {
+    if (message.relation.schema !== 'public') return;
+    if (table === MIGRATIONS_TABLE) {
       const name = String((data ?? oldData)?.name);
       open.migrations.push({ operation: message.tag, name });
       return;
     }
-    const scope = this.scopeColumn.get(table);
-    if (!scope) return;
-    const scopeValue = (data ?? oldData)?.[scope];
-    open.changes.push(pendingChange(table, message.tag, data, oldData, typeof scopeValue === 'string' ? scopeValue : null));
+    if (table === SCHEMA_TABLE) {
+      // A migration run recorded the synced tables: they apply from this transaction on, in WAL order.
+      if (data?.tables) open.tables = (typeof data.tables === 'string' ? JSON.parse(data.tables) : data.tables) as SyncedTable[];
+      return;
+    }
+    // The scope is read at commit: a table this transaction's migration made synced is known only then.
+    open.changes.push(pendingChange(table, message.tag, data, oldData, null));
   }
 
   private onCommit(message: Pgoutput.MessageCommit, lsn: string): void {
@@ -206,6 +218,15 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
       if (migration.operation === 'insert') this.appliedMigrations.push(migration.name);
       else if (migration.operation === 'delete') this.appliedMigrations = this.appliedMigrations.filter((name) => name !== migration.name);
     }
+    if (open.tables) this.follow(open.tables);
+    // Only synced tables are history; each change gets its row's scope.
+    open.changes = open.changes.filter((change) => {
+      const scope = this.scopeColumn.get(change.table_name);
+      if (scope === undefined) return false;
+      const value = (change.data ?? change.old_data)?.[scope];
+      change.scope_id = typeof value === 'string' ? value : null;
+      return true;
+    });
     const commitLsn = formatPosition(parsePosition(message.commitLsn ?? lsn));
     const commitNumber = parsePosition(commitLsn).toString();
     const schemaVersion = this.appliedMigrations.at(-1) ?? '';

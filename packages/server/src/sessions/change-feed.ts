@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { type Row, formatPosition, retryDelay } from '@walsync/db/server';
+import { type Row, SCHEMA_CHANNEL, formatPosition, retryDelay } from '@walsync/db/server';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { CHANGES_CHANNEL, type Operation } from '../history/change-history';
@@ -51,7 +51,7 @@ function toEntry(row: Record<string, any>): FeedEntry {
  *   await feed.start();
  *   feed.on('advanced', () => sessions.forEach((session) => session.pump()));
  */
-export class ChangeFeed extends EventEmitter<{ advanced: [bigint] }> {
+export class ChangeFeed extends EventEmitter<{ advanced: [bigint]; schema: [string] }> {
   /** Commit LSN of the newest whole transaction read. */
   tail = 0n;
   /** Entries with a commit LSN above this are all in `window`. */
@@ -106,11 +106,12 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint] }> {
       this.options.log.warn({ err: error }, 'change feed listener failed; relying on polling until it is back');
       setTimeout(() => void this.listen().then(() => (this.relistens = 0), () => undefined), retryDelay(this.relistens++, { baseMs: 1_000, maxMs: 10_000 }));
     };
-    listener.on('notification', () => this.poll());
+    // A migration run announces the new schema at its commit, before any change written after it.
+    listener.on('notification', (notification) => (notification.channel === SCHEMA_CHANNEL ? this.emit('schema', notification.payload ?? '') : this.poll()));
     listener.on('error', lose);
     try {
       await listener.connect();
-      await listener.query(`LISTEN ${CHANGES_CHANNEL}`);
+      await listener.query(`LISTEN ${CHANGES_CHANNEL}; LISTEN ${SCHEMA_CHANNEL}`);
     } catch (error) {
       lose(error as Error);
       throw error;

@@ -73,6 +73,11 @@ export class SyncEndpoint {
     return readCatalog(this.deps.pool);
   }
 
+  /** A migration ran (see SyncSession.schemaMoved): every connected client is offered it. */
+  schemaMoved(reloaded: Promise<void>): void {
+    for (const session of this.sessions) session.schemaMoved(reloaded);
+  }
+
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
     for (const session of this.sessions) session.close(CloseCodes.goingAway, 'the server is shutting down');

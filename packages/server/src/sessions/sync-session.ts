@@ -26,7 +26,8 @@ import { sendSnapshot } from './snapshot';
 export interface SessionDependencies {
   pool: pg.Pool;
   feed: ChangeFeed;
-  tables: SyncedTable[];
+  /** The synced tables now (they change when a migration runs). */
+  tables(): SyncedTable[];
   writes: WriteService;
   tokens: Tokens;
   log: Logger;
@@ -68,6 +69,10 @@ export class SyncSession {
   private lastRefill = Date.now();
   private badMessages = 0;
   private queue: Promise<void> = Promise.resolve();
+  /** The latest migration this client has, or was offered in this session. */
+  private clientSchema: string | null = null;
+  /** New migrations being offered: the stream waits for them (changes after a migration need its schema). */
+  private offering: Promise<void> | undefined;
 
   constructor(
     private readonly socket: WebSocket,
@@ -221,6 +226,7 @@ export class SyncSession {
       return this.close(CloseCodes.clientIdTaken, 'the client id belongs to another user');
     }
     this.scope = await Scope.of(this.deps.pool, this.userId);
+    this.clientSchema = catalog.at(-1)?.name ?? null;
     this.send({
       type: 'welcome',
       userId: this.userId,
@@ -265,7 +271,7 @@ export class SyncSession {
   private async snapshot(workspaces: string[], replace: boolean): Promise<bigint | undefined> {
     const client = await checkout(this.deps.pool);
     try {
-      const position = await sendSnapshot(client, this.deps.tables, workspaces, {
+      const position = await sendSnapshot(client, this.deps.tables(), workspaces, {
         start: async (at, total) => this.send({ type: 'snapshot_start', position: at, total, workspaces, replace }),
         page: async (page) => {
           if (!(await this.drained())) throw new Error('the client went away during the snapshot');
@@ -282,8 +288,34 @@ export class SyncSession {
     }
   }
 
+  /**
+   * The server's schema moved on (a migration ran; `reloaded` settles once this process has the new
+   * schema): the client is offered the migrations it lacks at once, in a `welcome` like the first,
+   * before any change written after them.
+   */
+  schemaMoved(reloaded: Promise<void>): void {
+    if (this.state === 'closed' || this.state === 'handshake') return;
+    const offer = (this.offering ?? Promise.resolve())
+      .then(() => reloaded)
+      .then(() => this.deps.migrations())
+      .then((catalog) => {
+        const known = catalog.findIndex((migration) => migration.name === this.clientSchema);
+        const missing = catalog.slice(known + 1);
+        if (missing.length === 0 || this.state === 'closed') return;
+        this.clientSchema = catalog.at(-1)!.name;
+        this.send({ type: 'welcome', userId: this.userId, clientId: this.clientId, schemaVersion: this.clientSchema, migrations: missing, workspaces: [...this.scope.workspaces] });
+      })
+      .catch((error) => this.abandon('offering new migrations failed', error))
+      .finally(() => {
+        if (this.offering === offer) this.offering = undefined;
+        this.pump();
+      });
+    this.offering = offer;
+  }
+
   private async pumpLoop(): Promise<void> {
     while (this.state === 'live' && this.position < this.deps.feed.tail) {
+      if (this.offering) await this.offering;
       if (!(await this.drained())) return;
       const { entries, upTo } = await this.deps.feed.read(this.position, this.scope);
       const changes: StreamChange[] = [];

@@ -46,7 +46,7 @@ const MAX_REMEMBERED_CLAIMS = 10_000;
  *   const { results } = await writes.applyBatch(userId, { clientId, changes });
  */
 export class WriteService {
-  private readonly tables: Map<string, SyncedTable>;
+  private tables: Map<string, SyncedTable>;
   private readonly pool: pg.Pool;
   private readonly claims = new Map<string, string>();
 
@@ -58,6 +58,11 @@ export class WriteService {
 
   async close(): Promise<void> {
     await this.pool.end();
+  }
+
+  /** The synced tables changed (a migration ran): batches are validated by the new ones from now on. */
+  setTables(tables: SyncedTable[]): void {
+    this.tables = new Map(tables.map((table) => [table.name, table]));
   }
 
   /**

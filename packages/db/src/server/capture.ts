@@ -1,0 +1,79 @@
+import type pg from 'pg';
+import { WalsyncError } from '../errors';
+import { quoteIdent as quote } from '../rules/sql';
+import { HLC_VARIABLES, hlcAfterPlpgsql } from '../schema/hlc';
+import type { SyncedTable } from '../schema/tables';
+import { TYPEORM_MIGRATIONS_TABLE } from './data-source';
+import { SCHEMA_TABLE, createSchemaTable } from './schema-record';
+
+/** The publication the replicator reads: every synced table, TypeORM's migrations table (its rows mark schema versions in WAL order) and walsync_schema (the synced tables a migration run recorded). */
+export const PUBLICATION = 'walsync';
+
+/**
+ * What capture needs of the database besides the tables: a synced table's every write stamped
+ * (version, updated_at; an HLC for writes from outside walsync), and the publication over all of
+ * them. Idempotent; run in the same transaction as the migrations that change the synced tables
+ * (`runServerMigrations`) and at every server start, so a table is never written without being
+ * captured. Refuses (CAPTURE_NOT_READY) a synced table that would lose deletes (see assertCaptureReady).
+ *
+ * @example
+ *   await client.query('BEGIN'); … migrations …; await installCapture(client, tables); await client.query('COMMIT');
+ */
+export async function installCapture(client: pg.ClientBase, tables: SyncedTable[]): Promise<void> {
+  await assertCaptureReady(client, tables);
+  // Every write to a synced table: version and updated_at move on update; a write that did not come
+  // through walsync (no walsync.client_id in the transaction) gets a server HLC (the wall clock, but
+  // never before the HLC of the row it overwrites, so it orders after everything it could have seen)
+  // and no origin client.
+  await client.query(`
+    CREATE OR REPLACE FUNCTION walsync_stamp_row() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+      previous text;
+      ${HLC_VARIABLES}
+    BEGIN
+      IF TG_OP = 'UPDATE' THEN
+        NEW.version := OLD.version + 1;
+        NEW.updated_at := now();
+        NEW.created_at := OLD.created_at;
+      END IF;
+      IF coalesce(current_setting('walsync.client_id', true), '') = '' THEN
+        previous := CASE WHEN TG_OP = 'UPDATE' THEN OLD.hlc END;
+        ${hlcAfterPlpgsql('previous', "'server'", 'NEW.hlc')}
+        NEW.origin_client_id := NULL;
+      END IF;
+      RETURN NEW;
+    END $$`);
+  for (const table of tables) {
+    await client.query(`CREATE OR REPLACE TRIGGER walsync_stamp BEFORE INSERT OR UPDATE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_stamp_row()`);
+  }
+  await client.query(`ALTER TABLE ${quote(TYPEORM_MIGRATIONS_TABLE)} REPLICA IDENTITY FULL`);
+  await createSchemaTable(client);
+  const published = [...tables.map((table) => table.name), TYPEORM_MIGRATIONS_TABLE, SCHEMA_TABLE].map(quote).join(', ');
+  const exists = await client.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [PUBLICATION]);
+  await client.query(exists.rowCount ? `ALTER PUBLICATION ${quote(PUBLICATION)} SET TABLE ${published}` : `CREATE PUBLICATION ${quote(PUBLICATION)} FOR TABLE ${published}`);
+}
+
+/**
+ * Refuses synced tables capture cannot serve: without REPLICA IDENTITY FULL a hard DELETE reaches
+ * the WAL with the key only, so the change has no scope and no client would ever receive it. The
+ * message names the statement to add (`yarn migration:generate` adds it for a new synced table).
+ */
+export async function assertCaptureReady(client: Pick<pg.ClientBase, 'query'>, tables: SyncedTable[]): Promise<void> {
+  const result = await client.query<{ name: string; identity: string | null }>(
+    `SELECT t.name, c.relreplident::text AS identity FROM unnest($1::text[]) AS t(name) LEFT JOIN pg_class c ON c.oid = to_regclass(quote_ident(t.name))`,
+    [tables.map((table) => table.name)],
+  );
+  const missing = result.rows.filter((row) => row.identity === null).map((row) => row.name);
+  if (missing.length > 0) {
+    throw new WalsyncError('CAPTURE_NOT_READY', `the synced table(s) ${missing.join(', ')} do not exist in the database; run the migrations that create them ("yarn migration:run")`, { tables: missing });
+  }
+  const partial = result.rows.filter((row) => row.identity !== 'f').map((row) => row.name);
+  if (partial.length > 0) {
+    throw new WalsyncError(
+      'CAPTURE_NOT_READY',
+      `the synced table(s) ${partial.join(', ')} lack REPLICA IDENTITY FULL, so a DELETE of their rows would reach no client. ` +
+        `Add to a migration: ${partial.map((name) => `ALTER TABLE ${quote(name)} REPLICA IDENTITY FULL`).join('; ')} (yarn migration:generate adds it).`,
+      { tables: partial },
+    );
+  }
+}
