@@ -169,4 +169,20 @@ describe('the migration CLI end to end on the embedded Postgres', () => {
     expect(unreachable.stdout + unreachable.stderr).not.toContain('hunter2secret');
     expect(existsSync(path.join(copy, '.walsync'))).toBe(false);
   });
+
+  it('uses the local Postgres already running on its data directory (as while yarn start runs), and says so', async () => {
+    const { DATABASE_URL: _url, ...withoutUrl } = process.env;
+    const shown = await new Promise<CliResult>((resolve) =>
+      execFile(
+        process.execPath,
+        [tsx, '--tsconfig', path.join(copy, 'tsconfig.json'), path.join(copy, 'src/cli/main.ts'), 'migration:show'],
+        { cwd: repoRoot, env: { ...withoutUrl, WALSYNC_DATA_DIR: postgres.dataDir } },
+        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
+    expect(shown.stderr).toContain(`Database: the running local Postgres in ${postgres.dataDir} (pid `);
+    expect(shown).toMatchObject({ code: 0, stdout: expect.stringContaining(`[X] ${baseline[0]}`) });
+    // It was used, not stopped.
+    expect((await db.query(`SELECT 1 AS up`)).rows).toEqual([{ up: 1 }]);
+  });
 });

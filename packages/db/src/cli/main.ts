@@ -14,7 +14,10 @@ async function main(argv: string[]): Promise<number> {
   const context: CommandContext = {
     print: (line) => console.log(line),
     async databaseUrl() {
-      database ??= await openDatabase({ dataDir: defaultDataDir() });
+      if (!database) {
+        database = await openDatabase({ dataDir: defaultDataDir() });
+        console.error(`Database: ${database.description}`);
+      }
       return database.url;
     },
   };

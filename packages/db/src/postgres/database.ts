@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { WalsyncError, messageOf } from '../errors';
-import { LocalPostgres } from './local-postgres';
+import { LocalPostgres, runningLocalPostgres } from './local-postgres';
 
 /** A Postgres to use: the one DATABASE_URL names, or a local one this process started. */
 export interface Database {
@@ -71,6 +71,11 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   if (url) {
     await assertReachable(url);
     return { url, description: describeUrl(url), stop: async () => undefined };
+  }
+  // A local Postgres already running there (`yarn start`, a server) is used as it is, and left running.
+  const running = runningLocalPostgres(options.dataDir);
+  if (running) {
+    return { url: running.url, description: `the running local Postgres in ${options.dataDir} (pid ${running.pid}, port ${running.port})`, stop: async () => undefined };
   }
   const local = await LocalPostgres.start({ dataDir: options.dataDir, binDir: env.WALSYNC_PG_BIN_DIR || undefined, onLog: options.onLog });
   return { url: local.url, description: describeUrl(local.url), local, stop: () => local.stop() };

@@ -86,6 +86,25 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * The Postgres already running on `dataDir` (one `yarn start` or a server started), as a URL with
+ * the password this project keeps beside it, or undefined when none runs there.
+ *
+ * @example
+ *   const running = runningLocalPostgres('.walsync/postgres'); // { url, pid, port }
+ */
+export function runningLocalPostgres(dataDir: string): { url: string; pid: number; port: number } | undefined {
+  const pidFile = path.join(path.resolve(dataDir), 'postmaster.pid');
+  const passwordFile = path.join(path.resolve(dataDir), PASSWORD_FILE);
+  if (!existsSync(pidFile) || !existsSync(passwordFile)) return undefined;
+  const [pidLine, , , portLine] = readFileSync(pidFile, 'utf8').split('\n');
+  const pid = Number(pidLine);
+  const port = Number(portLine);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid) || !Number.isInteger(port) || port <= 0) return undefined;
+  const password = readFileSync(passwordFile, 'utf8').trim();
+  return { url: `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`, pid, port };
+}
+
 /** Refuses to start a second Postgres on a data directory a running one holds. */
 function assertNotInUse(dataDir: string): void {
   const pidFile = path.join(dataDir, 'postmaster.pid');
