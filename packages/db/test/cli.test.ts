@@ -114,6 +114,40 @@ describe('the migration CLI end to end on the embedded Postgres', () => {
     expect((await catalog()).map((row) => row.migrationName)).toEqual(baseline);
   });
 
+  it('generate gives a new synced table the REPLICA IDENTITY FULL capture needs', async () => {
+    const index = path.join(copy, 'src/entities/index.ts');
+    const original = readFileSync(index, 'utf8');
+    writeFileSync(
+      path.join(copy, 'src/entities/tag.ts'),
+      `import { Column, Entity } from 'typeorm';
+import { Synced } from '../schema/synced';
+import { SyncedRecord } from './columns';
+
+@Synced({ scope: 'workspace_id' })
+@Entity('tag')
+export class Tag extends SyncedRecord {
+  @Column({ name: 'workspace_id', type: 'uuid' })
+  workspaceId!: string;
+
+  @Column({ type: 'text' })
+  name!: string;
+}
+`,
+    );
+    writeFileSync(index, original.replace("import { AppUser } from './app-user';", "import { AppUser } from './app-user';\nimport { Tag } from './tag';").replace('Task, Comment];', 'Task, Comment, Tag];'));
+    try {
+      const check = await run(['migration:generate', '--check']);
+      expect(check.code).toBe(1);
+      expect(check.stdout).toContain('CREATE TABLE "tag"');
+      expect(check.stdout).toContain('ALTER TABLE "tag" REPLICA IDENTITY FULL');
+    } finally {
+      writeFileSync(index, original);
+      rmSync(path.join(copy, 'src/entities/tag.ts'));
+    }
+    // (The earlier test left its due_at column in the entity; only the tag is gone.)
+    expect((await run(['migration:generate', '--check'])).stdout).not.toContain('"tag"');
+  });
+
   it('create adds an empty migration that store-sql publishes, and cleanup removes it again', async () => {
     const created = await run(['migration:create', 'seedDefaults']);
     expect(created).toMatchObject({ code: 0, stdout: expect.stringMatching(/Created src\/migrations\/\d{13}-SeedDefaults\.ts/) });
