@@ -41,6 +41,13 @@ async function buildDb(types: Promise<void>[]): Promise<void> {
 
   const db = requireFromHere(path.join(dist, 'server.cjs')) as typeof import('./packages/db/src/server');
   const migrations = await db.extractMigrations(db.migrations);
+  // A migration no client could apply fails the build. PGlite takes a second or two to start, so
+  // the check runs beside the rest, and only when the migrations changed since it last passed.
+  const checked = path.join(dist, 'pglite-checked.json');
+  const checksums = JSON.stringify(migrations.map((migration) => migration.checksum));
+  if (!existsSync(checked) || readFileSync(checked, 'utf8') !== checksums) {
+    types.push(db.checkMigrationsOnPGlite(migrations).then(() => writeFileSync(checked, checksums)));
+  }
   db.writeExtractedMigrations(path.join(dist, 'migrations'), migrations);
   const catalog = { schemaVersion: db.schemaVersion, migrations, tables: await db.describeSyncedTables() };
   writeFileSync(path.join(dist, 'catalog.json'), `${JSON.stringify(catalog, null, 2)}\n`);

@@ -9,6 +9,7 @@ import { migrations } from './migrations';
 export * from './entities';
 export { migrations };
 export { extractMigration, extractMigrations, migrationIdentity, type MigrationClass } from './extraction/extract';
+export { checkMigrationsOnPGlite } from './extraction/pglite-check';
 export { assertReachable, describeUrl, openDatabase, type Database, type OpenDatabaseOptions } from './postgres/database';
 export { LocalPostgres, freePort, type LocalPostgresOptions } from './postgres/local-postgres';
 export { migrationFileName } from './schema/migration';

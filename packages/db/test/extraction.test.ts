@@ -1,5 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { extractMigration, extractMigrations, isWalsyncError, migrationChecksum, migrations, readExtractedMigrations, storeCatalog, writeExtractedMigrations } from '@walsync/db/server';
+import { checkMigrationsOnPGlite, extractMigration, extractMigrations, isWalsyncError, migrationChecksum, migrations, readExtractedMigrations, storeCatalog, writeExtractedMigrations } from '@walsync/db/server';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
@@ -38,6 +38,15 @@ describe('SQL extraction', () => {
       checksum: migrationChecksum('AddThing1700000000001', extracted.up),
     });
     expect(extracted.checksum).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('checks every migration on PGlite at build time, naming the migration and the statement a client could not run', async () => {
+    await expect(checkMigrationsOnPGlite(await extractMigrations(migrations))).resolves.toBeUndefined();
+    const search = { name: 'AddSearch1900000000003', timestamp: 1900000000003, up: [{ sql: 'CREATE TABLE note (body text)', params: [] }, { sql: 'CREATE EXTENSION pg_trgm', params: [] }], down: [], checksum: '' };
+    await expect(checkMigrationsOnPGlite([...(await extractMigrations(migrations)), search])).rejects.toMatchObject({
+      code: 'MIGRATION_FAILED',
+      message: expect.stringMatching(/^AddSearch1900000000003, statement 2 \(CREATE EXTENSION pg_trgm\), fails on PGlite/),
+    });
   });
 
   it('refuses a migration that uses anything but queryRunner.query(), naming the migration and the call', async () => {
