@@ -10,6 +10,7 @@ import { serverFigures } from './suites/server';
 import { clientFigures } from './suites/client';
 import { sessionFigures } from './suites/sessions';
 import { demoFigures } from './suites/demo';
+import { schemaFigures } from './suites/schema';
 
 async function main(): Promise<void> {
   const only = process.argv[2];
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
   if (!only || only === 'server') figures.push(...(await serverFigures()));
   if (!only || only === 'sessions') figures.push(...(await sessionFigures()));
   if (!only || only === 'client') figures.push(...(await clientFigures()));
+  if (!only || only === 'schema') figures.push(...(await schemaFigures()));
   if (!only || only === 'demo') figures.push(...(await demoFigures()));
   const report = table(figures);
   console.log(report);
