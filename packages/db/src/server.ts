@@ -16,7 +16,7 @@ export { migrationFileName } from './schema/migration';
 export * from './shared';
 export { Synced, syncOptionsOf } from './schema/synced';
 export { PUBLICATION, assertCaptureReady, installCapture } from './server/capture';
-export { SCHEMA_CHANNEL, SCHEMA_TABLE, readSchema, storeSchema } from './server/schema-record';
+export { SCHEMA_CHANNEL, SCHEMA_TABLE, readSchema, storeSchema, type RecordedSchema } from './server/schema-record';
 export { readCatalog, storeCatalog, type CatalogResult } from './server/catalog';
 export { TYPEORM_MIGRATIONS_TABLE, createDataSource } from './server/data-source';
 export { readExtractedMigrations, writeExtractedMigrations } from './server/extracted-files';

@@ -1,4 +1,4 @@
-import { PROTOCOL_VERSION } from '@walsync/db/browser';
+import { PROTOCOL_VERSION, type ServerMessage, ServerMessageSchema, formatIssues } from '@walsync/db/browser';
 import { SyncClientError } from './types';
 
 /** The parts of a WHATWG WebSocket the client uses: the browser's own, or `ws` in Node. */
@@ -102,4 +102,14 @@ function notWalsync(endpoint: SyncEndpoint, what: string): SyncClientError {
     'bad_url',
     `${endpoint.socketUrl} is not a walsync sync endpoint: it answered ${what}. Give the server's origin (http://host:3000) or its /sync endpoint`,
   );
+}
+
+/** A frame as a server message, or what is wrong with it. */
+export function parseServerMessage(data: unknown): ServerMessage | { type: 'unusable'; problem: string } {
+  try {
+    const parsed = ServerMessageSchema.safeParse(JSON.parse(String(data)));
+    return parsed.success ? parsed.data : { type: 'unusable', problem: formatIssues(parsed.error, 'message') };
+  } catch (error) {
+    return { type: 'unusable', problem: (error as Error).message };
+  }
 }

@@ -107,6 +107,23 @@ export class ReplicaStore {
     await ensureLocalSchema(this.db, this.tables);
   }
 
+  /**
+   * Rolls back, newest first, the migrations of `names` this replica applied (the server reverted
+   * them), with the down SQL recorded when they were applied; then reinstalls capture. Throws
+   * `migration_failed`.
+   */
+  async revert(names: string[]): Promise<void> {
+    const applied = await appliedMigrations(this.db);
+    const api = createMigrationAPI(this.db, { migrations: applied });
+    for (const migration of [...applied].reverse().filter((each) => names.includes(each.name))) {
+      const result = await api.rollbackMigration(migration.name);
+      if (result.error) {
+        throw new SyncClientError('migration_failed', `rolling back ${migration.name}, which the server reverted, failed: ${result.error.message}`, { cause: result.error });
+      }
+    }
+    await ensureLocalSchema(this.db, this.tables);
+  }
+
   /** A snapshot begins: `replace` drops the position until it ends (a crash meanwhile starts it over). */
   async beginSnapshot(replace: boolean): Promise<void> {
     let tracksKeys = false;

@@ -26,9 +26,9 @@
  * `flush()` rejects with the cause until a later connection, on the backoff, gets the replica live
  * again from its stored position (a fixed server, a new migration).
  */
-import { PROTOCOL_VERSION, type ServerMessage, ServerMessageSchema, formatIssues, retryDelay } from '@walsync/db/browser';
+import { PROTOCOL_VERSION, type ServerMessage, retryDelay } from '@walsync/db/browser';
 import type { SyncEmitter } from './emitter';
-import { type SocketFactory, type SocketLike, type SyncEndpoint, probeEndpoint } from './endpoint';
+import { type SocketFactory, type SocketLike, type SyncEndpoint, parseServerMessage, probeEndpoint } from './endpoint';
 
 export type { SocketFactory, SocketLike } from './endpoint';
 import { OutboxPush } from './outbox-push';
@@ -281,6 +281,8 @@ export class SyncConnection {
   private async handle(message: ServerMessage): Promise<void> {
     switch (message.type) {
       case 'welcome':
+        // The server reverted migrations this replica applied: roll them back first (a snapshot follows).
+        if (message.revert?.length) await this.store.revert(message.revert);
         await this.store.migrate(message.migrations);
         if ((await this.store.position()) === null) return; // a snapshot follows
         // A newer build syncs tables this replica was never hydrated with: a whole snapshot brings them (the outbox stays).
@@ -386,15 +388,5 @@ export class SyncConnection {
     clearTimeout(this.ackTimer);
     await this.queue.catch(() => undefined);
     await this.push.done();
-  }
-}
-
-/** A frame as a server message, or what is wrong with it. */
-function parseServerMessage(data: unknown): ServerMessage | { type: 'unusable'; problem: string } {
-  try {
-    const parsed = ServerMessageSchema.safeParse(JSON.parse(String(data)));
-    return parsed.success ? parsed.data : { type: 'unusable', problem: formatIssues(parsed.error, 'message') };
-  } catch (error) {
-    return { type: 'unusable', problem: (error as Error).message };
   }
 }

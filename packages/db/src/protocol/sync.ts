@@ -59,6 +59,8 @@ export const ServerMessageSchema = z.discriminatedUnion('type', [
     schemaVersion: z.string(),
     /** Migrations the client lacks, in order, to apply before anything else. */
     migrations: z.array(ExtractedMigrationSchema),
+    /** Migrations the server reverted: a client that applied any rolls them back (newest first) before applying `migrations`; a snapshot follows. */
+    revert: z.array(z.string()).optional(),
     workspaces: z.array(z.string()),
   }),
   /** `replace`: the snapshot replaces everything the client has from the server (else it adds `workspaces`). */
@@ -74,7 +76,7 @@ export const ServerMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('changes'), position: PositionSchema, changes: z.array(StreamChangeSchema) }),
   z.strictObject({ type: z.literal('scope_removed'), workspaceId: z.string(), position: PositionSchema }),
   z.strictObject({ type: z.literal('up_to_date'), position: PositionSchema }),
-  z.strictObject({ type: z.literal('resnapshot'), reason: z.enum(['history_pruned', 'position_ahead', 'requested']), message: z.string() }),
+  z.strictObject({ type: z.literal('resnapshot'), reason: z.enum(['history_pruned', 'position_ahead', 'requested', 'schema_reverted']), message: z.string() }),
   z.strictObject({ type: z.literal('write_result'), requestId: z.string(), results: z.array(ChangeResultSchema) }),
   z.strictObject({ type: z.literal('error'), code: z.enum(SYNC_ERROR_CODES), message: z.string() }),
   z.strictObject({ type: z.literal('pong') }),

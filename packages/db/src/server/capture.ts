@@ -19,8 +19,9 @@ export const PUBLICATION = 'walsync';
  * @example
  *   await client.query('BEGIN'); … migrations …; await installCapture(client, tables); await client.query('COMMIT');
  */
-export async function installCapture(client: pg.ClientBase, tables: SyncedTable[]): Promise<void> {
-  await assertCaptureReady(client, tables);
+export async function installCapture(client: pg.ClientBase, tables: SyncedTable[], options: { check?: boolean } = {}): Promise<void> {
+  // A revert may go back to a schema capture cannot serve fully (before a table got its replica identity): it is not refused.
+  if (options.check !== false) await assertCaptureReady(client, tables);
   // Every write to a synced table: version and updated_at move on update; a write that did not come
   // through walsync (no walsync.client_id in the transaction) gets a server HLC (the wall clock, but
   // never before the HLC of the row it overwrites, so it orders after everything it could have seen)

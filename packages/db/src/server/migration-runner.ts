@@ -2,7 +2,7 @@ import { MigrationExecutor } from 'typeorm';
 import { extractMigrations, migrationIdentity, type MigrationClass } from '../extraction/extract';
 import type { SyncedTable } from '../schema/tables';
 import { installCapture } from './capture';
-import { storeSchema } from './schema-record';
+import { readSchema, storeSchema } from './schema-record';
 import { describeSyncedTables } from './synced-tables';
 import { migrations as schemaMigrations } from '../migrations';
 import { CREATE_CLIENT_MIGRATION_TABLE } from '../schema/client-migration';
@@ -23,16 +23,6 @@ async function withDataSource<T>(url: string, migrationClasses: MigrationClass[]
     return await work(dataSource);
   } finally {
     await dataSource.destroy();
-  }
-}
-
-async function withClient<T>(dataSource: ReturnType<typeof createDataSource>, work: (client: import('pg').ClientBase) => Promise<T>): Promise<T> {
-  const queryRunner = dataSource.createQueryRunner();
-  await queryRunner.connect();
-  try {
-    return await work((queryRunner as unknown as PgQueryRunner).databaseConnection);
-  } finally {
-    await queryRunner.release();
   }
 }
 
@@ -75,7 +65,8 @@ export async function runServerMigrations(url: string, migrationClasses: Migrati
           const applied = await executor.executePendingMigrations();
           if (capture) await installCapture(client, capture);
           await storeCatalogInTransaction(client, extracted);
-          if (capture) await storeSchema(client, capture, migrationIdentity(migrationClasses.at(-1)!).name);
+          const names = applied.map((migration) => migration.name);
+          if (capture) await storeSchema(client, capture, migrationIdentity(migrationClasses.at(-1)!).name, { applied: names });
           await queryRunner.commitTransaction();
           return applied.map((migration) => migration.name);
         } catch (error) {
@@ -91,18 +82,56 @@ export async function runServerMigrations(url: string, migrationClasses: Migrati
   });
 }
 
-/** Reverts the server's latest migration; returns its name, or undefined when none is applied. */
+/**
+ * Reverts the server's latest migration, in one transaction with what must change with it: capture
+ * and the recorded schema narrowed to the tables and columns that still exist, the catalog's
+ * `appliedAt`, and the migration marked reverted, so running servers offer connected clients to roll
+ * it back (NOTIFY at commit). Returns its name, or undefined when none is applied.
+ */
 export async function revertLastServerMigration(url: string, migrationClasses: MigrationClass[] = schemaMigrations): Promise<string | undefined> {
   return withDataSource(url, migrationClasses, async (dataSource) => {
     const before = await appliedNames(dataSource);
-    await dataSource.undoLastMigration({ transaction: 'each' });
-    const after = await appliedNames(dataSource);
-    await withClient(dataSource, async (client) => {
+    const queryRunner = dataSource.createQueryRunner();
+    await queryRunner.connect();
+    const client = (queryRunner as unknown as PgQueryRunner).databaseConnection;
+    try {
       await client.query(CREATE_CLIENT_MIGRATION_TABLE);
-      await markServerApplied(client);
-    });
-    return before.find((name) => !after.includes(name));
+      await queryRunner.startTransaction();
+      try {
+        const executor = new MigrationExecutor(dataSource, queryRunner);
+        executor.transaction = 'all';
+        await executor.undoLastMigration();
+        const after = (await client.query<{ name: string }>(`SELECT name FROM migrations ORDER BY id`)).rows.map((row) => row.name);
+        const reverted = before.find((name) => !after.includes(name));
+        await markServerApplied(client);
+        const recorded = await readSchema(client);
+        if (reverted && recorded) {
+          const remaining = await existingParts(client, recorded.tables);
+          await installCapture(client, remaining, { check: false });
+          await storeSchema(client, remaining, after.at(-1) ?? '', { reverted: [reverted] });
+        }
+        await queryRunner.commitTransaction();
+        return reverted;
+      } catch (error) {
+        await queryRunner.rollbackTransaction().catch(() => undefined);
+        throw error;
+      }
+    } finally {
+      await queryRunner.release();
+    }
   });
+}
+
+/** The synced tables, and their columns, that exist in the database now (after a revert dropped some). */
+async function existingParts(client: import('pg').ClientBase, tables: SyncedTable[]): Promise<SyncedTable[]> {
+  const result = await client.query<{ table_name: string; column_name: string }>(
+    `SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = ANY($1::text[])`,
+    [tables.map((table) => table.name)],
+  );
+  const present = new Set(result.rows.map((row) => `${row.table_name}.${row.column_name}`));
+  return tables
+    .filter((table) => present.has(`${table.name}.${table.primaryKey[0]}`))
+    .map((table) => ({ ...table, columns: table.columns.filter((column) => present.has(`${table.name}.${column.name}`)) }));
 }
 
 /** Every known migration and whether the server has applied it. */

@@ -11,12 +11,14 @@ export const SCHEMA_TABLE = 'walsync_schema';
  * transaction; a running server reloads it when notified, so a new synced table or column is
  * captured, validated and served without a restart.
  */
-export async function storeSchema(client: pg.ClientBase, tables: SyncedTable[], version: string): Promise<void> {
+export async function storeSchema(client: pg.ClientBase, tables: SyncedTable[], version: string, change: { applied?: string[]; reverted?: string[] } = {}): Promise<void> {
   await createSchemaTable(client);
+  // `reverted`: migrations the server applied once and reverted since (clients that applied them roll them back); running one again takes it off.
   await client.query(
-    `INSERT INTO ${SCHEMA_TABLE} (version, tables) VALUES ($1, $2)
-     ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version, tables = EXCLUDED.tables, stored_at = now()`,
-    [version, JSON.stringify(tables)],
+    `INSERT INTO ${SCHEMA_TABLE} (version, tables, reverted) VALUES ($1, $2, $4)
+     ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version, tables = EXCLUDED.tables, stored_at = now(),
+       reverted = (SELECT coalesce(array_agg(DISTINCT name), '{}') FROM unnest(${SCHEMA_TABLE}.reverted || $4::text[]) name WHERE NOT name = ANY($3::text[]))`,
+    [version, JSON.stringify(tables), change.applied ?? [], change.reverted ?? []],
   );
   await client.query(`SELECT pg_notify($1, $2)`, [SCHEMA_CHANNEL, version]);
 }
@@ -29,12 +31,20 @@ export async function createSchemaTable(client: Pick<pg.ClientBase, 'query'>): P
     tables jsonb NOT NULL,
     stored_at timestamptz NOT NULL DEFAULT now()
   )`);
+  await client.query(`ALTER TABLE ${SCHEMA_TABLE} ADD COLUMN IF NOT EXISTS reverted text[] NOT NULL DEFAULT '{}'`);
+}
+
+export interface RecordedSchema {
+  version: string;
+  tables: SyncedTable[];
+  /** Migrations the server reverted (see storeSchema). */
+  reverted: string[];
 }
 
 /** The stored schema, or undefined before the first migration run that recorded one. */
-export async function readSchema(db: Pick<pg.ClientBase, 'query'>): Promise<{ version: string; tables: SyncedTable[] } | undefined> {
+export async function readSchema(db: Pick<pg.ClientBase, 'query'>): Promise<RecordedSchema | undefined> {
   const exists = await db.query<{ name: string | null }>(`SELECT to_regclass('walsync_schema')::text AS name`);
   if (!exists.rows[0]?.name) return undefined;
-  const result = await db.query<{ version: string; tables: SyncedTable[] }>(`SELECT version, tables FROM ${SCHEMA_TABLE}`);
+  const result = await db.query<RecordedSchema>(`SELECT version, tables, reverted FROM ${SCHEMA_TABLE}`);
   return result.rows[0];
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { type Row, SCHEMA_CHANNEL, formatPosition, retryDelay } from '@walsync/db/server';
+import { type Row, SCHEMA_CHANNEL, type StreamChange, formatPosition, retryDelay } from '@walsync/db/server';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { CHANGES_CHANNEL, type Operation } from '../history/change-history';
@@ -213,4 +213,11 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint]; schema: [stri
     );
     return { entries: [...kept, ...rest.rows.map(toEntry)], upTo: last };
   }
+}
+
+/** An entry as a client receives it: the whole row after an insert or update, the old row of a delete. */
+export function toStreamChange(entry: FeedEntry): StreamChange {
+  if (entry.op === 'delete') return { table: entry.table, op: 'delete', old: entry.old ?? undefined };
+  if (entry.op === 'truncate') return { table: entry.table, op: 'truncate' };
+  return { table: entry.table, op: entry.op, data: entry.data ?? undefined };
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CloseCodes, type ExtractedMigration, WRITE_LIMITS, readCatalog } from '@walsync/db/server';
+import { CloseCodes, type ExtractedMigration, WRITE_LIMITS, readCatalog, readSchema } from '@walsync/db/server';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { SessionDependencies } from './sync-session';
 import { SyncSession } from './sync-session';
@@ -23,7 +23,7 @@ export class SyncEndpoint {
   private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly deps: Omit<SessionDependencies, 'migrations'>,
+    private readonly deps: Omit<SessionDependencies, 'migrations' | 'reverted'>,
     private readonly options: SyncEndpointOptions = {},
   ) {
     deps.feed.on('advanced', () => {
@@ -59,7 +59,7 @@ export class SyncEndpoint {
     this.alive.add(ws);
     ws.on('pong', () => this.alive.add(ws));
     ws.on('error', (error) => this.deps.log.debug({ err: error }, 'sync socket error'));
-    const session = new SyncSession(ws, { ...this.deps, migrations: () => this.migrations() });
+    const session = new SyncSession(ws, { ...this.deps, migrations: () => this.migrations(), reverted: async () => (await readSchema(this.deps.pool))?.reverted ?? [] });
     this.sessions.add(session);
     ws.on('close', () => this.sessions.delete(session));
     const timer = setTimeout(() => {

@@ -18,9 +18,10 @@ import { checkout } from '../connection';
 import type { WebSocket } from 'ws';
 import { AuthenticationError, type Tokens } from '../auth/tokens';
 import { historyHorizon } from '../history/retention';
-
 import { WriteRequestError, type WriteService } from '../writes/write-service';
-import type { ChangeFeed, FeedEntry } from './change-feed';
+import { type ChangeFeed, toStreamChange } from './change-feed';
+import { MessageBudget } from './message-budget';
+import { type SchemaOffer, schemaOffer } from './schema-offer';
 import { sendSnapshot } from './snapshot';
 
 export interface SessionDependencies {
@@ -33,6 +34,8 @@ export interface SessionDependencies {
   log: Logger;
   /** The migrations the server applied, in order (its catalog). */
   migrations(): Promise<ExtractedMigration[]>;
+  /** The migrations the server reverted since it applied them. */
+  reverted(): Promise<string[]>;
 }
 
 type State = 'handshake' | 'hydrating' | 'live' | 'closed';
@@ -41,11 +44,7 @@ type State = 'handshake' | 'hydrating' | 'live' | 'closed';
 const HIGH_WATER = 4 << 20;
 /** A client that sees nothing of its own scope still hears its position move, at most this often. */
 const IDLE_ADVANCE_MS = 1_000;
-const MESSAGES_PER_SECOND = 100;
-const BURST = 200;
 const MAX_BAD_MESSAGES = 20;
-
-const json = (message: ServerMessage) => JSON.stringify(message);
 
 /**
  * One connected client: handshake (token, schema), hydration from a consistent snapshot, then
@@ -65,8 +64,7 @@ export class SyncSession {
   private pumpAgain = false;
   private advanceTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
-  private allowance = BURST;
-  private lastRefill = Date.now();
+  private readonly budget = new MessageBudget(100, 200);
   private badMessages = 0;
   private queue: Promise<void> = Promise.resolve();
   /** The latest migration this client has, or was offered in this session. */
@@ -119,7 +117,7 @@ export class SyncSession {
 
   private send(message: ServerMessage | string): void {
     if (this.state === 'closed' || this.socket.readyState !== this.socket.OPEN) return;
-    this.socket.send(typeof message === 'string' ? message : json(message));
+    this.socket.send(typeof message === 'string' ? message : JSON.stringify(message));
   }
 
   /**
@@ -146,11 +144,8 @@ export class SyncSession {
   }
 
   private receive(text: string | null): void {
-    const now = Date.now();
-    this.allowance = Math.min(BURST, this.allowance + ((now - this.lastRefill) / 1000) * MESSAGES_PER_SECOND);
-    this.lastRefill = now;
-    if ((this.allowance -= 1) < 0) {
-      this.fail('flood', `more than ${MESSAGES_PER_SECOND} messages a second`);
+    if (!this.budget.take()) {
+      this.fail('flood', `more than ${this.budget.rate} messages a second`);
       this.close(CloseCodes.flood, 'too many messages');
       return;
     }
@@ -213,9 +208,9 @@ export class SyncSession {
       this.expiryTimer = setTimeout(() => this.close(CloseCodes.unauthenticated, 'the token expired'), Math.max(0, principal.expiresAt - Date.now()));
     }
 
-    const catalog = await this.deps.migrations();
-    const known = hello.schemaVersion === null ? -1 : catalog.findIndex((migration) => migration.name === hello.schemaVersion);
-    if (known === -1 && hello.schemaVersion !== null) {
+    const [catalog, reverted] = await Promise.all([this.deps.migrations(), this.deps.reverted()]);
+    const offer = schemaOffer(catalog, reverted, hello.schemaVersion);
+    if (offer.ahead) {
       const message = `the client's schema ${hello.schemaVersion} is not one this server has applied (server: ${catalog.at(-1)?.name ?? 'none'}); update the server before this client`;
       this.fail('schema_ahead', message);
       return this.close(CloseCodes.schemaAhead, 'client schema is newer than the server');
@@ -226,15 +221,8 @@ export class SyncSession {
       return this.close(CloseCodes.clientIdTaken, 'the client id belongs to another user');
     }
     this.scope = await Scope.of(this.deps.pool, this.userId);
-    this.clientSchema = catalog.at(-1)?.name ?? null;
-    this.send({
-      type: 'welcome',
-      userId: this.userId,
-      clientId: this.clientId,
-      schemaVersion: catalog.at(-1)?.name ?? '',
-      migrations: catalog.slice(known + 1),
-      workspaces: [...this.scope.workspaces],
-    });
+    this.welcome(catalog, offer);
+    if (offer.revert) return this.hydrate('schema_reverted', `the server reverted ${hello.schemaVersion}`);
     if (hello.position === null) return this.hydrate();
     return this.resume(parsePosition(hello.position));
   }
@@ -256,7 +244,7 @@ export class SyncSession {
   }
 
   /** A full snapshot of the client's scope, replacing what it has from the server. */
-  private async hydrate(reason?: 'history_pruned' | 'position_ahead' | 'requested', message?: string): Promise<void> {
+  private async hydrate(reason?: 'history_pruned' | 'position_ahead' | 'requested' | 'schema_reverted', message?: string): Promise<void> {
     this.state = 'hydrating';
     if (reason) this.send({ type: 'resnapshot', reason, message: message! });
     const position = await this.snapshot([...this.scope.workspaces], true);
@@ -297,13 +285,13 @@ export class SyncSession {
     if (this.state === 'closed' || this.state === 'handshake') return;
     const offer = (this.offering ?? Promise.resolve())
       .then(() => reloaded)
-      .then(() => this.deps.migrations())
-      .then((catalog) => {
-        const known = catalog.findIndex((migration) => migration.name === this.clientSchema);
-        const missing = catalog.slice(known + 1);
-        if (missing.length === 0 || this.state === 'closed') return;
-        this.clientSchema = catalog.at(-1)!.name;
-        this.send({ type: 'welcome', userId: this.userId, clientId: this.clientId, schemaVersion: this.clientSchema, migrations: missing, workspaces: [...this.scope.workspaces] });
+      .then(() => Promise.all([this.deps.migrations(), this.deps.reverted()]))
+      .then(([catalog, reverted]) => {
+        const offer = schemaOffer(catalog, reverted, this.clientSchema);
+        if ((offer.migrations.length === 0 && !offer.revert) || offer.ahead || this.state === 'closed') return;
+        this.welcome(catalog, offer);
+        // What the reverted migration held is gone on the server: the client re-snapshots (keeping its outbox).
+        if (offer.revert) this.queue = this.queue.then(() => this.hydrate('schema_reverted', 'the server reverted a migration this client applied'));
       })
       .catch((error) => this.abandon('offering new migrations failed', error))
       .finally(() => {
@@ -311,6 +299,20 @@ export class SyncSession {
         this.pump();
       });
     this.offering = offer;
+  }
+
+  /** Tells the client the server's schema and what to apply (or roll back) to reach it. */
+  private welcome(catalog: ExtractedMigration[], offer: SchemaOffer): void {
+    this.clientSchema = catalog.at(-1)?.name ?? null;
+    this.send({
+      type: 'welcome',
+      userId: this.userId,
+      clientId: this.clientId,
+      schemaVersion: this.clientSchema ?? '',
+      migrations: offer.migrations,
+      ...(offer.revert ? { revert: offer.revert } : {}),
+      workspaces: [...this.scope.workspaces],
+    });
   }
 
   private async pumpLoop(): Promise<void> {
@@ -328,7 +330,7 @@ export class SyncSession {
           continue;
         }
         // A membership row of a workspace not (yet) in scope only moves the scope; its rows come with its snapshot.
-        if (this.scope.holds(entry)) changes.push(streamChange(entry));
+        if (this.scope.holds(entry)) changes.push(toStreamChange(entry));
       }
       if (this.state !== 'live') return;
       this.position = upTo;
@@ -394,10 +396,4 @@ export class SyncSession {
       this.fail('write_failed', `request ${requestId}: ${error.message}`);
     }
   }
-}
-
-function streamChange(entry: FeedEntry): StreamChange {
-  if (entry.op === 'delete') return { table: entry.table, op: 'delete', old: entry.old ?? undefined };
-  if (entry.op === 'truncate') return { table: entry.table, op: 'truncate' };
-  return { table: entry.table, op: entry.op, data: entry.data ?? undefined };
 }

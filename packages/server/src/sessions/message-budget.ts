@@ -1,0 +1,27 @@
+/**
+ * A token bucket for one socket's messages: `rate` a second on average, bursts up to `burst`.
+ *
+ * @example
+ *   const budget = new MessageBudget(100, 200);
+ *   if (!budget.take()) close('too many messages');
+ */
+export class MessageBudget {
+  private tokens: number;
+  private refilled = Date.now();
+
+  constructor(
+    readonly rate: number,
+    private readonly burst: number,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.tokens = burst;
+  }
+
+  /** Spends one message; false when the budget is exhausted. */
+  take(): boolean {
+    const now = this.clock();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.refilled) / 1000) * this.rate);
+    this.refilled = now;
+    return (this.tokens -= 1) >= 0;
+  }
+}

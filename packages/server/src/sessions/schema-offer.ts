@@ -1,0 +1,26 @@
+import type { ExtractedMigration } from '@walsync/db/server';
+
+/** What a client at `clientSchema` is offered: the migrations it lacks, or a roll-back of reverted ones first. */
+export interface SchemaOffer {
+  /** The client's version is neither applied nor reverted here: it is ahead of the server. */
+  ahead: boolean;
+  migrations: ExtractedMigration[];
+  /** Set when the client applied a migration the server reverted: it rolls these back, then re-snapshots. */
+  revert?: string[];
+}
+
+/**
+ * The one rule for what a client is offered, at hello and whenever the server's schema moves on.
+ *
+ * @example
+ *   const offer = schemaOffer(catalog, reverted, hello.schemaVersion);
+ *   if (offer.ahead) refuse();
+ */
+export function schemaOffer(catalog: ExtractedMigration[], reverted: string[], clientSchema: string | null): SchemaOffer {
+  if (clientSchema === null) return { ahead: false, migrations: catalog };
+  const known = catalog.findIndex((migration) => migration.name === clientSchema);
+  if (known >= 0) return { ahead: false, migrations: catalog.slice(known + 1) };
+  // The client's migrations up to the reverted ones are in the catalog; it skips those it applied.
+  if (reverted.includes(clientSchema)) return { ahead: false, migrations: catalog, revert: reverted };
+  return { ahead: true, migrations: [] };
+}
