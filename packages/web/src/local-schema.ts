@@ -2,8 +2,6 @@ import type { PGliteInterface, Transaction } from '@electric-sql/pglite';
 import { HLC_VARIABLES, SERVER_MANAGED_COLUMNS, type SyncedTable, appliedSchemaVersion, hlcAfterPlpgsql, quoteIdent as quote, quoteLiteral, sha256Hex } from '@walsync/db/browser';
 import { RemoteApply } from './remote-apply';
 
-/** The sync columns as a PL/pgSQL text[] literal: a local write never sends them. */
-const SERVER_MANAGED_ARRAY = `ARRAY[${SERVER_MANAGED_COLUMNS.map(quoteLiteral).join(', ')}]`;
 
 /**
  * The client's own tables and triggers, beside the synced schema:
@@ -17,9 +15,13 @@ const SERVER_MANAGED_ARRAY = `ARRAY[${SERVER_MANAGED_COLUMNS.map(quoteLiteral).j
 export function localSchemaSql(tables: SyncedTable[]): string {
   const triggers = tables.map((table) => {
     const keys = table.primaryKey.map(quoteLiteral).join(', ');
+    // The key's length, the key, then the columns this build writes: a column a later migration added
+    // (this replica applied it, this build does not know it) is never sent.
+    const written = table.columns.map((column) => column.name).filter((name) => !(SERVER_MANAGED_COLUMNS as readonly string[]).includes(name));
+    const captureArgs = [String(table.primaryKey.length), ...table.primaryKey, ...written].map(quoteLiteral).join(', ');
     return `
       DROP TRIGGER IF EXISTS walsync_local_write ON ${quote(table.name)};
-      CREATE TRIGGER walsync_local_write BEFORE INSERT OR UPDATE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_local_write(${keys});
+      CREATE TRIGGER walsync_local_write BEFORE INSERT OR UPDATE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_local_write(${captureArgs});
       DROP TRIGGER IF EXISTS walsync_tombstone ON ${quote(table.name)};
       CREATE TRIGGER walsync_tombstone BEFORE DELETE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_tombstone(${keys});`;
   });
@@ -86,6 +88,7 @@ export function localSchemaSql(tables: SyncedTable[]): string {
       op text;
       data jsonb;
       stamp text;
+      keys integer := TG_ARGV[0]::integer;
     BEGIN
       IF current_setting('walsync.applying', true) = 'on' THEN RETURN NEW; END IF;
       IF TG_OP = 'INSERT' THEN
@@ -99,8 +102,8 @@ export function localSchemaSql(tables: SyncedTable[]): string {
         op := 'update';
         fresh := to_jsonb(NEW);
         stale := to_jsonb(OLD);
-        SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') INTO data FROM jsonb_each(fresh) e WHERE stale -> e.key IS DISTINCT FROM e.value;
-        data := data - ${SERVER_MANAGED_ARRAY};
+        SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') INTO data FROM jsonb_each(fresh) e
+          WHERE e.key = ANY (TG_ARGV[keys + 1:]) AND stale -> e.key IS DISTINCT FROM e.value;
         -- A write that changes nothing but server-managed columns is not a change.
         IF data = '{}'::jsonb THEN RETURN NEW; END IF;
       END IF;
@@ -112,8 +115,10 @@ export function localSchemaSql(tables: SyncedTable[]): string {
         NEW.updated_at := now();
       END IF;
       fresh := to_jsonb(NEW);
-      IF op = 'insert' THEN data := fresh - ${SERVER_MANAGED_ARRAY}; END IF;
-      FOREACH key IN ARRAY TG_ARGV LOOP pk := pk || jsonb_build_object(key, fresh -> key); END LOOP;
+      IF op = 'insert' THEN
+        SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') INTO data FROM jsonb_each(fresh) e WHERE e.key = ANY (TG_ARGV[keys + 1:]);
+      END IF;
+      FOREACH key IN ARRAY TG_ARGV[1:keys] LOOP pk := pk || jsonb_build_object(key, fresh -> key); END LOOP;
       INSERT INTO walsync_outbox (table_name, op, pk, data, hlc) VALUES (TG_TABLE_NAME, op, pk, data, stamp);
       PERFORM pg_notify('walsync_outbox', TG_TABLE_NAME);
       RETURN NEW;

@@ -1,6 +1,6 @@
 import { type Server, type Socket, createServer, connect } from 'node:net';
 import path from 'node:path';
-import { LocalPostgres, freePort, runServerMigrations } from '@walsync/db/server';
+import { LocalPostgres, type MigrationClass, describeSyncedTables, freePort, migrations, runServerMigrations } from '@walsync/db/server';
 import pg from 'pg';
 import { type PostgresTarget, type ServerProcess, scratchDir, startServerProcess } from '@walsync/test-support';
 
@@ -82,6 +82,41 @@ export class Cluster {
     const servers: ServerProcess[] = [];
     for (const port of ports) servers.push(await startServerProcess(postgres.url, {}, port));
     return new Cluster(postgres, pool, target, scratch, ports, servers);
+  }
+
+  /** The migrations the chaos faults added, in order (each run must list them all, as a build would). */
+  private readonly chaosMigrations: MigrationClass[] = [];
+
+  /**
+   * `yarn migration:run` of a newer build while everything runs: a nullable column on task. The
+   * clients (of the older build) are offered it at once and must keep converging.
+   */
+  async migrate(seed: number): Promise<string> {
+    const name = `ChaosNote${1_900_000_000_100 + seed}`;
+    const column = `chaos_note_${seed}`;
+    const migration = class {
+      name = name;
+      async up(queryRunner: { query(sql: string): Promise<unknown> }) {
+        await queryRunner.query(`ALTER TABLE "task" ADD "${column}" text`);
+      }
+      async down(queryRunner: { query(sql: string): Promise<unknown> }) {
+        await queryRunner.query(`ALTER TABLE "task" DROP COLUMN "${column}"`);
+      }
+    } as unknown as MigrationClass;
+    if (!this.chaosMigrations.some((each) => new (each as unknown as new () => { name: string })().name === name)) this.chaosMigrations.push(migration);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        // As the newer build describes its tables: task with every chaos column so far.
+        const columns = this.chaosMigrations.map((each) => ({ name: `chaos_note_${Number(new (each as unknown as new () => { name: string })().name.slice(-13)) - 1_900_000_000_100}`, type: 'text', nullable: true, hasDefault: false }));
+        const tables = (await describeSyncedTables()).map((table) => (table.name === 'task' ? { ...table, columns: [...table.columns, ...columns] } : table));
+        const applied = await runServerMigrations(this.postgres.url, [...migrations, ...this.chaosMigrations], { capture: tables });
+        return applied.join(', ') || `${name} already applied`;
+      } catch (error) {
+        // A Postgres restart of another fault may cut the run; it is all or nothing, so run it again.
+        if (attempt > 50) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
   }
 
   get databaseUrl(): string {

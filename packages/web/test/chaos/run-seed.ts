@@ -165,6 +165,8 @@ async function applyFault(fault: Fault, cluster: Cluster, clients: ChaosClient[]
       await cluster.restartPostgres(fault.immediate ? 'immediate' : 'fast');
       return fault.immediate ? 'immediate' : 'fast';
     }
+    case 'migrate':
+      return cluster.migrate(plan.seed);
   }
 }
 

@@ -48,7 +48,9 @@ export type Fault =
   | { kind: 'kill-client-mid-push'; client: number }
   | { kind: 'kill-server'; server: number; downMs: number }
   | { kind: 'kill-leader'; downMs: number }
-  | { kind: 'restart-postgres'; immediate: boolean };
+  | { kind: 'restart-postgres'; immediate: boolean }
+  /** `migration:run` of a migration that adds a column to task, while the clients write (every third seed). */
+  | { kind: 'migrate' };
 
 export type ExternalWrite =
   | { kind: 'insert'; ids: string[]; workspace: 'shared' | 'own' }
@@ -64,7 +66,7 @@ export interface Plan {
   external: Array<ExternalWrite & { atMs: number }>;
 }
 
-export const FAULT_KINDS: Fault['kind'][] = ['disconnect', 'kill-client-mid-apply', 'kill-client-mid-push', 'kill-server', 'kill-leader', 'restart-postgres'];
+export const FAULT_KINDS: Fault['kind'][] = ['disconnect', 'kill-client-mid-apply', 'kill-client-mid-push', 'kill-server', 'kill-leader', 'restart-postgres', 'migrate'];
 
 /** The two extra faults of a seed, by seed: every three consecutive pairs hold all four kinds. */
 const PAIRS = [
@@ -146,6 +148,8 @@ export function makePlan(seed: number, settings: ChaosSettings): Plan {
     else if (kind === 'kill-leader') faults.push({ kind, downMs: 200 + Math.round(next() * 800), atMs });
     else faults.push({ kind, immediate: next() < 0.5, atMs });
   }
+  // Every third seed, a migration lands on the running system mid-seed.
+  if (seed % 3 === 0) faults.push({ kind: 'migrate', atMs: Math.round(next() * settings.durationMs * 0.75) });
   faults.sort((a, b) => a.atMs - b.atMs);
 
   const external: Plan['external'] = [];
