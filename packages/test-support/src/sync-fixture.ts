@@ -1,6 +1,6 @@
 import { freePort } from '@walsync/db/server';
 import { Tokens, type WalsyncServer } from '@walsync/server';
-import { scratchDir } from './postgres';
+import { type PostgresTarget, scratchDir } from './postgres';
 import { postgresTargets, seedWorkspaces, startDatabase } from './database';
 import { TEST_JWT_SECRET, startServer } from './servers';
 
@@ -9,8 +9,8 @@ import { TEST_JWT_SECRET, startServer } from './servers';
  * server on a port of its own (so it can be stopped and started where its clients expect it),
  * alice's token and a scratch directory for replicas. `dispose()` ends all of it.
  */
-export async function startSyncFixture(name: string) {
-  const db = await startDatabase(postgresTargets()[0]!);
+export async function startSyncFixture(name: string, target: PostgresTarget = postgresTargets()[0]!) {
+  const db = await startDatabase(target);
   const port = await freePort();
   let server: WalsyncServer | undefined = await startServer(db.url, { port });
   const seed = await seedWorkspaces(db);

@@ -1,7 +1,7 @@
 import { PGlite } from '@electric-sql/pglite';
 import { syncedTables } from '@walsync/db/browser';
 import { describeSyncedTables, migrations, runServerMigrations } from '@walsync/db/server';
-import { type SyncFixture, startSyncFixture, waitFor } from '@walsync/test-support';
+import { type SyncFixture, postgresTargets, startSyncFixture, waitFor } from '@walsync/test-support';
 import { SyncClient, createSyncClient } from '@walsync/web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -12,11 +12,11 @@ import { AddTag1900000000001, TAG } from './support/tag-migration';
  * started before it, and a client of the older build connected. Nothing written after the run may
  * be missed, nothing may freeze.
  */
-describe('a migration applied while the system runs', () => {
+describe.each(postgresTargets())('a migration applied while the system runs ($name)', (target) => {
   let fixture: SyncFixture;
 
   beforeAll(async () => {
-    fixture = await startSyncFixture('live-migration');
+    fixture = await startSyncFixture('live-migration', target);
   });
   afterAll(async () => {
     await fixture?.dispose();

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describeSyncedTables, migrations, revertLastServerMigration, runServerMigrations } from '@walsync/db/server';
-import { type SyncFixture, startSyncFixture, waitFor } from '@walsync/test-support';
+import { type SyncFixture, postgresTargets, startSyncFixture, waitFor } from '@walsync/test-support';
 import { type SyncClient, createSyncClient } from '@walsync/web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AddTag1900000000001, TAG } from './support/tag-migration';
@@ -9,12 +9,12 @@ import { AddTag1900000000001, TAG } from './support/tag-migration';
  * `yarn migration:revert` on a live system: the clients that applied the migration, connected or
  * offline, roll it back and re-snapshot (keeping unsent writes) — never diverged and up-to-date.
  */
-describe('a migration reverted while clients hold it', () => {
+describe.each(postgresTargets())('a migration reverted while clients hold it ($name)', (target) => {
   let fixture: SyncFixture;
   const withTag = [...migrations, AddTag1900000000001] as never;
 
   beforeAll(async () => {
-    fixture = await startSyncFixture('live-revert');
+    fixture = await startSyncFixture('live-revert', target);
   });
   afterAll(async () => {
     await fixture?.dispose();
