@@ -52,6 +52,18 @@ describe.each(postgresTargets())('the write API ($name)', (target) => {
     await db?.dispose();
   });
 
+  it('answers JSON nested too deep as an invalid value of that change alone, never a 500', async () => {
+    // Sent as text: this process's own JSON.stringify would overflow its stack on it, as the server's did.
+    const deep = `${'['.repeat(6_000)}"bottom"${']'.repeat(6_000)}`;
+    const fine = newTask('next to a deep one');
+    const raw = JSON.stringify({ clientId: CLIENT, changes: [{ ...newTask('too deep'), data: { ...newTask('x').data, labels: '__DEEP__' } }, fine] }).replace('"__DEEP__"', deep);
+    const response = await post(undefined, { raw });
+    expect(response.status, JSON.stringify(response.body)).toBe(200);
+    const [refused, applied] = response.body.results;
+    expect(refused).toMatchObject({ status: 'error', code: 'invalid_value', message: expect.stringMatching(/labels must be JSON nested at most 100 levels deep/) });
+    expect(applied).toMatchObject({ status: 'applied' });
+  });
+
   it('applies an insert and answers with the row the server stored and an LSN', async () => {
     const change = newTask('first');
     const [result] = await write([change]);

@@ -45,7 +45,7 @@ export class ReplicaStore {
   /** Synced tables of this build the replica was never hydrated with (see OpenedReplica). */
   unhydrated: string[] = [];
   /** The running snapshot replaces what the replica has (and must remove what the server no longer has). */
-  private snapshot: { replaces: boolean; tracksKeys: boolean } | undefined;
+  private snapshot: { replaces: boolean; tracksKeys: boolean; workspaces: string[] } | undefined;
 
   constructor(
     readonly db: PGlite,
@@ -124,15 +124,21 @@ export class ReplicaStore {
     await ensureLocalSchema(this.db, this.tables);
   }
 
+  /** The workspaces the replica holds (null for a replica from before this was recorded). */
+  async workspaces(): Promise<string[] | null> {
+    const held = await this.state('workspaces');
+    return held === null ? null : (JSON.parse(held) as string[]);
+  }
+
   /** A snapshot begins: `replace` drops the position until it ends (a crash meanwhile starts it over). */
-  async beginSnapshot(replace: boolean): Promise<void> {
+  async beginSnapshot(replace: boolean, workspaces: string[] = []): Promise<void> {
     let tracksKeys = false;
     await this.db.transaction(async (tx) => {
       await tx.exec(`DELETE FROM walsync_snapshot_seen`);
       if (replace) await tx.exec(`DELETE FROM walsync_state WHERE key = 'position'`);
       tracksKeys = replace && (await this.apply.hasRows(tx));
     });
-    this.snapshot = { replaces: replace, tracksKeys };
+    this.snapshot = { replaces: replace, tracksKeys, workspaces };
   }
 
   /** One page of snapshot rows, in one transaction (none for a table this build does not sync). */
@@ -160,12 +166,16 @@ export class ReplicaStore {
         await this.recordSyncedTables(tx);
       }
       await tx.exec(`DELETE FROM walsync_snapshot_seen`);
+      // What the replica holds now: the snapshot's workspaces, or those added to the ones it had.
+      const held = snapshot.replaces ? [] : ((await tx.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'workspaces'`)).rows[0]?.value ?? '[]');
+      const workspaces = new Set([...(snapshot.replaces ? [] : (JSON.parse(held as string) as string[])), ...snapshot.workspaces]);
+      await setState(tx, 'workspaces', JSON.stringify([...workspaces]));
     });
     if (snapshot.replaces) this.unhydrated = [];
     return snapshot.replaces;
   }
 
-  private runningSnapshot(): { replaces: boolean; tracksKeys: boolean } {
+  private runningSnapshot(): { replaces: boolean; tracksKeys: boolean; workspaces: string[] } {
     if (!this.snapshot) throw new SyncClientError('bad_server_message', 'the server sent snapshot rows outside a snapshot');
     return this.snapshot;
   }
@@ -180,6 +190,10 @@ export class ReplicaStore {
     await this.db.transaction(async (tx) => {
       await tx.exec(`SET LOCAL walsync.applying = 'on'`);
       await this.apply.removeScope(tx, workspaceId);
+      await tx.query(
+        `UPDATE walsync_state SET value = (SELECT coalesce(jsonb_agg(w), '[]')::text FROM jsonb_array_elements_text(value::jsonb) w WHERE w <> $1) WHERE key = 'workspaces'`,
+        [workspaceId],
+      );
     });
   }
 

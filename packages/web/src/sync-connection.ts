@@ -273,9 +273,10 @@ export class SyncConnection {
   }
 
   private async hello(socket: SocketLike): Promise<void> {
-    const [schemaVersion, position] = await Promise.all([this.store.schemaVersion(), this.store.position()]);
+    const [schemaVersion, position, workspaces] = await Promise.all([this.store.schemaVersion(), this.store.position(), this.store.workspaces()]);
     if (socket !== this.socket) return;
-    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, token: this.options.token, clientId: this.options.clientId, schemaVersion, position });
+    const hello = { type: 'hello', protocol: PROTOCOL_VERSION, token: this.options.token, clientId: this.options.clientId, schemaVersion, position };
+    this.send(workspaces === null || position === null ? hello : { ...hello, workspaces });
   }
 
   private async handle(message: ServerMessage): Promise<void> {
@@ -294,7 +295,7 @@ export class SyncConnection {
       case 'snapshot_start':
         this.enter('hydrating');
         if (message.replace) this.events.emit('bootstrap:start', { total: message.total });
-        return this.store.beginSnapshot(message.replace);
+        return this.store.beginSnapshot(message.replace, message.workspaces);
       case 'snapshot_batch':
         await this.store.snapshotPage(message.table, message.rows);
         this.events.emit('bootstrap:progress', { table: message.table, sent: message.sent, total: message.total });

@@ -3,6 +3,7 @@ import { NODE_ID_PATTERN } from '../schema/hlc';
 import { ChangeResultSchema, RowSchema } from './writes';
 import { ExtractedMigrationSchema } from '../schema/migration';
 import { PositionSchema } from '../rules/position';
+import { UUID_PATTERN } from '../rules/validation';
 
 /**
  * The sync protocol over WebSocket (`/sync`): JSON text frames, one message each, described for
@@ -19,6 +20,8 @@ export const HelloSchema = z.strictObject({
   schemaVersion: z.string().max(200).nullable(),
   /** The last position the client stored; null to hydrate from a snapshot. */
   position: PositionSchema.nullable(),
+  /** The workspaces the replica holds at that position: the server removes those the user lost and hydrates those gained meanwhile. */
+  workspaces: z.array(z.string().regex(UUID_PATTERN, 'a workspace id is a uuid')).max(10_000).optional(),
 });
 
 export const AckSchema = z.strictObject({ type: z.literal('sync_ack'), position: PositionSchema });

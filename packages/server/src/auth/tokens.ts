@@ -65,3 +65,24 @@ export class Tokens {
     return principal;
   }
 }
+
+/** The longest setTimeout Node takes (2^31 - 1 ms, about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Calls `expired` when `expiresAt` (ms since the epoch) comes, however far ahead it is; returns the
+ * cancel function.
+ *
+ * @example
+ *   const cancel = atExpiry(principal.expiresAt, () => socket.close(4401, 'the token expired'));
+ */
+export function atExpiry(expiresAt: number, expired: () => void): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    const wait = expiresAt - Date.now();
+    if (wait <= 0) return expired();
+    timer = setTimeout(arm, Math.min(wait, MAX_TIMER_MS));
+  };
+  arm();
+  return () => clearTimeout(timer);
+}

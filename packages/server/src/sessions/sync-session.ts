@@ -16,11 +16,11 @@ import type { Logger } from 'pino';
 import { Scope } from '../auth/scope';
 import { checkout } from '../connection';
 import type { WebSocket } from 'ws';
-import { AuthenticationError, type Tokens } from '../auth/tokens';
+import { AuthenticationError, type Tokens, atExpiry } from '../auth/tokens';
 import { historyHorizon } from '../history/retention';
 import { WriteRequestError, type WriteService } from '../writes/write-service';
 import { type ChangeFeed, toStreamChange } from './change-feed';
-import { MessageBudget } from './message-budget';
+import { MessageBudget, drained } from './flow-control';
 import { type SchemaOffer, schemaOffer } from './schema-offer';
 import { sendSnapshot } from './snapshot';
 
@@ -40,8 +40,6 @@ export interface SessionDependencies {
 
 type State = 'handshake' | 'hydrating' | 'live' | 'closed';
 
-/** Socket bytes waiting to go out above which the session stops producing. */
-const HIGH_WATER = 4 << 20;
 /** A client that sees nothing of its own scope still hears its position move, at most this often. */
 const IDLE_ADVANCE_MS = 1_000;
 const MAX_BAD_MESSAGES = 20;
@@ -63,7 +61,7 @@ export class SyncSession {
   private pumping = false;
   private pumpAgain = false;
   private advanceTimer: NodeJS.Timeout | undefined;
-  private expiryTimer: NodeJS.Timeout | undefined;
+  private stopExpiry: (() => void) | undefined;
   private readonly budget = new MessageBudget(100, 200);
   private badMessages = 0;
   private queue: Promise<void> = Promise.resolve();
@@ -112,7 +110,7 @@ export class SyncSession {
   private dispose(): void {
     this.state = 'closed';
     clearTimeout(this.advanceTimer);
-    clearTimeout(this.expiryTimer);
+    this.stopExpiry?.();
   }
 
   private send(message: ServerMessage | string): void {
@@ -132,15 +130,6 @@ export class SyncSession {
 
   private fail(code: SyncErrorCode, message: string): void {
     this.send({ type: 'error', code, message });
-  }
-
-  /** Waits while the socket has too much queued (a slow client); false once the session is closed. */
-  private async drained(): Promise<boolean> {
-    while (this.socket.bufferedAmount > HIGH_WATER) {
-      if (this.state === 'closed') return false;
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
-    return this.state !== 'closed';
   }
 
   private receive(text: string | null): void {
@@ -205,7 +194,7 @@ export class SyncSession {
     this.userId = principal.userId;
     this.clientId = hello.clientId;
     if (principal.expiresAt) {
-      this.expiryTimer = setTimeout(() => this.close(CloseCodes.unauthenticated, 'the token expired'), Math.max(0, principal.expiresAt - Date.now()));
+      this.stopExpiry = atExpiry(principal.expiresAt, () => this.close(CloseCodes.unauthenticated, 'the token expired'));
     }
 
     const [catalog, reverted] = await Promise.all([this.deps.migrations(), this.deps.reverted()]);
@@ -224,23 +213,30 @@ export class SyncSession {
     this.welcome(catalog, offer);
     if (offer.revert) return this.hydrate('schema_reverted', `the server reverted ${hello.schemaVersion}`);
     if (hello.position === null) return this.hydrate();
-    return this.resume(parsePosition(hello.position));
+    // Scope is computed, not remembered: what the user lost or gained while this client was away.
+    if (await this.resume(parsePosition(hello.position)) && hello.workspaces) await this.reconcile(new Set(hello.workspaces));
+    this.pump();
   }
 
-  /** Continues from a position the client has, or re-snapshots when that position cannot be served. */
-  private async resume(from: bigint): Promise<void> {
+  /**
+   * Continues from a position the client has (true: the caller pumps), or re-snapshots when that
+   * position cannot be served (false).
+   */
+  private async resume(from: bigint): Promise<boolean> {
     if (from > this.deps.feed.tail) {
-      return this.hydrate('position_ahead', `position ${formatPosition(from)} is ahead of this server's history (${this.deps.feed.tailPosition})`);
+      await this.hydrate('position_ahead', `position ${formatPosition(from)} is ahead of this server's history (${this.deps.feed.tailPosition})`);
+      return false;
     }
     const horizon = await historyHorizon(this.deps.pool);
     if (from < horizon) {
-      return this.hydrate('history_pruned', `history before ${formatPosition(horizon)} was pruned; position ${formatPosition(from)} is older`);
+      await this.hydrate('history_pruned', `history before ${formatPosition(horizon)} was pruned; position ${formatPosition(from)} is older`);
+      return false;
     }
     this.position = from;
     this.sentPosition = from;
     this.state = 'live';
     if (from === this.deps.feed.tail) this.send({ type: 'up_to_date', position: formatPosition(from) });
-    this.pump();
+    return true;
   }
 
   /** A full snapshot of the client's scope, replacing what it has from the server. */
@@ -262,7 +258,7 @@ export class SyncSession {
       const position = await sendSnapshot(client, this.deps.tables(), workspaces, {
         start: async (at, total) => this.send({ type: 'snapshot_start', position: at, total, workspaces, replace }),
         page: async (page) => {
-          if (!(await this.drained())) throw new Error('the client went away during the snapshot');
+          if (!(await drained(this.socket, () => this.state === 'closed'))) throw new Error('the client went away during the snapshot');
           this.send(`{"type":"snapshot_batch","table":${JSON.stringify(page.table)},"sent":${page.sent},"total":${page.total},"rows":${page.rowsJson}}`);
         },
       });
@@ -318,7 +314,7 @@ export class SyncSession {
   private async pumpLoop(): Promise<void> {
     while (this.state === 'live' && this.position < this.deps.feed.tail) {
       if (this.offering) await this.offering;
-      if (!(await this.drained())) return;
+      if (!(await drained(this.socket, () => this.state === 'closed'))) return;
       const { entries, upTo } = await this.deps.feed.read(this.position, this.scope);
       const changes: StreamChange[] = [];
       let ownChanges = false;
@@ -355,15 +351,20 @@ export class SyncSession {
     }, IDLE_ADVANCE_MS);
   }
 
-  /** The user's memberships changed: drop removed workspaces, hydrate added ones, then go on. */
+  /** The user's memberships changed (a change in the stream): drop removed workspaces, hydrate added ones. */
   private async refreshScope(): Promise<void> {
-    const current = await Scope.of(this.deps.pool, this.userId);
     const previous = this.scope.workspaces;
-    this.scope = current;
-    for (const removed of [...previous].filter((workspace) => !current.workspaces.has(workspace))) {
+    this.scope = await Scope.of(this.deps.pool, this.userId);
+    await this.reconcile(previous);
+  }
+
+  /** The client holds `held`; the scope is `this.scope`: announce the workspaces lost, hydrate those gained. */
+  private async reconcile(held: ReadonlySet<string>): Promise<void> {
+    const current = this.scope;
+    for (const removed of [...held].filter((workspace) => !current.workspaces.has(workspace))) {
       this.send({ type: 'scope_removed', workspaceId: removed, position: formatPosition(this.position) });
     }
-    const added = [...current.workspaces].filter((workspace) => !previous.has(workspace));
+    const added = [...current.workspaces].filter((workspace) => !held.has(workspace));
     if (added.length === 0) return;
     this.state = 'hydrating';
     if ((await this.snapshot(added, false)) === undefined) return;
@@ -384,7 +385,7 @@ export class SyncSession {
   private async verify(position: bigint): Promise<void> {
     if (this.state !== 'live') return this.fail('not_ready', 'verify is answered once the session is live (after the snapshot)');
     // The same as resuming from that position: replay what follows it, or re-snapshot if it cannot be served.
-    return this.resume(position);
+    if (await this.resume(position)) this.pump();
   }
 
   private async write(requestId: string, changes: unknown[]): Promise<void> {

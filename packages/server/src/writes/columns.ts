@@ -10,6 +10,8 @@ export const READ_ONLY_TABLES = new Set(['workspace_member']);
 
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$/;
 const MAX_TEXT = 100_000;
+/** Deeper JSON is refused per change (Postgres' own parser would fail the whole statement on its stack). */
+export const MAX_JSON_DEPTH = 100;
 
 /** The SQL cast a parameter of this column gets. */
 export function castOf(column: SyncedColumn): string {
@@ -52,7 +54,7 @@ export function toParameter(column: SyncedColumn, value: unknown): { ok: true; v
     case 'boolean':
       return typeof value === 'boolean' ? { ok: true, value } : fail('true or false');
     case 'jsonb':
-      return { ok: true, value: JSON.stringify(value) };
+      return depthOf(value) <= MAX_JSON_DEPTH ? { ok: true, value: JSON.stringify(value) } : fail(`JSON nested at most ${MAX_JSON_DEPTH} levels deep`);
     case 'timestamptz':
     case 'timestamp with time zone':
       return typeof value === 'string' && TIMESTAMP.test(value) && !Number.isNaN(Date.parse(value.replace(' ', 'T')))
@@ -61,6 +63,20 @@ export function toParameter(column: SyncedColumn, value: unknown): { ok: true; v
     default:
       return fail(`a value of type ${column.type}`);
   }
+}
+
+/** How deep arrays and objects nest in `value` (a scalar is 0), without recursion. */
+export function depthOf(value: unknown): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (typeof item !== 'object' || item === null) continue;
+    deepest = Math.max(deepest, depth + 1);
+    if (deepest > MAX_JSON_DEPTH) return deepest;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return deepest;
 }
 
 function describe(value: unknown): string {

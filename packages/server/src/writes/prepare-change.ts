@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type ChangeResult, ChangeSchema, type SyncedTable, WRITE_LIMITS, formatIssues, parseHlc } from '@walsync/db/server';
-import { READ_ONLY_TABLES, SERVER_MANAGED, columnMap, toParameter } from './columns';
+import { MAX_JSON_DEPTH, READ_ONLY_TABLES, SERVER_MANAGED, columnMap, depthOf, toParameter } from './columns';
 
 /** A change that passed every check that needs no database. */
 export interface PreparedChange {
@@ -37,6 +37,9 @@ export function prepareChange(raw: unknown, context: PrepareContext): PreparedCh
     return error('invalid_change', formatIssues(parsed.error, 'change'));
   }
   const change = parsed.data;
+  // Before anything serialises it: JSON nested deeper than the limit would overflow the stack.
+  const tooDeep = Object.entries(change.data).find(([, value]) => depthOf(value) > MAX_JSON_DEPTH);
+  if (tooDeep) return error('invalid_value', `${tooDeep[0]} must be JSON nested at most ${MAX_JSON_DEPTH} levels deep`);
   if (JSON.stringify(change.data).length > WRITE_LIMITS.maxChangeBytes) {
     return error('too_large', `the data of a change may take at most ${WRITE_LIMITS.maxChangeBytes} bytes as JSON`);
   }

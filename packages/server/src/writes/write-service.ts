@@ -98,7 +98,7 @@ export class WriteService {
   }
 
   private async checkedBatch(userId: string, raw: unknown): Promise<WriteBatchResult> {
-    if (JSON.stringify(raw ?? null).length > WRITE_LIMITS.maxBatchBytes) {
+    if (serialisedSize(raw) > WRITE_LIMITS.maxBatchBytes) {
       throw new WriteRequestError('too_large', `a write batch may take at most ${WRITE_LIMITS.maxBatchBytes} bytes as JSON`);
     }
     const parsed = WriteBatchSchema.safeParse(raw);
@@ -219,5 +219,18 @@ export class WriteService {
     } finally {
       client.release();
     }
+  }
+}
+
+/**
+ * A batch's size as JSON. A value too deep to serialise (its changes are refused one by one, see
+ * prepareChange) has already passed the transport's byte limit (body limit, socket payload limit).
+ */
+function serialisedSize(raw: unknown): number {
+  try {
+    return JSON.stringify(raw ?? null).length;
+  } catch (error) {
+    if (error instanceof RangeError) return 0;
+    throw error;
   }
 }

@@ -1,3 +1,17 @@
+import type { WebSocket } from 'ws';
+
+/** Socket bytes waiting to go out above which a session stops producing. */
+const HIGH_WATER = 4 << 20;
+
+/** Waits while the socket has too much queued (a slow client); false once `closed()`. */
+export async function drained(socket: WebSocket, closed: () => boolean): Promise<boolean> {
+  while (socket.bufferedAmount > HIGH_WATER) {
+    if (closed()) return false;
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  return !closed();
+}
+
 /**
  * A token bucket for one socket's messages: `rate` a second on average, bursts up to `burst`.
  *
