@@ -149,6 +149,7 @@ describe('appending to change_history', () => {
         timestamp: '2026-11-23T01:00:00.123456Z',
         client_id: null,
         scope_id: null,
+        old_scope_id: null,
       });
       await appendToHistory(client, [change(100, 0), change(100, 1)], '0/64');
       await appendToHistory(client, [change(100, 0), change(100, 1), change(200, 0)], '0/C8');

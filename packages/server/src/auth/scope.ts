@@ -9,6 +9,8 @@ export interface ScopedChange {
   old: Row | null;
   /** The row's workspace (the table's scope column), null for a truncate. */
   scopeId: string | null;
+  /** The workspace an update moved the row out of, if it did. */
+  oldScopeId?: string | null;
 }
 
 /** The workspaces of a user, as SQL with the user id as parameter `$n` (one row per workspace). */
@@ -47,9 +49,14 @@ export class Scope {
     return this.workspaces.has(change.scopeId);
   }
 
-  /** A change a session of this user reads: what it holds, and its own membership changes (which move the scope). */
+  /** A row moved out of one of this user's workspaces into one they cannot see: for them, a removal. */
+  losesRow(change: ScopedChange): boolean {
+    return !this.holds(change) && typeof change.oldScopeId === 'string' && this.workspaces.has(change.oldScopeId);
+  }
+
+  /** A change a session of this user reads: what it holds, rows moved away from it, and its own membership changes (which move the scope). */
   concerns(change: ScopedChange): boolean {
-    return this.holds(change) || this.isOwnMembership(change);
+    return this.holds(change) || this.losesRow(change) || this.isOwnMembership(change);
   }
 
   /**
@@ -57,7 +64,7 @@ export class Scope {
    * `first`.
    */
   sqlCondition(first: number): string {
-    return `(scope_id = ANY($${first}::uuid[]) OR (scope_id IS NULL AND operation = 'truncate')
+    return `(scope_id = ANY($${first}::uuid[]) OR old_scope_id = ANY($${first}::uuid[]) OR (scope_id IS NULL AND operation = 'truncate')
               OR (table_name = 'workspace_member' AND coalesce(data, old_data)->>'user_id' = $${first + 1}))`;
   }
 

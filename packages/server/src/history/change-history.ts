@@ -23,9 +23,11 @@ export interface CapturedChange {
   timestamp: string;
   client_id: string | null;
   scope_id: string | null;
+  /** Set when an update moved the row to another scope: the workspace it left (its sessions get a removal). */
+  old_scope_id: string | null;
 }
 
-const COLUMNS = ['lsn', 'commit_lsn', 'op_index', 'table_name', 'operation', 'data', 'old_data', 'transaction_id', 'schema_version', 'timestamp', 'client_id', 'scope_id'] as const;
+const COLUMNS = ['lsn', 'commit_lsn', 'op_index', 'table_name', 'operation', 'data', 'old_data', 'transaction_id', 'schema_version', 'timestamp', 'client_id', 'scope_id', 'old_scope_id'] as const;
 const STAGE = 'change_history_stage';
 /** One COPY statement carries at most this many rows, so a huge transaction never becomes one huge string. */
 const COPY_CHUNK = 10_000;

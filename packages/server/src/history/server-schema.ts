@@ -37,6 +37,9 @@ export async function ensureServerSchema(client: pg.ClientBase, tables: SyncedTa
         CONSTRAINT change_history_position UNIQUE (commit_lsn, op_index)
       )`);
     await client.query(`CREATE INDEX IF NOT EXISTS change_history_scope ON change_history (scope_id, commit_lsn, op_index)`);
+    // A row moved to another workspace: the one it left (only such moves have it).
+    await client.query(`ALTER TABLE change_history ADD COLUMN IF NOT EXISTS old_scope_id uuid`);
+    await client.query(`CREATE INDEX IF NOT EXISTS change_history_old_scope ON change_history (old_scope_id, commit_lsn, op_index) WHERE old_scope_id IS NOT NULL`);
     await client.query(`
       CREATE TABLE IF NOT EXISTS write_receipt (
         change_id uuid PRIMARY KEY,

@@ -56,6 +56,7 @@ function pendingChange(table: string, operation: Operation, data: Record<string,
     timestamp: '',
     client_id: null,
     scope_id: scope,
+    old_scope_id: null,
   };
 }
 
@@ -225,6 +226,9 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
       if (scope === undefined) return false;
       const value = (change.data ?? change.old_data)?.[scope];
       change.scope_id = typeof value === 'string' ? value : null;
+      // An update that moved the row: the old scope's sessions must drop it.
+      const before = change.operation === 'update' ? change.old_data?.[scope] : undefined;
+      if (typeof before === 'string' && before !== change.scope_id) change.old_scope_id = before;
       return true;
     });
     const commitLsn = formatPosition(parsePosition(message.commitLsn ?? lsn));

@@ -15,6 +15,8 @@ export interface FeedEntry {
   old: Row | null;
   clientId: string | null;
   scopeId: string | null;
+  /** The workspace an update moved the row out of, if it did. */
+  oldScopeId: string | null;
 }
 
 export interface FeedOptions {
@@ -37,6 +39,7 @@ function toEntry(row: Record<string, any>): FeedEntry {
     old: row.old_data,
     clientId: row.client_id,
     scopeId: row.scope_id,
+    oldScopeId: row.old_scope_id ?? null,
   };
 }
 
@@ -197,7 +200,7 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint]; schema: [stri
     const ceiling = scope ? this.tail : BigInt('9223372036854775807');
     const scopeParams = scope?.params() ?? [];
     const result = await this.reader.query(
-      `SELECT commit_lsn, table_name, operation, data, old_data, client_id, scope_id FROM change_history
+      `SELECT commit_lsn, table_name, operation, data, old_data, client_id, scope_id, old_scope_id FROM change_history
         WHERE commit_lsn > $1 AND commit_lsn <= $2 ${scope ? `AND ${scope.sqlCondition(4)}` : ''} ORDER BY commit_lsn, op_index LIMIT $3`,
       [after.toString(), ceiling.toString(), limit, ...scopeParams],
     );
@@ -207,7 +210,7 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint]; schema: [stri
     const last = entries.at(-1)!.commitLsn;
     const kept = entries.filter((entry) => entry.commitLsn !== last);
     const rest = await this.reader.query(
-      `SELECT commit_lsn, table_name, operation, data, old_data, client_id, scope_id FROM change_history
+      `SELECT commit_lsn, table_name, operation, data, old_data, client_id, scope_id, old_scope_id FROM change_history
         WHERE commit_lsn = $1 ${scope ? `AND ${scope.sqlCondition(2)}` : ''} ORDER BY op_index`,
       [last.toString(), ...scopeParams],
     );
@@ -215,9 +218,12 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint]; schema: [stri
   }
 }
 
-/** An entry as a client receives it: the whole row after an insert or update, the old row of a delete. */
-export function toStreamChange(entry: FeedEntry): StreamChange {
-  if (entry.op === 'delete') return { table: entry.table, op: 'delete', old: entry.old ?? undefined };
+/**
+ * An entry as a client receives it: the whole row after an insert or update, the old row of a delete;
+ * `asRemoval`: a row that moved out of the client's scope, sent as a delete of its old row.
+ */
+export function toStreamChange(entry: FeedEntry, asRemoval = false): StreamChange {
+  if (entry.op === 'delete' || asRemoval) return { table: entry.table, op: 'delete', old: entry.old ?? undefined };
   if (entry.op === 'truncate') return { table: entry.table, op: 'truncate' };
   return { table: entry.table, op: entry.op, data: entry.data ?? undefined };
 }

@@ -325,8 +325,8 @@ export class SyncSession {
           ownChanges = true;
           continue;
         }
-        // A membership row of a workspace not (yet) in scope only moves the scope; its rows come with its snapshot.
-        if (this.scope.holds(entry)) changes.push(toStreamChange(entry));
+        // A row moved away from the scope is a removal; a membership row of a workspace not (yet) in scope only moves the scope.
+        if (this.scope.holds(entry) || this.scope.losesRow(entry)) changes.push(toStreamChange(entry, this.scope.losesRow(entry)));
       }
       if (this.state !== 'live') return;
       this.position = upTo;
