@@ -167,8 +167,8 @@ export class ReplicaStore {
       }
       await tx.exec(`DELETE FROM walsync_snapshot_seen`);
       // What the replica holds now: the snapshot's workspaces, or those added to the ones it had.
-      const held = snapshot.replaces ? [] : ((await tx.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'workspaces'`)).rows[0]?.value ?? '[]');
-      const workspaces = new Set([...(snapshot.replaces ? [] : (JSON.parse(held as string) as string[])), ...snapshot.workspaces]);
+      const held = snapshot.replaces ? [] : (JSON.parse((await this.state('workspaces', tx)) ?? '[]') as string[]);
+      const workspaces = new Set([...held, ...snapshot.workspaces]);
       await setState(tx, 'workspaces', JSON.stringify([...workspaces]));
     });
     if (snapshot.replaces) this.unhydrated = [];
@@ -274,7 +274,7 @@ export class ReplicaStore {
     await setState(db, 'synced_tables', JSON.stringify(this.tables.map((table) => table.name)));
   }
 
-  private async state(key: string): Promise<string | null> {
-    return (await this.db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = $1`, [key])).rows[0]?.value ?? null;
+  private async state(key: string, db: PGlite | Transaction = this.db): Promise<string | null> {
+    return (await db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = $1`, [key])).rows[0]?.value ?? null;
   }
 }

@@ -1,4 +1,4 @@
-import { MigrationExecutor } from 'typeorm';
+import { type DataSource, MigrationExecutor } from 'typeorm';
 import { extractMigrations, migrationIdentity, type MigrationClass } from '../extraction/extract';
 import type { SyncedTable } from '../schema/tables';
 import { installCapture } from './capture';
@@ -49,37 +49,48 @@ export interface RunMigrationsOptions {
 export async function runServerMigrations(url: string, migrationClasses: MigrationClass[] = schemaMigrations, options: RunMigrationsOptions = {}): Promise<string[]> {
   const extracted = await extractMigrations(migrationClasses);
   const capture = options.capture ?? (migrationClasses === schemaMigrations ? await describeSyncedTables() : false);
-  return withDataSource(url, migrationClasses, async (dataSource) => {
-    const queryRunner = dataSource.createQueryRunner();
-    await queryRunner.connect();
-    const client = (queryRunner as unknown as PgQueryRunner).databaseConnection;
+  return withDataSource(url, migrationClasses, (dataSource) =>
+    inMigrationTransaction(dataSource, async (executor, client) => {
+      const applied = (await executor.executePendingMigrations()).map((migration) => migration.name);
+      if (capture) await installCapture(client, capture);
+      await storeCatalogInTransaction(client, extracted);
+      if (capture) await storeSchema(client, capture, migrationIdentity(migrationClasses.at(-1)!).name, { applied });
+      return applied;
+    }),
+  );
+}
+
+/**
+ * Runs `work` with TypeORM's migration executor on a query runner of ours, inside one transaction of
+ * ours (the executor starts none of its own), under the advisory lock that serialises migration
+ * runs and reverts across processes: all of it commits, or none.
+ */
+async function inMigrationTransaction<T>(dataSource: DataSource, work: (executor: MigrationExecutor, client: import('pg').ClientBase) => Promise<T>): Promise<T> {
+  const queryRunner = dataSource.createQueryRunner();
+  await queryRunner.connect();
+  const client = (queryRunner as unknown as PgQueryRunner).databaseConnection;
+  try {
+    // Several server processes may start at once; one migrates, the others wait and find nothing to do.
+    await client.query(`SELECT pg_advisory_lock(hashtext('walsync.migrations'))`);
     try {
-      // Several server processes may start at once; one migrates, the others wait and find nothing to do.
-      await client.query(`SELECT pg_advisory_lock(hashtext('walsync.migrations'))`);
+      await client.query(CREATE_CLIENT_MIGRATION_TABLE);
+      await queryRunner.startTransaction();
       try {
-        await client.query(CREATE_CLIENT_MIGRATION_TABLE);
-        await queryRunner.startTransaction();
-        try {
-          const executor = new MigrationExecutor(dataSource, queryRunner);
-          executor.transaction = 'all';
-          const applied = await executor.executePendingMigrations();
-          if (capture) await installCapture(client, capture);
-          await storeCatalogInTransaction(client, extracted);
-          const names = applied.map((migration) => migration.name);
-          if (capture) await storeSchema(client, capture, migrationIdentity(migrationClasses.at(-1)!).name, { applied: names });
-          await queryRunner.commitTransaction();
-          return applied.map((migration) => migration.name);
-        } catch (error) {
-          await queryRunner.rollbackTransaction().catch(() => undefined);
-          throw error;
-        }
-      } finally {
-        await client.query(`SELECT pg_advisory_unlock(hashtext('walsync.migrations'))`);
+        const executor = new MigrationExecutor(dataSource, queryRunner);
+        executor.transaction = 'all';
+        const result = await work(executor, client);
+        await queryRunner.commitTransaction();
+        return result;
+      } catch (error) {
+        await queryRunner.rollbackTransaction().catch(() => undefined);
+        throw error;
       }
     } finally {
-      await queryRunner.release();
+      await client.query(`SELECT pg_advisory_unlock(hashtext('walsync.migrations'))`);
     }
-  });
+  } finally {
+    await queryRunner.release();
+  }
 }
 
 /**
@@ -91,34 +102,19 @@ export async function runServerMigrations(url: string, migrationClasses: Migrati
 export async function revertLastServerMigration(url: string, migrationClasses: MigrationClass[] = schemaMigrations): Promise<string | undefined> {
   return withDataSource(url, migrationClasses, async (dataSource) => {
     const before = await appliedNames(dataSource);
-    const queryRunner = dataSource.createQueryRunner();
-    await queryRunner.connect();
-    const client = (queryRunner as unknown as PgQueryRunner).databaseConnection;
-    try {
-      await client.query(CREATE_CLIENT_MIGRATION_TABLE);
-      await queryRunner.startTransaction();
-      try {
-        const executor = new MigrationExecutor(dataSource, queryRunner);
-        executor.transaction = 'all';
-        await executor.undoLastMigration();
-        const after = (await client.query<{ name: string }>(`SELECT name FROM migrations ORDER BY id`)).rows.map((row) => row.name);
-        const reverted = before.find((name) => !after.includes(name));
-        await markServerApplied(client);
-        const recorded = await readSchema(client);
-        if (reverted && recorded) {
-          const remaining = await existingParts(client, recorded.tables);
-          await installCapture(client, remaining, { check: false });
-          await storeSchema(client, remaining, after.at(-1) ?? '', { reverted: [reverted] });
-        }
-        await queryRunner.commitTransaction();
-        return reverted;
-      } catch (error) {
-        await queryRunner.rollbackTransaction().catch(() => undefined);
-        throw error;
+    return inMigrationTransaction(dataSource, async (executor, client) => {
+      await executor.undoLastMigration();
+      const after = (await client.query<{ name: string }>(`SELECT name FROM migrations ORDER BY id`)).rows.map((row) => row.name);
+      const reverted = before.find((name) => !after.includes(name));
+      await markServerApplied(client);
+      const recorded = await readSchema(client);
+      if (reverted && recorded) {
+        const remaining = await existingParts(client, recorded.tables);
+        await installCapture(client, remaining, { check: false });
+        await storeSchema(client, remaining, after.at(-1) ?? '', { reverted: [reverted] });
       }
-    } finally {
-      await queryRunner.release();
-    }
+      return reverted;
+    });
   });
 }
 

@@ -41,6 +41,9 @@ interface OpenTransaction {
 
 const decoder = new TextDecoder();
 
+/** Each synced table's scope column, by table name. */
+const scopeColumns = (tables: SyncedTable[]) => new Map(tables.map((table) => [table.name, table.scope]));
+
 /** A change as decoded; its commit fills in the rest (one object per change, no copies on the hot path). */
 function pendingChange(table: string, operation: Operation, data: Record<string, unknown> | null, oldData: Record<string, unknown> | null, scope: string | null): CapturedChange {
   return {
@@ -95,12 +98,12 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
 
   constructor(private readonly options: ReplicatorOptions) {
     super();
-    this.scopeColumn = new Map(options.tables.map((table) => [table.name, table.scope]));
+    this.scopeColumn = scopeColumns(options.tables);
   }
 
   /** Captures the synced tables `tables` from now on. */
   private follow(tables: SyncedTable[]): void {
-    this.scopeColumn = new Map(tables.map((table) => [table.name, table.scope]));
+    this.scopeColumn = scopeColumns(tables);
   }
 
   get status(): ReplicatorStatus {

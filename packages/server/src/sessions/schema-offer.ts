@@ -11,15 +11,17 @@ export interface SchemaOffer {
 
 /**
  * The one rule for what a client is offered, at hello and whenever the server's schema moves on.
+ * `reverted` is read only for a version the catalog does not have (hello is a hot path).
  *
  * @example
- *   const offer = schemaOffer(catalog, reverted, hello.schemaVersion);
+ *   const offer = await schemaOffer(catalog, deps.reverted, hello.schemaVersion);
  *   if (offer.ahead) refuse();
  */
-export function schemaOffer(catalog: ExtractedMigration[], reverted: string[], clientSchema: string | null): SchemaOffer {
+export async function schemaOffer(catalog: ExtractedMigration[], revertedMigrations: () => Promise<string[]>, clientSchema: string | null): Promise<SchemaOffer> {
   if (clientSchema === null) return { ahead: false, migrations: catalog };
   const known = catalog.findIndex((migration) => migration.name === clientSchema);
   if (known >= 0) return { ahead: false, migrations: catalog.slice(known + 1) };
+  const reverted = await revertedMigrations();
   // The client's migrations up to the reverted ones are in the catalog; it skips those it applied.
   if (reverted.includes(clientSchema)) return { ahead: false, migrations: catalog, revert: reverted };
   return { ahead: true, migrations: [] };

@@ -197,8 +197,8 @@ export class SyncSession {
       this.stopExpiry = atExpiry(principal.expiresAt, () => this.close(CloseCodes.unauthenticated, 'the token expired'));
     }
 
-    const [catalog, reverted] = await Promise.all([this.deps.migrations(), this.deps.reverted()]);
-    const offer = schemaOffer(catalog, reverted, hello.schemaVersion);
+    const catalog = await this.deps.migrations();
+    const offer = await schemaOffer(catalog, this.deps.reverted, hello.schemaVersion);
     if (offer.ahead) {
       const message = `the client's schema ${hello.schemaVersion} is not one this server has applied (server: ${catalog.at(-1)?.name ?? 'none'}); update the server before this client`;
       this.fail('schema_ahead', message);
@@ -281,9 +281,9 @@ export class SyncSession {
     if (this.state === 'closed' || this.state === 'handshake') return;
     const offer = (this.offering ?? Promise.resolve())
       .then(() => reloaded)
-      .then(() => Promise.all([this.deps.migrations(), this.deps.reverted()]))
-      .then(([catalog, reverted]) => {
-        const offer = schemaOffer(catalog, reverted, this.clientSchema);
+      .then(() => this.deps.migrations())
+      .then(async (catalog) => {
+        const offer = await schemaOffer(catalog, this.deps.reverted, this.clientSchema);
         if ((offer.migrations.length === 0 && !offer.revert) || offer.ahead || this.state === 'closed') return;
         this.welcome(catalog, offer);
         // What the reverted migration held is gone on the server: the client re-snapshots (keeping its outbox).

@@ -84,33 +84,23 @@ export class Cluster {
     return new Cluster(postgres, pool, target, scratch, ports, servers);
   }
 
-  /** The migrations the chaos faults added, in order (each run must list them all, as a build would). */
-  private readonly chaosMigrations: MigrationClass[] = [];
+  /** The seeds whose migrate fault ran, in order: each run must list all their migrations, as a build would. */
+  private readonly migratedSeeds: number[] = [];
 
   /**
    * `yarn migration:run` of a newer build while everything runs: a nullable column on task. The
    * clients (of the older build) are offered it at once and must keep converging.
    */
   async migrate(seed: number): Promise<string> {
-    const name = `ChaosNote${1_900_000_000_100 + seed}`;
-    const column = `chaos_note_${seed}`;
-    const migration = class {
-      name = name;
-      async up(queryRunner: { query(sql: string): Promise<unknown> }) {
-        await queryRunner.query(`ALTER TABLE "task" ADD "${column}" text`);
-      }
-      async down(queryRunner: { query(sql: string): Promise<unknown> }) {
-        await queryRunner.query(`ALTER TABLE "task" DROP COLUMN "${column}"`);
-      }
-    } as unknown as MigrationClass;
-    if (!this.chaosMigrations.some((each) => new (each as unknown as new () => { name: string })().name === name)) this.chaosMigrations.push(migration);
+    if (!this.migratedSeeds.includes(seed)) this.migratedSeeds.push(seed);
+    const added = this.migratedSeeds.map((each) => chaosNote(each));
+    // As the newer build describes its tables: task with every chaos column so far.
+    const columns = added.map(({ column }) => ({ name: column, type: 'text', nullable: true, hasDefault: false }));
+    const tables = (await describeSyncedTables()).map((table) => (table.name === 'task' ? { ...table, columns: [...table.columns, ...columns] } : table));
     for (let attempt = 0; ; attempt++) {
       try {
-        // As the newer build describes its tables: task with every chaos column so far.
-        const columns = this.chaosMigrations.map((each) => ({ name: `chaos_note_${Number(new (each as unknown as new () => { name: string })().name.slice(-13)) - 1_900_000_000_100}`, type: 'text', nullable: true, hasDefault: false }));
-        const tables = (await describeSyncedTables()).map((table) => (table.name === 'task' ? { ...table, columns: [...table.columns, ...columns] } : table));
-        const applied = await runServerMigrations(this.postgres.url, [...migrations, ...this.chaosMigrations], { capture: tables });
-        return applied.join(', ') || `${name} already applied`;
+        const applied = await runServerMigrations(this.postgres.url, [...migrations, ...added.map(({ migration }) => migration)], { capture: tables });
+        return applied.join(', ') || `${chaosNote(seed).name} already applied`;
       } catch (error) {
         // A Postgres restart of another fault may cut the run; it is all or nothing, so run it again.
         if (attempt > 50) throw error;
@@ -196,4 +186,20 @@ export class Cluster {
     await this.postgres.stop();
     this.scratch.remove();
   }
+}
+
+/** The migration a seed's migrate fault applies: a nullable text column on task. */
+function chaosNote(seed: number): { name: string; column: string; migration: MigrationClass } {
+  const name = `ChaosNote${1_900_000_000_100 + seed}`;
+  const column = `chaos_note_${seed}`;
+  const migration = class {
+    name = name;
+    async up(queryRunner: { query(sql: string): Promise<unknown> }) {
+      await queryRunner.query(`ALTER TABLE "task" ADD "${column}" text`);
+    }
+    async down(queryRunner: { query(sql: string): Promise<unknown> }) {
+      await queryRunner.query(`ALTER TABLE "task" DROP COLUMN "${column}"`);
+    }
+  } as unknown as MigrationClass;
+  return { name, column, migration };
 }
