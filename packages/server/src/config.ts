@@ -13,6 +13,9 @@ const EnvSchema = z.object({
   WALSYNC_DATA_DIR: z.string().optional(),
   WALSYNC_SLOT: z.string().regex(/^[a-z0-9_]{1,63}$/, 'WALSYNC_SLOT must be a lowercase slot name').default('walsync'),
   WALSYNC_MAX_CLOCK_SKEW_MS: z.coerce.number().int().min(0).default(60_000),
+  WALSYNC_SNAPSHOTS_PER_USER: z.coerce.number().int().min(1).default(2),
+  WALSYNC_SNAPSHOTS_PER_PROCESS: z.coerce.number().int().min(1).max(100).default(4),
+  WALSYNC_SNAPSHOT_STALL_MS: z.coerce.number().int().min(1_000).default(30_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -25,6 +28,7 @@ export interface ServerConfig {
   dataDir: string | undefined;
   slotName: string;
   maxClockSkewMs: number;
+  snapshots: { perUser: number; perProcess: number; stallMs: number };
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
   nodeEnv: string | undefined;
 }
@@ -52,6 +56,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     dataDir: values.WALSYNC_DATA_DIR,
     slotName: values.WALSYNC_SLOT,
     maxClockSkewMs: values.WALSYNC_MAX_CLOCK_SKEW_MS,
+    snapshots: { perUser: values.WALSYNC_SNAPSHOTS_PER_USER, perProcess: values.WALSYNC_SNAPSHOTS_PER_PROCESS, stallMs: values.WALSYNC_SNAPSHOT_STALL_MS },
     logLevel: values.LOG_LEVEL,
     nodeEnv: values.NODE_ENV,
   };

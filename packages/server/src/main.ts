@@ -78,6 +78,7 @@ async function main(): Promise<void> {
       jwtSecret: config.jwtSecret,
       slotName: config.slotName,
       maxClockSkewMs: config.maxClockSkewMs,
+      snapshots: config.snapshots,
       log,
       app: flags.demo ? { staticDirs: [path.resolve(__dirname, '../../demo/dist'), path.resolve(__dirname, '../../web/dist')], devLogin: config.nodeEnv !== 'production' } : undefined,
     });

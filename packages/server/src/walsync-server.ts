@@ -9,6 +9,8 @@ import { createMetrics } from './metrics';
 import { Capture } from './replication/capture';
 import { ChangeFeed, type FeedOptions } from './sessions/change-feed';
 import { SyncEndpoint, type SyncEndpointOptions } from './sessions/sync-endpoint';
+import { DEFAULT_SNAPSHOT_LIMITS, type SnapshotLimits, Snapshots } from './sessions/snapshot';
+import { SnapshotGate } from './sessions/snapshot-gate';
 import { WriteService } from './writes/write-service';
 import { checkout, connectionConfig } from './connection';
 import { type DemoAppOptions, registerDemoApp } from './demo/demo-app';
@@ -22,6 +24,8 @@ export interface WalsyncServerOptions {
   maxClockSkewMs: number;
   log: Logger;
   sync?: SyncEndpointOptions;
+  /** How many snapshots run at once, per user and per process, and when a stalled one ends (defaults: DEFAULT_SNAPSHOT_LIMITS). */
+  snapshots?: Partial<SnapshotLimits>;
   feed?: Pick<FeedOptions, 'windowSize'>;
   /** Serve the demo web app at `/` (and the development login when allowed). */
   app?: DemoAppOptions;
@@ -46,11 +50,17 @@ export class WalsyncServer {
     private readonly feed: ChangeFeed,
     private readonly app: FastifyInstance,
     private readonly pool: pg.Pool,
+    private readonly snapshotPool: pg.Pool,
   ) {}
 
   static async start(options: WalsyncServerOptions): Promise<WalsyncServer> {
     const pool = new pg.Pool({ ...connectionConfig(options.databaseUrl, 'walsync-server'), max: 10 });
     pool.on('error', (error) => options.log.warn({ err: error }, 'idle database connection failed'));
+    const limits = { ...DEFAULT_SNAPSHOT_LIMITS, ...options.snapshots };
+    // Snapshots have connections of their own: however many run, hello, acks and /health never wait behind them.
+    const snapshotPool = new pg.Pool({ ...connectionConfig(options.databaseUrl, 'walsync-snapshots'), max: limits.perProcess });
+    snapshotPool.on('error', (error) => options.log.warn({ err: error }, 'idle snapshot connection failed'));
+    const snapshots = new Snapshots(snapshotPool, new SnapshotGate(limits), limits.stallMs);
     const metrics = createMetrics();
     try {
       // The schema the last migration run recorded (a newer build's, when a newer build migrated), else this build's.
@@ -73,7 +83,7 @@ export class WalsyncServer {
       const tokens = new Tokens(options.jwtSecret);
       const feed = new ChangeFeed({ url: options.databaseUrl, log: options.log, ...options.feed });
       await feed.start();
-      const sync = new SyncEndpoint({ pool, feed, tables: () => tables, writes, tokens, log: options.log }, options.sync);
+      const sync = new SyncEndpoint({ pool, snapshots, feed, tables: () => tables, writes, tokens, log: options.log }, options.sync);
       // A migration ran while this process serves: validate, snapshot and offer by the new schema, without a restart.
       feed.on('schema', () => {
         const reloaded = readSchema(pool).then((schema) => {
@@ -89,9 +99,10 @@ export class WalsyncServer {
       sync.attach(app.server);
       await capture.start();
       const address = await app.listen({ port: options.port, host: options.host });
-      return new WalsyncServer(address, capture, writes, tokens, sync, feed, app, pool);
+      return new WalsyncServer(address, capture, writes, tokens, sync, feed, app, pool, snapshotPool);
     } catch (error) {
       await pool.end().catch(() => undefined);
+      await snapshotPool.end().catch(() => undefined);
       throw error;
     }
   }
@@ -104,5 +115,6 @@ export class WalsyncServer {
     await this.capture.stop();
     await this.writes.close();
     await this.pool.end();
+    await this.snapshotPool.end();
   }
 }

@@ -12,7 +12,7 @@ const MAIN = path.join(path.dirname(createRequire(__filename).resolve('@walsync/
 /** A walsync server in this test process (for API-level tests). */
 export function startServer(
   databaseUrl: string,
-  options: { maxClockSkewMs?: number; port?: number } & Pick<WalsyncServerOptions, 'sync' | 'feed' | 'app'> = {},
+  options: { maxClockSkewMs?: number; port?: number } & Pick<WalsyncServerOptions, 'sync' | 'feed' | 'app' | 'snapshots'> = {},
 ): Promise<WalsyncServer> {
   return WalsyncServer.start({
     databaseUrl,
@@ -25,6 +25,7 @@ export function startServer(
     sync: options.sync,
     feed: options.feed,
     app: options.app,
+    snapshots: options.snapshots,
   });
 }
 

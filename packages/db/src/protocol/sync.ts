@@ -98,6 +98,8 @@ export const CloseCodes = {
   handshakeTimeout: 4408,
   /** The client's schema is newer than the server's. */
   schemaAhead: 4409,
+  /** The client stopped reading its snapshot (it may reconnect and resume; the snapshot starts over). */
+  stalled: 4410,
   /** Too many messages, or too many bad ones. */
   flood: 4429,
   /** The server is shutting down (standard "going away"). */

@@ -3,10 +3,24 @@ import type { WebSocket } from 'ws';
 /** Socket bytes waiting to go out above which a session stops producing. */
 const HIGH_WATER = 4 << 20;
 
-/** Waits while the socket has too much queued (a slow client); false once `closed()`. */
-export async function drained(socket: WebSocket, closed: () => boolean): Promise<boolean> {
+/** The client read nothing for longer than it may (see drained). */
+export class Stalled extends Error {}
+
+/**
+ * Waits while the socket has too much queued (a slow client); false once `closed()`. Throws
+ * Stalled when the queue has not gone down for `stallMs`.
+ */
+export async function drained(socket: WebSocket, closed: () => boolean, stallMs = Number.POSITIVE_INFINITY): Promise<boolean> {
+  let lowest = socket.bufferedAmount;
+  let progressAt = Date.now();
   while (socket.bufferedAmount > HIGH_WATER) {
     if (closed()) return false;
+    if (socket.bufferedAmount < lowest) {
+      lowest = socket.bufferedAmount;
+      progressAt = Date.now();
+    } else if (Date.now() - progressAt > stallMs) {
+      throw new Stalled(`the client read nothing for ${stallMs} ms`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
   return !closed();

@@ -1,5 +1,9 @@
-import { type SyncedTable, formatPosition, quoteIdent } from '@walsync/db/server';
+import { CloseCodes, type ServerMessage, type SyncedTable, formatPosition, parsePosition, quoteIdent } from '@walsync/db/server';
 import type pg from 'pg';
+import type { WebSocket } from 'ws';
+import { checkout } from '../connection';
+import { Stalled, drained } from './flow-control';
+import type { SnapshotGate } from './snapshot-gate';
 
 export interface SnapshotPage {
   table: string;
@@ -15,6 +19,10 @@ export interface SnapshotSink {
   page(page: SnapshotPage): Promise<void>;
 }
 
+/** The first page of a table is small; later ones are sized by the rows seen so far. */
+const FIRST_PAGE_ROWS = 100;
+const MAX_PAGE_ROWS = 10_000;
+
 /**
  * A consistent snapshot of some workspaces, tombstones included, in pages. It runs in one
  * REPEATABLE READ transaction; its position is the newest change_history commit that transaction
@@ -23,9 +31,11 @@ export interface SnapshotSink {
  * arrive again as whole-row images, which apply idempotently.)
  *
  * Each table is read by one cursor (a single scan, however large the workspace), as JSON text that
- * goes into the message without being parsed (row_to_json: twice as fast as to_jsonb, same values). Returns the position (an LSN).
+ * goes into the message without being parsed (row_to_json: twice as fast as to_jsonb, same values).
+ * Pages hold about `pageBytes` (the row count follows the rows' size, up to `MAX_PAGE_ROWS`), so a
+ * workspace of large rows costs no more memory per page than one of small rows. Returns the position (an LSN).
  */
-export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[], workspaces: string[], sink: SnapshotSink, pageSize = 10_000): Promise<string> {
+export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[], workspaces: string[], sink: SnapshotSink, pageBytes = 2 << 20): Promise<string> {
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     // Never older than the pruning horizon: with the history pruned empty, 0/0 would send the client straight back to re-snapshot.
@@ -48,15 +58,18 @@ export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[],
         [workspaces],
       );
       let sent = 0;
-      const fetchPage = () => client.query<{ row: string }>(`FETCH ${pageSize} FROM walsync_snapshot`);
+      let rows = FIRST_PAGE_ROWS;
+      const fetchPage = () => client.query<{ row: string }>(`FETCH ${rows} FROM walsync_snapshot`);
       // The next page is read while the current one goes out.
       let next = fetchPage();
       for (;;) {
         const page = await next;
         if (page.rows.length === 0) break;
+        const rowsJson = `[${page.rows.map((row) => row.row).join(',')}]`;
+        rows = Math.max(1, Math.min(MAX_PAGE_ROWS, Math.floor((pageBytes * page.rows.length) / rowsJson.length)));
         next = fetchPage();
         sent += page.rows.length;
-        await sink.page({ table: table.name, rowsJson: `[${page.rows.map((row) => row.row).join(',')}]`, count: page.rows.length, sent, total: total[table.name]! });
+        await sink.page({ table: table.name, rowsJson, count: page.rows.length, sent, total: total[table.name]! });
       }
       await client.query('CLOSE walsync_snapshot');
     }
@@ -65,5 +78,69 @@ export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[],
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
+  }
+}
+
+/** The session a snapshot goes to. */
+export interface SnapshotTarget {
+  userId: string;
+  socket: WebSocket;
+  closed(): boolean;
+  send(message: ServerMessage | string): void;
+  close(code: number, reason: string): void;
+}
+
+export interface SnapshotLimits {
+  /** Snapshots one user may run at once (more wait their turn). */
+  perUser: number;
+  /** Snapshots the process runs at once; also the size of their own connection pool. */
+  perProcess: number;
+  /** A snapshot whose client reads nothing for this long is ended (the client resumes later). */
+  stallMs: number;
+}
+
+export const DEFAULT_SNAPSHOT_LIMITS: SnapshotLimits = { perUser: 2, perProcess: 4, stallMs: 30_000 };
+
+/**
+ * Snapshots for every session of a process, on their own connections: admitted by `gate`, read
+ * from `pool` (sized to the gate, so a snapshot never waits for, nor takes, a connection that
+ * hello, acks, health or writes need), and ended when the client stops reading.
+ */
+export class Snapshots {
+  constructor(
+    private readonly pool: pg.Pool,
+    readonly gate: SnapshotGate,
+    private readonly stallMs: number,
+  ) {}
+
+  /**
+   * Sends a snapshot of `workspaces` (`replace`: it replaces everything the client holds) and
+   * returns its position, or undefined when the client went away or stalled (it is closed then).
+   */
+  async send(target: SnapshotTarget, tables: SyncedTable[], workspaces: string[], replace: boolean): Promise<bigint | undefined> {
+    const release = await this.gate.enter(target.userId, target.closed);
+    if (!release) return undefined;
+    try {
+      const client = await checkout(this.pool);
+      try {
+        const position = await sendSnapshot(client, tables, workspaces, {
+          start: async (at, total) => target.send({ type: 'snapshot_start', position: at, total, workspaces, replace }),
+          page: async (page) => {
+            if (!(await drained(target.socket, target.closed, this.stallMs))) throw new Error('the client went away during the snapshot');
+            target.send(`{"type":"snapshot_batch","table":${JSON.stringify(page.table)},"sent":${page.sent},"total":${page.total},"rows":${page.rowsJson}}`);
+          },
+        });
+        target.send({ type: 'snapshot_end', position });
+        return parsePosition(position);
+      } finally {
+        client.release();
+      }
+    } catch (error) {
+      if (error instanceof Stalled) target.close(CloseCodes.stalled, `the snapshot was not read for ${this.stallMs} ms; reconnect to resume`);
+      if (target.closed()) return undefined;
+      throw error;
+    } finally {
+      release();
+    }
   }
 }

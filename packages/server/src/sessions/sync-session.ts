@@ -14,7 +14,6 @@ import {
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Scope } from '../auth/scope';
-import { checkout } from '../connection';
 import type { WebSocket } from 'ws';
 import { AuthenticationError, type Tokens, atExpiry } from '../auth/tokens';
 import { historyHorizon } from '../history/retention';
@@ -22,10 +21,11 @@ import { WriteRequestError, type WriteService } from '../writes/write-service';
 import { type ChangeFeed, toStreamChange } from './change-feed';
 import { MessageBudget, drained } from './flow-control';
 import { type SchemaOffer, schemaOffer } from './schema-offer';
-import { sendSnapshot } from './snapshot';
+import type { Snapshots } from './snapshot';
 
 export interface SessionDependencies {
   pool: pg.Pool;
+  snapshots: Snapshots;
   feed: ChangeFeed;
   /** The synced tables now (they change when a migration runs). */
   tables(): SyncedTable[];
@@ -252,24 +252,9 @@ export class SyncSession {
   }
 
   /** Sends a snapshot of `workspaces`; `replace` says whether it replaces everything the client has. */
-  private async snapshot(workspaces: string[], replace: boolean): Promise<bigint | undefined> {
-    const client = await checkout(this.deps.pool);
-    try {
-      const position = await sendSnapshot(client, this.deps.tables(), workspaces, {
-        start: async (at, total) => this.send({ type: 'snapshot_start', position: at, total, workspaces, replace }),
-        page: async (page) => {
-          if (!(await drained(this.socket, () => this.state === 'closed'))) throw new Error('the client went away during the snapshot');
-          this.send(`{"type":"snapshot_batch","table":${JSON.stringify(page.table)},"sent":${page.sent},"total":${page.total},"rows":${page.rowsJson}}`);
-        },
-      });
-      this.send({ type: 'snapshot_end', position });
-      return parsePosition(position);
-    } catch (error) {
-      if (this.state !== 'closed') throw error;
-      return undefined;
-    } finally {
-      client.release();
-    }
+  private snapshot(workspaces: string[], replace: boolean): Promise<bigint | undefined> {
+    const target = { userId: this.userId, socket: this.socket, closed: () => this.state === 'closed', send: (message: ServerMessage | string) => this.send(message) };
+    return this.deps.snapshots.send({ ...target, close: (code, reason) => this.close(code, reason) }, this.deps.tables(), workspaces, replace);
   }
 
   /**
