@@ -67,9 +67,12 @@ describe('sync sessions', () => {
 
     const toBob = await bob.next(changesWith('from alice'));
     expect(toBob.changes).toEqual([{ table: 'task', op: 'insert', data: expect.objectContaining({ title: 'from alice' }) }]);
+    // The write's lsn is the position the stream carries it at (the end of its commit record): a
+    // client knows its write has passed once it holds a position at or after it.
+    expect(toBob.position).toBe(applied.lsn);
     const moved = await alice.next((message) => message.type === 'changes' && parsePosition(message.position) >= parsePosition(toBob.position));
     expect(moved.changes).toEqual([]);
-    expect(parsePosition(moved.position)).toBeLessThanOrEqual(parsePosition(applied.lsn));
+    expect(moved.position).toBe(applied.lsn);
     expect(alice.messages.some(changesWith('from alice'))).toBe(false);
   });
 

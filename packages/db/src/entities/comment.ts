@@ -4,7 +4,7 @@ import { SyncedRecord } from './columns';
 import { Task } from './task';
 import { Workspace } from './workspace';
 
-@Synced({ scope: 'workspace_id' })
+@Synced({ scope: 'workspace_id', members: ['author_id'] })
 @Entity('comment')
 @Index('IDX_comment_workspace', ['workspaceId'])
 @Index('IDX_comment_task', ['taskId'])
@@ -15,7 +15,7 @@ export class Comment extends SyncedRecord {
   @Column({ name: 'task_id', type: 'uuid' })
   taskId!: string;
 
-  /** A user id; no foreign key, because users are not synced to clients. */
+  /** A user id; no foreign key, because users are not synced to clients (a member of the row's workspace: see `members`). */
   @Column({ name: 'author_id', type: 'uuid' })
   authorId!: string;
 

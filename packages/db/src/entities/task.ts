@@ -7,7 +7,7 @@ import { Workspace } from './workspace';
 export const TASK_STATUSES = ['todo', 'doing', 'done'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
-@Synced({ scope: 'workspace_id' })
+@Synced({ scope: 'workspace_id', members: ['assignee_id'] })
 @Entity('task')
 @Index('IDX_task_workspace', ['workspaceId'])
 @Index('IDX_task_project', ['projectId'])
@@ -30,7 +30,7 @@ export class Task extends SyncedRecord {
   @Column({ type: 'jsonb', default: () => "'[]'" })
   labels!: string[];
 
-  /** A user id; no foreign key, because users are not synced to clients. */
+  /** A user id; no foreign key, because users are not synced to clients (a member of the row's workspace: see `members`). */
   @Column({ name: 'assignee_id', type: 'uuid', nullable: true })
   assigneeId!: string | null;
 

@@ -46,6 +46,7 @@ export const WRITE_ERROR_CODES = [
   'unknown_column',
   'invalid_value',
   'forbidden_scope',
+  'forbidden_reference',
   'too_large',
   'clock_skew',
   'replayed_change',

@@ -19,6 +19,18 @@ export interface SyncedTable {
   /** The column holding the workspace a row belongs to. */
   scope: string;
   columns: SyncedColumn[];
+  /**
+   * Foreign keys to other synced tables (one column each, to their primary key): a row may only
+   * reference a row of its own workspace.
+   */
+  references?: SyncedReference[];
+  /** Columns holding a user id that must be a member of the row's workspace (e.g. an author). */
+  members?: string[];
+}
+
+export interface SyncedReference {
+  column: string;
+  table: string;
 }
 
 /**

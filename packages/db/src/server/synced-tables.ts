@@ -28,6 +28,14 @@ export function describeSyncedTables(): Promise<SyncedTable[]> {
             hasDefault: column.default !== undefined || column.isGenerated || column.isVersion || column.isCreateDate || column.isUpdateDate,
             ...(column.enum ? { enumName: column.enumName, enumValues: column.enum.map(String) } : {}),
           })),
+          references: metadata.foreignKeys.flatMap((key) => {
+            const target = key.referencedEntityMetadata;
+            const column = key.columns[0]!.databaseName;
+            // The scope column's own key (to the workspace) is checked as membership.
+            if (key.columns.length !== 1 || column === options.scope || !syncOptionsOf(target.target as Function)) return [];
+            return [{ column, table: target.tableName }];
+          }),
+          members: options.members ?? [],
         },
       ];
     });

@@ -234,7 +234,9 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
       if (typeof before === 'string' && before !== change.scope_id) change.old_scope_id = before;
       return true;
     });
-    const commitLsn = formatPosition(parsePosition(message.commitLsn ?? lsn));
+    // A transaction's position is the end of its commit record: what pg_current_wal_insert_lsn() reads
+    // right after COMMIT, so a write's answer (its lsn) and the stream's positions compare.
+    const commitLsn = formatPosition(parsePosition(message.commitEndLsn ?? message.commitLsn ?? lsn));
     const commitNumber = parsePosition(commitLsn).toString();
     const schemaVersion = this.appliedMigrations.at(-1) ?? '';
     const timestamp = microsToIso(open.commitTime);

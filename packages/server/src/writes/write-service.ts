@@ -1,10 +1,11 @@
-import { type ChangeResult, type Row, type SyncedTable, WRITE_LIMITS, type WriteBatchResult, WriteBatchSchema, formatIssues } from '@walsync/db/server';
+import { type ChangeResult, type Row, type SyncedTable, WRITE_LIMITS, type WriteBatchResult, WriteBatchSchema, formatIssues, formatPosition, parsePosition } from '@walsync/db/server';
 import pg from 'pg';
 import { membershipSql } from '../auth/scope';
 import { CLIENT_MESSAGE_PREFIX } from '../history/server-schema';
 import type { Metrics } from '../metrics';
 import { type PreparedChange, prepareChange } from './prepare-change';
-import { type KnownRow, type Receipt, decide, keyOf, lockRows, plan, preparedName, refusal } from './write-statements';
+import { type KnownRow, type Receipt, decide, keyOf, lockRows, movedRow, plan, preparedName, refusal } from './write-statements';
+import { readReferences } from './references';
 import { checkout, connectionConfig } from '../connection';
 
 /** The request as a whole is unusable (its shape, its size, its client id); no change in it was looked at. */
@@ -140,7 +141,7 @@ export class WriteService {
       const byTable = new Map<SyncedTable, PreparedChange[]>();
       for (const change of writable) byTable.set(change.table, [...(byTable.get(change.table) ?? []), change]);
       open = true;
-      const [, , head, ...locked] = await Promise.all([
+      const [, , head, references, ...locked] = await Promise.all([
         client.query('BEGIN'),
         // Foreign keys are deferrable (clients apply batches in any order); here a violation must
         // belong to the change that caused it, so it is checked per statement.
@@ -155,6 +156,7 @@ export class WriteService {
                   (SELECT coalesce(array_agg(workspace_id), '{}') FROM (${membershipSql(3)}) m) AS workspaces`,
           values: [clientId, writable.map((change) => change.changeId), userId],
         }),
+        readReferences(client, writable, this.tables),
         ...[...byTable].map(([table, changes]) => lockRows(client, table, changes)),
       ]);
       const { xid, workspaces } = head.rows[0]!;
@@ -166,10 +168,17 @@ export class WriteService {
         }
       });
       const before = new Map(known);
+      // A row moving to another workspace keeps its references: they must hold there too (a rare extra read).
+      const moves = writable.filter((change) => movedRow(change, known.get(keyOf(change.table, change.key))));
+      if (moves.length > 0) {
+        const kept = await readReferences(client, moves, this.tables, (change) => movedRow(change, known.get(keyOf(change.table, change.key))));
+        for (const [key, scope] of kept.scopes) references.scopes.set(key, scope);
+        for (const member of kept.memberships) references.memberships.add(member);
+      }
 
       // Decide every change in order, as if each earlier one had applied.
       const decided = answers.map((answer) =>
-        'key' in answer ? decide(answer, { clientId, xid, memberOf: new Set(workspaces), known, receipts }) : answer,
+        'key' in answer ? decide(answer, { clientId, xid, memberOf: new Set(workspaces), known, receipts, tables: this.tables, references }) : answer,
       );
 
       // Round trip 2: every statement, then COMMIT and the position the changes commit by.
@@ -188,7 +197,7 @@ export class WriteService {
       const outcomes = await Promise.all(executed);
       await committed;
       open = false;
-      const position = (await lsn).rows[0]!.lsn;
+      const position = formatPosition(parsePosition((await lsn).rows[0]!.lsn));
 
       const failed = outcomes.findIndex((outcome) => !outcome.ok);
       if (failed >= 0) {

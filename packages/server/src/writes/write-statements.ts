@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { castOf, columnMap } from './columns';
 import type { PreparedChange } from './prepare-change';
+import { type ReferenceIndex, refusedReference } from './references';
 
 /**
  * The SQL of the write API, built from decisions: what each change of a batch needs the database
@@ -52,6 +53,11 @@ export interface KnownRow {
   row: Row;
 }
 
+/** The current row of a change that moves it to another workspace (its kept references must follow). */
+export function movedRow(change: PreparedChange, existing: KnownRow | undefined): Row | undefined {
+  return existing && change.scope !== undefined && change.scope !== existing.scope ? existing.row : undefined;
+}
+
 export const keyOf = (table: SyncedTable, values: unknown[]) => `${table.name}:${JSON.stringify(values)}`;
 
 /** What the batch knows while it decides, change by change, as if each earlier one had applied. */
@@ -61,6 +67,9 @@ export interface DecisionState {
   memberOf: Set<string>;
   known: Map<string, KnownRow>;
   receipts: Map<string, Receipt>;
+  tables: Map<string, SyncedTable>;
+  /** The workspaces of the rows the batch references, and the memberships of the users it names. */
+  references: ReferenceIndex;
 }
 
 /** The answer to a change that needs no statement, or the statement that applies (or rejects) it. */
@@ -85,6 +94,10 @@ export function decide(
   if (existing && !state.memberOf.has(String(existing.scope))) return forbidden;
   const scope = change.scope ?? (typeof existing?.scope === 'string' ? existing.scope : undefined);
   if (scope !== undefined && !state.memberOf.has(scope)) return forbidden;
+  if (scope !== undefined) {
+    const refused = refusedReference(change, scope, movedRow(change, existing), state.tables, state.known, state.references);
+    if (refused) return refused;
+  }
 
   const receiptFor = (result: ChangeResult) => ({ result, hash: change.hash });
   if (!existing && change.op === 'update') {
