@@ -15,6 +15,7 @@ export { LocalPostgres, freePort, type LocalPostgresOptions } from './postgres/l
 export { migrationFileName } from './schema/migration';
 export * from './shared';
 export { Synced, syncOptionsOf } from './schema/synced';
+export { TABLE_REFERENCE_END, TABLE_REFERENCE_START, tableReference, withTableReference } from './schema/table-reference';
 export { PUBLICATION, assertCaptureReady, installCapture } from './server/capture';
 export { SCHEMA_CHANNEL, SCHEMA_TABLE, readSchema, storeSchema, type RecordedSchema } from './server/schema-record';
 export { readCatalog, storeCatalog, type CatalogResult } from './server/catalog';

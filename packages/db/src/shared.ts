@@ -13,4 +13,4 @@ export { quoteIdent, quoteLiteral } from './rules/sql';
 export { UUID_PATTERN, formatIssues } from './rules/validation';
 export { HLC_VARIABLES, NODE_ID_PATTERN, hlcAfterPlpgsql, formatHlc, parseHlc, type Hlc } from './schema/hlc';
 export { ExtractedMigrationSchema, migrationChecksum, type ExtractedMigration, type MigrationQuery } from './schema/migration';
-export { SERVER_MANAGED_COLUMNS, type SyncedColumn, type SyncedTable } from './schema/tables';
+export { READ_ONLY_TABLES, SERVER_MANAGED_COLUMNS, type SyncedColumn, type SyncedReference, type SyncedTable } from './schema/tables';

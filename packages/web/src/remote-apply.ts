@@ -184,11 +184,20 @@ export class RemoteApply {
     return result;
   }
 
-  /** The user left a workspace: its rows go (children first). */
-  async removeScope(tx: Transaction, workspaceId: string): Promise<void> {
+  /** The user left a workspace: its rows go (children first), and the unsent writes to them (returned). */
+  async removeScope(tx: Transaction, workspaceId: string): Promise<DroppedWrite[]> {
+    const dropped: DroppedWrite[] = [];
     for (const table of [...this.syncedTables].reverse()) {
+      // Unsent writes to the workspace's rows go with them: the server would refuse them now.
+      const unsent = await tx.query<DroppedWrite>(
+        `DELETE FROM walsync_outbox o USING ${quote(table.name)} t WHERE o.table_name = ${literal(table.name)} AND o.pk = ${this.key(table, 't')} AND t.${quote(table.scope)} = $1
+           RETURNING o.change_id AS "changeId", o.table_name AS "table", o.pk`,
+        [workspaceId],
+      );
+      dropped.push(...unsent.rows);
       await tx.query(`DELETE FROM ${quote(table.name)} WHERE ${quote(table.scope)} = $1`, [workspaceId]);
     }
+    return dropped;
   }
 
   /** After a replacing snapshot: rows the server no longer has (and that have no unsent writes) go. */
@@ -247,4 +256,11 @@ function lastPerKey(table: SyncedTable, rows: Row[]): Row[] {
     if (!kept || !(Number(kept.version) > Number(row.version))) byKey.set(key, row);
   }
   return [...byKey.values()];
+}
+
+/** A local write that was never sent and never will be (its workspace is no longer the user's). */
+export interface DroppedWrite {
+  changeId: string;
+  table: string;
+  pk: Record<string, unknown>;
 }

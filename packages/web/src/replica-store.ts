@@ -12,7 +12,7 @@ import {
   isPosition,
 } from '@walsync/db/browser';
 import { ensureLocalSchema, setState } from './local-schema';
-import { RemoteApply } from './remote-apply';
+import { type DroppedWrite, RemoteApply } from './remote-apply';
 import { SyncClientError } from './types';
 
 /** A local write waiting for the server's answer, as it is pushed. */
@@ -185,15 +185,16 @@ export class ReplicaStore {
     return this.apply.applyChanges(this.db, changes, position);
   }
 
-  /** The user left a workspace: its rows go. */
-  async removeScope(workspaceId: string): Promise<void> {
-    await this.db.transaction(async (tx) => {
+  /** The user left a workspace: its rows go, and the unsent writes to them (returned, to be reported). */
+  async removeScope(workspaceId: string): Promise<DroppedWrite[]> {
+    return this.db.transaction(async (tx) => {
       await tx.exec(`SET LOCAL walsync.applying = 'on'`);
-      await this.apply.removeScope(tx, workspaceId);
+      const dropped = await this.apply.removeScope(tx, workspaceId);
       await tx.query(
         `UPDATE walsync_state SET value = (SELECT coalesce(jsonb_agg(w), '[]')::text FROM jsonb_array_elements_text(value::jsonb) w WHERE w <> $1) WHERE key = 'workspaces'`,
         [workspaceId],
       );
+      return dropped;
     });
   }
 

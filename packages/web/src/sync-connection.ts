@@ -313,8 +313,13 @@ export class SyncConnection {
         this.events.emit('pull:applied', { changes: message.changes.length, position: message.position });
         this.ackWhenStored(message.position);
         return;
-      case 'scope_removed':
-        return this.store.removeScope(message.workspaceId);
+      case 'scope_removed': {
+        const refused = `you are no longer a member of workspace ${message.workspaceId}; this unsent write was dropped with it`;
+        for (const write of await this.store.removeScope(message.workspaceId)) {
+          this.events.emit('conflict', { table: write.table, pk: write.pk, result: { changeId: write.changeId, status: 'error', code: 'forbidden_scope', message: refused } });
+        }
+        return;
+      }
       case 'up_to_date':
         return this.becomeLive();
       case 'resnapshot':
@@ -326,6 +331,7 @@ export class SyncConnection {
         // A refusal is followed by its close code, which reports it once (as `refused`).
         if (message.code === 'unauthenticated' || message.code === 'client_id_taken' || message.code === 'schema_ahead') this.refusal = message.message;
         else this.events.emit('error', new SyncClientError('server_error', `the server answered ${message.code}: ${message.message}`));
+        if (message.requestId) this.push.answered(message.requestId, []); // the push stops; it goes again on the next connection
         return;
       case 'pong':
         return;

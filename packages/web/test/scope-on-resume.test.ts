@@ -64,6 +64,40 @@ describe('a replica resumed after its membership changed offline', () => {
     }
   });
 
+  it('drops an unsent write to a workspace lost while offline, and reports it as refused', async () => {
+    const { db, seed, url } = fixture;
+    const shared = seed.workspaces.shared;
+    const token = await new Tokens(TEST_JWT_SECRET).issue(seed.users.alice);
+    const dataDir = path.join(fixture.scratch.dir, 'alice-offline');
+    await db.query(`INSERT INTO workspace_member (workspace_id, user_id, role) VALUES ($1, $2, 'member') ON CONFLICT DO NOTHING`, [seed.workspaces.other, seed.users.alice]);
+    let alice = await createSyncClient({ url, token, dataDir });
+    await alice.ready;
+    await waitFor('up to date', () => alice.status === 'up-to-date');
+    // Offline (the server is down): alice writes in both workspaces.
+    await fixture.stopServer();
+    const insert = (workspace: string, project: string, title: string) =>
+      alice.db.query<{ id: string }>(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, $3) RETURNING id`, [workspace, project, title]);
+    const [lost] = (await insert(shared, seed.projects.launch, 'written into a workspace alice loses')).rows;
+    await insert(seed.workspaces.other, seed.projects.secret, 'written into a workspace alice keeps');
+    await alice.close();
+    await db.query(`DELETE FROM workspace_member WHERE workspace_id = $1 AND user_id = $2`, [shared, seed.users.alice]);
+    await fixture.startServer();
+
+    alice = await createSyncClient({ url, token, dataDir });
+    const conflicts: Array<{ table: string; pk: Record<string, unknown>; result: { status: string } & Record<string, unknown> }> = [];
+    alice.on('conflict', (conflict) => conflicts.push(conflict as never));
+    try {
+      await waitFor('the kept write to reach the server', async () => (await db.query(`SELECT 1 FROM task WHERE title = 'written into a workspace alice keeps'`)).length === 1);
+      await waitFor('the refusal to be reported', () => conflicts.length === 1);
+      expect(conflicts[0]).toMatchObject({ table: 'task', pk: { id: lost!.id }, result: { status: 'error', code: 'forbidden_scope' } });
+      await waitFor('nothing left to send', async () => (await alice.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM walsync_outbox`)).rows[0]!.n === 0);
+      expect((await alice.db.query(`SELECT 1 FROM task WHERE workspace_id = $1`, [shared])).rows).toEqual([]);
+      expect(await db.query(`SELECT 1 FROM task WHERE title = 'written into a workspace alice loses'`)).toEqual([]);
+    } finally {
+      await alice.close();
+    }
+  });
+
   it('keeps a session whose token expires months ahead (no timer overflow)', async () => {
     const farAhead = Math.floor(Date.now() / 1000) + 90 * 24 * 3600;
     const client = await createSyncClient({ url: fixture.url, token: await new Tokens(TEST_JWT_SECRET).issue(fixture.seed.users.alice, farAhead), dataDir: 'memory://' });

@@ -81,7 +81,8 @@ export const ServerMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('up_to_date'), position: PositionSchema }),
   z.strictObject({ type: z.literal('resnapshot'), reason: z.enum(['history_pruned', 'position_ahead', 'requested', 'schema_reverted']), message: z.string() }),
   z.strictObject({ type: z.literal('write_result'), requestId: z.string(), results: z.array(ChangeResultSchema) }),
-  z.strictObject({ type: z.literal('error'), code: z.enum(SYNC_ERROR_CODES), message: z.string() }),
+  /** `requestId`: the write request an error answers (`write_failed`). */
+  z.strictObject({ type: z.literal('error'), code: z.enum(SYNC_ERROR_CODES), message: z.string(), requestId: z.string().optional() }),
   z.strictObject({ type: z.literal('pong') }),
 ]);
 export type ServerMessage = z.infer<typeof ServerMessageSchema>;

@@ -38,3 +38,6 @@ export interface SyncedReference {
  * tombstone): a client's write never sends them and the server ignores them if it does.
  */
 export const SERVER_MANAGED_COLUMNS = ['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id', 'deleted_at'] as const;
+
+/** Synced tables clients read but may not write: membership is the basis of every access decision. */
+export const READ_ONLY_TABLES: ReadonlySet<string> = new Set(['workspace_member']);

@@ -58,6 +58,8 @@ export class SyncSession {
   private position = 0n;
   /** The newest position this client was told; it may acknowledge up to here. */
   private sentPosition = 0n;
+  /** After a resume, a verify or a snapshot, until the stream reaches the feed's tail (then up_to_date). */
+  private catchingUp = false;
   private pumping = false;
   private pumpAgain = false;
   private advanceTimer: NodeJS.Timeout | undefined;
@@ -235,7 +237,7 @@ export class SyncSession {
     this.position = from;
     this.sentPosition = from;
     this.state = 'live';
-    if (from === this.deps.feed.tail) this.send({ type: 'up_to_date', position: formatPosition(from) });
+    this.catchingUp = true;
     return true;
   }
 
@@ -248,6 +250,7 @@ export class SyncSession {
     this.position = position;
     this.sentPosition = position;
     this.state = 'live';
+    this.catchingUp = true;
     this.pump();
   }
 
@@ -319,6 +322,14 @@ export class SyncSession {
       else this.scheduleIdleAdvance();
       if (membershipChanged) await this.refreshScope();
     }
+    // Caught up after a resume, a verify or a snapshot: the client is told once that it has everything.
+    if (this.catchingUp && this.state === 'live' && this.position >= this.deps.feed.tail && !this.offering) {
+      this.catchingUp = false;
+      clearTimeout(this.advanceTimer);
+      this.advanceTimer = undefined;
+      this.sentPosition = this.position;
+      this.send({ type: 'up_to_date', position: formatPosition(this.position) });
+    }
   }
 
   /** Sends a changes batch at the current position (an empty one just moves the client on). */
@@ -379,7 +390,7 @@ export class SyncSession {
       this.send({ type: 'write_result', requestId, results });
     } catch (error) {
       if (!(error instanceof WriteRequestError)) throw error;
-      this.fail('write_failed', `request ${requestId}: ${error.message}`);
+      this.send({ type: 'error', code: 'write_failed', message: `request ${requestId}: ${error.message}`, requestId });
     }
   }
 }

@@ -1,12 +1,10 @@
-import { SERVER_MANAGED_COLUMNS, type SyncedColumn, type SyncedTable, UUID_PATTERN as UUID, quoteIdent } from '@walsync/db/server';
+import { READ_ONLY_TABLES, SERVER_MANAGED_COLUMNS, type SyncedColumn, type SyncedTable, UUID_PATTERN as UUID, quoteIdent } from '@walsync/db/server';
 
-export { quoteIdent };
+export { READ_ONLY_TABLES, quoteIdent };
 
 /** Columns the server sets itself; a client's values for them are ignored. */
 export const SERVER_MANAGED: ReadonlySet<string> = new Set(SERVER_MANAGED_COLUMNS);
 
-/** Tables clients read but may not write: membership is the basis of every access decision. */
-export const READ_ONLY_TABLES = new Set(['workspace_member']);
 
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$/;
 const MAX_TEXT = 100_000;
