@@ -198,7 +198,7 @@ class MinimalClient {
     return `${String(this.last.wall).padStart(15, '0')}:${String(this.last.counter).padStart(6, '0')}:${this.clientId}`;
   }
 
-  write(requestId: string, changes: Array<{ changeId: string; table: string }>): void {
+  write(requestId: string, changes: Array<{ changeId: string; table: string } & Record<string, unknown>>): void {
     for (const change of changes) this.unanswered.set(change.changeId, change.table);
     this.socket!.send(JSON.stringify({ type: 'write', requestId, changes }));
   }

@@ -191,6 +191,7 @@ describe.each(postgresTargets())('the write API ($name)', (target) => {
     const mine = newTask('mine');
     await write([mine]);
     const [moved] = await write([task(mine.pk.id as string, { workspace_id: seed.workspaces.other })]);
-    expect(moved).toMatchObject({ status: 'error', code: 'forbidden_scope' });
+    // Moving a row of yours out to a workspace you are not in: rejected with the server's row (which stays yours).
+    expect(moved).toMatchObject({ status: 'rejected', reason: 'constraint', row: { id: mine.pk.id, workspace_id: seed.workspaces.shared } });
   });
 });

@@ -229,6 +229,8 @@ export class RemoteApply {
    */
   async settle(db: PGliteInterface, answers: Array<{ changeId: string; table: string; pk: Row; result: ChangeResult }>): Promise<void> {
     const rows = answers.map(({ changeId, table, pk, result }) => {
+      // Outside the user's scope on the server: not the user's data, so the write and its row go (reported as an error event).
+      if (result.status === 'error' && result.code === 'forbidden_scope') return { changeId, table, pk, row: null };
       if (result.status === 'error') return { changeId, error: `${result.code}: ${result.message}` };
       this.table(table);
       return { changeId, table, pk, row: result.row };

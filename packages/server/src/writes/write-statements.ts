@@ -93,7 +93,11 @@ export function decide(
   const forbidden: ChangeResult = { changeId, status: 'error', code: 'forbidden_scope', message: `${table.name} rows are writable only in workspaces you are a member of` };
   if (existing && !state.memberOf.has(String(existing.scope))) return forbidden;
   const scope = change.scope ?? (typeof existing?.scope === 'string' ? existing.scope : undefined);
-  if (scope !== undefined && !state.memberOf.has(scope)) return forbidden;
+  if (scope !== undefined && !state.memberOf.has(scope)) {
+    // A row of yours moved to a workspace you are not in: refused, and the row stays as the server has it.
+    if (existing) return { changeId, status: 'rejected', reason: 'constraint', message: `${table.name} rows may only move to a workspace you are a member of`, row: existing.row };
+    return forbidden;
+  }
   if (scope !== undefined) {
     const refused = refusedReference(change, scope, movedRow(change, existing), state.tables, state.known, state.references);
     if (refused) return refused;

@@ -41,6 +41,7 @@ const statements = {
   },
   delete: (op) => [`DELETE FROM task WHERE id = $1`, [op.id]],
   comment: (op) => [`INSERT INTO comment (id, workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, $4, $5)`, [op.id, op.workspace, op.taskId, op.author, op.body]],
+  move: (op) => [`UPDATE task SET workspace_id = $2, project_id = $3 WHERE id = $1`, [op.id, op.workspace, op.project]],
 };
 
 // Each operation at its time from the run's start; after a restart the missed ones catch up at once.

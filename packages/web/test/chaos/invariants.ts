@@ -31,7 +31,8 @@ function differences(table: string, client: Array<Record<string, unknown>>, serv
  * Returns how many rows were compared.
  */
 export async function checkInvariants(cluster: Cluster, plan: Plan, clients: ChaosClient[]): Promise<number> {
-  const scopeOf = (index: number) => (plan.clients[index]!.user === 'carol' ? plan.fixture.workspaces.own : plan.fixture.workspaces.shared);
+  const { own, shared } = plan.fixture.workspaces;
+  const scopeOf = (index: number) => ({ alice: [shared, own], bob: [shared], carol: [own] })[plan.clients[index]!.user];
   let compared = 0;
   for (const client of clients) {
     const scope = scopeOf(client.index);
@@ -39,7 +40,7 @@ export async function checkInvariants(cluster: Cluster, plan: Plan, clients: Cha
     const deadline = Date.now() + 60_000;
     for (;;) {
       const server: Record<string, Array<Record<string, unknown>>> = {};
-      for (const [table, sql] of Object.entries(rowQueries(`WHERE workspace_id = $1`))) server[table] = await cluster.query(sql, [scope]);
+      for (const [table, sql] of Object.entries(rowQueries(`WHERE workspace_id = ANY($1::uuid[])`))) server[table] = await cluster.query(sql, [scope]);
       const dump = await client.request({ type: 'dump', queries: rowQueries('') }, 'dump', 30_000);
       last = Object.keys(server).flatMap((table) => differences(table, dump.rows[table]!, server[table]!));
       if (dump.outbox !== 0) last.push(`${dump.outbox} changes still in the outbox`);

@@ -101,13 +101,11 @@ async function createFixture(cluster: Cluster, plan: Plan): Promise<void> {
     String(plan.seed),
   ]);
   await cluster.query(`INSERT INTO workspace (id, name) VALUES ($1, 'shared'), ($2, 'own')`, [workspaces.shared, workspaces.own]);
-  await cluster.query(`INSERT INTO workspace_member (workspace_id, user_id, role) VALUES ($1, $2, 'owner'), ($1, $3, 'member'), ($4, $5, 'owner')`, [
-    workspaces.shared,
-    users.alice,
-    users.bob,
-    workspaces.own,
-    users.carol,
-  ]);
+  // alice is also a member of carol's workspace: she may move tasks between the two.
+  await cluster.query(
+    `INSERT INTO workspace_member (workspace_id, user_id, role) VALUES ($1, $2, 'owner'), ($1, $3, 'member'), ($4, $5, 'owner'), ($4, $2, 'member')`,
+    [workspaces.shared, users.alice, users.bob, workspaces.own, users.carol],
+  );
   await cluster.query(`INSERT INTO project (id, workspace_id, name) VALUES ($1, $2, 'shared'), ($3, $4, 'own')`, [projects.shared, workspaces.shared, projects.own, workspaces.own]);
   for (const space of ['shared', 'own'] as const) {
     await cluster.query(`INSERT INTO task (id, workspace_id, project_id, title) SELECT id, $2, $3, 'seeded ' || n FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)`, [
@@ -116,6 +114,11 @@ async function createFixture(cluster: Cluster, plan: Plan): Promise<void> {
       projects[space],
     ]);
   }
+  await cluster.query(`INSERT INTO task (id, workspace_id, project_id, title) SELECT id, $2, $3, 'movable ' || n FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)`, [
+    plan.fixture.movable,
+    workspaces.shared,
+    projects.shared,
+  ]);
   const authors = { shared: users.alice, own: users.carol };
   for (const space of ['shared', 'own'] as const) {
     await cluster.query(`INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'seeded comment')`, [workspaces[space], tasks[space][0], authors[space]]);
@@ -133,6 +136,8 @@ async function applyExternal(cluster: Cluster, plan: Plan, write: ExternalWrite)
     );
   } else if (write.kind === 'update') {
     await cluster.query(`UPDATE task SET title = $2 WHERE id = $1`, [write.id, write.title]);
+  } else if (write.kind === 'move') {
+    await cluster.query(`UPDATE task SET workspace_id = $2, project_id = $3 WHERE id = $1`, [write.id, plan.fixture.workspaces[write.to], plan.fixture.projects[write.to]]);
   } else {
     await cluster.query(`DELETE FROM task WHERE id = $1`, [write.id]);
   }
@@ -167,6 +172,8 @@ async function applyFault(fault: Fault, cluster: Cluster, clients: ChaosClient[]
     }
     case 'migrate':
       return cluster.migrate(plan.seed);
+    case 'lose-membership':
+      return loseMembership(fault, cluster, clients[fault.client]!, relays[fault.client]!, plan);
   }
 }
 
@@ -189,4 +196,28 @@ async function killClient(kind: 'kill-client-mid-apply' | 'kill-client-mid-push'
   await client.kill();
   await client.start();
   return note;
+}
+
+/**
+ * bob leaves `shared` while his client is cut off; it reconnects without it (the workspace must go,
+ * with his unsent writes to it), then he is added back while connected (it must come back whole).
+ */
+async function loseMembership(fault: Extract<Fault, { kind: 'lose-membership' }>, cluster: Cluster, client: ChaosClient, relay: Relay, plan: Plan): Promise<string> {
+  const { workspaces, users } = plan.fixture;
+  relay.cut();
+  await cluster.query(`DELETE FROM workspace_member WHERE workspace_id = $1 AND user_id = $2`, [workspaces.shared, users.bob]);
+  await sleep(fault.forMs);
+  relay.restore();
+  // Whether the client dropped the workspace is what the final check sees of it; give it a moment to.
+  const dropped = await client.exclusive(async () => {
+    for (let waited = 0; waited < 10_000; waited += 200) {
+      if (!client.running) return false;
+      const dump = await client.request({ type: 'dump', queries: { held: `SELECT count(*)::int AS n FROM task WHERE workspace_id = '${workspaces.shared}'` } }, 'dump', 10_000).catch(() => undefined);
+      if (dump && (dump.rows.held![0] as { n: number }).n === 0) return true;
+      await sleep(200);
+    }
+    return false;
+  });
+  await cluster.query(`INSERT INTO workspace_member (workspace_id, user_id, role) VALUES ($1, $2, 'member') ON CONFLICT DO NOTHING`, [workspaces.shared, users.bob]);
+  return dropped ? 'the workspace went while bob was out of it, and came back' : 'the client was down or slow while bob was out of it';
 }

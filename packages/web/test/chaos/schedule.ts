@@ -31,13 +31,17 @@ export interface Fixture {
   projects: { shared: string; own: string };
   /** Tasks that exist before the clients start; comments only go to the first few (external deletes never touch those). */
   tasks: { shared: string[]; own: string[] };
+  /** Tasks that only move between the workspaces (by SQL, and by alice, a member of both, through the write API); seeded in `shared`. */
+  movable: string[];
 }
 
 export type ClientOp =
   | { kind: 'insert'; id: string; title: string; status: Status; position: number; workspace: string; project: string }
   | { kind: 'update'; id: string; title?: string; status?: Status; position?: number }
   | { kind: 'delete'; id: string }
-  | { kind: 'comment'; id: string; taskId: string; body: string; workspace: string; author: string };
+  | { kind: 'comment'; id: string; taskId: string; body: string; workspace: string; author: string }
+  /** Moves a task to another workspace (its project along): a removal for one scope, an insert for the other. */
+  | { kind: 'move'; id: string; workspace: string; project: string };
 
 export type Status = 'todo' | 'doing' | 'done';
 const STATUSES: Status[] = ['todo', 'doing', 'done'];
@@ -50,12 +54,15 @@ export type Fault =
   | { kind: 'kill-leader'; downMs: number }
   | { kind: 'restart-postgres'; immediate: boolean }
   /** `migration:run` of a migration that adds a column to task, while the clients write (every third seed). */
-  | { kind: 'migrate' };
+  | { kind: 'migrate' }
+  /** bob is removed from `shared` while his client is cut off, reconnects without it, and is added back while connected. */
+  | { kind: 'lose-membership'; client: number; forMs: number };
 
 export type ExternalWrite =
   | { kind: 'insert'; ids: string[]; workspace: 'shared' | 'own' }
   | { kind: 'update'; id: string; title: string }
-  | { kind: 'delete'; id: string };
+  | { kind: 'delete'; id: string }
+  | { kind: 'move'; id: string; to: 'shared' | 'own' };
 
 export interface Plan {
   seed: number;
@@ -66,7 +73,7 @@ export interface Plan {
   external: Array<ExternalWrite & { atMs: number }>;
 }
 
-export const FAULT_KINDS: Fault['kind'][] = ['disconnect', 'kill-client-mid-apply', 'kill-client-mid-push', 'kill-server', 'kill-leader', 'restart-postgres', 'migrate'];
+export const FAULT_KINDS: Fault['kind'][] = ['disconnect', 'kill-client-mid-apply', 'kill-client-mid-push', 'kill-server', 'kill-leader', 'restart-postgres', 'migrate', 'lose-membership'];
 
 /** The two extra faults of a seed, by seed: every three consecutive pairs hold all four kinds. */
 const PAIRS = [
@@ -95,6 +102,7 @@ export function makePlan(seed: number, settings: ChaosSettings): Plan {
     workspaces: { shared: uuid(next), own: uuid(next) },
     projects: { shared: uuid(next), own: uuid(next) },
     tasks: { shared: Array.from({ length: 24 }, () => uuid(next)), own: Array.from({ length: 8 }, () => uuid(next)) },
+    movable: [],
   };
   const commentable = { shared: fixture.tasks.shared.slice(0, 4), own: fixture.tasks.own.slice(0, 2) };
   // Ids any client may touch: the seeded tasks and every task a client of the same workspace will insert.
@@ -165,8 +173,36 @@ export function makePlan(seed: number, settings: ChaosSettings): Plan {
       external.push({ kind: 'delete', id, atMs });
     }
   }
+  planMovement(next, settings, fixture, clients, faults, external);
   external.sort((a, b) => a.atMs - b.atMs);
   return { seed, settings, fixture, clients, faults, external };
+}
+
+/**
+ * Scope movement, drawn after everything else (so the rest of a seed's plan stays as it was): three
+ * tasks that move between the workspaces, by SQL and by alice's clients (the write API), and bob
+ * losing and regaining the shared workspace around a network cut.
+ */
+function planMovement(next: () => number, settings: ChaosSettings, fixture: Fixture, clients: Plan['clients'], faults: Plan['faults'], external: Plan['external']): void {
+  fixture.movable = Array.from({ length: 3 }, () => uuid(next));
+  const alices = clients.flatMap((client, index) => (client.user === 'alice' ? [index] : []));
+  for (let i = 0; i < 8; i++) {
+    const atMs = Math.round(next() * settings.durationMs * 0.9);
+    const id = fixture.movable[Math.floor(next() * fixture.movable.length)]!;
+    const to = next() < 0.5 ? 'shared' : 'own';
+    if (i % 2 === 0 || alices.length === 0) {
+      external.push({ kind: 'move', id, to, atMs });
+      continue;
+    }
+    const ops = clients[alices[Math.floor(next() * alices.length)]!]!.ops;
+    const at = ops.findIndex((op) => op.atMs > atMs);
+    ops.splice(at < 0 ? ops.length : at, 0, { kind: 'move', id, workspace: fixture.workspaces[to], project: fixture.projects[to], atMs });
+  }
+  const bob = clients.findIndex((client) => client.user === 'bob');
+  if (bob >= 0) {
+    faults.push({ kind: 'lose-membership', client: bob, forMs: 300 + Math.round(next() * 700), atMs: Math.round(next() * settings.durationMs * 0.75) });
+    faults.sort((a, b) => a.atMs - b.atMs);
+  }
 }
 
 /** The plan in a few lines: what a failure report prints, so the run can be read and replayed. */
