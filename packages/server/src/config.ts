@@ -4,6 +4,12 @@ import { formatIssues } from '@walsync/db/server';
 /** The development JWT secret: fine on a laptop, refused in production. */
 export const DEV_JWT_SECRET = 'walsync-development-secret-do-not-use-in-production';
 
+/** A whole number in [min, max], with a message that names the variable. */
+const wholeNumber = (name: string, min: number, max: number) => {
+  const message = `${name} must be a whole number from ${min} to ${max}`;
+  return z.coerce.number({ error: message }).int(message).min(min, message).max(max, message);
+};
+
 const EnvSchema = z.object({
   DATABASE_URL: z.string().optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -13,9 +19,9 @@ const EnvSchema = z.object({
   WALSYNC_DATA_DIR: z.string().optional(),
   WALSYNC_SLOT: z.string().regex(/^[a-z0-9_]{1,63}$/, 'WALSYNC_SLOT must be a lowercase slot name').default('walsync'),
   WALSYNC_MAX_CLOCK_SKEW_MS: z.coerce.number().int().min(0).default(60_000),
-  WALSYNC_SNAPSHOTS_PER_USER: z.coerce.number().int().min(1).default(2),
-  WALSYNC_SNAPSHOTS_PER_PROCESS: z.coerce.number().int().min(1).max(100).default(4),
-  WALSYNC_SNAPSHOT_STALL_MS: z.coerce.number().int().min(1_000).default(30_000),
+  WALSYNC_SNAPSHOTS_PER_USER: wholeNumber('WALSYNC_SNAPSHOTS_PER_USER', 1, 100).default(2),
+  WALSYNC_SNAPSHOTS_PER_PROCESS: wholeNumber('WALSYNC_SNAPSHOTS_PER_PROCESS', 1, 100).default(4),
+  WALSYNC_SNAPSHOT_STALL_MS: wholeNumber('WALSYNC_SNAPSHOT_STALL_MS', 1_000, 86_400_000).default(30_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

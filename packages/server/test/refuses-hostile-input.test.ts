@@ -208,7 +208,15 @@ describe('hostile input at every boundary', () => {
     { boundary: 'write', input: "an insert into another user's workspace", run: () => expectError(change({ data: { workspace_id: seed.workspaces.other, project_id: seed.projects.secret, title: 'x' } }), 'forbidden_scope', /writable only in workspaces you are a member of/) },
     { boundary: 'write', input: "an update of another workspace's row", run: async () => expectError(change({ op: 'update', pk: { id: carolsTask }, data: { title: 'pwned' } }), 'forbidden_scope', /writable only in workspaces you are a member of/) },
     { boundary: 'write', input: "a delete of another workspace's row", run: async () => expectError(change({ op: 'delete', pk: { id: carolsTask }, data: {} }), 'forbidden_scope', /writable only in workspaces you are a member of/) },
-    { boundary: 'write', input: 'moving a row into another workspace', run: async () => expectError(change({ op: 'update', pk: { id: sharedTask }, data: { workspace_id: seed.workspaces.other } }), 'forbidden_scope', /writable only in workspaces you are a member of/) },
+    {
+      boundary: 'write',
+      input: 'moving a row into another workspace',
+      run: async () => {
+        const [result] = await write([change({ op: 'update', pk: { id: sharedTask }, data: { workspace_id: seed.workspaces.other } })]);
+        expect(result).toMatchObject({ status: 'rejected', reason: 'constraint', message: expect.stringMatching(/may only move to a workspace you are a member of/), row: { workspace_id: seed.workspaces.shared } });
+      },
+    },
+    { boundary: 'write', input: 'a comment on a task of another workspace', run: async () => expectError(change({ table: 'comment', data: { workspace_id: seed.workspaces.shared, task_id: carolsTask, author_id: seed.users.alice, body: 'x' } }), 'forbidden_reference', /task_id must name a task of this row's workspace/) },
     {
       boundary: 'write',
       input: 'a change id replayed with other content',
@@ -286,6 +294,7 @@ describe('hostile input at every boundary', () => {
     { boundary: 'configuration', input: 'production without a JWT secret', run: async () => { const r = startServerWith({ NODE_ENV: 'production', WALSYNC_JWT_SECRET: undefined }); expect(r.code).toBe(1); expect(r.output).toMatch(/WALSYNC_JWT_SECRET must be set when NODE_ENV=production/); } },
     { boundary: 'configuration', input: 'production with the development JWT secret', run: async () => { const r = startServerWith({ NODE_ENV: 'production', WALSYNC_JWT_SECRET: DEV_JWT_SECRET }); expect(r.code).toBe(1); expect(r.output).toMatch(/development JWT secret is refused/); } },
     { boundary: 'configuration', input: 'a database URL of another scheme', run: async () => { const r = startServerWith({ DATABASE_URL: 'mysql://root:hunter2secret@127.0.0.1/app' }); expect(r.code).toBe(1); expect(r.output).toMatch(/unsupported scheme mysql/); expect(r.output).not.toContain('hunter2secret'); } },
+    { boundary: 'configuration', input: 'no snapshot allowed at all', run: async () => { const r = startServerWith({ WALSYNC_SNAPSHOTS_PER_PROCESS: '0' }); expect(r.code).toBe(1); expect(r.output).toMatch(/WALSYNC_SNAPSHOTS_PER_PROCESS must be a whole number from 1 to 100/); } },
     { boundary: 'configuration', input: 'an unknown command-line flag', run: async () => { const r = startServerWith({}, ['--drop-everything']); expect(r.code).toBe(1); expect(r.output).toMatch(/bad arguments: unknown option '--drop-everything'/); } },
   ];
 
