@@ -49,6 +49,15 @@ export async function checkInvariants(cluster: Cluster, plan: Plan, clients: Cha
         break;
       }
       if (Date.now() > deadline) {
+        // Where a missing or different row went wrong: is it in change_history, and at which positions?
+        const ids = [...new Set(last.flatMap((line) => /^(?:task|comment) ([0-9a-f-]{36})/.exec(line)?.[1] ?? []))].slice(0, 5);
+        const history = await cluster.query<{ id: string; entries: string }>(
+          `SELECT coalesce(data->>'id', old_data->>'id') AS id, string_agg(operation || '@' || lsn || '/' || coalesce(client_id, 'sql') || '/' || coalesce(scope_id::text, ''), ', ' ORDER BY commit_lsn, op_index) AS entries
+             FROM change_history WHERE coalesce(data->>'id', old_data->>'id') = ANY($1) GROUP BY 1`,
+          [ids],
+        );
+        const sent = await cluster.query<{ acked: string | null }>(`SELECT acked_position AS acked FROM sync_client WHERE client_id = $1`, [client.clientId]);
+        last.unshift(...history.map((row) => `history of ${row.id}: ${row.entries}`), `client ${client.clientId} acked ${sent[0]?.acked ?? "nothing"}`);
         throw new Error(`client ${client.index} (${client.clientId}, ${dump.status}) diverged from the server after 60 s of quiet:\n${last.slice(0, 12).join('\n')}${last.length > 12 ? `\n… ${last.length - 12} more` : ''}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 200));
