@@ -81,7 +81,7 @@ export class WalsyncServer {
         onConnectionError: (error) => options.log.warn({ err: error }, 'idle write connection failed'),
       });
       const tokens = new Tokens(options.jwtSecret);
-      const feed = new ChangeFeed({ url: options.databaseUrl, log: options.log, ...options.feed });
+      const feed = new ChangeFeed({ url: options.databaseUrl, log: options.log, slotName: options.slotName, ...options.feed });
       await feed.start();
       const sync = new SyncEndpoint({ pool, snapshots, feed, tables: () => tables, writes, tokens, log: options.log }, options.sync);
       // A migration ran while this process serves: validate, snapshot and offer by the new schema, without a restart.

@@ -76,6 +76,20 @@ describe('sync sessions', () => {
     expect(alice.messages.some(changesWith('from alice'))).toBe(false);
   });
 
+  it("tells a writer a position at or after its write's lsn, also when other WAL follows the commit", async () => {
+    const alice = await connect('alice', 'alice-busy');
+    const written = parsePosition(((await insertTask(alice, 'alice-busy', 'then other work')).results[0] as { lsn: string }).lsn);
+    // Other work writes WAL right after (app_user is not synced), as it may between a write's COMMIT
+    // and the reading of its lsn: an lsn read now lies past the write's own position.
+    for (let i = 0; i < 3; i++) await db.query(`INSERT INTO app_user (email, name) VALUES ($1, 'noise')`, [`noise-${randomUUID()}@demo.test`]);
+    const [{ lsn }] = (await db.query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)) as [{ lsn: string }];
+    const later = parsePosition(lsn);
+    expect(later).toBeGreaterThan(written);
+    // No synced commit follows, yet the writer's position reaches it.
+    const reached = await alice.next((message) => (message.type === 'changes' || message.type === 'up_to_date') && parsePosition(message.position) >= later, 10_000);
+    expect(parsePosition(reached.position)).toBeGreaterThanOrEqual(later);
+  });
+
   it('keeps workspaces apart: carol never sees the shared workspace, in the snapshot, live, on verify or on resume', async () => {
     const carol = await connect('carol', 'carol-1');
     const snapshotRows = carol.messages.filter((message) => message.type === 'snapshot_batch').flatMap((message) => message.rows);

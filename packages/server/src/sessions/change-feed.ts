@@ -22,6 +22,8 @@ export interface FeedEntry {
 export interface FeedOptions {
   url: string;
   log: Logger;
+  /** The replication slot whose confirmed position says how far change_history is complete. */
+  slotName: string;
   /** How many recent entries stay in memory for sessions that are caught up. */
   windowSize?: number;
   /** A poll when no NOTIFY arrived (a lost notification, a restarted listener). */
@@ -50,13 +52,19 @@ function toEntry(row: Record<string, any>): FeedEntry {
  * a client is. Rows arrive in whole transactions, in commit order.
  *
  * @example
- *   const feed = new ChangeFeed({ url, log });
+ *   const feed = new ChangeFeed({ url, log, slotName: 'walsync' });
  *   await feed.start();
  *   feed.on('advanced', () => sessions.forEach((session) => session.pump()));
  */
 export class ChangeFeed extends EventEmitter<{ advanced: [bigint]; schema: [string] }> {
   /** Commit LSN of the newest whole transaction read. */
   tail = 0n;
+  /**
+   * How far change_history is known complete: every transaction that ends at or before it has been
+   * read (the slot's confirmed position, which capture moves only after storing; at least `tail`).
+   * Past the last commit when other WAL followed it, e.g. a write's `lsn` read after its COMMIT.
+   */
+  captured = 0n;
   /** Entries with a commit LSN above this are all in `window`. */
   private windowStart = 0n;
   private window: FeedEntry[] = [];
@@ -79,6 +87,7 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint]; schema: [stri
   async start(): Promise<void> {
     const result = await this.reader.query<{ tail: string | null }>(`SELECT max(commit_lsn)::text AS tail FROM change_history`);
     this.tail = BigInt(result.rows[0]!.tail ?? 0);
+    this.captured = this.tail;
     this.windowStart = this.tail;
     await this.listen();
     this.timer = setInterval(() => this.poll(), this.options.pollIntervalMs ?? 500);
@@ -93,7 +102,12 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint]; schema: [stri
   }
 
   get tailPosition(): string {
-    return formatPosition(this.tail);
+    return formatPosition(this.known);
+  }
+
+  /** The furthest position a client may hold: the last commit read, or what capture confirmed past it. */
+  get known(): bigint {
+    return this.captured > this.tail ? this.captured : this.tail;
   }
 
   /** LISTENs for the replicator's wake-ups; a lost listener is replaced (polling covers the gap). */
@@ -133,6 +147,8 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint]; schema: [stri
       try {
         do {
           this.pollAgain = false;
+          // Read before the rows: whatever ends at or before it was committed to change_history before the slot moved.
+          const confirmed = await this.confirmedPosition();
           const { entries, upTo } = await this.query(this.tail, undefined, READ_LIMIT);
           if (upTo > this.tail) {
             this.window.push(...entries);
@@ -141,6 +157,11 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint]; schema: [stri
             this.emit('advanced', this.tail);
             if (entries.length >= READ_LIMIT) this.pollAgain = true;
           }
+          const complete = [this.tail, confirmed].reduce((a, b) => (b > a ? b : a));
+          if (entries.length < READ_LIMIT && complete > this.captured) {
+            this.captured = complete;
+            if (complete > this.tail) this.emit('advanced', this.tail);
+          }
         } while (this.pollAgain && !this.stopped);
       } catch (error) {
         this.options.log.warn({ err: error }, 'reading change_history failed; retrying');
@@ -148,6 +169,21 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint]; schema: [stri
         this.polling = undefined;
       }
     })();
+  }
+
+  /** Reads what is new now and resolves when done (a resume that names a position this process has not seen yet). */
+  async refresh(): Promise<void> {
+    this.poll();
+    await this.polling;
+    if (this.pollAgain) await this.refresh();
+  }
+
+  private async confirmedPosition(): Promise<bigint> {
+    const result = await this.reader.query<{ confirmed: string | null }>(
+      `SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1`,
+      [this.options.slotName],
+    );
+    return BigInt(result.rows[0]?.confirmed ?? 0);
   }
 
   private trimWindow(): void {

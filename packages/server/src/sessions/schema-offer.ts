@@ -1,4 +1,4 @@
-import type { ExtractedMigration } from '@walsync/db/server';
+import type { ExtractedMigration, ServerMessage } from '@walsync/db/server';
 
 /** What a client at `clientSchema` is offered: the migrations it lacks, or a roll-back of reverted ones first. */
 export interface SchemaOffer {
@@ -25,4 +25,11 @@ export async function schemaOffer(catalog: ExtractedMigration[], revertedMigrati
   // The client's migrations up to the reverted ones are in the catalog; it skips those it applied.
   if (reverted.includes(clientSchema)) return { ahead: false, migrations: catalog, revert: reverted };
   return { ahead: true, migrations: [] };
+}
+
+/** The `welcome` that tells a client the server's schema (the catalog's last) and its offer. */
+export function welcomeMessage(session: { userId: string; clientId: string; workspaces: Iterable<string> }, catalog: ExtractedMigration[], offer: SchemaOffer): ServerMessage {
+  const { userId, clientId, workspaces } = session;
+  const revert = offer.revert ? { revert: offer.revert } : {};
+  return { type: 'welcome', userId, clientId, schemaVersion: catalog.at(-1)?.name ?? '', migrations: offer.migrations, ...revert, workspaces: [...workspaces] };
 }

@@ -20,7 +20,7 @@ import { historyHorizon } from '../history/retention';
 import { WriteRequestError, type WriteService } from '../writes/write-service';
 import { type ChangeFeed, toStreamChange } from './change-feed';
 import { MessageBudget, drained } from './flow-control';
-import { type SchemaOffer, schemaOffer } from './schema-offer';
+import { type SchemaOffer, schemaOffer, welcomeMessage } from './schema-offer';
 import type { Snapshots } from './snapshot';
 
 export interface SessionDependencies {
@@ -43,6 +43,8 @@ type State = 'handshake' | 'hydrating' | 'live' | 'closed';
 /** A client that sees nothing of its own scope still hears its position move, at most this often. */
 const IDLE_ADVANCE_MS = 1_000;
 const MAX_BAD_MESSAGES = 20;
+/** How long after its own writes a client's position follows capture's confirmed position. */
+const FOLLOW_CAPTURE_MS = 3_000;
 
 /**
  * One connected client: handshake (token, schema), hydration from a consistent snapshot, then
@@ -58,6 +60,8 @@ export class SyncSession {
   private position = 0n;
   /** The newest position this client was told; it may acknowledge up to here. */
   private sentPosition = 0n;
+  /** Until when the position follows capture past the last commit (after the client's own writes). */
+  private followCaptureUntil = 0;
   /** After a resume, a verify or a snapshot, until the stream reaches the feed's tail (then up_to_date). */
   private catchingUp = false;
   private pumping = false;
@@ -225,7 +229,9 @@ export class SyncSession {
    * position cannot be served (false).
    */
   private async resume(from: bigint): Promise<boolean> {
-    if (from > this.deps.feed.tail) {
+    // Another process may have told the client a position this one has not read yet.
+    if (from > this.deps.feed.known) await this.deps.feed.refresh();
+    if (from > this.deps.feed.known) {
       await this.hydrate('position_ahead', `position ${formatPosition(from)} is ahead of this server's history (${this.deps.feed.tailPosition})`);
       return false;
     }
@@ -288,15 +294,7 @@ export class SyncSession {
   /** Tells the client the server's schema and what to apply (or roll back) to reach it. */
   private welcome(catalog: ExtractedMigration[], offer: SchemaOffer): void {
     this.clientSchema = catalog.at(-1)?.name ?? null;
-    this.send({
-      type: 'welcome',
-      userId: this.userId,
-      clientId: this.clientId,
-      schemaVersion: this.clientSchema ?? '',
-      migrations: offer.migrations,
-      ...(offer.revert ? { revert: offer.revert } : {}),
-      workspaces: [...this.scope.workspaces],
-    });
+    this.send(welcomeMessage({ userId: this.userId, clientId: this.clientId, workspaces: this.scope.workspaces }, catalog, offer));
   }
 
   private async pumpLoop(): Promise<void> {
@@ -311,6 +309,7 @@ export class SyncSession {
         if (this.scope.isOwnMembership(entry)) membershipChanged = true;
         if (entry.clientId === this.clientId) {
           ownChanges = true;
+          this.followCaptureUntil = Date.now() + FOLLOW_CAPTURE_MS;
           continue;
         }
         // A row moved away from the scope is a removal; a membership row of a workspace not (yet) in scope only moves the scope.
@@ -322,22 +321,24 @@ export class SyncSession {
       else this.scheduleIdleAdvance();
       if (membershipChanged) await this.refreshScope();
     }
+    if (this.state !== 'live' || this.offering || this.position < this.deps.feed.tail) return;
+    // After the client's own writes the position follows capture past the last commit for a moment, so
+    // that it reaches the `lsn` their answers carry (read after COMMIT, it may lie past the commit).
+    const following = this.followCaptureUntil > Date.now() && this.deps.feed.captured > this.position;
+    if (following) this.position = this.deps.feed.captured;
     // Caught up after a resume, a verify or a snapshot: the client is told once that it has everything.
-    if (this.catchingUp && this.state === 'live' && this.position >= this.deps.feed.tail && !this.offering) {
-      this.catchingUp = false;
-      clearTimeout(this.advanceTimer);
-      this.advanceTimer = undefined;
-      this.sentPosition = this.position;
-      this.send({ type: 'up_to_date', position: formatPosition(this.position) });
-    }
+    if (this.catchingUp) this.tell([], 'up_to_date');
+    else if (following) this.tell([]);
+    this.catchingUp = false;
   }
 
-  /** Sends a changes batch at the current position (an empty one just moves the client on). */
-  private tell(changes: StreamChange[]): void {
+  /** Sends a changes batch at the current position (an empty one just moves the client on), or up_to_date. */
+  private tell(changes: StreamChange[], type: 'changes' | 'up_to_date' = 'changes'): void {
     clearTimeout(this.advanceTimer);
     this.advanceTimer = undefined;
     this.sentPosition = this.position;
-    this.send({ type: 'changes', position: formatPosition(this.position), changes });
+    const position = formatPosition(this.position);
+    this.send(type === 'changes' ? { type, position, changes } : { type, position });
   }
 
   private scheduleIdleAdvance(): void {
