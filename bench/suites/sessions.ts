@@ -195,5 +195,73 @@ export async function sessionFigures(): Promise<Figure[]> {
     socket.close();
     figures.push({ issue: 4, name: 'hydration of 100,000 rows to one bare client', value: rows / seconds, unit: 'rows/s', goal: '>= 50000', note: `${rows} rows (tasks and the rest of the workspace), parsed by the client` });
   });
+  figures.push(...(await fairShareFigures(tokens)));
   return figures;
+}
+
+/**
+ * Issue #15: while 12 sockets of one user hold unread snapshots of ~21 MB each (360 tasks with
+ * 60 KB titles, a comment on each), what another user waits for: hello → welcome → their whole
+ * snapshot, GET /health and a one-change POST /changes (20 of each, in turn).
+ */
+async function fairShareFigures(tokens: Tokens): Promise<Figure[]> {
+  return withServer(async ({ db, serverUrl }) => {
+    const { users, workspaces, projects } = await seed(db, 2, 2);
+    const [hostileUser, normalUser] = users as [string, string];
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, repeat(md5(g::text), 1875) FROM generate_series(1, 360) g`, [workspaces[0], projects[0].id]);
+    await db.query(`INSERT INTO comment (workspace_id, task_id, author_id, body) SELECT workspace_id, id, $2, 'seen' FROM task WHERE workspace_id = $1`, [workspaces[0], hostileUser]);
+    const hostileToken = await tokens.issue(hostileUser);
+    const silent: WebSocket[] = [];
+    for (let i = 0; i < 12; i++) {
+      const socket = new WebSocket(`${serverUrl.replace('http', 'ws')}/sync`);
+      await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+      socket.send(JSON.stringify({ type: 'hello', protocol: 1, token: hostileToken, clientId: `hostile-${i}`, schemaVersion: null, position: null }));
+      // Stop reading: the kernel's buffers fill, then the server's.
+      (socket as unknown as { _socket: { pause(): void } })._socket.pause();
+      silent.push(socket);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const token = await tokens.issue(normalUser);
+    const timings = { hello: [] as number[], health: [] as number[], write: [] as number[] };
+    const writeOne = (() => {
+      let wall = Date.now();
+      return () => ({
+        changeId: crypto.randomUUID(),
+        table: 'task',
+        op: 'insert',
+        pk: { id: crypto.randomUUID() },
+        data: { workspace_id: workspaces[1], project_id: projects[1].id, title: 'fair' },
+        hlc: `${String(++wall).padStart(15, '0')}:000000:normal`,
+      });
+    })();
+    for (let i = 0; i < 20; i++) {
+      let started = performance.now();
+      const socket = new WebSocket(`${serverUrl.replace('http', 'ws')}/sync`);
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.on('message', (data) => JSON.parse(data.toString()).type === 'snapshot_end' && resolve());
+        socket.once('open', () => socket.send(JSON.stringify({ type: 'hello', protocol: 1, token, clientId: `normal-${i}`, schemaVersion: null, position: null })));
+      });
+      timings.hello.push(performance.now() - started);
+      socket.close();
+      started = performance.now();
+      await (await fetch(`${serverUrl}/health`)).json();
+      timings.health.push(performance.now() - started);
+      started = performance.now();
+      const response = await fetch(`${serverUrl}/changes`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ clientId: 'normal', changes: [writeOne()] }),
+      });
+      await response.json();
+      timings.write.push(performance.now() - started);
+    }
+    for (const socket of silent) socket.terminate();
+    const note = (values: number[]) => `max ${Math.max(...values).toFixed(1)} ms of 20, while 12 sockets of another user hold unread ~21 MB snapshots`;
+    return [
+      { issue: 15, name: "another user's hello → welcome → whole snapshot, p50, under a snapshot flood", value: median(timings.hello), unit: 'ms', goal: '<= 1000', note: note(timings.hello) },
+      { issue: 15, name: 'GET /health, p50, under a snapshot flood', value: median(timings.health), unit: 'ms', goal: '<= 1000', note: note(timings.health) },
+      { issue: 15, name: 'POST /changes (one change), p50, under a snapshot flood', value: median(timings.write), unit: 'ms', goal: '<= 1000', note: note(timings.write) },
+    ];
+  });
 }
