@@ -7,6 +7,7 @@ export { WalsyncError, isWalsyncError, messageOf, type WalsyncErrorCode } from '
 export * from './protocol/sync';
 export * from './protocol/writes';
 export { type Position, PositionSchema, comparePositions, formatPosition, isPosition, parsePosition } from './rules/position';
+export { COLUMN_CLOCKS, type ColumnMerge, clockedColumns, mergeColumns } from './rules/column-clocks';
 export { sha256Hex } from './rules/digest';
 export { retryDelay, type RetryPolicy } from './rules/retry';
 export { quoteIdent, quoteLiteral } from './rules/sql';

@@ -111,7 +111,7 @@ describe('extracted migration files and the server catalog', () => {
     const added = { ...extracted[0]!, name: 'Later9999999999999', timestamp: 9999999999999 };
     const attempt = storeCatalog(client, [changed, added]);
     await expect(attempt).rejects.toSatisfy((error: unknown) => isWalsyncError(error, 'CATALOG_CHECKSUM'));
-    const rows = await client.query(`SELECT "migrationName", checksum FROM client_migration ORDER BY 1`);
+    const rows = await client.query(`SELECT "migrationName", checksum FROM client_migration ORDER BY "timestamp"`);
     expect(rows.rows).toEqual(extracted.map((m) => ({ migrationName: m.name, checksum: m.checksum })));
   });
 });

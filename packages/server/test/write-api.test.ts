@@ -120,7 +120,7 @@ describe.each(postgresTargets())('the write API ($name)', (target) => {
     expect(aSecond).toMatchObject({ status: 'rejected', reason: 'stale' });
   });
 
-  it('stores deletes as tombstones that beat older writes, and lets a newer write bring the row back', async () => {
+  it('stores deletes as tombstones that beat older writes, and lets a newer insert bring the row back', async () => {
     const created = newTask('doomed');
     await write([created]);
     const id = created.pk.id as string;
@@ -129,8 +129,12 @@ describe.each(postgresTargets())('the write API ($name)', (target) => {
     expect(deleted).toMatchObject({ status: 'applied', row: { id, deleted_at: expect.any(String) } });
     expect((await row(id)).deleted_at).not.toBeNull();
 
+    // An older edit cannot bring the row back: it sets its column (every replica holds the same) and the row stays deleted.
     const [older] = await write([task(id, { title: 'too late' }, 'update', beforeDelete)]);
-    expect(older).toMatchObject({ status: 'rejected', reason: 'stale', row: { deleted_at: expect.any(String) } });
+    expect(older).toMatchObject({ status: 'applied', columns: { applied: ['title'], lost: [] }, row: { title: 'too late', deleted_at: expect.any(String) } });
+    // An older delete loses to the one there.
+    const [again] = await write([task(id, {}, 'delete', beforeDelete)]);
+    expect(again).toMatchObject({ status: 'rejected', reason: 'stale', columns: { lost: ['deleted_at'] } });
 
     const [revived] = await write([task(id, { workspace_id: seed.workspaces.shared, project_id: seed.projects.launch, title: 'back' }, 'insert')]);
     expect(revived).toMatchObject({ status: 'applied', row: { title: 'back', deleted_at: null } });

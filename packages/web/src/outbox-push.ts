@@ -83,7 +83,9 @@ export class OutboxPush {
       const count = (status: ChangeResult['status']) => results.filter((result) => result.status === status).length;
       this.events.emit('push', { sent: sent.length, applied: count('applied'), rejected: count('rejected'), errors: count('error') });
       results.forEach((result, index) => {
-        if (result.status === 'rejected') this.events.emit('conflict', { table: sent[index]!.table, pk: sent[index]!.pk, result });
+        // A write that lost some of its columns to later writes, or landed on a row deleted meanwhile, is a conflict too.
+        const lostSome = result.status === 'applied' && ((result.columns?.lost.length ?? 0) > 0 || (sent[index]!.op !== 'delete' && result.row?.deleted_at != null));
+        if (result.status === 'rejected' || lostSome) this.events.emit('conflict', { table: sent[index]!.table, pk: sent[index]!.pk, result });
       });
       results.forEach((result, index) => {
         if (result.status === 'error') this.events.emit('error', new Error(`change ${sent[index]!.changeId} was refused: ${result.code}: ${result.message}`));

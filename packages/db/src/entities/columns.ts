@@ -13,12 +13,20 @@ export abstract class Timestamped {
 }
 
 /**
- * The sync columns: the hybrid logical clock of the last write, the client that made it
- * (NULL for writes from outside walsync) and the tombstone.
+ * The sync columns: the hybrid logical clock of the last write, the clocks of the columns last
+ * written earlier, the client that made the last write (NULL for writes from outside walsync) and
+ * the tombstone.
  */
 export abstract class SyncColumns extends Timestamped {
   @Column({ type: 'text', nullable: true })
   hlc!: string | null;
+
+  /**
+   * The HLC of the last write of each column, where it differs from `hlc` (see rules/column-clocks.ts).
+   * NULL reads as `{}` (every column at `hlc`): rows from before the column, e.g. in older history.
+   */
+  @Column({ name: 'column_hlcs', type: 'jsonb', nullable: true, default: () => "'{}'" })
+  columnHlcs!: Record<string, string> | null;
 
   @Column({ name: 'origin_client_id', type: 'text', nullable: true })
   originClientId!: string | null;

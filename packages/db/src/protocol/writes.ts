@@ -61,6 +61,9 @@ export type Row = z.infer<typeof RowSchema>;
 export const REJECT_REASONS = ['stale', 'not_found', 'constraint'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
+/** Which written columns a change won and lost (column-level last-writer-wins, rules/column-clocks.ts). */
+export const ColumnOutcomeSchema = z.strictObject({ applied: z.array(z.string()), lost: z.array(z.string()) });
+
 /** The server's answer to one change. */
 export const ChangeResultSchema = z.union([
   z.strictObject({
@@ -72,8 +75,18 @@ export const ChangeResultSchema = z.union([
     row: RowSchema.nullable(),
     /** Set when this answers a retry of a change already applied. */
     duplicate: z.literal(true).optional(),
+    /** Column by column: the written columns that took this change's values, and those a later write holds (their values are in `row`). */
+    columns: ColumnOutcomeSchema.optional(),
   }),
-  z.strictObject({ changeId: z.string(), status: z.literal('rejected'), reason: z.enum(REJECT_REASONS), message: z.string(), row: RowSchema.nullable() }),
+  z.strictObject({
+    changeId: z.string(),
+    status: z.literal('rejected'),
+    reason: z.enum(REJECT_REASONS),
+    message: z.string(),
+    row: RowSchema.nullable(),
+    /** For `stale`: every written column lost to a later write. */
+    columns: ColumnOutcomeSchema.optional(),
+  }),
   z.strictObject({ changeId: z.string(), status: z.literal('error'), code: z.enum(WRITE_ERROR_CODES), message: z.string() }),
 ]);
 export type ChangeResult = z.infer<typeof ChangeResultSchema>;

@@ -34,10 +34,10 @@ export interface SyncedReference {
 }
 
 /**
- * The columns the sync machinery sets on every synced row (timestamps, version, clock, origin,
- * tombstone): a client's write never sends them and the server ignores them if it does.
+ * The columns the sync machinery sets on every synced row (timestamps, version, clock, column
+ * clocks, origin, tombstone): a client's write never sends them and the server ignores them if it does.
  */
-export const SERVER_MANAGED_COLUMNS = ['created_at', 'updated_at', 'version', 'hlc', 'origin_client_id', 'deleted_at'] as const;
+export const SERVER_MANAGED_COLUMNS = ['created_at', 'updated_at', 'version', 'hlc', 'column_hlcs', 'origin_client_id', 'deleted_at'] as const;
 
 /** Synced tables clients read but may not write: membership is the basis of every access decision. */
 export const READ_ONLY_TABLES: ReadonlySet<string> = new Set(['workspace_member']);

@@ -6,6 +6,9 @@ import type { SyncedTable } from '../schema/tables';
 import { TYPEORM_MIGRATIONS_TABLE } from './data-source';
 import { SCHEMA_TABLE, createSchemaTable } from './schema-record';
 
+/** Columns whose change is not a write of the row's data (the stamp sets them). */
+const UNCLOCKED = ['created_at', 'updated_at', 'version', 'hlc', 'column_hlcs', 'origin_client_id'];
+
 /** The publication the replicator reads: every synced table, TypeORM's migrations table (its rows mark schema versions in WAL order) and walsync_schema (the synced tables a migration run recorded). */
 export const PUBLICATION = 'walsync';
 
@@ -30,6 +33,9 @@ export async function installCapture(client: pg.ClientBase, tables: SyncedTable[
     CREATE OR REPLACE FUNCTION walsync_stamp_row() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
       previous text;
+      old_row jsonb;
+      new_row jsonb;
+      clocks jsonb;
       ${HLC_VARIABLES}
     BEGIN
       IF TG_OP = 'UPDATE' THEN
@@ -41,6 +47,19 @@ export async function installCapture(client: pg.ClientBase, tables: SyncedTable[
         previous := CASE WHEN TG_OP = 'UPDATE' THEN OLD.hlc END;
         ${hlcAfterPlpgsql('previous', "'server'", 'NEW.hlc')}
         NEW.origin_client_id := NULL;
+        -- Column clocks (where the schema has them): what the statement changed is written at NEW.hlc,
+        -- every other column keeps the clock it had (rules/column-clocks.ts).
+        IF TG_OP = 'UPDATE' AND to_jsonb(OLD) ? 'column_hlcs' THEN
+          old_row := to_jsonb(OLD);
+          new_row := to_jsonb(NEW);
+          SELECT coalesce(jsonb_object_agg(o.key, clock), '{}') INTO clocks
+            FROM jsonb_each(old_row) o, coalesce(old_row -> 'column_hlcs' ->> o.key, old_row ->> 'hlc') AS clock
+           WHERE o.key <> ALL (ARRAY[${UNCLOCKED.map((name) => `'${name}'`).join(', ')}])
+             AND o.value IS NOT DISTINCT FROM new_row -> o.key AND clock IS DISTINCT FROM NEW.hlc;
+          NEW := jsonb_populate_record(NEW, jsonb_build_object('column_hlcs', clocks));
+        ELSIF TG_OP = 'INSERT' AND to_jsonb(NEW) ? 'column_hlcs' THEN
+          NEW := jsonb_populate_record(NEW, '{"column_hlcs": {}}'::jsonb);
+        END IF;
       END IF;
       RETURN NEW;
     END $$`);

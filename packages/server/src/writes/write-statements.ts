@@ -1,4 +1,4 @@
-import { type ChangeResult, type Row, type SyncedTable, quoteIdent } from '@walsync/db/server';
+import { COLUMN_CLOCKS, type ChangeResult, type Row, type SyncedTable, clockedColumns, mergeColumns, quoteIdent } from '@walsync/db/server';
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { castOf, columnMap } from './columns';
@@ -110,11 +110,16 @@ export function decide(
   if (!existing && change.op === 'delete') {
     return rejection(change, state, receiptFor({ changeId, status: 'applied', lsn: '', row: null }));
   }
-  if (existing && typeof existing.hlc === 'string' && existing.hlc >= change.hlc) {
-    return rejection(change, state, receiptFor({ changeId, status: 'rejected', reason: 'stale', message: `the server holds a later write (hlc ${existing.hlc})`, row: null }));
+  // Column by column: the written columns whose clock this write is newer than take its values.
+  const written = change.op === 'delete' ? ['deleted_at'] : [...change.values.keys(), ...(change.op === 'insert' ? ['deleted_at'] : [])];
+  const merge = existing ? mergeColumns(clockedColumns(table), { hlc: existing.hlc, clocks: existing.row[COLUMN_CLOCKS] }, written, change.hlc) : undefined;
+  if (merge && merge.applied.length === 0) {
+    const message = `the server holds a later write of ${merge.lost.join(', ')} (hlc ${String(existing!.hlc)})`;
+    return rejection(change, state, receiptFor({ changeId, status: 'rejected', reason: 'stale', message, row: null, columns: { applied: [], lost: merge.lost } }));
   }
+  const applied = new Set(merge?.applied ?? written);
 
-  state.known.set(rowKey, { scope, hlc: change.hlc, row: existing?.row ?? {} });
+  state.known.set(rowKey, { scope, hlc: merge?.hlc ?? change.hlc, row: { ...existing?.row, hlc: merge?.hlc ?? change.hlc, [COLUMN_CLOCKS]: merge?.clocks ?? {} } });
   const columns = columnMap(table);
   const params: unknown[] = [];
   const param = (value: unknown, cast: string) => {
@@ -124,9 +129,9 @@ export function decide(
   const columnParam = (name: string, value: unknown) => param(value, castOf(columns.get(name)!));
   let write: string;
   if (existing) {
-    const sets = [...change.values].map(([name, value]) => `${quoteIdent(name)} = ${columnParam(name, value)}`);
-    sets.push(`hlc = ${param(change.hlc, 'text')}`, `origin_client_id = ${param(state.clientId, 'text')}`);
-    sets.push(change.op === 'delete' ? 'deleted_at = now()' : change.op === 'insert' ? 'deleted_at = NULL' : '');
+    const sets = [...change.values].filter(([name]) => applied.has(name)).map(([name, value]) => `${quoteIdent(name)} = ${columnParam(name, value)}`);
+    sets.push(`hlc = ${param(merge!.hlc, 'text')}`, `${COLUMN_CLOCKS} = ${param(JSON.stringify(merge!.clocks), 'jsonb')}`, `origin_client_id = ${param(state.clientId, 'text')}`);
+    if (applied.has('deleted_at')) sets.push(change.op === 'delete' ? 'deleted_at = now()' : 'deleted_at = NULL');
     const match = table.primaryKey.map((name, position) => `${quoteIdent(name)} = ${columnParam(name, change.key[position])}`).join(' AND ');
     write = `UPDATE ${quoteIdent(table.name)} t SET ${sets.filter(Boolean).join(', ')} WHERE ${match} RETURNING to_jsonb(t.*) AS row`;
   } else {
@@ -139,7 +144,7 @@ export function decide(
     ];
     write = `INSERT INTO ${quoteIdent(table.name)} AS t (${names.map(quoteIdent).join(', ')}) VALUES (${values.join(', ')}) RETURNING to_jsonb(t.*) AS row`;
   }
-  const answer: ChangeResult = { changeId, status: 'applied', lsn: '', row: null };
+  const answer: ChangeResult = { changeId, status: 'applied', lsn: '', row: null, columns: { applied: written.filter((name) => applied.has(name)), lost: merge?.lost ?? [] } };
   const storing = storeReceipt(param, changeId, state.clientId, change.hash, answer, state.xid, 'applied.row');
   const newRow: NewRow | undefined = existing
     ? undefined
