@@ -114,6 +114,20 @@ describe.each(postgresTargets())('capture of external writes ($name)', (target) 
     expect(after!.origin_client_id).toBeNull();
   });
 
+  it('confirms the slot exactly at the end of what it stored, never a byte further', async () => {
+    // A commit record can start exactly where the previous one ended (two commits back to back);
+    // after a restart, decoding skips every commit that starts before the confirmed position, so a
+    // confirmation one byte too far loses that transaction. WAL records start on 8-byte boundaries:
+    // every position walsync confirms is one, and one byte beyond never is.
+    await db.query(`INSERT INTO project (workspace_id, name) VALUES ($1, 'confirmed exactly')`, [workspace]);
+    const stored = await waitFor('capture', async () => (await db.query<{ commit_lsn: string }>(`SELECT commit_lsn::text FROM change_history WHERE data->>'name' = 'confirmed exactly'`))[0]);
+    const confirmed = await waitFor('the slot to confirm it', async () => {
+      const [slot] = await db.query<{ at: string }>(`SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::text AS at FROM pg_replication_slots WHERE slot_name = 'walsync'`);
+      return BigInt(slot!.at) >= BigInt(stored!.commit_lsn) ? BigInt(slot!.at) : undefined;
+    });
+    expect(confirmed % 8n).toBe(0n);
+  });
+
   it('keeps the slot advancing while no synced table changes', async () => {
     const [start] = await db.query(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'walsync'`);
     // Writes to a table outside the publication generate WAL the slot must move past.

@@ -270,12 +270,13 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
    * wal_sender_timeout / 2; asking each second lets an idle slot advance promptly.
    */
   ping(): void {
-    if (this.service && !this.stopped && this.state.confirmedLsn) void this.service.acknowledge(this.state.confirmedLsn, true);
+    if (this.service && !this.stopped && this.state.confirmedLsn) void this.service.acknowledge(lastByteBefore(this.state.confirmedLsn), true);
   }
 
+  /** Confirms everything before `lsn` (a commit's end, or the end of WAL read while idle). */
   private async acknowledge(lsn: string): Promise<void> {
     if (!this.service || this.stopped) return;
-    await this.service.acknowledge(lsn);
+    await this.service.acknowledge(lastByteBefore(lsn));
     this.state.confirmedLsn = formatPosition(parsePosition(lsn));
   }
 
@@ -327,4 +328,16 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
       stream.resume();
     }
   }
+}
+
+/**
+ * pg-logical-replication's acknowledge(lsn) reports `lsn + 1` ("the last byte received, plus one"),
+ * but the positions walsync confirms are already ends (a commit record's end, a keepalive's end of
+ * WAL). Confirming one byte too far loses a transaction whose commit record starts exactly there
+ * (two commits back to back): after a restart, decoding skips commits that start before the
+ * confirmed position. So the library is given the last byte before the position.
+ */
+function lastByteBefore(lsn: string): string {
+  const position = parsePosition(lsn);
+  return formatPosition(position > 0n ? position - 1n : 0n);
 }

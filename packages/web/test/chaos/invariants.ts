@@ -2,11 +2,11 @@ import type { ChaosClient } from './chaos-clients';
 import type { Cluster } from './cluster';
 import type { Plan } from './schedule';
 
-/** The rows compared between a client and the server: every synced column that a write can change. */
+/** The rows compared between a client and the server: every synced column that a write can change, and the column clocks. */
 function rowQueries(where: string): Record<string, string> {
   return {
-    task: `SELECT id::text, workspace_id::text, project_id::text, title, status::text, position, labels::text, version, hlc, deleted_at IS NOT NULL AS deleted FROM task ${where} ORDER BY id`,
-    comment: `SELECT id::text, workspace_id::text, task_id::text, author_id::text, body, version, hlc, deleted_at IS NOT NULL AS deleted FROM comment ${where} ORDER BY id`,
+    task: `SELECT id::text, workspace_id::text, project_id::text, title, status::text, position, labels::text, assignee_id::text, version, hlc, coalesce(column_hlcs, '{}')::text AS column_hlcs, deleted_at IS NOT NULL AS deleted FROM task ${where} ORDER BY id`,
+    comment: `SELECT id::text, workspace_id::text, task_id::text, author_id::text, body, version, hlc, coalesce(column_hlcs, '{}')::text AS column_hlcs, deleted_at IS NOT NULL AS deleted FROM comment ${where} ORDER BY id`,
   };
 }
 
@@ -64,10 +64,13 @@ export async function checkInvariants(cluster: Cluster, plan: Plan, clients: Cha
     }
   }
 
-  // Every applied write receipt: its row is there with the same HLC and values, or a later write (or an external delete) replaced it.
+  // Every applied write receipt: each column it wrote holds its value, or a later write's (or an external delete removed the row).
   const externallyDeleted = new Set(plan.external.flatMap((write) => (write.kind === 'delete' ? [write.id] : [])));
-  const acked = await cluster.query<{ change_id: string; id: string; acked: Record<string, unknown>; now: Record<string, unknown> | null }>(
-    `SELECT r.change_id::text, r.result->'row'->>'id' AS id, r.result->'row' AS acked, coalesce(to_jsonb(t), to_jsonb(c)) AS now
+  // A column's clock: its entry in column_hlcs, else the row's hlc (rules/column-clocks.ts).
+  const clockOf = (row: Record<string, unknown>, column: string) => String((row.column_hlcs as Record<string, string> | null)?.[column] ?? row.hlc);
+  const acked = await cluster.query<{ change_id: string; id: string; acked: Record<string, unknown>; now: Record<string, unknown> | null; applied: string[] }>(
+    `SELECT r.change_id::text, r.result->'row'->>'id' AS id, r.result->'row' AS acked, coalesce(to_jsonb(t), to_jsonb(c)) AS now,
+            ARRAY(SELECT jsonb_array_elements_text(coalesce(r.result->'columns'->'applied', '[]'))) AS applied
        FROM write_receipt r
        LEFT JOIN task t ON t.id = (r.result->'row'->>'id')::uuid
        LEFT JOIN comment c ON c.id = (r.result->'row'->>'id')::uuid
@@ -82,9 +85,12 @@ export async function checkInvariants(cluster: Cluster, plan: Plan, clients: Cha
       if (!externallyDeleted.has(receipt.id) && !externallyDeleted.has(task)) lost.push(`change ${receipt.change_id}: row ${receipt.id} is gone (acked ${JSON.stringify(row)})`);
     } else if (String(now.hlc) < String(row.hlc)) {
       lost.push(`change ${receipt.change_id}: row ${receipt.id} went back from hlc ${row.hlc} to ${now.hlc}`);
-    } else if (now.hlc === row.hlc) {
-      const changed = ['title', 'status', 'position', 'body', 'deleted_at'].filter((field) => JSON.stringify(now[field]) !== JSON.stringify(row[field]));
-      if (changed.length > 0) lost.push(`change ${receipt.change_id}: row ${receipt.id} has the acked hlc ${row.hlc} but other ${changed.join(', ')}`);
+    } else if (receipt.applied.some((column) => clockOf(now, column) < clockOf(row, column))) {
+      lost.push(`change ${receipt.change_id}: a column it wrote went back to an older write (${receipt.applied.join(', ')}; acked ${JSON.stringify(row)}, now ${JSON.stringify(now)})`);
+    } else {
+      // A column no later write took must still hold the acked value (other columns may have moved on).
+      const changed = receipt.applied.filter((column) => clockOf(now, column) === clockOf(row, column) && JSON.stringify(now[column]) !== JSON.stringify(row[column]));
+      if (changed.length > 0) lost.push(`change ${receipt.change_id}: row ${receipt.id} has the acked clocks of ${changed.join(', ')} but other values`);
     }
   }
   if (acked.length === 0) throw new Error('the server acknowledged no write at all: the run tested nothing');
