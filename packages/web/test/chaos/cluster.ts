@@ -120,7 +120,8 @@ export class Cluster {
         return (await this.pool.query<T>(sql, params)).rows;
       } catch (error) {
         const code = (error as { code?: string }).code;
-        const transient = code === undefined || code === '57P01' || code === '57P03' || code === 'ECONNREFUSED' || code === 'ECONNRESET';
+        // A restart in progress, or (as for any app writing next to walsync) a deadlock's victim: go again.
+        const transient = code === undefined || code === '57P01' || code === '57P03' || code === '40P01' || code === 'ECONNREFUSED' || code === 'ECONNRESET';
         if (!transient || attempt > 100) throw error;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
