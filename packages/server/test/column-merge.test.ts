@@ -2,18 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type ChangeResult, formatHlc } from '@walsync/db/server';
 import { Tokens, type WalsyncServer } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer } from '@walsync/test-support';
-
-/** mulberry32: a property run is replayed from its seed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, random, seedWorkspaces, startDatabase, startServer } from '@walsync/test-support';
 
 type Column = 'title' | 'status' | 'position';
 interface Write {

@@ -6,5 +6,6 @@
 export * from './browser';
 export * from './database';
 export * from './postgres';
+export * from './random';
 export * from './servers';
 export * from './sync-fixture';

@@ -1,20 +1,9 @@
 import path from 'node:path';
 import { freePort } from '@walsync/db/server';
 import { Tokens } from '@walsync/server';
-import { type SyncFixture, TEST_JWT_SECRET, startSyncFixture, waitFor } from '@walsync/test-support';
+import { type SyncFixture, TEST_JWT_SECRET, random, startSyncFixture, waitFor } from '@walsync/test-support';
 import { type SyncClient, createSyncClient } from '@walsync/web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-/** mulberry32: a failing run is replayed from its seed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Column = 'title' | 'status' | 'position';
 const COLUMNS: Column[] = ['title', 'status', 'position'];

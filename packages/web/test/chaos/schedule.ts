@@ -3,18 +3,7 @@
  * and the faults with their times. The same seed gives the same plan, so a failure is replayed with
  * `WALSYNC_CHAOS_SEED=<seed> yarn test:chaos`.
  */
-
-/** mulberry32: small, fast, and the same on every platform. */
-export function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { random } from '@walsync/test-support';
 
 export interface ChaosSettings {
   clients: number;
