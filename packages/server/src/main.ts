@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { openDatabase, runServerMigrations } from '@walsync/db/server';
+import { defaultLocalDataDir, openDatabase, runServerMigrations } from '@walsync/db/server';
 import { Command, CommanderError } from 'commander';
 import pg from 'pg';
 import pino from 'pino';
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   if (config.usingDevSecret) log.warn('WALSYNC_JWT_SECRET is not set: using the development secret (refused when NODE_ENV=production)');
 
   const database = await openDatabase({
-    dataDir: config.dataDir ?? path.resolve(__dirname, '../../../.walsync/postgres'),
+    dataDir: config.dataDir ?? defaultLocalDataDir(path.resolve(__dirname, '../../../.walsync/postgres')),
     env: config.databaseUrl ? { DATABASE_URL: config.databaseUrl } : { WALSYNC_PG_BIN_DIR: process.env.WALSYNC_PG_BIN_DIR },
   });
   let server: WalsyncServer | undefined;

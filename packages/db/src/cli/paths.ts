@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { defaultLocalDataDir } from '../postgres/local-postgres';
 
 /** Where the package's sources and artifacts are, relative to this file (so a copy of the package works on itself). */
 export const packageRoot = path.resolve(__dirname, '../..');
@@ -8,5 +9,5 @@ export const extractedMigrationsDir = path.join(packageRoot, 'dist/migrations');
 
 /** The local Postgres data directory used when DATABASE_URL is not set. */
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.resolve(env.WALSYNC_DATA_DIR || path.join(packageRoot, '../../.walsync/postgres'));
+  return env.WALSYNC_DATA_DIR ? path.resolve(env.WALSYNC_DATA_DIR) : defaultLocalDataDir(path.join(packageRoot, '../../.walsync/postgres'));
 }

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -147,8 +147,8 @@ export class LocalPostgres {
 
   static async start(options: LocalPostgresOptions): Promise<LocalPostgres> {
     const dataDir = path.resolve(options.dataDir);
-    const binDir = options.binDir ?? (await embeddedBinDir());
     const ids = runAsIds();
+    const binDir = reachableBinDir(options.binDir ?? (await embeddedBinDir()), ids, options.onLog);
     assertNotInUse(dataDir);
     const password = initialise(dataDir, binDir, ids, options.onLog);
     const version = readFileSync(path.join(dataDir, 'PG_VERSION'), 'utf8').trim();
@@ -257,16 +257,64 @@ function initialise(dataDir: string, binDir: string, ids: { uid: number; gid: nu
   return password;
 }
 
+/** Whether every parent of `target` lets other users (the postgres user) through. */
+function searchableByOthers(target: string): string | undefined {
+  for (let dir = path.dirname(target); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) return dir;
+  }
+  return undefined;
+}
+
+/**
+ * As root, Postgres runs as the postgres user, which must reach its binaries: a checkout in a private
+ * directory (`mktemp -d`, /root) holds them where it cannot. Then the installation (bin, lib, share)
+ * is copied once to a directory it can reach, keyed by where it came from and when it was built.
+ */
+function reachableBinDir(binDir: string, ids: { uid: number; gid: number } | undefined, onLog?: (line: string) => void): string {
+  if (!ids || !searchableByOthers(path.join(binDir, 'postgres'))) return binDir;
+  const installation = path.dirname(binDir);
+  const key = createHash('sha256').update(`${installation}:${statSync(path.join(binDir, 'postgres')).mtimeMs}`).digest('hex').slice(0, 16);
+  const copy = path.join(tmpdir(), `walsync-postgres-${key}`);
+  const copiedBinDir = path.join(copy, path.basename(binDir));
+  if (existsSync(path.join(copy, '.complete'))) return copiedBinDir;
+  onLog?.(`${binDir} is not reachable by the "${SUPERUSER}" user; using a copy in ${copy}`);
+  // Copied beside it and renamed into place, so processes starting at once never see half a copy.
+  const staging = `${copy}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  cpSync(installation, staging, { recursive: true, verbatimSymlinks: true });
+  writeFileSync(path.join(staging, '.complete'), '');
+  chmodSync(staging, 0o755);
+  try {
+    renameSync(staging, copy);
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    if (!existsSync(path.join(copy, '.complete'))) throw error;
+  }
+  return copiedBinDir;
+}
+
+/**
+ * The default data directory `preferred` (inside the checkout), unless Postgres could not reach it:
+ * as root it runs as the postgres user, and a checkout in a private directory (`mktemp -d`, /root)
+ * is closed to it. Then the data lives in /var/lib/walsync/<checkout's hash>/postgres instead, the
+ * same directory on every start. A directory the user chose is never moved (see assertReachableBy).
+ */
+export function defaultLocalDataDir(preferred: string): string {
+  const resolved = path.resolve(preferred);
+  if (userInfo().uid !== 0 || !searchableByOthers(resolved)) return resolved;
+  const key = createHash('sha256').update(resolved).digest('hex').slice(0, 12);
+  mkdirSync(path.join('/var/lib/walsync', key), { recursive: true, mode: 0o755 });
+  return path.join('/var/lib/walsync', key, 'postgres');
+}
+
 /** The postgres user must be able to reach the data directory through every parent. */
 function assertReachableBy(dataDir: string): void {
-  for (let dir = path.dirname(dataDir); dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    if ((statSync(dir).mode & 0o001) === 0) {
-      throw new WalsyncError(
-        'POSTGRES_START',
-        `Postgres runs as the "${SUPERUSER}" user and cannot reach ${dataDir}: ${dir} is not searchable by others (chmod o+x ${dir}), ` +
-          `or choose a data directory elsewhere.`,
-        { dataDir, dir },
-      );
-    }
+  const dir = searchableByOthers(dataDir);
+  if (dir) {
+    throw new WalsyncError(
+      'POSTGRES_START',
+      `Postgres runs as the "${SUPERUSER}" user and cannot reach ${dataDir}: ${dir} is not searchable by others (chmod o+x ${dir}), ` +
+        `or choose a data directory elsewhere (WALSYNC_DATA_DIR).`,
+      { dataDir, dir },
+    );
   }
 }
