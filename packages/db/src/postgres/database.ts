@@ -78,5 +78,5 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     return { url: running.url, description: `the running local Postgres in ${options.dataDir} (pid ${running.pid}, port ${running.port})`, stop: async () => undefined };
   }
   const local = await LocalPostgres.start({ dataDir: options.dataDir, binDir: env.WALSYNC_PG_BIN_DIR || undefined, onLog: options.onLog });
-  return { url: local.url, description: describeUrl(local.url), local, stop: () => local.stop() };
+  return { url: local.url, description: `a local Postgres in ${local.dataDir} (${describeUrl(local.url)})`, local, stop: () => local.stop() };
 }

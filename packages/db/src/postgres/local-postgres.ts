@@ -257,10 +257,10 @@ function initialise(dataDir: string, binDir: string, ids: { uid: number; gid: nu
   return password;
 }
 
-/** Whether every parent of `target` lets other users (the postgres user) through. */
-function searchableByOthers(target: string): string | undefined {
+/** The first existing parent of `target` that other users (the postgres user) cannot pass, if any. */
+function closedToOthers(target: string): string | undefined {
   for (let dir = path.dirname(target); dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    if ((statSync(dir).mode & 0o001) === 0) return dir;
+    if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) return dir;
   }
   return undefined;
 }
@@ -271,7 +271,7 @@ function searchableByOthers(target: string): string | undefined {
  * is copied once to a directory it can reach, keyed by where it came from and when it was built.
  */
 function reachableBinDir(binDir: string, ids: { uid: number; gid: number } | undefined, onLog?: (line: string) => void): string {
-  if (!ids || !searchableByOthers(path.join(binDir, 'postgres'))) return binDir;
+  if (!ids || !closedToOthers(path.join(binDir, 'postgres'))) return binDir;
   const installation = path.dirname(binDir);
   const key = createHash('sha256').update(`${installation}:${statSync(path.join(binDir, 'postgres')).mtimeMs}`).digest('hex').slice(0, 16);
   const copy = path.join(tmpdir(), `walsync-postgres-${key}`);
@@ -300,7 +300,7 @@ function reachableBinDir(binDir: string, ids: { uid: number; gid: number } | und
  */
 export function defaultLocalDataDir(preferred: string): string {
   const resolved = path.resolve(preferred);
-  if (userInfo().uid !== 0 || !searchableByOthers(resolved)) return resolved;
+  if (userInfo().uid !== 0 || !closedToOthers(resolved)) return resolved;
   const key = createHash('sha256').update(resolved).digest('hex').slice(0, 12);
   mkdirSync(path.join('/var/lib/walsync', key), { recursive: true, mode: 0o755 });
   return path.join('/var/lib/walsync', key, 'postgres');
@@ -308,7 +308,7 @@ export function defaultLocalDataDir(preferred: string): string {
 
 /** The postgres user must be able to reach the data directory through every parent. */
 function assertReachableBy(dataDir: string): void {
-  const dir = searchableByOthers(dataDir);
+  const dir = closedToOthers(dataDir);
   if (dir) {
     throw new WalsyncError(
       'POSTGRES_START',
