@@ -12,6 +12,6 @@ export { sha256Hex } from './rules/digest';
 export { retryDelay, type RetryPolicy } from './rules/retry';
 export { quoteIdent, quoteLiteral } from './rules/sql';
 export { UUID_PATTERN, formatIssues } from './rules/validation';
-export { HLC_VARIABLES, NODE_ID_PATTERN, hlcAfterPlpgsql, formatHlc, parseHlc, type Hlc } from './schema/hlc';
+export { HLC_VARIABLES, HLC_WALL_PLPGSQL, NODE_ID_PATTERN, hlcAfterPlpgsql, hlcAfterSql, formatHlc, parseHlc, type Hlc } from './schema/hlc';
 export { ExtractedMigrationSchema, migrationChecksum, type ExtractedMigration, type MigrationQuery } from './schema/migration';
 export { READ_ONLY_TABLES, SERVER_MANAGED_COLUMNS, type SyncedColumn, type SyncedReference, type SyncedTable } from './schema/tables';

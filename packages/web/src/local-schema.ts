@@ -1,7 +1,15 @@
 import type { PGliteInterface, Transaction } from '@electric-sql/pglite';
-import { HLC_VARIABLES, SERVER_MANAGED_COLUMNS, type SyncedTable, appliedSchemaVersion, hlcAfterPlpgsql, quoteIdent as quote, quoteLiteral, sha256Hex } from '@walsync/db/browser';
+import { HLC_VARIABLES, HLC_WALL_PLPGSQL, SERVER_MANAGED_COLUMNS, type SyncedTable, appliedSchemaVersion, hlcAfterSql, quoteIdent as quote, quoteLiteral, sha256Hex } from '@walsync/db/browser';
 import { RemoteApply } from './remote-apply';
 
+
+/**
+ * The columns of `table` a local write sends: not the server-managed ones, and not a column a later
+ * migration added (this replica applied it, this build does not know it).
+ */
+export function writtenColumns(table: SyncedTable): string[] {
+  return table.columns.map((column) => column.name).filter((name) => !(SERVER_MANAGED_COLUMNS as readonly string[]).includes(name));
+}
 
 /**
  * The client's own tables and triggers, beside the synced schema:
@@ -15,10 +23,8 @@ import { RemoteApply } from './remote-apply';
 export function localSchemaSql(tables: SyncedTable[]): string {
   const triggers = tables.map((table) => {
     const keys = table.primaryKey.map(quoteLiteral).join(', ');
-    // The key's length, the key, then the columns this build writes: a column a later migration added
-    // (this replica applied it, this build does not know it) is never sent.
-    const written = table.columns.map((column) => column.name).filter((name) => !(SERVER_MANAGED_COLUMNS as readonly string[]).includes(name));
-    const captureArgs = [String(table.primaryKey.length), ...table.primaryKey, ...written].map(quoteLiteral).join(', ');
+    // The key's length, the key, then the columns this build writes.
+    const captureArgs = [String(table.primaryKey.length), ...table.primaryKey, ...writtenColumns(table)].map(quoteLiteral).join(', ');
     return `
       DROP TRIGGER IF EXISTS walsync_local_write ON ${quote(table.name)};
       CREATE TRIGGER walsync_local_write BEFORE INSERT OR UPDATE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_local_write(${captureArgs});
@@ -51,20 +57,9 @@ export function localSchemaSql(tables: SyncedTable[]): string {
       PRIMARY KEY (table_name, pk)
     );
 
-    -- The next local timestamp: after the last one this replica issued or saw (kept in walsync_state).
-    CREATE OR REPLACE FUNCTION walsync_local_hlc() RETURNS text LANGUAGE plpgsql AS $$
-    DECLARE
-      node text;
-      last text;
-      stamp text;
-      ${HLC_VARIABLES}
-    BEGIN
-      SELECT max(value) FILTER (WHERE key = 'client_id'), max(value) FILTER (WHERE key = 'hlc') INTO node, last
-        FROM walsync_state WHERE key IN ('client_id', 'hlc');
-      ${hlcAfterPlpgsql('last', 'node', 'stamp')}
-      INSERT INTO walsync_state VALUES ('hlc', stamp) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
-      RETURN stamp;
-    END $$;
+    -- Local timestamps come from walsync_state's 'hlc' (the last one this replica issued or saw), in
+    -- the trigger itself: one UPDATE … RETURNING, no nested call (see walsync_local_write).
+    DROP FUNCTION IF EXISTS walsync_local_hlc();
 
     -- The receive rule: a timestamp seen from elsewhere moves the local clock past it.
     CREATE OR REPLACE FUNCTION walsync_observe_hlc(seen text) RETURNS void LANGUAGE plpgsql AS $$
@@ -79,6 +74,7 @@ export function localSchemaSql(tables: SyncedTable[]): string {
 
     -- One BEFORE trigger per row stamps a local write and records it in the outbox, in the same
     -- transaction (a second, AFTER trigger would cost another call and another to_jsonb per write).
+    -- An insert records the whole row: the push sends only the columns this build writes.
     CREATE OR REPLACE FUNCTION walsync_local_write() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
       fresh jsonb;
@@ -86,16 +82,16 @@ export function localSchemaSql(tables: SyncedTable[]): string {
       key text;
       pk jsonb := '{}';
       op text;
-      data jsonb;
+      data jsonb := '{}';
       stamp text;
       keys integer := TG_ARGV[0]::integer;
+      ${HLC_VARIABLES}
     BEGIN
       IF current_setting('walsync.applying', true) = 'on' THEN RETURN NEW; END IF;
       IF TG_OP = 'INSERT' THEN
         op := 'insert';
       ELSIF OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL THEN
         op := 'delete';
-        data := '{}';
       ELSIF OLD.deleted_at IS NOT NULL AND NEW.deleted_at IS NULL THEN
         op := 'insert';
       ELSE
@@ -107,18 +103,26 @@ export function localSchemaSql(tables: SyncedTable[]): string {
         -- A write that changes nothing but server-managed columns is not a change.
         IF data = '{}'::jsonb THEN RETURN NEW; END IF;
       END IF;
-      stamp := walsync_local_hlc();
+      ${HLC_WALL_PLPGSQL}
+      UPDATE walsync_state SET value = ${hlcAfterSql('value', 'walsync_wall', 'substr(value, 24)')}
+        WHERE walsync_state.key = 'hlc' RETURNING value INTO stamp;
+      IF stamp IS NULL THEN
+        INSERT INTO walsync_state SELECT 'hlc', ${hlcAfterSql('NULL::text', 'walsync_wall', 'value')} FROM walsync_state WHERE walsync_state.key = 'client_id'
+          RETURNING value INTO stamp;
+      END IF;
       NEW.hlc := stamp;
       NEW.origin_client_id := substr(stamp, 24);
       IF TG_OP = 'UPDATE' THEN
         NEW.version := OLD.version + 1;
         NEW.updated_at := now();
       END IF;
-      fresh := to_jsonb(NEW);
-      IF op = 'insert' THEN
-        SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') INTO data FROM jsonb_each(fresh) e WHERE e.key = ANY (TG_ARGV[keys + 1:]);
+      IF op <> 'update' THEN fresh := to_jsonb(NEW); END IF;
+      IF op = 'insert' THEN data := fresh; END IF;
+      IF keys = 1 THEN
+        pk := jsonb_build_object(TG_ARGV[1], fresh -> TG_ARGV[1]);
+      ELSE
+        FOREACH key IN ARRAY TG_ARGV[1:keys] LOOP pk := pk || jsonb_build_object(key, fresh -> key); END LOOP;
       END IF;
-      FOREACH key IN ARRAY TG_ARGV[1:keys] LOOP pk := pk || jsonb_build_object(key, fresh -> key); END LOOP;
       INSERT INTO walsync_outbox (table_name, op, pk, data, hlc) VALUES (TG_TABLE_NAME, op, pk, data, stamp);
       PERFORM pg_notify('walsync_outbox', TG_TABLE_NAME);
       RETURN NEW;

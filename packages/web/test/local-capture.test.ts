@@ -1,16 +1,18 @@
 import type { PGlite } from '@electric-sql/pglite';
 import { parseHlc } from '@walsync/db/browser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ReplicaStore } from '@walsync/web';
 import { localReplica } from './support/local-replica';
 
 describe('capturing local writes in PGlite', () => {
   let db: PGlite;
+  let store: ReplicaStore;
   let workspace: string;
   let project: string;
   const outbox = async () => (await db.query<any>(`SELECT table_name, op, pk, data, hlc FROM walsync_outbox ORDER BY seq`)).rows;
 
   beforeAll(async () => {
-    ({ db, workspace, project } = await localReplica());
+    ({ db, store, workspace, project } = await localReplica());
   });
   afterAll(async () => {
     await db.close();
@@ -38,7 +40,14 @@ describe('capturing local writes in PGlite', () => {
       ['delete', {}],
     ]);
     expect(captured.every((change) => change.pk.id === id && change.table_name === 'task')).toBe(true);
-    expect(captured[0].data).not.toHaveProperty('version');
+    // An insert is captured whole; what is sent holds only the columns this build writes.
+    const sent = await store.unsent(10);
+    expect(sent.map(({ op, data }) => [op, data])).toEqual([
+      ['insert', expect.objectContaining({ id, title: 'local', status: 'todo', workspace_id: workspace })],
+      ['update', { title: 'renamed', status: 'doing' }],
+      ['delete', {}],
+    ]);
+    for (const column of ['version', 'hlc', 'origin_client_id', 'column_hlcs', 'deleted_at', 'created_at', 'updated_at']) expect(sent[0]!.data).not.toHaveProperty(column);
     const stamps = captured.map((change) => change.hlc);
     expect([...stamps].sort()).toEqual(stamps);
     expect(new Set(stamps).size).toBe(3);

@@ -27,25 +27,35 @@ export function parseHlc(text: string): Hlc | undefined {
 }
 
 /** The PL/pgSQL variables `hlcAfterPlpgsql` needs, for a function's DECLARE section. */
-export const HLC_VARIABLES = 'walsync_wall bigint; walsync_counter integer;';
+export const HLC_VARIABLES = 'walsync_wall bigint;';
 
 /**
- * The clock itself, the one definition both engines expand into their PL/pgSQL (the server's stamp
- * for writes from outside walsync, every replica's stamp for local writes): statements that set
- * `into` to the next timestamp for `node` after `previous` (the last one this node issued or saw, or
- * the HLC of the row being overwritten). The wall clock, unless `previous` is at or ahead of it:
- * then its wall time with the counter moved on, so the result always orders after `previous`.
- * Expanded inline rather than called: a nested PL/pgSQL call costs a local write about 15%.
+ * The clock itself, the one definition both engines expand into their SQL: an expression for the
+ * next timestamp for `node` after `previous` (the last one this node issued or saw, or the HLC of
+ * the row being overwritten), with `wall` the wall clock in ms. The wall clock, unless `previous` is
+ * at or ahead of it: then its wall time with the counter moved on, so the result always orders
+ * after `previous`. Compares the zero-padded text, so nothing is cast unless it is well formed.
+ *
+ * @example
+ *   `UPDATE walsync_state SET value = ${hlcAfterSql('value', 'walsync_wall', 'substr(value, 24)')} WHERE …`
+ */
+export function hlcAfterSql(previous: string, wall: string, node: string): string {
+  return `(CASE WHEN ${previous} ~ '^[0-9]{15}:[0-9]{6}:' AND substr(${previous}, 1, 15) >= lpad(${wall}::text, 15, '0')
+        THEN substr(${previous}, 1, 16) || lpad((substr(${previous}, 17, 6)::integer + 1)::text, 6, '0')
+        ELSE lpad(${wall}::text, 15, '0') || ':000000' END || ':' || ${node})`;
+}
+
+/** PL/pgSQL statements that read the wall clock into `walsync_wall` (see HLC_VARIABLES). */
+export const HLC_WALL_PLPGSQL = 'walsync_wall := floor(extract(epoch FROM clock_timestamp()) * 1000);';
+
+/**
+ * `hlcAfterSql` as PL/pgSQL statements that set `into` (the server's stamp for writes from outside
+ * walsync). Expanded inline rather than called: a nested PL/pgSQL call costs a write about 15%.
  *
  * @example
  *   `DECLARE stamp text; ${HLC_VARIABLES} BEGIN ${hlcAfterPlpgsql('last', "'server'", 'stamp')} RETURN stamp; END`
  */
 export function hlcAfterPlpgsql(previous: string, node: string, into: string): string {
-  return `walsync_wall := floor(extract(epoch FROM clock_timestamp()) * 1000);
-      walsync_counter := 0;
-      IF ${previous} ~ '^[0-9]{15}:[0-9]{6}:' AND substr(${previous}, 1, 15)::bigint >= walsync_wall THEN
-        walsync_wall := substr(${previous}, 1, 15)::bigint;
-        walsync_counter := substr(${previous}, 17, 6)::integer + 1;
-      END IF;
-      ${into} := lpad(walsync_wall::text, 15, '0') || ':' || lpad(walsync_counter::text, 6, '0') || ':' || ${node};`;
+  return `${HLC_WALL_PLPGSQL}
+      ${into} := ${hlcAfterSql(previous, 'walsync_wall', node)};`;
 }
