@@ -75,10 +75,15 @@ change the same client applied a change a statement, with a fresh plan for each;
   response and a second process on two cores add 2–4 ms. A 100-change batch of inserts goes as one
   multi-row statement with its receipts; what remains (≈0.2 ms a row) is Postgres' own work per row:
   the stamping trigger, two foreign keys, three indexes, the receipt row.
-- **Local write with capture (#5).** One BEFORE trigger stamps the row (the HLC read and written in
-  \`walsync_state\`), writes its outbox entry and NOTIFYs: about 1.5× a plain PGlite insert into the
-  same table, measured in the same run. The plain insert itself takes 0.3–0.55 ms on this VM from run
-  to run, so the 0.6 ms goal holds only on its quicker runs; the NOTIFY (≈0.1 ms) is what wakes the push.
+- **Local write with capture (#5, #16).** One BEFORE trigger stamps the row, writes its outbox entry
+  and NOTIFYs. Measured part by part (copies of \`task\` in one PGlite, each with one piece of the
+  trigger removed, inserts interleaved; plain insert 0.21 ms): the trigger was 2.0× a plain insert in
+  isolation and 3.5× in the bench, where the push's own queries wait in the same PGlite. Its parts:
+  the HLC (a nested PL/pgSQL call, a SELECT and an upsert of \`walsync_state\`) 0.09 ms, the outbox row
+  0.07 ms, an insert's column filter (\`jsonb_each\` and \`jsonb_object_agg\`) 0.06 ms, the NOTIFY
+  0.01 ms, the call itself next to nothing. Now the clock is one \`UPDATE … RETURNING\` inside the
+  trigger and an insert is captured whole (the push picks the build's columns): 1.4–1.5× in isolation,
+  about 1.7× in the bench. Per-column clocks cost a local write nothing: they are decided by the server.
 - **\`yarn build\` (#2)** runs esbuild for the bundles and tsc for the declarations of three packages
   side by side: about 4.1 s inside the script on an idle VM, plus yarn's and tsx's own start; with
   anything else on the two cores it lands at 5.5–7.8 s.
