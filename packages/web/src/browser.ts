@@ -6,14 +6,26 @@ import { live } from '@electric-sql/pglite/live';
 import { PGliteWorker } from '@electric-sql/pglite/worker';
 import { type LeaderMessage, type SerializedError, type TabMessage, channelName } from './tab-protocol';
 import { SyncEmitter, deferred } from './emitter';
+import { STORAGE_PREFERENCES, type Storage, type StoragePreference, replicaName } from './browser-storage';
 import { syncEndpoint } from './endpoint';
+import type { WorkerMeta } from './worker';
 import { SyncClientError, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
 
+export type { Storage, StoragePreference } from './browser-storage';
 export { SyncClientError, type SyncClientErrorCode, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
 
 export interface BrowserSyncClientOptions extends SyncClientOptions {
-  /** `idb://<name>`: the IndexedDB database that keeps the replica. */
+  /**
+   * The replica's name (letters, digits, `_ . -`): one replica per name and browser profile, shared
+   * by every tab. `idb://<name>` (from before OPFS) names the same replica.
+   */
   dataDir: string;
+  /**
+   * Where the replica lives: `auto` (default) OPFS where the browser has sync access handles in
+   * workers, IndexedDB where it does not (some Safari); `indexeddb` or `opfs` to force one. An
+   * IndexedDB replica of the same name is moved to OPFS once, rows, position and outbox with it.
+   */
+  storage?: StoragePreference;
   /** Where the worker bundle is served; by default `worker.js` beside this module. */
   workerUrl?: string | URL;
 }
@@ -32,17 +44,20 @@ export type BrowserDb = PGliteWorker & { live: import('@electric-sql/pglite/live
  *   client.db.live.query('SELECT * FROM task ORDER BY position', [], (result) => render(result.rows));
  */
 export async function createSyncClient(options: BrowserSyncClientOptions): Promise<BrowserSyncClient> {
-  if (!options.dataDir.startsWith('idb://')) throw new TypeError(`dataDir must be idb://<name> in the browser, got ${JSON.stringify(options.dataDir)}`);
+  const name = replicaName(options.dataDir);
+  if (!name) throw new TypeError(`dataDir must be a replica name (letters, digits, "_", ".", "-"; optionally idb://<name>) in the browser, got ${JSON.stringify(options.dataDir)}`);
+  const storage = options.storage ?? 'auto';
+  if (!STORAGE_PREFERENCES.includes(storage)) throw new TypeError(`storage must be one of ${STORAGE_PREFERENCES.join(', ')}, got ${JSON.stringify(options.storage)}`);
   // A URL that cannot be a walsync server is refused before a worker starts.
   syncEndpoint(options.url);
   const worker = new Worker(options.workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
-  const client = new BrowserSyncClient(worker, options.dataDir);
+  const client = new BrowserSyncClient(worker, name);
   try {
     const db = await Promise.race([
       PGliteWorker.create(worker, {
-        dataDir: options.dataDir,
-        id: channelName(options.dataDir),
-        meta: { url: options.url, token: options.token, clientId: options.clientId },
+        dataDir: name,
+        id: channelName(name),
+        meta: { url: options.url, token: options.token, clientId: options.clientId, storage } satisfies WorkerMeta,
         extensions: { live },
       }),
       client.failed,
@@ -61,6 +76,8 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   db!: BrowserDb;
   status: SyncStatus = 'connecting';
   clientId = '';
+  /** Where the replica lives (`opfs` or `indexeddb`), known once the leader opened it. */
+  storage: Storage | undefined;
   readonly ready: Promise<void>;
   /** Rejects when the leader cannot open the database (locked elsewhere, corrupt). */
   readonly failed: Promise<never>;
@@ -75,6 +92,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
 
   constructor(
     private readonly worker: Worker,
+    /** The replica's name. */
     readonly dataDir: string,
   ) {
     this.ready = this.readiness.promise;
@@ -130,6 +148,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
     }
     this.heardLeader = true;
     this.clientId = message.clientId || this.clientId;
+    this.storage = message.storage ?? this.storage;
     if (message.error) {
       const error = revive(message.error);
       this.failure.reject(error);

@@ -1,4 +1,5 @@
 /** Messages between the leader's worker and every tab of one database, on one BroadcastChannel. */
+import type { Storage } from './browser-storage';
 import type { SyncStatus } from './types';
 
 export interface SerializedError {
@@ -8,7 +9,7 @@ export interface SerializedError {
 }
 
 export type LeaderMessage =
-  | { type: 'state' | 'leader'; status: SyncStatus; clientId: string; ready: boolean; error?: SerializedError }
+  | { type: 'state' | 'leader'; status: SyncStatus; clientId: string; ready: boolean; error?: SerializedError; storage?: Storage }
   | { type: 'event'; name: string; args: unknown[] }
   | { type: 'flushed'; id: string; error?: SerializedError }
   | { type: 'durable'; id: string };

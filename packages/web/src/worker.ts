@@ -3,8 +3,9 @@
  * per database (a Web Lock), and only the leader opens the database and syncs. The other tabs' queries
  * go to it; its status and events reach every tab over a BroadcastChannel (see ./browser.ts).
  */
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { worker } from '@electric-sql/pglite/worker';
+import { type Storage, type StoragePreference, chooseStorage, openReplica, replicaName } from './browser-storage';
 import { type LeaderMessage, type TabMessage, channelName, serializeError } from './tab-protocol';
 import { SyncClient } from './sync-client';
 import type { SocketLike } from './sync-connection';
@@ -16,6 +17,7 @@ export interface WorkerMeta {
   url: string;
   token: string;
   clientId?: string;
+  storage: StoragePreference;
 }
 
 let client: SyncClient | undefined;
@@ -35,40 +37,23 @@ function holdLock(name: string): Promise<() => Promise<void>> {
   });
 }
 
-/**
- * Opens the replica; a new one starts from the migrated template the build made (replica.tar.gz
- * beside this worker) instead of running initdb and the migrations in the browser. Without the
- * template, or when the database turns out to exist, PGlite opens it as usual.
- */
-async function openReplica(dataDir: string): Promise<PGlite> {
-  const name = `/pglite/${dataDir.slice('idb://'.length)}`;
-  const exists = (await indexedDB.databases().catch(() => [{ name }])).some((database) => database.name === name);
-  if (!exists) {
-    const template = await fetch(new URL('./replica.tar.gz', import.meta.url))
-      .then((response) => (response.ok ? response.blob() : undefined))
-      .catch(() => undefined);
-    if (template) {
-      try {
-        const db = await PGlite.create(dataDir, { loadDataDir: template });
-        // Stored before anything else happens: a reload must find a database, not an empty store.
-        await db.fs?.syncToFs(false);
-        return db;
-      } catch (error) {
-        if (!/already exists/.test((error as Error).message)) throw error;
-      }
-    }
-  }
-  return PGlite.create(dataDir);
-}
-
 void worker({
   async init(options) {
-    const dataDir = options.dataDir ?? 'idb://walsync';
+    // The replica's name: another bundle may still say idb://<name> for the same replica.
+    const dataDir = replicaName(options.dataDir ?? 'walsync') ?? String(options.dataDir);
     const meta = options.meta as WorkerMeta;
+    let storage: Storage | undefined;
     const channel = new BroadcastChannel(channelName(dataDir));
     const post = (message: LeaderMessage) => channel.postMessage(message);
     let failure: ReturnType<typeof serializeError> | undefined;
-    const state = (): Extract<LeaderMessage, { type: 'state' | 'leader' }> => ({ type: 'state', status: client?.status ?? 'connecting', clientId: client?.clientId ?? '', ready, error: failure });
+    const state = (): Extract<LeaderMessage, { type: 'state' | 'leader' }> => ({
+      type: 'state',
+      status: client?.status ?? 'connecting',
+      clientId: client?.clientId ?? '',
+      ready,
+      error: failure,
+      storage,
+    });
     let ready = false;
     channel.onmessage = async ({ data }: MessageEvent<TabMessage>) => {
       if (data.type === 'hello') post(state());
@@ -92,10 +77,16 @@ void worker({
       const release = await holdLock(`walsync:${dataDir}`);
       let db: PGlite;
       try {
-        db = await openReplica(dataDir);
+        storage = chooseStorage(meta.storage);
       } catch (error) {
         await release();
-        throw new SyncClientError('corrupt_database', `the local database ${dataDir} cannot be opened (${(error as Error).message}); it was left untouched`, { cause: error });
+        throw new SyncClientError('refused', (error as Error).message);
+      }
+      try {
+        db = await openReplica(dataDir, storage);
+      } catch (error) {
+        await release();
+        throw new SyncClientError('corrupt_database', `the local database ${dataDir} (${storage}) cannot be opened (${(error as Error).message}); it was left untouched`, { cause: error });
       }
       const synced = new SyncClient({
         db,
@@ -103,15 +94,17 @@ void worker({
         openSocket: (url) => new WebSocket(url) as unknown as SocketLike,
         release,
         ackDelayMs: 250,
-        // The tabs' live queries re-run before the store takes the thread.
-        storeDelayMs: 100,
+        // The tabs' live queries re-run before an IndexedDB store takes the thread.
+        storeDelayMs: storage === 'opfs' ? 0 : 100,
       });
       client = synced;
-      // PGlite copies its changed files to IndexedDB after every statement a tab sends (whole files: a
-      // 16 MB WAL segment each time), hundreds of milliseconds that every query would wait for. Here
-      // the copy is planned 300 ms later through the client's one store queue (a burst of queries runs
-      // first); the sync loop waits for its own store before it acks, and `client.durable()` lets a tab wait too.
-      db.syncToFs = async () => synced.storeSoon(300);
+      // PGlite stores after every statement a tab sends. In IndexedDB that copies whole changed files
+      // (a 16 MB WAL segment each time), hundreds of milliseconds every query would wait for: the copy
+      // is planned 300 ms later through the client's one store queue (a burst of queries runs first).
+      // In OPFS the pages are written as they change and a store only flushes the handles: soon after.
+      // The sync loop waits for its own store before it acks, and `client.durable()` lets a tab wait too.
+      const storeDelayMs = storage === 'opfs' ? 20 : 300;
+      db.syncToFs = async () => synced.storeSoon(storeDelayMs);
       for (const name of RELAYED) {
         client.on(name, (...args: unknown[]) => post({ type: 'event', name, args: name === 'error' ? [serializeError(args[0])] : args }));
       }

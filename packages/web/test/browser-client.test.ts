@@ -14,7 +14,7 @@ declare global {
 }
 
 /** Opens the replica in a page, recording every event; resolves when the tab has its handle. */
-async function openClient(page: Page, options: { url: string; token: string; dataDir: string }): Promise<void> {
+async function openClient(page: Page, options: { url: string; token: string; dataDir: string; storage?: import('../src/browser').StoragePreference }): Promise<void> {
   await page.waitForFunction(() => document.title === 'ready');
   await page.evaluate(async (options) => {
     window.events = [];
@@ -28,7 +28,11 @@ async function openClient(page: Page, options: { url: string; token: string; dat
 const sql = <T = Record<string, unknown>>(page: Page, query: string, params: unknown[] = []) =>
   page.evaluate(async ([query, params]) => (await window.client.db.query(query as string, params as unknown[])).rows, [query, params] as const) as Promise<T[]>;
 
-describe('the client in Chromium', () => {
+// Every test on both filesystems: OPFS (chosen by default in Chromium) and the IndexedDB fallback.
+describe.each([
+  { storage: 'auto' as const, stored: 'opfs' },
+  { storage: 'indexeddb' as const, stored: 'indexeddb' },
+])('the client in Chromium (storage: $storage)', ({ storage, stored }) => {
   let db: TestDatabase;
   let server: WalsyncServer | undefined;
   let web: Awaited<ReturnType<typeof serveWebPackage>>;
@@ -40,7 +44,7 @@ describe('the client in Chromium', () => {
   const harness = () => `${web.url}/test/browser/harness.html`;
   const serverUrl = () => `http://127.0.0.1:${serverPort}`;
   const launch = async (profile: string) => {
-    const browser = await launchBrowser(path.join(scratch.dir, profile));
+    const browser = await launchBrowser(path.join(scratch.dir, `${storage}-${profile}`));
     browsers.push(browser);
     return browser;
   };
@@ -64,8 +68,9 @@ describe('the client in Chromium', () => {
   it('hydrates, captures local writes, and follows the server', async () => {
     const browser = await launch('basic');
     const page = await browser.page(harness());
-    await openClient(page, { url: serverUrl(), token, dataDir: 'idb://basic' });
+    await openClient(page, { url: serverUrl(), token, dataDir: 'idb://basic', storage });
     await page.evaluate(() => window.client.ready);
+    expect(await page.evaluate(() => window.client.storage)).toBe(stored);
     const serverTasks = await db.query(`SELECT id, title FROM task WHERE workspace_id = $1 ORDER BY id`, [seed.workspaces.shared]);
     expect(await sql(page, `SELECT id, title FROM task ORDER BY id`)).toEqual(serverTasks);
 
@@ -84,10 +89,10 @@ describe('the client in Chromium', () => {
   it('shares one leader between two tabs, and another tab takes over when the leader closes', async () => {
     const browser = await launch('tabs');
     const first = await browser.page(harness());
-    await openClient(first, { url: serverUrl(), token, dataDir: 'idb://tabs' });
+    await openClient(first, { url: serverUrl(), token, dataDir: 'idb://tabs', storage });
     await first.evaluate(() => window.client.ready);
     const second = await browser.page(harness());
-    await openClient(second, { url: serverUrl(), token, dataDir: 'idb://tabs' });
+    await openClient(second, { url: serverUrl(), token, dataDir: 'idb://tabs', storage });
     await second.evaluate(() => window.client.ready);
     const leaders = async () => [await first.evaluate(() => window.client.isLeader), await second.evaluate(() => window.client.isLeader)];
     expect(await leaders()).toEqual([true, false]);
@@ -117,7 +122,7 @@ describe('the client in Chromium', () => {
   it('refuses a second walsync worker on a database another one holds (a Web Lock)', async () => {
     const browser = await launch('locked');
     const holder = await browser.page(harness());
-    await openClient(holder, { url: serverUrl(), token, dataDir: 'idb://locked' });
+    await openClient(holder, { url: serverUrl(), token, dataDir: 'idb://locked', storage });
     await holder.evaluate(() => window.client.ready);
     // Another copy of the worker that does not join the first one's election (another app version, say).
     const intruder = await browser.page(harness());
@@ -142,14 +147,14 @@ describe('the client in Chromium', () => {
     const profile = 'durable';
     let browser = await launch(profile);
     let page = await browser.page(harness());
-    await openClient(page, { url: serverUrl(), token, dataDir: 'idb://durable' });
+    await openClient(page, { url: serverUrl(), token, dataDir: 'idb://durable', storage });
     await page.evaluate(() => window.client.ready);
     const clientId = await page.evaluate(() => window.client.clientId);
     await sql(page, `INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'before the reload')`, [seed.workspaces.shared, seed.projects.launch]);
     await page.evaluate(() => window.client.flush());
 
     await page.reload();
-    await openClient(page, { url: serverUrl(), token, dataDir: 'idb://durable' });
+    await openClient(page, { url: serverUrl(), token, dataDir: 'idb://durable', storage });
     await page.evaluate(() => window.client.ready);
     expect(await page.evaluate(() => window.client.clientId)).toBe(clientId);
     expect(await sql(page, `SELECT 1 FROM task WHERE title = 'before the reload'`)).toHaveLength(1);
@@ -168,7 +173,7 @@ describe('the client in Chromium', () => {
 
     browser = await launch(profile);
     page = await browser.page(harness());
-    await openClient(page, { url: 'http://127.0.0.1:1', token, dataDir: 'idb://durable' });
+    await openClient(page, { url: 'http://127.0.0.1:1', token, dataDir: 'idb://durable', storage });
     expect((await sql<{ n: number }>(page, `SELECT count(*)::int AS n FROM task WHERE title LIKE 'acked %'`))[0]!.n).toBe(50);
 
     // A write made offline, then a browser kill: the row and its outbox entry survive, and are pushed later.
@@ -177,11 +182,89 @@ describe('the client in Chromium', () => {
     await browser.kill();
     browser = await launch(profile);
     page = await browser.page(harness());
-    await openClient(page, { url: serverUrl(), token, dataDir: 'idb://durable' });
+    await openClient(page, { url: serverUrl(), token, dataDir: 'idb://durable', storage });
     await page.evaluate(() => window.client.ready);
     await page.evaluate(() => window.client.flush());
     expect(await db.query(`SELECT 1 FROM task WHERE title = 'written offline'`)).toHaveLength(1);
     expect((await sql<{ n: number }>(page, `SELECT count(*)::int AS n FROM walsync_outbox`))[0]!.n).toBe(0);
+    expect(await page.evaluate(() => window.client.clientId)).toBe(clientId);
+  });
+});
+
+describe('moving a replica from IndexedDB to OPFS', () => {
+  let db: TestDatabase;
+  let server: WalsyncServer | undefined;
+  let web: Awaited<ReturnType<typeof serveWebPackage>>;
+  let seed: Awaited<ReturnType<typeof seedWorkspaces>>;
+  let token: string;
+  let serverPort: number;
+  const scratch = scratchDir('browser-move');
+  let browser: RunningBrowser | undefined;
+  const harness = () => `${web.url}/test/browser/harness.html`;
+
+  beforeAll(async () => {
+    db = await startDatabase(postgresTargets()[0]!);
+    serverPort = await freePort();
+    server = await startServer(db.url, { port: serverPort });
+    web = await serveWebPackage();
+    seed = await seedWorkspaces(db);
+    token = await new Tokens(TEST_JWT_SECRET).issue(seed.users.alice);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await web?.close();
+    await server?.stop();
+    await db?.dispose();
+    scratch.remove();
+  });
+
+  it('refuses a dataDir that is not a replica name and a storage it does not know, before a worker starts', async () => {
+    browser = await launchBrowser(path.join(scratch.dir, 'refusals'));
+    const page = await browser.page(harness());
+    await page.waitForFunction(() => document.title === 'ready');
+    const refusal = (options: Record<string, string>) =>
+      page.evaluate((options) => window.walsync.createSyncClient(options as never).then(() => 'opened', (error: Error) => `${error.name}: ${error.message}`), options);
+    expect(await refusal({ url: 'http://127.0.0.1:1', token, dataDir: 'file:///etc' })).toMatch(/^TypeError: dataDir must be a replica name/);
+    expect(await refusal({ url: 'http://127.0.0.1:1', token, dataDir: 'ok', storage: 'localStorage' })).toMatch(/^TypeError: storage must be one of auto, opfs, indexeddb/);
+    await browser.close();
+    browser = undefined;
+  });
+
+  it('moves an IndexedDB replica to OPFS once, with its rows, position, client id and unsent writes', async () => {
+    const profile = path.join(scratch.dir, 'move');
+    browser = await launchBrowser(profile);
+    let page = await browser.page(harness());
+    await openClient(page, { url: `http://127.0.0.1:${serverPort}`, token, dataDir: 'moved', storage: 'indexeddb' });
+    await page.evaluate(() => window.client.ready);
+    expect(await page.evaluate(() => window.client.storage)).toBe('indexeddb');
+    const clientId = await page.evaluate(() => window.client.clientId);
+    const rows = await sql(page, `SELECT id, title FROM task ORDER BY id`);
+    const position = await sql<{ value: string }>(page, `SELECT value FROM walsync_state WHERE key = 'position'`);
+    await page.evaluate(() => window.client.close());
+    // An unsent write: made while the server cannot be reached.
+    await page.reload();
+    await openClient(page, { url: 'http://127.0.0.1:1', token, dataDir: 'moved', storage: 'indexeddb' });
+    await sql(page, `INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'unsent before the move')`, [seed.workspaces.shared, seed.projects.launch]);
+    await page.evaluate(() => window.client.close());
+
+    await page.reload();
+    await openClient(page, { url: `http://127.0.0.1:${serverPort}`, token, dataDir: 'moved' });
+    await page.evaluate(() => window.client.ready);
+    expect(await page.evaluate(() => window.client.storage)).toBe('opfs');
+    expect(await page.evaluate(() => window.client.clientId)).toBe(clientId);
+    // Resumed from the stored position: no second snapshot.
+    expect(await page.evaluate(() => window.events.some((event) => event.name === 'bootstrap:start'))).toBe(false);
+    expect(await sql(page, `SELECT id, title FROM task WHERE title <> 'unsent before the move' ORDER BY id`)).toEqual(rows);
+    expect((await sql<{ value: string }>(page, `SELECT value FROM walsync_state WHERE key = 'position'`))[0]!.value >= position[0]!.value).toBe(true);
+    await page.evaluate(() => window.client.flush());
+    expect(await db.query(`SELECT 1 FROM task WHERE title = 'unsent before the move'`)).toHaveLength(1);
+    // Moved once: the IndexedDB copy is gone, and a reload opens the OPFS replica as it is.
+    expect(await page.evaluate(async () => (await indexedDB.databases()).map((database) => database.name))).not.toContain('/pglite/moved');
+    await page.evaluate(() => window.client.close());
+    await page.reload();
+    await openClient(page, { url: `http://127.0.0.1:${serverPort}`, token, dataDir: 'moved' });
+    await page.evaluate(() => window.client.ready);
+    expect(await sql(page, `SELECT 1 FROM task WHERE title = 'unsent before the move'`)).toHaveLength(1);
     expect(await page.evaluate(() => window.client.clientId)).toBe(clientId);
   });
 });

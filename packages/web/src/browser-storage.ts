@@ -1,0 +1,121 @@
+/**
+ * Where a browser replica lives: OPFS through PGlite's `opfs-ahp` filesystem (sync access handles,
+ * page by page, only in a dedicated worker) where the browser has it, IndexedDB (`idb`, whole files
+ * read at start and copied back after writes) where it does not. Runs in the leader's worker.
+ */
+import { PGlite } from '@electric-sql/pglite';
+
+/** What the app asks for: `auto` (OPFS where available), or one of them forced. */
+export type StoragePreference = 'auto' | 'opfs' | 'indexeddb';
+/** Where the replica is. */
+export type Storage = 'opfs' | 'indexeddb';
+
+export const STORAGE_PREFERENCES: readonly StoragePreference[] = ['auto', 'opfs', 'indexeddb'];
+
+/** A replica name: what follows an optional `idb://` in `dataDir` (the prefix from before OPFS is only a name now). */
+const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,100}$/;
+
+/** The replica's name from `dataDir` (`walsync-demo` or `idb://walsync-demo`), or undefined when it is not one. */
+export function replicaName(dataDir: string): string | undefined {
+  const name = dataDir.startsWith('idb://') ? dataDir.slice('idb://'.length) : dataDir;
+  return NAME_PATTERN.test(name) ? name : undefined;
+}
+
+/** Whether this worker can use OPFS sync access handles (Chromium, Firefox; not every Safari). */
+export function opfsAvailable(): boolean {
+  return (
+    typeof navigator !== 'undefined' &&
+    typeof navigator.storage?.getDirectory === 'function' &&
+    typeof FileSystemFileHandle !== 'undefined' &&
+    'createSyncAccessHandle' in FileSystemFileHandle.prototype
+  );
+}
+
+/** The storage `preference` resolves to here; throws when OPFS is demanded and missing. */
+export function chooseStorage(preference: StoragePreference): Storage {
+  if (preference === 'indexeddb') return 'indexeddb';
+  if (opfsAvailable()) return 'opfs';
+  if (preference === 'opfs') throw new Error('this browser has no OPFS sync access handles in workers; use storage: "auto" or "indexeddb"');
+  return 'indexeddb';
+}
+
+const idbName = (name: string) => `/pglite/${name}`;
+
+async function idbExists(name: string): Promise<boolean> {
+  return (await indexedDB.databases().catch(() => [{ name: idbName(name) }])).some((database) => database.name === idbName(name));
+}
+
+async function opfsExists(name: string): Promise<boolean> {
+  const root = await navigator.storage.getDirectory();
+  return root.getDirectoryHandle(name).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function removeOpfs(name: string): Promise<void> {
+  const root = await navigator.storage.getDirectory();
+  await root.removeEntry(name, { recursive: true }).catch(() => undefined);
+}
+
+function deleteIdb(name: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.deleteDatabase(idbName(name));
+    request.onsuccess = () => resolve();
+    request.onerror = () => reject(request.error);
+    request.onblocked = () => resolve();
+  });
+}
+
+/** The migrated replica template the build made (replica.tar.gz beside the worker), if it is served. */
+async function replicaTemplate(): Promise<Blob | undefined> {
+  return fetch(new URL('./replica.tar.gz', import.meta.url))
+    .then((response) => (response.ok ? response.blob() : undefined))
+    .catch(() => undefined);
+}
+
+/** A new replica from the template (no initdb, no migrations in the browser), stored before anything else happens. */
+async function fromTemplate(dataDir: string): Promise<PGlite | undefined> {
+  const template = await replicaTemplate();
+  if (!template) return undefined;
+  const db = await PGlite.create(dataDir, { loadDataDir: template });
+  await db.fs?.syncToFs(false);
+  return db;
+}
+
+/**
+ * Opens the replica `name` in `storage`. A new one starts from the template. With OPFS, a replica
+ * still in IndexedDB (made before OPFS, or by a browser without it) is moved once, file for file
+ * (rows, position, outbox and client id with it); the IndexedDB copy is deleted only after the OPFS
+ * one is stored, so a move cut short starts again from the IndexedDB copy on the next open.
+ */
+export async function openReplica(name: string, storage: Storage): Promise<PGlite> {
+  if (storage === 'indexeddb') {
+    const dataDir = `idb://${name}`;
+    if (!(await idbExists(name))) {
+      try {
+        const db = await fromTemplate(dataDir);
+        if (db) return db;
+      } catch (error) {
+        if (!/already exists/.test((error as Error).message)) throw error;
+      }
+    }
+    return PGlite.create(dataDir);
+  }
+  const dataDir = `opfs-ahp://${name}`;
+  if (await idbExists(name)) {
+    await removeOpfs(name);
+    const old = await PGlite.create(`idb://${name}`);
+    const files = await old.dumpDataDir('none');
+    await old.close();
+    const db = await PGlite.create(dataDir, { loadDataDir: files });
+    await db.fs?.syncToFs(false);
+    await deleteIdb(name);
+    return db;
+  }
+  if (!(await opfsExists(name))) {
+    const db = await fromTemplate(dataDir);
+    if (db) return db;
+  }
+  return PGlite.create(dataDir);
+}
