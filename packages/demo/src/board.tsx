@@ -1,6 +1,6 @@
 import { useLiveQuery, usePendingCount, useSyncEvent, useSyncStatus } from '@walsync/react';
 import type { BrowserSyncClient, SyncStatus } from '@walsync/web/browser';
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import type { Session } from './session';
 
 const STATUSES = ['todo', 'doing', 'done'] as const;
@@ -100,16 +100,9 @@ function Workspaces({ client, session }: { client: BrowserSyncClient; session: S
   const projects = useLiveQuery<{ id: string; name: string; workspace_id: string }>(
     `SELECT id, name, workspace_id FROM project WHERE deleted_at IS NULL ORDER BY created_at, name`,
   );
-  // Every task of the replica in one live query, started with the others (each live query is a round
-  // of setup in the worker; one per project, mounted after the projects load, would come later).
-  const tasks = useLiveQuery<Task & { project_id: string }>(
-    `SELECT t.id, t.project_id, t.title, t.status, t.position, t.labels,
-            (SELECT count(*) FROM comment c WHERE c.task_id = t.id AND c.deleted_at IS NULL)::int AS comments
-       FROM task t WHERE t.deleted_at IS NULL ORDER BY t.position, t.created_at`,
-  );
   const [selected, setSelected] = useState<string>();
   const [newProject, setNewProject] = useState('');
-  if (!workspaces || !projects || !tasks) return null;
+  if (!workspaces || !projects) return null;
   const project = projects.find((candidate) => candidate.id === selected) ?? projects[0];
   const addProject = async () => {
     const name = newProject.trim();
@@ -150,7 +143,7 @@ function Workspaces({ client, session }: { client: BrowserSyncClient; session: S
         </form>
       </nav>
       {project ? (
-        <Columns key={project.id} client={client} session={session} project={project} tasks={tasks.filter((task) => task.project_id === project.id)} />
+        <Columns key={project.id} client={client} session={session} project={project} />
       ) : (
         <p className="loading">No projects yet.</p>
       )}
@@ -158,25 +151,24 @@ function Workspaces({ client, session }: { client: BrowserSyncClient; session: S
   );
 }
 
-function Columns({
-  client,
-  session,
-  project,
-  tasks,
-}: {
-  client: BrowserSyncClient;
-  session: Session;
-  project: { id: string; name: string; workspace_id: string };
-  tasks: Task[];
-}) {
+/** Cards a column shows at first, and how many more each time its end scrolls into view. */
+const PAGE = 40;
+
+function Columns({ client, session, project }: { client: BrowserSyncClient; session: Session; project: { id: string; name: string; workspace_id: string } }) {
   const [title, setTitle] = useState('');
+  // The header counts: one small aggregate, not the cards themselves.
+  const counts = useLiveQuery<{ status: Status; n: number }>(
+    `SELECT status, count(*)::int AS n FROM task WHERE project_id = $1 AND deleted_at IS NULL GROUP BY status`,
+    [project.id],
+  );
   const add = async () => {
     const text = title.trim();
     if (!text) return;
     setTitle('');
+    // New cards go on top of "To do", where the person who adds one is looking.
     await client.db.query(
       `INSERT INTO task (workspace_id, project_id, title, position)
-       VALUES ($1, $2, $3, (SELECT coalesce(max(position), 0) + 1 FROM task WHERE project_id = $2))`,
+       VALUES ($1, $2, $3, (SELECT coalesce(min(position), 1) - 1 FROM task WHERE project_id = $2))`,
       [project.workspace_id, project.id, text],
     );
   };
@@ -197,17 +189,72 @@ function Columns({
       </form>
       <div className="columns">
         {STATUSES.map((status) => (
-          <section key={status} className="column" data-column={status}>
-            <h3>
-              {STATUS_NAMES[status]} <span className="count">{tasks.filter((task) => task.status === status).length}</span>
-            </h3>
-            {tasks
-              .filter((task) => task.status === status)
-              .map((task) => <Card key={task.id} client={client} session={session} task={task} workspaceId={project.workspace_id} />)}
-          </section>
+          <Column
+            key={status}
+            client={client}
+            session={session}
+            project={project}
+            status={status}
+            count={counts?.find((row) => row.status === status)?.n ?? 0}
+          />
         ))}
       </div>
     </main>
+  );
+}
+
+/**
+ * One status column: a live query of the cards it shows (a page, grown as its end scrolls into view),
+ * so a write costs the same with 10 tasks or 10,000 and the DOM holds what can be seen.
+ */
+function Column({
+  client,
+  session,
+  project,
+  status,
+  count,
+}: {
+  client: BrowserSyncClient;
+  session: Session;
+  project: { id: string; workspace_id: string };
+  status: Status;
+  count: number;
+}) {
+  const [limit, setLimit] = useState(PAGE);
+  const tasks = useLiveQuery<Task>(
+    `SELECT t.id, t.title, t.status, t.position, t.labels,
+            (SELECT count(*) FROM comment c WHERE c.task_id = t.id AND c.deleted_at IS NULL)::int AS comments
+       FROM task t WHERE t.project_id = $1 AND t.status = $2 AND t.deleted_at IS NULL
+      ORDER BY t.position, t.created_at LIMIT $3`,
+    [project.id, status, limit],
+  );
+  const shown = tasks ?? [];
+  const more = shown.length < count;
+  const end = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (!more || !end.current) return;
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((entry) => entry.isIntersecting)) setLimit((current) => current + PAGE);
+    });
+    observer.observe(end.current);
+    return () => observer.disconnect();
+  }, [more, shown.length]);
+  return (
+    <section className="column" data-column={status}>
+      <h3>
+        {STATUS_NAMES[status]} <span className="count">{count}</span>
+      </h3>
+      {shown.map((task) => (
+        <Card key={task.id} client={client} session={session} task={task} workspaceId={project.workspace_id} />
+      ))}
+      {more && (
+        <div ref={end} className="more">
+          <button onClick={() => setLimit((current) => current + PAGE)} data-testid="show-more">
+            {count - shown.length} more
+          </button>
+        </div>
+      )}
+    </section>
   );
 }
 
@@ -216,7 +263,12 @@ function Card({ client, session, task, workspaceId }: { client: BrowserSyncClien
   const [draft, setDraft] = useState(task.title);
   const [open, setOpen] = useState(false);
   const index = STATUSES.indexOf(task.status);
-  const move = (to: Status) => client.db.query(`UPDATE task SET status = $2 WHERE id = $1`, [task.id, to]);
+  // A moved card goes on top of its new column, where it can be seen however long the column is.
+  const move = (to: Status) =>
+    client.db.query(
+      `UPDATE task SET status = $2, position = (SELECT coalesce(min(p.position), 1) - 1 FROM task p WHERE p.project_id = task.project_id AND p.status = $2) WHERE id = $1`,
+      [task.id, to],
+    );
   const save = async () => {
     setEditing(false);
     const text = draft.trim();

@@ -1,6 +1,6 @@
 /**
  * The walsync demo: a task board on the browser client. Signs in through the development login
- * (`/?user=alice@demo.test`), opens the user's replica in IndexedDB, and renders from live queries.
+ * (`/?user=alice@demo.test`), opens the user's replica (OPFS, or IndexedDB where the browser has no OPFS), and renders from live queries.
  */
 import { SyncProvider } from '@walsync/react';
 import { type BrowserSyncClient, createSyncClient } from '@walsync/web/browser';
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   let client: BrowserSyncClient;
   try {
     session = await signIn(email.toLowerCase());
-    client = await createSyncClient({ url: location.origin, token: session.token, dataDir: `idb://walsync-demo-${session.user.id}` });
+    client = await createSyncClient({ url: location.origin, token: session.token, dataDir: `walsync-demo-${session.user.id}` });
   } catch (error) {
     root.render(<Failure message={(error as Error).message} />);
     return;
