@@ -8,7 +8,7 @@ import { type LeaderMessage, type SerializedError, type TabMessage, channelName 
 import { SyncEmitter, deferred } from './emitter';
 import { STORAGE_PREFERENCES, type Storage, type StoragePreference, replicaName } from './browser-storage';
 import { syncEndpoint } from './endpoint';
-import type { WorkerMeta } from './worker';
+import type { DirectQuery, WorkerMeta } from './worker';
 import { SyncClientError, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
 
 export type { Storage, StoragePreference } from './browser-storage';
@@ -97,9 +97,15 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   ) {
     this.ready = this.readiness.promise;
     this.failed = this.failure.promise;
-    this.worker.addEventListener('message', (event: MessageEvent<{ type?: string; error?: SerializedError }>) => {
+    this.worker.addEventListener('message', (event: MessageEvent<{ type?: string; error?: SerializedError; id?: number; result?: never }>) => {
       if (event.data?.type === 'walsync:failed') this.failure.reject(revive(event.data.error!));
       if (event.data?.type === 'walsync:leader') this.leading = true;
+      if (event.data?.type === 'walsync:result') {
+        const pending = this.queries.get(event.data.id!);
+        this.queries.delete(event.data.id!);
+        if (event.data.error) pending?.reject(Object.assign(new Error(event.data.error.message), event.data.error));
+        else pending?.resolve(event.data.result!);
+      }
     });
     this.channel = new BroadcastChannel(channelName(dataDir));
     this.channel.onmessage = ({ data }: MessageEvent<LeaderMessage>) => this.receive(data);
@@ -117,6 +123,22 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
 
   attach(db: BrowserDb): void {
     this.db = db;
+    // The leader tab asks its own worker directly, one message each way (see worker.ts); other tabs,
+    // and queries with options (parsers, row modes: functions do not cross), go through PGliteWorker.
+    const viaPGliteWorker = db.query.bind(db);
+    db.query = ((sql: string, params?: unknown[], options?: unknown) =>
+      this.leading && options === undefined ? this.directQuery(sql, params) : viaPGliteWorker(sql, params as never, options as never)) as BrowserDb['query'];
+  }
+
+  private nextQuery = 0;
+  private readonly queries = new Map<number, { resolve: (result: never) => void; reject: (error: Error) => void }>();
+
+  private directQuery(sql: string, params?: unknown[]): Promise<never> {
+    const id = ++this.nextQuery;
+    return new Promise((resolve, reject) => {
+      this.queries.set(id, { resolve, reject });
+      this.worker.postMessage({ type: 'walsync:query', id, sql, params } satisfies DirectQuery);
+    });
   }
 
   on<K extends keyof SyncEvents>(event: K, listener: (...args: SyncEvents[K]) => void): () => void {

@@ -71,6 +71,11 @@ describe.each([
     await openClient(page, { url: serverUrl(), token, dataDir: 'idb://basic', storage });
     await page.evaluate(() => window.client.ready);
     expect(await page.evaluate(() => window.client.storage)).toBe(stored);
+    // The leader tab's queries go straight to its worker: Postgres' errors arrive with their fields.
+    expect(await page.evaluate(() => window.client.db.query('SELECT no_such_column FROM task').then(() => 'no error', (error: { code?: string; message: string }) => [error.code, error.message]))).toEqual([
+      '42703',
+      expect.stringMatching(/no_such_column/),
+    ]);
     const serverTasks = await db.query(`SELECT id, title FROM task WHERE workspace_id = $1 ORDER BY id`, [seed.workspaces.shared]);
     expect(await sql(page, `SELECT id, title FROM task ORDER BY id`)).toEqual(serverTasks);
 
