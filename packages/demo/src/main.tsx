@@ -35,11 +35,15 @@ async function main(): Promise<void> {
   let client: BrowserSyncClient;
   try {
     session = await signIn(email.toLowerCase());
+    performance.mark('walsync:signed-in');
     client = await createSyncClient({ url: location.origin, token: session.token, dataDir: `walsync-demo-${session.user.id}` });
   } catch (error) {
     root.render(<Failure message={(error as Error).message} />);
     return;
   }
+  // Marks for `yarn bench demo`'s account of a reload (performance.getEntriesByType('mark')).
+  performance.mark('walsync:opened');
+  void client.ready.then(() => performance.mark('walsync:ready'));
   addEventListener('pagehide', () => void client.close());
   // For the console and the tests: the client behind the board.
   (window as unknown as { walsync: BrowserSyncClient }).walsync = client;

@@ -2,13 +2,14 @@
  * @walsync/web in the browser. Each tab gets a `db` (a PGliteWorker: plain SQL and live queries)
  * and the client's status and events; the sync loop runs in the leader tab's Web Worker (./worker.ts).
  */
+import type { QueryOptions, Transaction } from '@electric-sql/pglite';
 import { live } from '@electric-sql/pglite/live';
 import { PGliteWorker } from '@electric-sql/pglite/worker';
 import { type LeaderMessage, type SerializedError, type TabMessage, channelName } from './tab-protocol';
 import { SyncEmitter, deferred } from './emitter';
 import { STORAGE_PREFERENCES, type Storage, type StoragePreference, replicaName } from './browser-storage';
 import { syncEndpoint } from './endpoint';
-import type { DirectQuery, WorkerMeta } from './worker';
+import type { DirectQuery, DirectStep, WorkerMeta } from './worker';
 import { SyncClientError, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
 
 export type { Storage, StoragePreference } from './browser-storage';
@@ -71,6 +72,12 @@ export async function createSyncClient(options: BrowserSyncClientOptions): Promi
   }
 }
 
+/** Query options a message can carry (paramTypes, rowMode); parsers, serializers and blobs cannot. */
+function crossesAsData(options: QueryOptions | undefined): boolean {
+  if (options === undefined) return true;
+  return Object.entries(options).every(([name, value]) => value === undefined || name === 'paramTypes' || name === 'rowMode');
+}
+
 /** A tab's handle on the replica; the leader tab's worker runs the SyncClient, every tab sees its status and events. */
 export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   db!: BrowserDb;
@@ -101,8 +108,8 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       if (event.data?.type === 'walsync:failed') this.failure.reject(revive(event.data.error!));
       if (event.data?.type === 'walsync:leader') this.leading = true;
       if (event.data?.type === 'walsync:result') {
-        const pending = this.queries.get(event.data.id!);
-        this.queries.delete(event.data.id!);
+        const pending = this.replies.get(event.data.id!);
+        this.replies.delete(event.data.id!);
         if (event.data.error) pending?.reject(Object.assign(new Error(event.data.error.message), event.data.error));
         else pending?.resolve(event.data.result!);
       }
@@ -125,20 +132,66 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
     this.db = db;
     // The leader tab asks its own worker directly, one message each way (see worker.ts); other tabs,
     // and queries with options (parsers, row modes: functions do not cross), go through PGliteWorker.
-    const viaPGliteWorker = db.query.bind(db);
-    db.query = ((sql: string, params?: unknown[], options?: unknown) =>
-      this.leading && options === undefined ? this.directQuery(sql, params) : viaPGliteWorker(sql, params as never, options as never)) as BrowserDb['query'];
+    const viaPGliteWorker = { query: db.query.bind(db), exec: db.exec.bind(db), transaction: db.transaction.bind(db) };
+    db.query = ((sql: string, params?: unknown[], options?: QueryOptions) =>
+      this.leading && crossesAsData(options)
+        ? this.direct({ type: 'walsync:query', sql, params, options })
+        : viaPGliteWorker.query(sql, params as never, options as never)) as BrowserDb['query'];
+    db.exec = ((sql: string, options?: QueryOptions) =>
+      this.leading && options === undefined ? this.direct({ type: 'walsync:query', sql, exec: true }) : viaPGliteWorker.exec(sql, options as never)) as BrowserDb['exec'];
+    db.transaction = (<T>(callback: (tx: Transaction) => Promise<T>) =>
+      this.leading ? this.directTransaction(callback) : viaPGliteWorker.transaction(callback)) as BrowserDb['transaction'];
   }
 
-  private nextQuery = 0;
-  private readonly queries = new Map<number, { resolve: (result: never) => void; reject: (error: Error) => void }>();
+  private nextId = 0;
+  private readonly replies = new Map<number, { resolve: (result: never) => void; reject: (error: Error) => void }>();
 
-  private directQuery(sql: string, params?: unknown[]): Promise<never> {
-    const id = ++this.nextQuery;
+  private direct(message: Omit<DirectQuery, 'id'> | Omit<DirectStep, 'id'>): Promise<never> {
+    const id = ++this.nextId;
     return new Promise((resolve, reject) => {
-      this.queries.set(id, { resolve, reject });
-      this.worker.postMessage({ type: 'walsync:query', id, sql, params } satisfies DirectQuery);
+      this.replies.set(id, { resolve, reject });
+      this.worker.postMessage({ ...message, id });
     });
+  }
+
+  /** A transaction run by the leader's worker, its statements sent one message each (see worker.ts). */
+  private async directTransaction<T>(callback: (tx: Transaction) => Promise<T>): Promise<T> {
+    const id = this.nextId + 1;
+    await this.direct({ type: 'walsync:tx', tx: id, step: 'begin' });
+    let closed = false;
+    const step = (kind: DirectStep['step'], sql?: string, params?: unknown[], options?: QueryOptions) =>
+      this.direct({ type: 'walsync:tx', tx: id, step: kind, sql, params, options });
+    const tx = {
+      query: (sql: string, params?: unknown[], options?: QueryOptions) => {
+        if (!crossesAsData(options)) throw new TypeError('in the leader tab, a transaction takes query options that are data only (paramTypes, rowMode), not parsers or blobs');
+        return step('query', sql, params, options);
+      },
+      exec: (sql: string) => step('exec', sql),
+      sql: (strings: TemplateStringsArray, ...values: unknown[]) => step('query', strings.reduce((text, part, index) => `${text}$${index}${part}`), values),
+      rollback: async () => {
+        closed = true;
+        await step('rollback');
+      },
+      // LISTEN runs in the transaction; PGliteWorker keeps the listener and delivers the notices.
+      listen: (channel: string, listener: (payload: string) => void) => this.db.listen(channel, listener, tx),
+      get closed() {
+        return closed;
+      },
+    } as unknown as Transaction;
+    try {
+      const result = await callback(tx);
+      if (!closed) {
+        closed = true;
+        await step('commit');
+      }
+      return result;
+    } catch (error) {
+      if (!closed) {
+        closed = true;
+        await step('rollback').catch(() => undefined);
+      }
+      throw error;
+    }
   }
 
   on<K extends keyof SyncEvents>(event: K, listener: (...args: SyncEvents[K]) => void): () => void {

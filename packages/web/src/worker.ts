@@ -3,7 +3,7 @@
  * per database (a Web Lock), and only the leader opens the database and syncs. The other tabs' queries
  * go to it; its status and events reach every tab over a BroadcastChannel (see ./browser.ts).
  */
-import type { PGlite } from '@electric-sql/pglite';
+import type { PGlite, QueryOptions } from '@electric-sql/pglite';
 import { worker } from '@electric-sql/pglite/worker';
 import { type Storage, type StoragePreference, chooseStorage, openReplica, replicaName } from './browser-storage';
 import { type LeaderMessage, type TabMessage, channelName, serializeError } from './tab-protocol';
@@ -19,6 +19,23 @@ export interface DirectQuery {
   id: number;
   sql: string;
   params?: unknown[];
+  /** Several statements, no parameters (`db.exec`). */
+  exec?: boolean;
+  /** Data-only query options (paramTypes, rowMode). */
+  options?: QueryOptions;
+}
+
+/** One step of a transaction from the leader's own tab: `begin`, statements, then `commit` or `rollback`. */
+export interface DirectStep {
+  type: 'walsync:tx';
+  /** The reply's id. */
+  id: number;
+  /** The transaction's id (its `begin` step's id). */
+  tx: number;
+  step: 'begin' | 'query' | 'exec' | 'commit' | 'rollback';
+  sql?: string;
+  params?: unknown[];
+  options?: QueryOptions;
 }
 
 /** A database error as plain data: its message and Postgres' fields (code, detail, …). */
@@ -171,20 +188,58 @@ addEventListener('message', (event: MessageEvent<{ type?: string }>) => {
   void (client?.close() ?? Promise.resolve()).finally(() => postMessage({ type: 'walsync:closed' }));
 });
 
-// The leader tab's queries, one message each way. PGliteWorker's own path takes several round trips
-// through a BroadcastChannel per query (a lock, the protocol, the blob, the lock again): 7–9 ms for a
-// SELECT 1 in Chromium against well under 1 ms here. PGlite itself keeps the order and keeps them out
-// of any other tab's open transaction.
-addEventListener('message', (event: MessageEvent<DirectQuery>) => {
+// The leader tab's queries and transactions, one message each way. PGliteWorker's own path takes
+// several round trips through a BroadcastChannel per statement (a lock, the protocol, the blob, the
+// lock again): 7–9 ms for a SELECT 1 in Chromium against well under 1 ms here. PGlite itself keeps
+// them in order and out of any other tab's open transaction.
+const transactions = new Map<number, (step: DirectStep) => void>();
+const reply = (id: number, outcome: { result?: unknown; error?: unknown }) =>
+  postMessage({ type: 'walsync:result', id, ...('error' in outcome ? { error: queryError(outcome.error) } : { result: outcome.result }) });
+
+addEventListener('message', (event: MessageEvent<DirectQuery | DirectStep>) => {
   const message = event.data;
-  if (message?.type !== 'walsync:query') return;
+  if (message?.type === 'walsync:query') {
+    void opened.then((db): Promise<unknown> => (message.exec ? db.exec(message.sql) : db.query(message.sql, message.params, message.options))).then(
+      (result) => reply(message.id, { result }),
+      (error: unknown) => reply(message.id, { error }),
+    );
+  }
+  if (message?.type !== 'walsync:tx') return;
+  if (message.step !== 'begin') {
+    transactions.get(message.tx)?.(message);
+    return;
+  }
   void (async () => {
+    let ending: DirectStep | undefined;
     try {
       const db = await opened;
-      const result = await db.query(message.sql, message.params);
-      postMessage({ type: 'walsync:result', id: message.id, result });
+      await db.transaction(async (tx) => {
+        const steps: DirectStep[] = [];
+        let wake: (() => void) | undefined;
+        transactions.set(message.tx, (step) => {
+          steps.push(step);
+          wake?.();
+        });
+        reply(message.id, { result: null });
+        for (;;) {
+          if (steps.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+          const step = steps.shift()!;
+          if (step.step === 'commit') return void (ending = step);
+          if (step.step === 'rollback') {
+            ending = step;
+            return tx.rollback();
+          }
+          await (step.step === 'exec' ? tx.exec(step.sql!) : tx.query(step.sql!, step.params, step.options)).then(
+            (result) => reply(step.id, { result }),
+            (error: unknown) => reply(step.id, { error }),
+          );
+        }
+      });
+      if (ending) reply(ending.id, { result: null });
     } catch (error) {
-      postMessage({ type: 'walsync:result', id: message.id, error: queryError(error) });
+      reply(ending?.id ?? message.id, { error });
+    } finally {
+      transactions.delete(message.tx);
     }
   })();
 });

@@ -76,6 +76,30 @@ describe.each([
       '42703',
       expect.stringMatching(/no_such_column/),
     ]);
+    // Its transactions too: all or nothing, and a failing statement takes the whole transaction back.
+    const outcome = await page.evaluate(
+      ([workspace, project]) =>
+        window.client.db
+          .transaction(async (tx) => {
+            await tx.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'in a transaction that fails')`, [workspace, project]);
+            await tx.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, NULL)`, [workspace, project]);
+          })
+          .then(
+            () => 'committed',
+            (error: { code?: string }) => error.code,
+          ),
+      [seed.workspaces.shared, seed.projects.launch] as const,
+    );
+    expect(outcome).toBe('23502');
+    await page.evaluate(
+      ([workspace, project]) =>
+        window.client.db.transaction(async (tx) => {
+          await tx.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'committed in a transaction')`, [workspace, project]);
+        }),
+      [seed.workspaces.shared, seed.projects.launch] as const,
+    );
+    expect(await sql(page, `SELECT title FROM task WHERE title LIKE '%in a transaction%' ORDER BY title`)).toEqual([{ title: 'committed in a transaction' }]);
+    await page.evaluate(() => window.client.flush());
     const serverTasks = await db.query(`SELECT id, title FROM task WHERE workspace_id = $1 ORDER BY id`, [seed.workspaces.shared]);
     expect(await sql(page, `SELECT id, title FROM task ORDER BY id`)).toEqual(serverTasks);
 
