@@ -87,13 +87,21 @@ change the same client applied a change a statement, with a fresh plan for each;
 - **\`yarn build\` (#2)** runs esbuild for the bundles and tsc for the declarations of three packages
   side by side: about 4.1 s inside the script on an idle VM, plus yarn's and tsx's own start; with
   anything else on the two cores it lands at 5.5–7.8 s.
-- **Page reload (#6).** PGlite 0.5 reads the whole replica from IndexedDB at start (\`idb://\`: every
-  file, a 16 MB WAL segment among them) before the first query: about 1–1.3 s of the reload here,
-  then the board's live queries are set up through the leader's worker. The replica template already
-  leaves out \`template0\` and \`template1\` (14 MB); the rest needs another PGlite filesystem.
-- **Tab to tab (#6).** The write, the live query's change notice and its re-run all go through the
-  leader's worker, which also pushes the write to the server and stores the replica in IndexedDB
-  (whole files) in the same thread.
+- **Page reload (#6, #17).** With IndexedDB, PGlite read the whole replica at start (every file, a
+  16 MB WAL segment among them): 1–1.3 s before the first query. The replica is in OPFS now
+  (\`opfs-ahp\`: pages read as needed). Measured in the page with performance marks (one reload,
+  small board): signed in at 0.17 s, the worker up at 0.28 s, PGlite open and the client ready at
+  0.72 s, the first card at 1.05 s. What is left: PGlite's own start in the worker (wasm, the
+  Postgres start, the OPFS handle pool), about 0.45 s, and the board's queries after it.
+- **Every query from a tab (#17).** PGliteWorker sends each statement through a BroadcastChannel in
+  several round trips (a lock, the protocol, the written blob, the lock again): a \`SELECT 1\` took
+  7–9 ms in Chromium, a live query's setup transaction tens of ms, and the board's first queries
+  waited behind them. The leader tab now sends its queries, \`exec\` and transactions to its own
+  worker, one message each way: \`SELECT 1\` 0.3 ms, a task INSERT 3–6 ms, INSERT → the live
+  query's new result 8–19 ms (from 60 ms and 110–150 ms). Follower tabs still go through PGliteWorker.
+- **Own write → card (#17).** Click → INSERT (capture trigger) → the live query's change notice
+  (PGlite's BroadcastChannel) → its re-run (direct) → React render. Each column is its own paged
+  live query, so the re-run reads one page, not the workspace.
 - **Hydration into a Node client (#5)** lands at 14,300–19,900 rows/s from run to run, 1.07–1.6× PGlite's
   own bulk insert of the same rows measured in the same run: the client's part is that insert plus the
   WebSocket and \`JSON.parse\`; the rest is the server's, as for the bare client above.
