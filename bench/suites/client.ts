@@ -28,8 +28,7 @@ export async function clientFigures(): Promise<Figure[]> {
     try {
       const { users, workspace, project } = await seed(db);
       const a = await createSyncClient({ url: server.url, token: await tokens.issue(users[0]!), dataDir: 'memory://' });
-      const b = await createSyncClient({ url: server.url, token: await tokens.issue(users[1]!), dataDir: 'memory://' });
-      await Promise.all([a.ready, b.ready]);
+      await a.ready;
 
       // A local write with capture, against a plain PGlite insert into the same table shape.
       const captured: number[] = [];
@@ -53,7 +52,10 @@ export async function clientFigures(): Promise<Figure[]> {
       figures.push({ issue: 5, name: 'plain PGlite insert (no capture), p50', value: median(bare), unit: 'ms', note: 'same run, same schema' });
       figures.push({ issue: 5, name: 'local write with capture ÷ plain insert', value: median(captured) / median(bare), unit: '×' });
 
-      // Client A writes, client B has applied it.
+      // Client A writes, client B has applied it. B joins only now: applying A's writes in this same
+      // process while they were measured would time B's work as A's capture.
+      const b = await createSyncClient({ url: server.url, token: await tokens.issue(users[1]!), dataDir: 'memory://' });
+      await b.ready;
       const latencies: number[] = [];
       const waiting = new Map<string, number>();
       b.on('pull:applied', () => undefined);

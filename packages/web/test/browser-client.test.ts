@@ -218,52 +218,21 @@ describe.each([
     expect((await sql<{ n: number }>(page, `SELECT count(*)::int AS n FROM walsync_outbox`))[0]!.n).toBe(0);
     expect(await page.evaluate(() => window.client.clientId)).toBe(clientId);
   });
-});
 
-describe('moving a replica from IndexedDB to OPFS', () => {
-  let db: TestDatabase;
-  let server: WalsyncServer | undefined;
-  let web: Awaited<ReturnType<typeof serveWebPackage>>;
-  let seed: Awaited<ReturnType<typeof seedWorkspaces>>;
-  let token: string;
-  let serverPort: number;
-  const scratch = scratchDir('browser-move');
-  let browser: RunningBrowser | undefined;
-  const harness = () => `${web.url}/test/browser/harness.html`;
-
-  beforeAll(async () => {
-    db = await startDatabase(postgresTargets()[0]!);
-    serverPort = await freePort();
-    server = await startServer(db.url, { port: serverPort });
-    web = await serveWebPackage();
-    seed = await seedWorkspaces(db);
-    token = await new Tokens(TEST_JWT_SECRET).issue(seed.users.alice);
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await web?.close();
-    await server?.stop();
-    await db?.dispose();
-    scratch.remove();
-  });
-
-  it('refuses a dataDir that is not a replica name and a storage it does not know, before a worker starts', async () => {
-    browser = await launchBrowser(path.join(scratch.dir, 'refusals'));
+  it.runIf(storage === 'auto')('refuses a dataDir that is not a replica name and a storage it does not know, before a worker starts', async () => {
+    const browser = await launch('refusals');
     const page = await browser.page(harness());
     await page.waitForFunction(() => document.title === 'ready');
     const refusal = (options: Record<string, string>) =>
       page.evaluate((options) => window.walsync.createSyncClient(options as never).then(() => 'opened', (error: Error) => `${error.name}: ${error.message}`), options);
     expect(await refusal({ url: 'http://127.0.0.1:1', token, dataDir: 'file:///etc' })).toMatch(/^TypeError: dataDir must be a replica name/);
     expect(await refusal({ url: 'http://127.0.0.1:1', token, dataDir: 'ok', storage: 'localStorage' })).toMatch(/^TypeError: storage must be one of auto, opfs, indexeddb/);
-    await browser.close();
-    browser = undefined;
   });
 
-  it('moves an IndexedDB replica to OPFS once, with its rows, position, client id and unsent writes', async () => {
-    const profile = path.join(scratch.dir, 'move');
-    browser = await launchBrowser(profile);
+  it.runIf(storage === 'auto')('moves an IndexedDB replica to OPFS once, with its rows, position, client id and unsent writes', async () => {
+    const browser = await launch('move');
     let page = await browser.page(harness());
-    await openClient(page, { url: `http://127.0.0.1:${serverPort}`, token, dataDir: 'moved', storage: 'indexeddb' });
+    await openClient(page, { url: serverUrl(), token, dataDir: 'moved', storage: 'indexeddb' });
     await page.evaluate(() => window.client.ready);
     expect(await page.evaluate(() => window.client.storage)).toBe('indexeddb');
     const clientId = await page.evaluate(() => window.client.clientId);
@@ -277,7 +246,7 @@ describe('moving a replica from IndexedDB to OPFS', () => {
     await page.evaluate(() => window.client.close());
 
     await page.reload();
-    await openClient(page, { url: `http://127.0.0.1:${serverPort}`, token, dataDir: 'moved' });
+    await openClient(page, { url: serverUrl(), token, dataDir: 'moved' });
     await page.evaluate(() => window.client.ready);
     expect(await page.evaluate(() => window.client.storage)).toBe('opfs');
     expect(await page.evaluate(() => window.client.clientId)).toBe(clientId);
@@ -291,7 +260,7 @@ describe('moving a replica from IndexedDB to OPFS', () => {
     expect(await page.evaluate(async () => (await indexedDB.databases()).map((database) => database.name))).not.toContain('/pglite/moved');
     await page.evaluate(() => window.client.close());
     await page.reload();
-    await openClient(page, { url: `http://127.0.0.1:${serverPort}`, token, dataDir: 'moved' });
+    await openClient(page, { url: serverUrl(), token, dataDir: 'moved' });
     await page.evaluate(() => window.client.ready);
     expect(await sql(page, `SELECT 1 FROM task WHERE title = 'unsent before the move'`)).toHaveLength(1);
     expect(await page.evaluate(() => window.client.clientId)).toBe(clientId);
