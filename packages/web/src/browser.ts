@@ -146,8 +146,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   private nextId = 0;
   private readonly replies = new Map<number, { resolve: (result: never) => void; reject: (error: Error) => void }>();
 
-  private direct(message: Omit<DirectQuery, 'id'> | Omit<DirectStep, 'id'>): Promise<never> {
-    const id = ++this.nextId;
+  private direct(message: Omit<DirectQuery, 'id'> | Omit<DirectStep, 'id'>, id = ++this.nextId): Promise<never> {
     return new Promise((resolve, reject) => {
       this.replies.set(id, { resolve, reject });
       this.worker.postMessage({ ...message, id });
@@ -156,8 +155,9 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
 
   /** A transaction run by the leader's worker, its statements sent one message each (see worker.ts). */
   private async directTransaction<T>(callback: (tx: Transaction) => Promise<T>): Promise<T> {
-    const id = this.nextId + 1;
-    await this.direct({ type: 'walsync:tx', tx: id, step: 'begin' });
+    // The transaction is known by its `begin` step's id.
+    const id = ++this.nextId;
+    await this.direct({ type: 'walsync:tx', tx: id, step: 'begin' }, id);
     let closed = false;
     const step = (kind: DirectStep['step'], sql?: string, params?: unknown[], options?: QueryOptions) =>
       this.direct({ type: 'walsync:tx', tx: id, step: kind, sql, params, options });

@@ -204,33 +204,21 @@ export class ReplicaStore {
       `SELECT change_id, table_name, op, pk, data, hlc FROM walsync_outbox WHERE last_error IS NULL ORDER BY seq LIMIT $1`,
       [limit],
     );
+    // An insert is captured whole (cheaper in the trigger): only the columns this build writes are sent.
+    const written = new Map(this.tables.map((table) => [table.name, new Set(writtenColumns(table))]));
+    const keepWritten = (table: string, row: Row): Row => {
+      const columns = written.get(table);
+      return columns ? Object.fromEntries(Object.entries(row).filter(([name]) => columns.has(name))) : row;
+    };
     return result.rows.map((row) => ({
       changeId: row.change_id,
       table: row.table_name,
       op: row.op,
       pk: row.pk,
-      data: row.op === 'insert' ? this.written(row.table_name, row.data) : row.data,
+      data: row.op === 'insert' ? keepWritten(row.table_name, row.data) : row.data,
       hlc: row.hlc,
     }));
   }
-
-  /**
-   * The columns of a captured row this build writes: an insert is captured whole (cheaper in the
-   * trigger), and neither server-managed columns nor a column a later migration added (this replica
-   * has it, this build does not know it) are sent.
-   */
-  private written(table: string, row: Row): Row {
-    if (this.writtenFor !== this.tables) {
-      this.writtenFor = this.tables;
-      this.writtenByTable = new Map(this.tables.map((synced) => [synced.name, new Set(writtenColumns(synced))]));
-    }
-    const columns = this.writtenByTable.get(table);
-    if (!columns) return row;
-    return Object.fromEntries(Object.entries(row).filter(([name]) => columns.has(name)));
-  }
-
-  private writtenFor: SyncedTable[] | undefined;
-  private writtenByTable = new Map<string, Set<string>>();
 
   /** How many local writes wait for an answer. */
   async pendingCount(): Promise<number> {

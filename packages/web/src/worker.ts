@@ -6,6 +6,7 @@
 import type { PGlite, QueryOptions } from '@electric-sql/pglite';
 import { worker } from '@electric-sql/pglite/worker';
 import { type Storage, type StoragePreference, chooseStorage, openReplica, replicaName } from './browser-storage';
+import { deferred } from './emitter';
 import { type LeaderMessage, type TabMessage, channelName, serializeError } from './tab-protocol';
 import { SyncClient } from './sync-client';
 import type { SocketLike } from './sync-connection';
@@ -58,13 +59,8 @@ export interface WorkerMeta {
 let client: SyncClient | undefined;
 
 /** The open replica, for the leader tab's direct queries (see `walsync:query` below). */
-let replicaOpened!: (db: PGlite) => void;
-let replicaFailed!: (error: unknown) => void;
-const opened = new Promise<PGlite>((resolve, reject) => {
-  replicaOpened = resolve;
-  replicaFailed = reject;
-});
-opened.catch(() => undefined);
+const replica = deferred<PGlite>();
+const opened = replica.promise;
 
 /** A second walsync worker on the same database (another bundle, another page) is refused, not raced. */
 function holdLock(name: string): Promise<() => Promise<void>> {
@@ -165,10 +161,10 @@ void worker({
       );
       await client.start();
       post({ ...state(), type: 'leader' });
-      replicaOpened(db);
+      replica.resolve(db);
       return db;
     } catch (error) {
-      replicaFailed(error);
+      replica.reject(error as Error);
       const serialized = serializeError(error);
       if (serialized.code === 'locked') {
         // Another walsync client holds this database and keeps serving its tabs: only the opener hears of it.
