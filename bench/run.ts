@@ -84,6 +84,10 @@ change the same client applied a change a statement, with a fresh plan for each;
   0.01 ms, the call itself next to nothing. Now the clock is one \`UPDATE … RETURNING\` inside the
   trigger and an insert is captured whole (the push picks the build's columns): 1.4–1.5× in isolation,
   about 1.7× in the bench. Per-column clocks cost a local write nothing: they are decided by the server.
+  The bench alternates one captured and one plain insert per step, so both see the same machine
+  (JIT, GC, the CPU's clock, the push in the background): measured one loop after the other, the
+  ratio moved between 1.7× and 3.0× from run to run because the plain loop alone ran at 0.14–0.22 ms;
+  alternating, it is 1.58–1.60× in five runs on a day the plain insert took 0.39–0.57 ms.
 - **\`yarn build\` (#2)** runs esbuild for the bundles and tsc for the declarations of three packages
   side by side: about 4.1 s inside the script on an idle VM, plus yarn's and tsx's own start; with
   anything else on the two cores it lands at 5.5–7.8 s.
