@@ -2,14 +2,16 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort } from '@walsync/db/server';
-import { launchBrowser } from '@walsync/test-support';
+import { freePort, runningLocalPostgres } from '@walsync/db/server';
+import { type RunningBrowser, launchBrowser } from '@walsync/test-support';
+import pg from 'pg';
+import type { Page } from 'playwright-core';
 import { type Figure, median, percentile } from '../report';
 
 const ROOT = path.resolve(__dirname, '../..');
 
 /** `yarn start` as a user runs it (build included), on a fresh embedded Postgres; resolves when it prints the URL. */
-async function yarnStart(scratch: string, port: number): Promise<{ ms: number; url: string; stop(): Promise<void> }> {
+async function yarnStart(scratch: string, port: number): Promise<{ ms: number; url: string; pid: number; stop(): Promise<void> }> {
   // As on a fresh clone: nothing built (this process has loaded what it needs already).
   for (const name of ['db', 'server', 'web', 'react', 'demo']) rmSync(path.join(ROOT, 'packages', name, 'dist'), { recursive: true, force: true });
   const started = performance.now();
@@ -32,6 +34,7 @@ async function yarnStart(scratch: string, port: number): Promise<{ ms: number; u
   return {
     ms: performance.now() - started,
     url,
+    pid: child.pid!,
     async stop() {
       process.kill(-child.pid!, 'SIGTERM');
       await exited;
@@ -69,29 +72,7 @@ export async function demoFigures(): Promise<Figure[]> {
     const storage = await page.evaluate(() => (window as unknown as { walsync?: { storage?: string } }).walsync?.storage ?? 'unknown');
     figures.push({ issue: 17, name: 'page reload to a usable board', value: median(reloads) / 1000, unit: 's', goal: '<= 0.5', note: `median of 5: the replica opens from ${storage}` });
 
-    // Own write → the card in the same tab's DOM: from the click to the mutation that shows it.
-    const own: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      const title = `bench own ${i}`;
-      await page.getByTestId('new-task-title').fill(title);
-      own.push(
-        await page.evaluate(
-          (title) =>
-            new Promise<number>((resolve) => {
-              let clicked = 0;
-              const observer = new MutationObserver(() => {
-                if (!Array.from(document.querySelectorAll('[data-testid="task-title"]')).some((node) => node.textContent === title)) return;
-                observer.disconnect();
-                resolve(performance.now() - clicked);
-              });
-              observer.observe(document.body, { childList: true, subtree: true, characterData: true });
-              clicked = performance.now();
-              (document.querySelector('[data-testid="add-task"]') as HTMLButtonElement).click();
-            }),
-          title,
-        ),
-      );
-    }
+    const own = await ownWrites(page, 20);
     figures.push({ issue: 17, name: 'own write → the card in the same tab, p50', value: median(own), unit: 'ms', goal: '<= 16', note: `20 adds through the UI, click to card in the DOM (p95 ${percentile(own, 95).toFixed(0)} ms)` });
 
     const other = await browser.context.newPage();
@@ -125,10 +106,133 @@ export async function demoFigures(): Promise<Figure[]> {
       latencies.push((await shown) - clicked);
     }
     figures.push({ issue: 17, name: 'task added in one tab visible in another, p50', value: median(latencies), unit: 'ms', goal: '<= 50', note: `same user, two tabs, 30 adds through the UI, click to card in the other tab's DOM (p95 ${percentile(latencies, 95).toFixed(0)} ms)` });
+
+    // A silent server: every process of `yarn start` stopped (no close, no RST), until the board says offline.
+    process.kill(-start.pid, 'SIGSTOP');
+    const silent = performance.now();
+    try {
+      await page.locator('[data-testid="sync-status"][data-status="offline"]').waitFor({ timeout: 30_000 });
+      figures.push({ issue: 17, name: 'silent server → the board shows offline', value: (performance.now() - silent) / 1000, unit: 's', goal: '<= 10', note: "SIGSTOP of yarn start's processes, to the status in the header" });
+    } finally {
+      process.kill(-start.pid, 'SIGCONT');
+    }
+    await page.locator('[data-testid="sync-status"][data-status="up-to-date"]').waitFor({ timeout: 30_000 });
+    await other.close();
+    await page.close();
+    figures.push(...(await atScale(scratch, board)));
   } finally {
     await browser.close();
     await start.stop();
     rmSync(scratch, { recursive: true, force: true });
+  }
+  return figures;
+}
+
+/** Twenty adds through the UI: the click to the new card in the same tab's DOM, in ms. */
+async function ownWrites(page: Page, count: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const title = `bench own ${Date.now()} ${i}`;
+    await page.getByTestId('new-task-title').fill(title);
+    times.push(
+      await page.evaluate(
+        (title) =>
+          new Promise<number>((resolve) => {
+            let clicked = 0;
+            const observer = new MutationObserver(() => {
+              if (!Array.from(document.querySelectorAll('[data-testid="task-title"]')).some((node) => node.textContent === title)) return;
+              observer.disconnect();
+              resolve(performance.now() - clicked);
+            });
+            observer.observe(document.body, { childList: true, subtree: true, characterData: true });
+            clicked = performance.now();
+            (document.querySelector('[data-testid="add-task"]') as HTMLButtonElement).click();
+          }),
+        title,
+      ),
+    );
+  }
+  return times;
+}
+
+/** The page's JS heap after a full garbage collection, in MB (the tab's own heap, not its workers'). */
+async function heapMb(page: Page): Promise<number> {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('HeapProfiler.collectGarbage');
+  const { usedSize } = (await cdp.send('Runtime.getHeapUsage')) as { usedSize: number };
+  await cdp.detach();
+  return usedSize / 1e6;
+}
+
+/** The first page's columns complete: every column shows its first page and the counts add up to `total`. */
+async function boardComplete(page: Page, total: number): Promise<void> {
+  await page.waitForFunction(
+    `(() => {
+      const columns = Array.from(document.querySelectorAll('section.column'));
+      if (columns.length === 0) return false;
+      let sum = 0;
+      for (const column of columns) {
+        const count = Number(column.querySelector('.count')?.textContent ?? 'NaN');
+        sum += count;
+        if (column.querySelectorAll('[data-testid="task-card"]').length < Math.min(count, 40)) return false;
+      }
+      return sum === ${total};
+    })()`,
+    undefined,
+    { timeout: 120_000, polling: 'raf' },
+  );
+}
+
+const SCALE = 10_000;
+
+/** Issue #17 at scale: 10,000 tasks seeded by SQL into the project alice's board opens, then a new browser profile. */
+async function atScale(scratch: string, board: string): Promise<Figure[]> {
+  const figures: Figure[] = [];
+  const database = runningLocalPostgres(path.join(scratch, 'postgres'));
+  if (!database) throw new Error("the demo's Postgres is not running");
+  const db = new pg.Client({ connectionString: database.url });
+  await db.connect();
+  let browser: RunningBrowser | undefined;
+  try {
+    const project = (
+      await db.query(
+        `SELECT p.id, p.workspace_id FROM project p JOIN workspace_member m ON m.workspace_id = p.workspace_id JOIN app_user u ON u.id = m.user_id
+          WHERE u.email = 'alice@demo.test' AND p.deleted_at IS NULL AND m.deleted_at IS NULL ORDER BY p.created_at, p.name LIMIT 1`,
+      )
+    ).rows[0] as { id: string; workspace_id: string };
+    await db.query(
+      `INSERT INTO task (workspace_id, project_id, title, status, position, labels)
+       SELECT $1, $2, 'seeded task ' || g, (ARRAY['todo', 'doing', 'done'])[1 + g % 3], g, '["bench"]' FROM generate_series(1, ${SCALE}) g`,
+      [project.workspace_id, project.id],
+    );
+    const total = (await db.query(`SELECT count(*)::int AS n FROM task WHERE project_id = $1 AND deleted_at IS NULL`, [project.id])).rows[0].n as number;
+    browser = await launchBrowser(path.join(scratch, 'chromium-scale'));
+    const page = await browser.context.newPage();
+    let t = performance.now();
+    await page.goto(board);
+    await boardComplete(page, total);
+    figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: first load to the last card`, value: (performance.now() - t) / 1000, unit: 's', goal: '<= 3', note: `new browser profile, the project's ${total} tasks hydrated and each column's first page shown` });
+    const reloads: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      t = performance.now();
+      await page.reload();
+      await page.getByTestId('task-card').first().waitFor({ timeout: 60_000 });
+      reloads.push(performance.now() - t);
+    }
+    figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: page reload to a usable board`, value: median(reloads) / 1000, unit: 's', goal: '<= 1', note: 'median of 5' });
+    await boardComplete(page, total);
+    const own = await ownWrites(page, 20);
+    figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: own write → the card in the same tab, p50`, value: median(own), unit: 'ms', goal: '<= 16', note: `20 adds through the UI (p95 ${percentile(own, 95).toFixed(0)} ms)` });
+    const follower = await browser.context.newPage();
+    await follower.goto(board);
+    await boardComplete(follower, total + own.length);
+    figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: the leader tab's JS heap`, value: await heapMb(page), unit: 'MB', goal: '<= 100', note: 'after a full GC (the tab, not its workers)' });
+    figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: a follower tab's JS heap`, value: await heapMb(follower), unit: 'MB', goal: '<= 100', note: 'a second tab of the same user' });
+    const usage = await page.evaluate(`navigator.storage.estimate().then((estimate) => estimate.usage)`);
+    figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: the origin's storage`, value: (usage as number) / 1e6, unit: 'MB', note: 'navigator.storage.estimate(): the replica, its template copy and the page cache' });
+  } finally {
+    await browser?.close();
+    await db.end();
   }
   return figures;
 }

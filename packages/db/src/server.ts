@@ -11,7 +11,7 @@ export { migrations };
 export { extractMigration, extractMigrations, migrationIdentity, type MigrationClass } from './extraction/extract';
 export { checkMigrationsOnPGlite } from './extraction/pglite-check';
 export { assertReachable, describeUrl, openDatabase, type Database, type OpenDatabaseOptions } from './postgres/database';
-export { LocalPostgres, defaultLocalDataDir, freePort, type LocalPostgresOptions } from './postgres/local-postgres';
+export { LocalPostgres, defaultLocalDataDir, freePort, runningLocalPostgres, type LocalPostgresOptions } from './postgres/local-postgres';
 export { migrationFileName } from './schema/migration';
 export * from './shared';
 export { Synced, syncOptionsOf } from './schema/synced';

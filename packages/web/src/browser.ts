@@ -7,12 +7,12 @@ import { live } from '@electric-sql/pglite/live';
 import { PGliteWorker } from '@electric-sql/pglite/worker';
 import { type LeaderMessage, type SerializedError, type TabMessage, channelName } from './tab-protocol';
 import { SyncEmitter, deferred } from './emitter';
-import { STORAGE_PREFERENCES, type Storage, type StoragePreference, replicaName } from './browser-storage';
+import { STORAGE_PREFERENCES, type Storage, type StoragePreference, replicaName } from './replica-names';
 import { syncEndpoint } from './endpoint';
 import type { DirectQuery, DirectStep, WorkerMeta } from './worker';
 import { SyncClientError, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
 
-export type { Storage, StoragePreference } from './browser-storage';
+export type { Storage, StoragePreference } from './replica-names';
 export { SyncClientError, type SyncClientErrorCode, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
 
 export interface BrowserSyncClientOptions extends SyncClientOptions {
@@ -104,7 +104,8 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   ) {
     this.ready = this.readiness.promise;
     this.failed = this.failure.promise;
-    this.worker.addEventListener('message', (event: MessageEvent<{ type?: string; error?: SerializedError; id?: number; result?: never }>) => {
+    this.worker.addEventListener('message', (event: MessageEvent<{ type?: string; error?: SerializedError; id?: number; result?: never; name?: string; at?: number }>) => {
+      if (event.data?.type === 'walsync:mark') performance.mark(`walsync:worker:${event.data.name}`, { startTime: event.data.at! - performance.timeOrigin });
       if (event.data?.type === 'walsync:failed') this.failure.reject(revive(event.data.error!));
       if (event.data?.type === 'walsync:leader') this.leading = true;
       if (event.data?.type === 'walsync:result') {

@@ -28,7 +28,8 @@
  */
 import { PROTOCOL_VERSION, type ServerMessage, retryDelay } from '@walsync/db/browser';
 import type { SyncEmitter } from './emitter';
-import { type SocketFactory, type SocketLike, type SyncEndpoint, parseServerMessage, probeEndpoint } from './endpoint';
+import type { SocketFactory, SocketLike, SyncEndpoint } from './endpoint';
+import { parseServerMessage, probeEndpoint } from './server-answers';
 
 export type { SocketFactory, SocketLike } from './endpoint';
 import { OutboxPush } from './outbox-push';

@@ -1,5 +1,5 @@
 /** Messages between the leader's worker and every tab of one database, on one BroadcastChannel. */
-import type { Storage } from './browser-storage';
+import type { Storage } from './replica-names';
 import type { SyncStatus } from './types';
 
 export interface SerializedError {

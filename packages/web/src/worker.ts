@@ -5,7 +5,8 @@
  */
 import type { PGlite, QueryOptions } from '@electric-sql/pglite';
 import { worker } from '@electric-sql/pglite/worker';
-import { type Storage, type StoragePreference, chooseStorage, openReplica, replicaName } from './browser-storage';
+import { chooseStorage, openReplica } from './browser-storage';
+import { type Storage, type StoragePreference, replicaName } from './replica-names';
 import { deferred } from './emitter';
 import { type LeaderMessage, type TabMessage, channelName, serializeError } from './tab-protocol';
 import { SyncClient } from './sync-client';
@@ -58,6 +59,10 @@ export interface WorkerMeta {
 
 let client: SyncClient | undefined;
 
+/** A moment of the worker's start, as a performance mark in its tab (`walsync:worker:<name>`), for profiling a page load. */
+const mark = (name: string) => postMessage({ type: 'walsync:mark', name, at: performance.timeOrigin + performance.now() });
+mark('loaded');
+
 /** The open replica, for the leader tab's direct queries (see `walsync:query` below). */
 const replica = deferred<PGlite>();
 const opened = replica.promise;
@@ -79,6 +84,7 @@ function holdLock(name: string): Promise<() => Promise<void>> {
 
 void worker({
   async init(options) {
+    mark('elected');
     // The replica's name: another bundle may still say idb://<name> for the same replica.
     const dataDir = replicaName(options.dataDir ?? 'walsync') ?? String(options.dataDir);
     const meta = options.meta as WorkerMeta;
@@ -124,6 +130,7 @@ void worker({
       }
       try {
         db = await openReplica(dataDir, storage);
+        mark('opened');
       } catch (error) {
         await release();
         throw new SyncClientError('corrupt_database', `the local database ${dataDir} (${storage}) cannot be opened (${(error as Error).message}); it was left untouched`, { cause: error });
@@ -160,6 +167,7 @@ void worker({
         },
       );
       await client.start();
+      mark('started');
       post({ ...state(), type: 'leader' });
       replica.resolve(db);
       return db;
