@@ -62,15 +62,10 @@ export async function demoFigures(): Promise<Figure[]> {
     await page.goto(board);
     await usable();
     figures.push({ issue: 17, name: 'first page load to a usable board, cold', value: (performance.now() - t) / 1000, unit: 's', goal: '<= 1.5', note: 'new browser profile: the replica from the build\'s migrated template, hydration, first render' });
-    const reloads: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      t = performance.now();
-      await page.reload();
-      await usable();
-      reloads.push(performance.now() - t);
-    }
+    const { reloads, opened } = await reloadFive(page);
     const storage = await page.evaluate(() => (window as unknown as { walsync?: { storage?: string } }).walsync?.storage ?? 'unknown');
-    figures.push({ issue: 17, name: 'page reload to a usable board', value: median(reloads) / 1000, unit: 's', goal: '<= 0.5', note: `median of 5: the replica opens from ${storage}` });
+    figures.push({ issue: 17, name: 'page reload to a usable board', value: median(reloads) / 1000, unit: 's', goal: '<= 0.5', note: `median of 5, to the first card: the board's last view, kept by SyncProvider's lastResults, until the replica answers` });
+    figures.push({ issue: 17, name: 'page reload to the replica open (client ready)', value: median(opened) / 1000, unit: 's', note: `median of 5: the worker, the election, PGlite on ${storage}, the client started` });
 
     const own = await ownWrites(page, 20);
     figures.push({ issue: 17, name: 'own write → the card in the same tab, p50', value: median(own), unit: 'ms', goal: '<= 16', note: `20 adds through the UI, click to card in the DOM (p95 ${percentile(own, 95).toFixed(0)} ms)` });
@@ -155,6 +150,24 @@ async function ownWrites(page: Page, count: number): Promise<number[]> {
   return times;
 }
 
+/** Five reloads: to the first card, and to the client's ready mark (the replica open), in ms from the reload. */
+async function reloadFive(page: Page): Promise<{ reloads: number[]; opened: number[] }> {
+  const reloads: number[] = [];
+  const opened: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const started = performance.now();
+    await page.reload();
+    await page.getByTestId('task-card').first().waitFor({ timeout: 60_000 });
+    reloads.push(performance.now() - started);
+    // The mark is on the page's clock (0 at its navigation start): the offset from the reload's start is
+    // read once, as both clocks' now (one evaluate's round trip, about a millisecond, is the error).
+    const ready = (await page.waitForFunction(`performance.getEntriesByName('walsync:ready')[0]?.startTime`, undefined, { timeout: 60_000 }).then((handle) => handle.jsonValue())) as number;
+    const pageNow = (await page.evaluate('performance.now()')) as number;
+    opened.push(performance.now() - started - pageNow + ready);
+  }
+  return { reloads, opened };
+}
+
 /** The page's JS heap after a full garbage collection, in MB (the tab's own heap, not its workers'). */
 async function heapMb(page: Page): Promise<number> {
   const cdp = await page.context().newCDPSession(page);
@@ -202,7 +215,7 @@ async function atScale(scratch: string, board: string): Promise<Figure[]> {
     ).rows[0] as { id: string; workspace_id: string };
     await db.query(
       `INSERT INTO task (workspace_id, project_id, title, status, position, labels)
-       SELECT $1, $2, 'seeded task ' || g, (ARRAY['todo', 'doing', 'done'])[1 + g % 3], g, '["bench"]' FROM generate_series(1, ${SCALE}) g`,
+       SELECT $1, $2, 'seeded task ' || g, ((ARRAY['todo', 'doing', 'done'])[1 + g % 3])::task_status, g, '["bench"]' FROM generate_series(1, ${SCALE}) g`,
       [project.workspace_id, project.id],
     );
     const total = (await db.query(`SELECT count(*)::int AS n FROM task WHERE project_id = $1 AND deleted_at IS NULL`, [project.id])).rows[0].n as number;
@@ -212,14 +225,8 @@ async function atScale(scratch: string, board: string): Promise<Figure[]> {
     await page.goto(board);
     await boardComplete(page, total);
     figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: first load to the last card`, value: (performance.now() - t) / 1000, unit: 's', goal: '<= 3', note: `new browser profile, the project's ${total} tasks hydrated and each column's first page shown` });
-    const reloads: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      t = performance.now();
-      await page.reload();
-      await page.getByTestId('task-card').first().waitFor({ timeout: 60_000 });
-      reloads.push(performance.now() - t);
-    }
-    figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: page reload to a usable board`, value: median(reloads) / 1000, unit: 's', goal: '<= 1', note: 'median of 5' });
+    const { reloads, opened } = await reloadFive(page);
+    figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: page reload to a usable board`, value: median(reloads) / 1000, unit: 's', goal: '<= 1', note: `median of 5, to the first card (the replica open: ${(median(opened) / 1000).toFixed(2)} s)` });
     await boardComplete(page, total);
     const own = await ownWrites(page, 20);
     figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: own write → the card in the same tab, p50`, value: median(own), unit: 'ms', goal: '<= 16', note: `20 adds through the UI (p95 ${percentile(own, 95).toFixed(0)} ms)` });

@@ -1,4 +1,4 @@
-import { useLiveQuery, usePendingCount, useSyncEvent, useSyncStatus } from '@walsync/react';
+import { useHasLastResults, useLiveQuery, usePendingCount, useSyncEvent, useSyncStatus } from '@walsync/react';
 import type { BrowserSyncClient, SyncStatus } from '@walsync/web/browser';
 import { useEffect, useRef, useState } from 'react';
 import type { Session } from './session';
@@ -53,6 +53,8 @@ function useSync(client: BrowserSyncClient) {
 
 export function Board({ client, session }: { client: BrowserSyncClient; session: Session }) {
   const sync = useSync(client);
+  // A reload paints the board's last view at once (kept by the provider) while the replica opens.
+  const resumed = useHasLastResults();
   return (
     <div className="app">
       <header>
@@ -81,7 +83,7 @@ export function Board({ client, session }: { client: BrowserSyncClient; session:
           {sync.notice.text} <small>(click to dismiss)</small>
         </div>
       )}
-      {sync.ready ? <Workspaces client={client} session={session} /> : !sync.progress && <p className="loading">Opening your workspace…</p>}
+      {sync.ready || resumed ? <Workspaces client={client} session={session} /> : !sync.progress && <p className="loading">Opening your workspace…</p>}
     </div>
   );
 }
@@ -95,14 +97,26 @@ function Pending() {
   );
 }
 
+interface Project {
+  id: string;
+  name: string;
+  workspace_id: string;
+  created_at: string;
+}
+
 function Workspaces({ client, session }: { client: BrowserSyncClient; session: Session }) {
-  const workspaces = useLiveQuery<{ id: string; name: string }>(`SELECT id, name FROM workspace WHERE deleted_at IS NULL ORDER BY name`);
-  const projects = useLiveQuery<{ id: string; name: string; workspace_id: string }>(
-    `SELECT id, name, workspace_id FROM project WHERE deleted_at IS NULL ORDER BY created_at, name`,
+  // One live query for the navigation: each workspace with its projects.
+  const workspaces = useLiveQuery<{ id: string; name: string; projects: Project[] }>(
+    `SELECT w.id, w.name,
+            coalesce(json_agg(json_build_object('id', p.id, 'name', p.name, 'workspace_id', p.workspace_id, 'created_at', p.created_at) ORDER BY p.created_at, p.name)
+                       FILTER (WHERE p.id IS NOT NULL), '[]') AS projects
+       FROM workspace w LEFT JOIN project p ON p.workspace_id = w.id AND p.deleted_at IS NULL
+      WHERE w.deleted_at IS NULL GROUP BY w.id, w.name ORDER BY w.name`,
   );
+  const projects = (workspaces ?? []).flatMap((workspace) => workspace.projects).sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.name.localeCompare(b.name)));
   const [selected, setSelected] = useState<string>();
   const [newProject, setNewProject] = useState('');
-  if (!workspaces || !projects) return null;
+  if (!workspaces) return null;
   const project = projects.find((candidate) => candidate.id === selected) ?? projects[0];
   const addProject = async () => {
     const name = newProject.trim();
@@ -154,12 +168,29 @@ function Workspaces({ client, session }: { client: BrowserSyncClient; session: S
 /** Cards a column shows at first, and how many more each time its end scrolls into view. */
 const PAGE = 40;
 
+interface ColumnPage {
+  status: Status;
+  n: number;
+  cards: Task[];
+}
+
+/**
+ * The board of one project: one live query for every column's page (grown as the column's end
+ * scrolls into view) and count, read through the task_board index, so a write costs the same with
+ * 10 tasks or 10,000 and the DOM holds what can be seen.
+ */
 function Columns({ client, session, project }: { client: BrowserSyncClient; session: Session; project: { id: string; name: string; workspace_id: string } }) {
   const [title, setTitle] = useState('');
-  // The header counts: one small aggregate, not the cards themselves.
-  const counts = useLiveQuery<{ status: Status; n: number }>(
-    `SELECT status, count(*)::int AS n FROM task WHERE project_id = $1 AND deleted_at IS NULL GROUP BY status`,
-    [project.id],
+  const [limits, setLimits] = useState<Record<Status, number>>({ todo: PAGE, doing: PAGE, done: PAGE });
+  const pages = useLiveQuery<ColumnPage>(
+    `SELECT s.status, (SELECT count(*) FROM task c WHERE c.project_id = $1 AND c.status = s.status AND c.deleted_at IS NULL)::int AS n,
+            coalesce((SELECT json_agg(card ORDER BY card.position, card.created_at) FROM (
+               SELECT t.id, t.title, t.status, t.position, t.created_at, t.labels,
+                      (SELECT count(*) FROM comment m WHERE m.task_id = t.id AND m.deleted_at IS NULL)::int AS comments
+                 FROM task t WHERE t.project_id = $1 AND t.status = s.status AND t.deleted_at IS NULL
+                ORDER BY t.position, t.created_at LIMIT s.shown) card), '[]') AS cards
+       FROM unnest(ARRAY['todo', 'doing', 'done']::task_status[], ARRAY[$2::int, $3::int, $4::int]) AS s(status, shown)`,
+    [project.id, limits.todo, limits.doing, limits.done],
   );
   const add = async () => {
     const text = title.trim();
@@ -168,7 +199,7 @@ function Columns({ client, session, project }: { client: BrowserSyncClient; sess
     // New cards go on top of "To do", where the person who adds one is looking.
     await client.db.query(
       `INSERT INTO task (workspace_id, project_id, title, position)
-       VALUES ($1, $2, $3, (SELECT coalesce(min(position), 1) - 1 FROM task WHERE project_id = $2))`,
+       VALUES ($1, $2, $3, (SELECT coalesce(min(position), 1) - 1 FROM task WHERE project_id = $2 AND status = 'todo' AND deleted_at IS NULL))`,
       [project.workspace_id, project.id, text],
     );
   };
@@ -188,69 +219,68 @@ function Columns({ client, session, project }: { client: BrowserSyncClient; sess
         </button>
       </form>
       <div className="columns">
-        {STATUSES.map((status) => (
-          <Column
-            key={status}
-            client={client}
-            session={session}
-            project={project}
-            status={status}
-            count={counts?.find((row) => row.status === status)?.n ?? 0}
-          />
-        ))}
+        {STATUSES.map((status) => {
+          const page = pages?.find((row) => row.status === status);
+          return (
+            <Column
+              key={status}
+              client={client}
+              session={session}
+              project={project}
+              status={status}
+              count={page?.n ?? 0}
+              tasks={page?.cards ?? []}
+              more={() => setLimits((current) => ({ ...current, [status]: current[status] + PAGE }))}
+            />
+          );
+        })}
       </div>
     </main>
   );
 }
 
-/**
- * One status column: a live query of the cards it shows (a page, grown as its end scrolls into view),
- * so a write costs the same with 10 tasks or 10,000 and the DOM holds what can be seen.
- */
+/** One status column: its page of cards, and a "more" row that grows the page when it scrolls into view. */
 function Column({
   client,
   session,
   project,
   status,
   count,
+  tasks,
+  more,
 }: {
   client: BrowserSyncClient;
   session: Session;
   project: { id: string; workspace_id: string };
   status: Status;
   count: number;
+  tasks: Task[];
+  more: () => void;
 }) {
-  const [limit, setLimit] = useState(PAGE);
-  const tasks = useLiveQuery<Task>(
-    `SELECT t.id, t.title, t.status, t.position, t.labels,
-            (SELECT count(*) FROM comment c WHERE c.task_id = t.id AND c.deleted_at IS NULL)::int AS comments
-       FROM task t WHERE t.project_id = $1 AND t.status = $2 AND t.deleted_at IS NULL
-      ORDER BY t.position, t.created_at LIMIT $3`,
-    [project.id, status, limit],
-  );
-  const shown = tasks ?? [];
-  const more = shown.length < count;
+  const hasMore = tasks.length < count;
   const end = useRef<HTMLDivElement>(null);
+  const grow = useRef(more);
+  grow.current = more;
   useEffect(() => {
-    if (!more || !end.current) return;
+    if (!hasMore || !end.current) return;
     const observer = new IntersectionObserver((entries) => {
-      if (entries.some((entry) => entry.isIntersecting)) setLimit((current) => current + PAGE);
+      if (entries.some((entry) => entry.isIntersecting)) grow.current();
     });
     observer.observe(end.current);
     return () => observer.disconnect();
-  }, [more, shown.length]);
+  }, [hasMore, tasks.length]);
   return (
     <section className="column" data-column={status}>
       <h3>
         {STATUS_NAMES[status]} <span className="count">{count}</span>
       </h3>
-      {shown.map((task) => (
+      {tasks.map((task) => (
         <Card key={task.id} client={client} session={session} task={task} workspaceId={project.workspace_id} />
       ))}
-      {more && (
+      {hasMore && (
         <div ref={end} className="more">
-          <button onClick={() => setLimit((current) => current + PAGE)} data-testid="show-more">
-            {count - shown.length} more
+          <button onClick={() => grow.current()} data-testid="show-more">
+            {count - tasks.length} more
           </button>
         </div>
       )}
@@ -266,7 +296,7 @@ function Card({ client, session, task, workspaceId }: { client: BrowserSyncClien
   // A moved card goes on top of its new column, where it can be seen however long the column is.
   const move = (to: Status) =>
     client.db.query(
-      `UPDATE task SET status = $2, position = (SELECT coalesce(min(p.position), 1) - 1 FROM task p WHERE p.project_id = task.project_id AND p.status = $2) WHERE id = $1`,
+      `UPDATE task SET status = $2, position = (SELECT coalesce(min(p.position), 1) - 1 FROM task p WHERE p.project_id = task.project_id AND p.status = $2 AND p.deleted_at IS NULL) WHERE id = $1`,
       [task.id, to],
     );
   const save = async () => {

@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   // For the console and the tests: the client behind the board.
   (window as unknown as { walsync: BrowserSyncClient }).walsync = client;
   root.render(
-    <SyncProvider client={client}>
+    <SyncProvider client={client} lastResults={`walsync-demo:last-results:${session.user.id}`}>
       <Board client={client} session={session} />
     </SyncProvider>,
   );

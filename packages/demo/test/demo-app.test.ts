@@ -125,6 +125,23 @@ describe('the demo task board in Chromium', () => {
     expect(await db.query(`SELECT 1 FROM task WHERE title = 'Written while offline'`)).toHaveLength(1);
   });
 
+  it('paints the last view on a reload before the replica has opened', async () => {
+    // Without SyncProvider's lastResults, the first card waits for the replica (the walsync:ready mark).
+    await alice.addInitScript(`new MutationObserver((_, observer) => {
+      if (!document.querySelector('[data-testid="task-card"]')) return;
+      window.firstCardAt = performance.now();
+      observer.disconnect();
+    }).observe(document, { childList: true, subtree: true });`);
+    await alice.reload();
+    await alice.getByTestId('task-title').filter({ hasText: 'Written while offline' }).waitFor({ timeout: 10_000 });
+    const ready = (await alice.waitForFunction(`performance.getEntriesByName('walsync:ready')[0]?.startTime`, undefined, { timeout: 30_000 }).then((handle) => handle.jsonValue())) as number;
+    const firstCard = (await alice.evaluate('window.firstCardAt')) as number;
+    expect(firstCard).toBeLessThan(ready);
+    // Then the board is the replica's: a change arrives and shows as before.
+    await db.query(`UPDATE task SET title = 'Renamed after the reload' WHERE title = 'Written while offline'`);
+    await alice.getByTestId('task-title').filter({ hasText: 'Renamed after the reload' }).waitFor({ timeout: 10_000 });
+  });
+
   it('signs in through the development login only outside production', async () => {
     const login = (url: string, body: unknown) => fetch(`${url}/dev/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const ok = await login(server!.url, { email: 'Alice@Demo.test' });

@@ -1,20 +1,22 @@
 import { useLiveQuery as usePGliteLiveQuery } from '@electric-sql/pglite-react';
 import type { SyncEvents, SyncStatus } from '@walsync/web';
 import { useEffect, useRef, useState } from 'react';
-import { useSyncClient } from './provider';
+import { useLastResults, useSyncClient } from './provider';
 
 /**
  * The rows of a live query, re-rendered when the tables under it change (local writes, the
  * server's changes, other tabs). `undefined` until the first result. Params are compared by value.
  *
  * A live query takes a few round trips to set up (in the browser, to the leader tab's worker); a
- * plain query of the same SQL paints the first rows meanwhile.
+ * plain query of the same SQL paints the first rows meanwhile. Under a provider with `lastResults`,
+ * the rows this query showed last time come first, until the replica answers.
  *
  * @example
  *   const open = useLiveQuery<{ id: string; title: string }>(`SELECT id, title FROM task WHERE status = $1`, ['todo']);
  */
 export function useLiveQuery<T = Record<string, unknown>>(sql: string, params: unknown[] = []): T[] | undefined {
   const client = useSyncClient();
+  const last = useLastResults();
   const key = JSON.stringify(params);
   // pglite-react re-subscribes when the params array changes identity: keep one per value.
   const stable = useStable(params, key);
@@ -30,8 +32,11 @@ export function useLiveQuery<T = Record<string, unknown>>(sql: string, params: u
       cancelled = true;
     };
   }, [client, sql, key, stable]);
-  if (live) return live.rows;
-  return first?.key === sql + key ? first.rows : undefined;
+  const rows = live ? live.rows : first?.key === sql + key ? first.rows : undefined;
+  useEffect(() => {
+    if (rows) last?.set(`${sql}\u0000${key}`, rows);
+  }, [last, rows, sql, key]);
+  return rows ?? last?.get<T>(`${sql}\u0000${key}`);
 }
 
 function useStable<T>(value: T, key: string): T {

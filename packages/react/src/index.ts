@@ -14,5 +14,5 @@
  *     return tasks === undefined ? <Spinner /> : <List tasks={tasks} />;
  *   }
  */
-export { SyncProvider, useSyncClient, type SyncClientLike } from './provider';
+export { SyncProvider, useHasLastResults, useSyncClient, type SyncClientLike } from './provider';
 export { useLiveQuery, usePendingCount, useSyncEvent, useSyncStatus } from './hooks';

@@ -97,10 +97,27 @@ export async function launchBrowser(userDataDir: string): Promise<RunningBrowser
   };
 }
 
-/** Serves packages/web (the built client in dist/, the test pages in test/browser/) on one fixed origin. */
-export async function serveWebPackage(port = 0): Promise<{ url: string; close(): Promise<void>; app: FastifyInstance }> {
+/**
+ * Serves packages/web (the built client in dist/, the test pages in test/browser/) on one fixed origin.
+ * `refuse(pattern)` makes paths matching it fail (the connection dropped), as a server away would.
+ */
+export async function serveWebPackage(port = 0): Promise<{ url: string; close(): Promise<void>; app: FastifyInstance; refuse(pattern: RegExp | undefined): void; refused: number }> {
   const app = Fastify();
+  let refusing: RegExp | undefined;
+  const served = {
+    url: '',
+    app,
+    refused: 0,
+    refuse: (pattern: RegExp | undefined) => void (refusing = pattern),
+    close: () => app.close(),
+  };
+  app.addHook('onRequest', async (request, reply) => {
+    if (!refusing?.test(request.url)) return;
+    served.refused++;
+    request.raw.socket.destroy();
+    return reply.hijack();
+  });
   await app.register(fastifyStatic, { root: path.dirname(createRequire(__filename).resolve('@walsync/web/package.json')) });
-  const address = await app.listen({ port, host: '127.0.0.1' });
-  return { url: address, app, close: () => app.close() };
+  served.url = await app.listen({ port, host: '127.0.0.1' });
+  return served;
 }

@@ -52,6 +52,43 @@ function deleteIdb(name: string): Promise<void> {
   });
 }
 
+/** Where the worker keeps PGlite's own files (the WASM Postgres, its data bundle, initdb). */
+const ARTIFACT_CACHE = 'walsync-pglite';
+
+/**
+ * One of PGlite's files beside the worker: from the server when it answers (stored in Cache Storage
+ * when it changed), else the stored copy. PGlite fetches them at every start; without a copy, a
+ * replica could not open while the server is away — the moment local-first is for.
+ */
+async function artifact(name: string): Promise<Response> {
+  const url = new URL(`./${name}`, import.meta.url);
+  // Cache Storage exists only in secure contexts (https, localhost).
+  const cache = typeof caches === 'undefined' ? undefined : await caches.open(ARTIFACT_CACHE).catch(() => undefined);
+  const stored = await cache?.match(url).catch(() => undefined);
+  let response: Response;
+  try {
+    response = await fetch(url);
+    if (!response.ok) throw new Error(`${url.pathname} answered HTTP ${response.status}`);
+  } catch (error) {
+    if (stored) return stored;
+    throw new Error(`PGlite's ${name} could not be loaded (${(error as Error).message}) and no copy is stored yet`);
+  }
+  const version = (headers: Headers) => headers.get('etag') ?? headers.get('last-modified') ?? headers.get('content-length');
+  if (cache && (!stored || version(stored.headers) !== version(response.headers))) await cache.put(url, response.clone()).catch(() => undefined);
+  return response;
+}
+
+async function compiled(name: string): Promise<WebAssembly.Module> {
+  const response = await artifact(name);
+  return response.headers.get('content-type')?.startsWith('application/wasm') ? WebAssembly.compileStreaming(response) : WebAssembly.compile(await response.arrayBuffer());
+}
+
+/** PGlite's options for its own files, loaded through `artifact`. */
+async function pgliteFiles(): Promise<{ pgliteWasmModule: WebAssembly.Module; initdbWasmModule: WebAssembly.Module; fsBundle: Blob }> {
+  const [pgliteWasmModule, initdbWasmModule, fsBundle] = await Promise.all([compiled('pglite.wasm'), compiled('initdb.wasm'), artifact('pglite.data').then((response) => response.blob())]);
+  return { pgliteWasmModule, initdbWasmModule, fsBundle };
+}
+
 /** The migrated replica template the build made (replica.tar.gz beside the worker), if it is served. */
 async function replicaTemplate(): Promise<Blob | undefined> {
   return fetch(new URL('./replica.tar.gz', import.meta.url))
@@ -63,7 +100,7 @@ async function replicaTemplate(): Promise<Blob | undefined> {
 async function fromTemplate(dataDir: string): Promise<PGlite | undefined> {
   const template = await replicaTemplate();
   if (!template) return undefined;
-  const db = await PGlite.create(dataDir, { loadDataDir: template });
+  const db = await PGlite.create(dataDir, { ...(await pgliteFiles()), loadDataDir: template });
   await db.fs?.syncToFs(false);
   return db;
 }
@@ -85,15 +122,15 @@ export async function openReplica(name: string, storage: Storage): Promise<PGlit
         if (!/already exists/.test((error as Error).message)) throw error;
       }
     }
-    return PGlite.create(dataDir);
+    return PGlite.create(dataDir, await pgliteFiles());
   }
   const dataDir = `opfs-ahp://${name}`;
   if (await idbExists(name)) {
     await removeOpfs(name);
-    const old = await PGlite.create(`idb://${name}`);
+    const old = await PGlite.create(`idb://${name}`, await pgliteFiles());
     const files = await old.dumpDataDir('none');
     await old.close();
-    const db = await PGlite.create(dataDir, { loadDataDir: files });
+    const db = await PGlite.create(dataDir, { ...(await pgliteFiles()), loadDataDir: files });
     await db.fs?.syncToFs(false);
     await deleteIdb(name);
     return db;
@@ -102,5 +139,5 @@ export async function openReplica(name: string, storage: Storage): Promise<PGlit
     const db = await fromTemplate(dataDir);
     if (db) return db;
   }
-  return PGlite.create(dataDir);
+  return PGlite.create(dataDir, await pgliteFiles());
 }

@@ -61,7 +61,6 @@ let client: SyncClient | undefined;
 
 /** A moment of the worker's start, as a performance mark in its tab (`walsync:worker:<name>`), for profiling a page load. */
 const mark = (name: string) => postMessage({ type: 'walsync:mark', name, at: performance.timeOrigin + performance.now() });
-mark('loaded');
 
 /** The open replica, for the leader tab's direct queries (see `walsync:query` below). */
 const replica = deferred<PGlite>();
@@ -185,6 +184,9 @@ void worker({
     }
   },
 });
+
+// After PGlite's worker() said "here": that has to be the first message its tab hears.
+mark('loaded');
 
 // The leader's own tab closes it cleanly before ending the worker: socket closed, database closed, lock released.
 addEventListener('message', (event: MessageEvent<{ type?: string }>) => {

@@ -219,6 +219,29 @@ describe.each([
     expect(await page.evaluate(() => window.client.clientId)).toBe(clientId);
   });
 
+  it('opens its replica while the server of PGlite\'s own files is away (their stored copy)', async () => {
+    const browser = await launch('artifacts');
+    const page = await browser.page(harness());
+    await openClient(page, { url: serverUrl(), token, dataDir: 'idb://artifacts', storage });
+    await page.evaluate(() => window.client.ready);
+    const rows = (await sql<{ n: number }>(page, `SELECT count(*)::int AS n FROM project`))[0]!.n;
+    expect(rows).toBeGreaterThan(0);
+    await page.evaluate(() => window.client.close());
+    // PGlite fetches its WASM Postgres, its data bundle and initdb at every start: now they fail.
+    web.refuse(/\/(pglite\.wasm|pglite\.data|initdb\.wasm)$/);
+    const before = web.refused;
+    try {
+      await openClient(page, { url: serverUrl(), token, dataDir: 'idb://artifacts', storage });
+      await page.evaluate(() => window.client.ready);
+    } finally {
+      web.refuse(undefined);
+    }
+    expect(web.refused).toBeGreaterThan(before);
+    expect((await sql<{ n: number }>(page, `SELECT count(*)::int AS n FROM project`))[0]!.n).toBe(rows);
+    expect(await page.evaluate(() => window.events.filter((event) => event.name === 'error'))).toEqual([]);
+    await page.evaluate(() => window.client.close());
+  });
+
   it.runIf(storage === 'auto')('refuses a dataDir that is not a replica name and a storage it does not know, before a worker starts', async () => {
     const browser = await launch('refusals');
     const page = await browser.page(harness());

@@ -11,6 +11,8 @@ export type TaskStatus = (typeof TASK_STATUSES)[number];
 @Entity('task')
 @Index('IDX_task_workspace', ['workspaceId'])
 @Index('IDX_task_project', ['projectId'])
+// A board column's page (a project's tasks of one status, in order) and its count read only what they show.
+@Index('IDX_task_board', ['projectId', 'status', 'position', 'createdAt'], { where: '"deleted_at" IS NULL' })
 export class Task extends SyncedRecord {
   @Column({ name: 'workspace_id', type: 'uuid' })
   workspaceId!: string;

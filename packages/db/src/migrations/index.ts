@@ -2,6 +2,7 @@ import type { MigrationClass } from '../extraction/extract';
 import { Initial1795396052850 } from './1795396052850-Initial';
 import { ReplicaIdentityFull1795396924095 } from './1795396924095-ReplicaIdentityFull';
 import { ColumnClocks1796195495455 } from './1796195495455-ColumnClocks';
+import { TaskBoardIndex1796244348110 } from './1796244348110-TaskBoardIndex';
 
 /**
  * Every migration of the schema, in timestamp order. `yarn migration:generate` and
@@ -11,4 +12,5 @@ export const migrations: MigrationClass[] = [
   Initial1795396052850,
   ReplicaIdentityFull1795396924095,
   ColumnClocks1796195495455,
+  TaskBoardIndex1796244348110,
 ];
