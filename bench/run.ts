@@ -93,10 +93,18 @@ change the same client applied a change a statement, with a fresh plan for each;
   anything else on the two cores it lands at 5.5–7.8 s.
 - **Page reload (#6, #17).** With IndexedDB, PGlite read the whole replica at start (every file, a
   16 MB WAL segment among them): 1–1.3 s before the first query. The replica is in OPFS now
-  (\`opfs-ahp\`: pages read as needed). Measured in the page with performance marks (one reload,
-  small board): signed in at 0.17 s, the worker up at 0.28 s, PGlite open and the client ready at
-  0.72 s, the first card at 1.05 s. What is left: PGlite's own start in the worker (wasm, the
-  Postgres start, the OPFS handle pool), about 0.45 s, and the board's queries after it.
+  (\`opfs-ahp\`: pages read as needed). Where a reload's time goes now, from performance marks (the
+  worker marks its own steps in the tab as \`walsync:worker:*\`; three reloads, small board, ms
+  from the navigation): app.js run and signed in 60–125; the worker's script loaded 210–390 (a
+  megabyte: PGlite, zod, the sync loop); elected 240–450 (the old page's worker lets go of the
+  lock); OPFS opened 560–690 (\`opfs-ahp\` opens a sync access handle per file, about 530: ≈180 ms);
+  PGlite started 890–1100 (the WASM instance, its data bundle, the Postgres start: ≈400 ms; the
+  wasm compile itself is ≈100 ms, from V8's cache); the client ready 10 ms later. Then the board's
+  live queries: each costs PGlite a temporary view, a dependency lookup and triggers (≈100 ms at a
+  cold start), and there were seven, two levels deep (≈0.5 s to the first card). Now: the tab's
+  bundle no longer carries PGlite and zod (app.js 1.33 MB → 313 KB), the board is two live
+  queries, and the first card is the board's last view (\`lastResults\`), painted when the tab's
+  client exists (≈0.25 s), while the replica opens behind it.
 - **Every query from a tab (#17).** PGliteWorker sends each statement through a BroadcastChannel in
   several round trips (a lock, the protocol, the written blob, the lock again): a \`SELECT 1\` took
   7–9 ms in Chromium, a live query's setup transaction tens of ms, and the board's first queries
@@ -104,8 +112,13 @@ change the same client applied a change a statement, with a fresh plan for each;
   worker, one message each way: \`SELECT 1\` 0.3 ms, a task INSERT 3–6 ms, INSERT → the live
   query's new result 8–19 ms (from 60 ms and 110–150 ms). Follower tabs still go through PGliteWorker.
 - **Own write → card (#17).** Click → INSERT (capture trigger) → the live query's change notice
-  (PGlite's BroadcastChannel) → its re-run (direct) → React render. Each column is its own paged
-  live query, so the re-run reads one page, not the workspace.
+  (PGlite's BroadcastChannel) → its re-run (direct) → React render. The board's one live query reads
+  three pages of 40 and three counts through \`IDX_task_board\`, so the re-run reads pages, not the
+  workspace; at 10,000 tasks the three counts read 10,000 index entries (≈1.4 ms in Node, with heap
+  fetches: PGlite runs no autovacuum) and the write costs about twice as much as with 60 tasks. The
+  push after a local write waits 4 ms, so the tabs' live queries re-read the write before the push's
+  own queries take the worker: own write → card went from 13–17 ms to 9 ms (60 tasks) and from
+  27–33 ms to 21 ms (10,000 tasks) in \`yarn bench demo\`. Not yet profiled step by step in Chromium.
 - **Hydration into a Node client (#5)** lands at 14,300–19,900 rows/s from run to run, 1.07–1.6× PGlite's
   own bulk insert of the same rows measured in the same run: the client's part is that insert plus the
   WebSocket and \`JSON.parse\`; the rest is the server's, as for the bare client above.

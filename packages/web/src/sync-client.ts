@@ -16,6 +16,8 @@ export interface SyncClientParts {
   ackDelayMs?: number;
   /** A captured local write is stored this long after it (the browser lets the tabs' live queries run first). */
   storeDelayMs?: number;
+  /** A captured local write is pushed this long after it (the browser lets the tab's live queries re-run first). */
+  pushDelayMs?: number;
   tables?: SyncedTable[];
 }
 
@@ -75,7 +77,9 @@ export class SyncClient implements SyncHandle<PGlite> {
       this.events.emit('captured');
       // A local write is stored right away (the outbox entry with it), not only with the next ack.
       this.store.storeSoon(this.parts.storeDelayMs ?? 0);
-      connection.schedulePush();
+      const pushDelayMs = this.parts.pushDelayMs ?? 0;
+      if (pushDelayMs > 0) setTimeout(() => connection.schedulePush(), pushDelayMs);
+      else connection.schedulePush();
     });
     await this.store.durable();
     connection.start();

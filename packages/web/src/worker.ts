@@ -142,6 +142,8 @@ void worker({
         ackDelayMs: 250,
         // The tabs' live queries re-run before an IndexedDB store takes the thread.
         storeDelayMs: storage === 'opfs' ? 0 : 100,
+        // The push's own queries would run before the tabs' live queries re-read the write.
+        pushDelayMs: 4,
       });
       client = synced;
       // PGlite stores after every statement a tab sends. In IndexedDB that copies whole changed files
