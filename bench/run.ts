@@ -117,8 +117,10 @@ change the same client applied a change a statement, with a fresh plan for each;
   workspace; at 10,000 tasks the three counts read 10,000 index entries (≈1.4 ms in Node, with heap
   fetches: PGlite runs no autovacuum) and the write costs about twice as much as with 60 tasks. The
   push after a local write waits 4 ms, so the tabs' live queries re-read the write before the push's
-  own queries take the worker: own write → card went from 13–17 ms to 9 ms (60 tasks) and from
-  27–33 ms to 21 ms (10,000 tasks) in \`yarn bench demo\`. Not yet profiled step by step in Chromium.
+  own queries take the worker. Own write → card, before: 13.0 ms (\`yarn bench demo\`) and 17.4 ms (a full
+  run), 27.1 and 32.9 ms with 10,000 tasks; after: 8.8 ms and 20.8 ms (\`yarn bench demo\`). The full run
+  recorded above was slower throughout (the write API 4.5 ms against 3.7 ms in the run before it):
+  19.9 and 26.7 ms there. Not yet profiled step by step in Chromium.
 - **Hydration into a Node client (#5)** lands at 14,300–19,900 rows/s from run to run, 1.07–1.6× PGlite's
   own bulk insert of the same rows measured in the same run: the client's part is that insert plus the
   WebSocket and \`JSON.parse\`; the rest is the server's, as for the bare client above.
