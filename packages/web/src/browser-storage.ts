@@ -74,7 +74,8 @@ async function artifact(name: string): Promise<Response> {
     throw new Error(`PGlite's ${name} could not be loaded (${(error as Error).message}) and no copy is stored yet`);
   }
   const version = (headers: Headers) => headers.get('etag') ?? headers.get('last-modified') ?? headers.get('content-length');
-  if (cache && (!stored || version(stored.headers) !== version(response.headers))) await cache.put(url, response.clone()).catch(() => undefined);
+  // Stored in the background: a first start does not wait for 15 MB to be written twice.
+  if (cache && (!stored || version(stored.headers) !== version(response.headers))) void cache.put(url, response.clone()).catch(() => undefined);
   return response;
 }
 
@@ -98,9 +99,9 @@ async function replicaTemplate(): Promise<Blob | undefined> {
 
 /** A new replica from the template (no initdb, no migrations in the browser), stored before anything else happens. */
 async function fromTemplate(dataDir: string): Promise<PGlite | undefined> {
-  const template = await replicaTemplate();
+  const [template, files] = await Promise.all([replicaTemplate(), pgliteFiles()]);
   if (!template) return undefined;
-  const db = await PGlite.create(dataDir, { ...(await pgliteFiles()), loadDataDir: template });
+  const db = await PGlite.create(dataDir, { ...files, loadDataDir: template });
   await db.fs?.syncToFs(false);
   return db;
 }
