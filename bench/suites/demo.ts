@@ -123,7 +123,7 @@ export async function demoFigures(): Promise<Figure[]> {
   return figures;
 }
 
-/** Twenty adds through the UI: the click to the new card in the same tab's DOM, in ms. */
+/** `count` adds through the UI: the click to the new card in the same tab's DOM, in ms. */
 async function ownWrites(page: Page, count: number): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < count; i++) {

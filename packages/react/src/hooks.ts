@@ -33,10 +33,11 @@ export function useLiveQuery<T = Record<string, unknown>>(sql: string, params: u
     };
   }, [client, sql, key, stable]);
   const rows = live ? live.rows : first?.key === sql + key ? first.rows : undefined;
+  const lastKey = `${sql}\u0000${key}`;
   useEffect(() => {
-    if (rows) last?.set(`${sql}\u0000${key}`, rows);
-  }, [last, rows, sql, key]);
-  return rows ?? last?.get<T>(`${sql}\u0000${key}`);
+    if (rows) last?.set(lastKey, rows);
+  }, [last, rows, lastKey]);
+  return rows ?? last?.get<T>(lastKey);
 }
 
 function useStable<T>(value: T, key: string): T {

@@ -85,7 +85,9 @@ async function compiled(name: string): Promise<WebAssembly.Module> {
 }
 
 /** PGlite's options for its own files, loaded through `artifact`. */
-async function pgliteFiles(): Promise<{ pgliteWasmModule: WebAssembly.Module; initdbWasmModule: WebAssembly.Module; fsBundle: Blob }> {
+type PGliteFiles = { pgliteWasmModule: WebAssembly.Module; initdbWasmModule: WebAssembly.Module; fsBundle: Blob };
+
+async function pgliteFiles(): Promise<PGliteFiles> {
   const [pgliteWasmModule, initdbWasmModule, fsBundle] = await Promise.all([compiled('pglite.wasm'), compiled('initdb.wasm'), artifact('pglite.data').then((response) => response.blob())]);
   return { pgliteWasmModule, initdbWasmModule, fsBundle };
 }
@@ -98,8 +100,8 @@ async function replicaTemplate(): Promise<Blob | undefined> {
 }
 
 /** A new replica from the template (no initdb, no migrations in the browser), stored before anything else happens. */
-async function fromTemplate(dataDir: string): Promise<PGlite | undefined> {
-  const [template, files] = await Promise.all([replicaTemplate(), pgliteFiles()]);
+async function fromTemplate(dataDir: string, loading: Promise<PGliteFiles>): Promise<PGlite | undefined> {
+  const [template, files] = await Promise.all([replicaTemplate(), loading]);
   if (!template) return undefined;
   const db = await PGlite.create(dataDir, { ...files, loadDataDir: template });
   await db.fs?.syncToFs(false);
@@ -113,32 +115,35 @@ async function fromTemplate(dataDir: string): Promise<PGlite | undefined> {
  * one is stored, so a move cut short starts again from the IndexedDB copy on the next open.
  */
 export async function openReplica(name: string, storage: Storage): Promise<PGlite> {
+  // Fetched and compiled once, while the replica's storage is looked at; every open below uses them.
+  const files = pgliteFiles();
+  files.catch(() => undefined);
   if (storage === 'indexeddb') {
     const dataDir = `idb://${name}`;
     if (!(await idbExists(name))) {
       try {
-        const db = await fromTemplate(dataDir);
+        const db = await fromTemplate(dataDir, files);
         if (db) return db;
       } catch (error) {
         if (!/already exists/.test((error as Error).message)) throw error;
       }
     }
-    return PGlite.create(dataDir, await pgliteFiles());
+    return PGlite.create(dataDir, await files);
   }
   const dataDir = `opfs-ahp://${name}`;
   if (await idbExists(name)) {
     await removeOpfs(name);
-    const old = await PGlite.create(`idb://${name}`, await pgliteFiles());
-    const files = await old.dumpDataDir('none');
+    const old = await PGlite.create(`idb://${name}`, await files);
+    const moved = await old.dumpDataDir('none');
     await old.close();
-    const db = await PGlite.create(dataDir, { ...(await pgliteFiles()), loadDataDir: files });
+    const db = await PGlite.create(dataDir, { ...(await files), loadDataDir: moved });
     await db.fs?.syncToFs(false);
     await deleteIdb(name);
     return db;
   }
   if (!(await opfsExists(name))) {
-    const db = await fromTemplate(dataDir);
+    const db = await fromTemplate(dataDir, files);
     if (db) return db;
   }
-  return PGlite.create(dataDir, await pgliteFiles());
+  return PGlite.create(dataDir, await files);
 }
