@@ -78,11 +78,14 @@ export class RemoteApply {
             INSERT INTO ${name} SELECT * FROM incoming r WHERE NOT ${this.pendingWrite(table, 'r')} ${update}`;
   }
 
-  /** Whole rows, e.g. a snapshot page (unique keys). An empty outbox spares the per-row pending check. */
-  async upsertRows(tx: Transaction, tableName: string, rows: Row[]): Promise<void> {
+  /**
+   * Whole rows, e.g. a snapshot page (unique keys); with `newerOnly`, a row never replaces a newer
+   * version. An empty outbox spares the per-row pending check.
+   */
+  async upsertRows(tx: Transaction, tableName: string, rows: Row[], options: { newerOnly: boolean }): Promise<void> {
     const table = this.table(tableName);
     const pending = (await tx.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM walsync_outbox) AS any`)).rows[0]!.any;
-    await tx.query(this.upsertSql(table, this.records(table, '$1::jsonb'), { pending, newerOnly: false }), [JSON.stringify(rows)]);
+    await tx.query(this.upsertSql(table, this.records(table, '$1::jsonb'), { pending, newerOnly: options.newerOnly }), [JSON.stringify(rows)]);
   }
 
   /** Whether any synced table holds a row (a replacing snapshot into an empty database has nothing to remove). */

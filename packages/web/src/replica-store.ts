@@ -149,7 +149,9 @@ export class ReplicaStore {
       // Snapshot rows come from one consistent server snapshot, parents first: no trigger (capture
       // would skip them anyway) and no foreign key needs to run for them.
       await tx.exec(`SET LOCAL walsync.applying = 'on'; SET LOCAL session_replication_role = replica`);
-      await this.apply.upsertRows(tx, table, rows);
+      // A snapshot of an added workspace runs beside the live stream and the answers to this client's
+      // writes: a row an answer already brought further is newer than the snapshot's, and stays.
+      await this.apply.upsertRows(tx, table, rows, { newerOnly: !snapshot.replaces });
       if (snapshot.tracksKeys) await this.apply.markSeen(tx, table, rows);
     });
   }

@@ -84,4 +84,18 @@ describe('applying a streamed batch in runs', () => {
     expect(await taskRow(id)).toBeUndefined();
     expect((await db.query<any>(`SELECT value FROM walsync_state WHERE key = 'position'`)).rows[0].value).toBe('0/31');
   });
+
+  it('never rolls back, in the snapshot of a workspace added while live, a row an answer to its own write brought further', async () => {
+    const [mine, other] = [crypto.randomUUID(), crypto.randomUUID()];
+    await store.applyChanges([upsert(row(mine, 'server', 1)), upsert(row(other, 'server', 1))], '0/40');
+    await db.query(`UPDATE task SET title = 'mine' WHERE id = $1`, [mine]);
+    const [change] = (await store.unsent(500)).filter((each) => each.pk.id === mine);
+    // The snapshot was read before the write committed; the answer comes first.
+    await store.settle([change!], [{ changeId: change!.changeId, status: 'applied', lsn: '0/41', row: row(mine, 'mine', 3) }]);
+    await store.beginSnapshot(false, [workspace]);
+    await store.snapshotPage('task', [row(mine, 'snapshot', 2), row(other, 'snapshot', 2)]);
+    await store.endSnapshot('0/40');
+    expect(await taskRow(mine)).toMatchObject({ title: 'mine', version: 3 });
+    expect(await taskRow(other)).toMatchObject({ title: 'snapshot', version: 2 });
+  });
 });
