@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { build, type BuildOptions, type Plugin } from 'esbuild';
 
 const root = __dirname;
@@ -175,9 +176,10 @@ async function buildDemo(): Promise<void> {
 export async function buildReplicaTemplate(): Promise<void> {
   const dist = path.join(root, 'packages/web/dist');
   const catalog = JSON.parse(readFileSync(path.join(root, 'packages/db/dist/catalog.json'), 'utf8')) as { migrations: Array<{ checksum: string }> };
-  const key = JSON.stringify({ revision: 2, migrations: catalog.migrations.map((migration) => migration.checksum) });
+  const key = { revision: 3, migrations: catalog.migrations.map((migration) => migration.checksum) };
   const stamp = path.join(dist, 'replica.json');
-  if (existsSync(path.join(dist, 'replica.tar.gz')) && existsSync(stamp) && readFileSync(stamp, 'utf8') === key) return;
+  const made = existsSync(stamp) ? (JSON.parse(readFileSync(stamp, 'utf8')) as typeof key) : undefined;
+  if (existsSync(path.join(dist, 'replica.tar.gz')) && JSON.stringify({ revision: made?.revision, migrations: made?.migrations }) === JSON.stringify(key)) return;
   const { PGlite } = await import('@electric-sql/pglite');
   const pglite = await PGlite.create();
   try {
@@ -190,14 +192,26 @@ export async function buildReplicaTemplate(): Promise<void> {
     await pglite.exec(`DROP DATABASE template0`);
     await pglite.exec(`DROP DATABASE template1`);
     await pglite.exec(`CHECKPOINT`);
-    const dump = await pglite.dumpDataDir('gzip');
+    const dump = Buffer.from(await (await pglite.dumpDataDir('gzip')).arrayBuffer());
     mkdirSync(dist, { recursive: true });
-    writeFileSync(path.join(dist, 'replica.tar.gz.tmp'), Buffer.from(await dump.arrayBuffer()));
+    writeFileSync(path.join(dist, 'replica.tar.gz.tmp'), dump);
     renameSync(path.join(dist, 'replica.tar.gz.tmp'), path.join(dist, 'replica.tar.gz'));
-    writeFileSync(stamp, key);
+    // How many files a replica made from it starts with: OPFS makes that many (and some to spare) at once.
+    writeFileSync(stamp, JSON.stringify({ ...key, files: tarFiles(gunzipSync(dump)) }));
   } finally {
     await pglite.close();
   }
+}
+
+/** The regular files in a tar archive (ustar headers: the size at 124, the type at 156). */
+function tarFiles(tar: Buffer): number {
+  let files = 0;
+  for (let at = 0; at + 512 <= tar.length && tar[at] !== 0; ) {
+    const size = Number.parseInt(tar.toString('latin1', at + 124, at + 136).replace(/\0.*$/, '').trim() || '0', 8);
+    if (tar[at + 156] === 0x30 || tar[at + 156] === 0) files++;
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return files;
 }
 
 /** The packages, without the replica template. */

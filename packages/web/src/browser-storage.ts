@@ -4,6 +4,7 @@
  * read at start and copied back after writes) where it does not. Runs in the leader's worker.
  */
 import { PGlite } from '@electric-sql/pglite';
+import { OpfsAhpFS } from '@electric-sql/pglite/opfs-ahp';
 import type { Storage, StoragePreference } from './replica-names';
 
 /** Whether this worker can use OPFS sync access handles (Chromium, Firefox; not every Safari). */
@@ -25,6 +26,7 @@ export function chooseStorage(preference: StoragePreference): Storage {
 }
 
 const idbName = (name: string) => `/pglite/${name}`;
+const OPFS = 'opfs-ahp://';
 
 async function idbExists(name: string): Promise<boolean> {
   return (await indexedDB.databases().catch(() => [{ name: idbName(name) }])).some((database) => database.name === idbName(name));
@@ -92,20 +94,43 @@ async function pgliteFiles(): Promise<PGliteFiles> {
   return { pgliteWasmModule, initdbWasmModule, fsBundle };
 }
 
-/** The migrated replica template the build made (replica.tar.gz beside the worker), if it is served. */
-async function replicaTemplate(): Promise<Blob | undefined> {
-  return fetch(new URL('./replica.tar.gz', import.meta.url))
-    .then((response) => (response.ok ? response.blob() : undefined))
-    .catch(() => undefined);
+/**
+ * The migrated replica template the build made (replica.tar.gz beside the worker), if it is served,
+ * and how many files it holds (replica.json), if that is known.
+ */
+async function replicaTemplate(): Promise<{ data: Blob; files: number | undefined } | undefined> {
+  const [data, stamp] = await Promise.all([
+    fetch(new URL('./replica.tar.gz', import.meta.url))
+      .then((response) => (response.ok ? response.blob() : undefined))
+      .catch(() => undefined),
+    fetch(new URL('./replica.json', import.meta.url))
+      .then((response) => (response.ok ? (response.json() as Promise<{ files?: unknown }>) : undefined))
+      .catch(() => undefined),
+  ]);
+  if (!data) return undefined;
+  return { data, files: Number.isSafeInteger(stamp?.files) ? (stamp!.files as number) : undefined };
 }
 
 /** A new replica from the template (no initdb, no migrations in the browser), stored before anything else happens. */
 async function fromTemplate(dataDir: string, loading: Promise<PGliteFiles>): Promise<PGlite | undefined> {
   const [template, files] = await Promise.all([replicaTemplate(), loading]);
   if (!template) return undefined;
-  const db = await PGlite.create(dataDir, { ...files, loadDataDir: template });
+  const db = await PGlite.create({ ...where(dataDir, template.files), ...files, loadDataDir: template.data });
   await db.fs?.syncToFs(false);
   return db;
+}
+
+/** Files an OPFS replica keeps ready beyond those it uses (PGlite's default; a new file takes one). */
+const SPARE_FILES = 100;
+
+/**
+ * Where PGlite keeps `dataDir`. A new OPFS replica from a template of `files` files makes that many
+ * and the spare ones at once; PGlite's default of 1,000 made twice the files the template needs, and
+ * deleted the rest after the first query (a second of a first start).
+ */
+function where(dataDir: string, files: number | undefined): { dataDir: string } | { fs: OpfsAhpFS } {
+  if (!dataDir.startsWith(OPFS) || files === undefined) return { dataDir };
+  return { fs: new OpfsAhpFS(dataDir.slice(OPFS.length), { initialPoolSize: files + SPARE_FILES, maintainedPoolSize: SPARE_FILES }) };
 }
 
 /**
@@ -130,7 +155,7 @@ export async function openReplica(name: string, storage: Storage): Promise<PGlit
     }
     return PGlite.create(dataDir, await files);
   }
-  const dataDir = `opfs-ahp://${name}`;
+  const dataDir = `${OPFS}${name}`;
   if (await idbExists(name)) {
     await removeOpfs(name);
     const old = await PGlite.create(`idb://${name}`, await files);

@@ -1,0 +1,26 @@
+import { PGlite } from '@electric-sql/pglite';
+import { OpfsAhpFS } from '@electric-sql/pglite/opfs-ahp';
+onmessage = async (e: MessageEvent) => {
+  const { pool, name, mode } = e.data;
+  const fsOf = () => mode === 'memfs2opfs' ? { dataDir: `memfs2opfs://${name}` } : { fs: new OpfsAhpFS(name, { initialPoolSize: pool, maintainedPoolSize: Math.min(100, pool) }) as any };
+  const t0 = performance.now();
+  const [w, i, d, tpl] = await Promise.all([WebAssembly.compileStreaming(fetch('/dist/pglite.wasm')), WebAssembly.compileStreaming(fetch('/dist/initdb.wasm')), fetch('/dist/pglite.data').then(r=>r.blob()), fetch('/dist/replica.tar.gz').then(r=>r.blob())]);
+  const t1 = performance.now();
+  const db = await PGlite.create({ ...fsOf(), pgliteWasmModule: w, initdbWasmModule: i, fsBundle: d, loadDataDir: tpl } as any);
+  const t2 = performance.now();
+  await db.query('select 1'); await (db as any).fs.syncToFs(false);
+  const t3 = performance.now();
+  const n = (await db.query<any>('select count(*)::int n from task')).rows[0].n;
+  await db.close();
+  const t4 = performance.now();
+  const db2 = await PGlite.create({ ...fsOf(), pgliteWasmModule: w, initdbWasmModule: i, fsBundle: d } as any);
+  const t5 = performance.now();
+  const w0 = performance.now();
+  for (let k = 0; k < 20; k++) await db2.query('insert into workspace (name) values ($1)', ['x' + k]);
+  const write = (performance.now() - w0) / 20;
+  const c0 = performance.now();
+  await db2.query('select count(*) from task');
+  const read = performance.now() - c0;
+  await db2.close();
+  postMessage({ mode, write, read, pool, files: t1-t0, create: t2-t1, sync: t3-t2, reopen: t5-t4, n });
+};
