@@ -1,21 +1,12 @@
-import { useHasLastResults, useLiveQuery, usePendingCount, useSyncEvent, useSyncStatus } from '@walsync/react';
+import { useHasLastResults, useLiveQuery, useOptimisticLiveQuery, usePendingCount, useSyncEvent, useSyncStatus } from '@walsync/react';
 import type { BrowserSyncClient, SyncStatus } from '@walsync/web/browser';
 import { useEffect, useRef, useState } from 'react';
+import { type ColumnPage, type BoardWrite, STATUSES, type Status, type Task, type Write, applyWrite, newId } from './board-writes';
 import type { Session } from './session';
 
-const STATUSES = ['todo', 'doing', 'done'] as const;
-type Status = (typeof STATUSES)[number];
 const STATUS_NAMES: Record<Status, string> = { todo: 'To do', doing: 'Doing', done: 'Done' };
 const SHOWN_STATUS: Record<SyncStatus, string> = { connecting: 'connecting', syncing: 'syncing', 'up-to-date': 'online', offline: 'offline', error: 'stopped', closed: 'closed' };
 
-interface Task {
-  id: string;
-  title: string;
-  status: Status;
-  position: number;
-  labels: string[];
-  comments: number;
-}
 
 interface Notice {
   kind: 'conflict' | 'error';
@@ -168,21 +159,18 @@ function Workspaces({ client, session }: { client: BrowserSyncClient; session: S
 /** Cards a column shows at first, and how many more each time its end scrolls into view. */
 const PAGE = 40;
 
-interface ColumnPage {
-  status: Status;
-  n: number;
-  cards: Task[];
-}
 
 /**
  * The board of one project: one live query for every column's page (grown as the column's end
  * scrolls into view) and count, read through the task_board index, so a write costs the same with
- * 10 tasks or 10,000 and the DOM holds what can be seen.
+ * 10 tasks or 10,000 and the DOM holds what can be seen. This tab's writes show in the frame they
+ * are made (optimistic rows), until the live query has re-read them.
  */
 function Columns({ client, session, project }: { client: BrowserSyncClient; session: Session; project: { id: string; name: string; workspace_id: string } }) {
   const [title, setTitle] = useState('');
   const [limits, setLimits] = useState<Record<Status, number>>({ todo: PAGE, doing: PAGE, done: PAGE });
-  const pages = useLiveQuery<ColumnPage>(
+  const [failure, setFailure] = useState<string>();
+  const { rows: pages, write: optimistic } = useOptimisticLiveQuery<ColumnPage, BoardWrite>(
     `SELECT s.status, (SELECT count(*) FROM task c WHERE c.project_id = $1 AND c.status = s.status AND c.deleted_at IS NULL)::int AS n,
             coalesce((SELECT json_agg(card ORDER BY card.position, card.created_at) FROM (
                SELECT t.id, t.title, t.status, t.position, t.created_at, t.labels,
@@ -191,16 +179,21 @@ function Columns({ client, session, project }: { client: BrowserSyncClient; sess
                 ORDER BY t.position, t.created_at LIMIT s.shown) card), '[]') AS cards
        FROM unnest(ARRAY['todo', 'doing', 'done']::task_status[], ARRAY[$2::int, $3::int, $4::int]) AS s(status, shown)`,
     [project.id, limits.todo, limits.doing, limits.done],
+    applyWrite,
   );
-  const add = async () => {
+  const write: Write = (action, run) => void optimistic(action, run).then(() => setFailure(undefined), (error: Error) => setFailure(error.message));
+  const add = () => {
     const text = title.trim();
     if (!text) return;
     setTitle('');
     // New cards go on top of "To do", where the person who adds one is looking.
-    await client.db.query(
-      `INSERT INTO task (workspace_id, project_id, title, position)
-       VALUES ($1, $2, $3, (SELECT coalesce(min(position), 1) - 1 FROM task WHERE project_id = $2 AND status = 'todo' AND deleted_at IS NULL))`,
-      [project.workspace_id, project.id, text],
+    const card: Task = { id: newId(), title: text, status: 'todo', position: 0, labels: [], comments: 0 };
+    write({ kind: 'add', card }, () =>
+      client.db.query(
+        `INSERT INTO task (id, workspace_id, project_id, title, position)
+         VALUES ($1, $2, $3, $4, (SELECT coalesce(min(position), 1) - 1 FROM task WHERE project_id = $3 AND status = 'todo' AND deleted_at IS NULL))`,
+        [card.id, project.workspace_id, project.id, text],
+      ),
     );
   };
   return (
@@ -209,7 +202,7 @@ function Columns({ client, session, project }: { client: BrowserSyncClient; sess
         className="new-task"
         onSubmit={(event) => {
           event.preventDefault();
-          void add();
+          add();
         }}
       >
         <h2>{project.name}</h2>
@@ -218,6 +211,11 @@ function Columns({ client, session, project }: { client: BrowserSyncClient; sess
           Add task
         </button>
       </form>
+      {failure && (
+        <div className="message error" data-testid="write-failed" onClick={() => setFailure(undefined)}>
+          Your change could not be made: {failure} <small>(click to dismiss)</small>
+        </div>
+      )}
       <div className="columns">
         {STATUSES.map((status) => {
           const page = pages?.find((row) => row.status === status);
@@ -226,6 +224,7 @@ function Columns({ client, session, project }: { client: BrowserSyncClient; sess
               key={status}
               client={client}
               session={session}
+              write={write}
               project={project}
               status={status}
               count={page?.n ?? 0}
@@ -243,6 +242,7 @@ function Columns({ client, session, project }: { client: BrowserSyncClient; sess
 function Column({
   client,
   session,
+  write,
   project,
   status,
   count,
@@ -251,6 +251,7 @@ function Column({
 }: {
   client: BrowserSyncClient;
   session: Session;
+  write: Write;
   project: { id: string; workspace_id: string };
   status: Status;
   count: number;
@@ -275,7 +276,7 @@ function Column({
         {STATUS_NAMES[status]} <span className="count">{count}</span>
       </h3>
       {tasks.map((task) => (
-        <Card key={task.id} client={client} session={session} task={task} workspaceId={project.workspace_id} />
+        <Card key={task.id} client={client} session={session} write={write} task={task} workspaceId={project.workspace_id} />
       ))}
       {hasMore && (
         <div ref={end} className="more">
@@ -288,24 +289,26 @@ function Column({
   );
 }
 
-function Card({ client, session, task, workspaceId }: { client: BrowserSyncClient; session: Session; task: Task; workspaceId: string }) {
+function Card({ client, session, write, task, workspaceId }: { client: BrowserSyncClient; session: Session; write: Write; task: Task; workspaceId: string }) {
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(task.title);
   const [open, setOpen] = useState(false);
   const index = STATUSES.indexOf(task.status);
   // A moved card goes on top of its new column, where it can be seen however long the column is.
   const move = (to: Status) =>
-    client.db.query(
-      `UPDATE task SET status = $2, position = (SELECT coalesce(min(p.position), 1) - 1 FROM task p WHERE p.project_id = task.project_id AND p.status = $2 AND p.deleted_at IS NULL) WHERE id = $1`,
-      [task.id, to],
+    write({ kind: 'move', id: task.id, to }, () =>
+      client.db.query(
+        `UPDATE task SET status = $2, position = (SELECT coalesce(min(p.position), 1) - 1 FROM task p WHERE p.project_id = task.project_id AND p.status = $2 AND p.deleted_at IS NULL) WHERE id = $1`,
+        [task.id, to],
+      ),
     );
-  const save = async () => {
+  const save = () => {
     setEditing(false);
     const text = draft.trim();
-    if (text && text !== task.title) await client.db.query(`UPDATE task SET title = $2 WHERE id = $1`, [task.id, text]);
+    if (text && text !== task.title) write({ kind: 'title', id: task.id, title: text }, () => client.db.query(`UPDATE task SET title = $2 WHERE id = $1`, [task.id, text]));
   };
   return (
-    <article className="card" data-testid="task-card" data-task-id={task.id} data-status={task.status}>
+    <article className={`card${task.pending ? ' pending' : ''}`} data-testid="task-card" data-task-id={task.id} data-status={task.status} data-pending={task.pending ? '' : undefined}>
       {editing ? (
         <input
           autoFocus
@@ -313,9 +316,9 @@ function Card({ client, session, task, workspaceId }: { client: BrowserSyncClien
           data-testid="edit-title"
           value={draft}
           onChange={(event) => setDraft(event.target.value)}
-          onBlur={() => void save()}
+          onBlur={save}
           onKeyDown={(event) => {
-            if (event.key === 'Enter') void save();
+            if (event.key === 'Enter') save();
             if (event.key === 'Escape') setEditing(false);
           }}
         />
@@ -342,16 +345,16 @@ function Card({ client, session, task, workspaceId }: { client: BrowserSyncClien
         </p>
       )}
       <footer>
-        <button disabled={index === 0} onClick={() => void move(STATUSES[index - 1]!)} aria-label="move left" data-testid="move-left">
+        <button disabled={index === 0} onClick={() => move(STATUSES[index - 1]!)} aria-label="move left" data-testid="move-left">
           ←
         </button>
-        <button disabled={index === STATUSES.length - 1} onClick={() => void move(STATUSES[index + 1]!)} aria-label="move right" data-testid="move-right">
+        <button disabled={index === STATUSES.length - 1} onClick={() => move(STATUSES[index + 1]!)} aria-label="move right" data-testid="move-right">
           →
         </button>
         <button onClick={() => setOpen(!open)} data-testid="toggle-comments">
           {task.comments} {task.comments === 1 ? 'comment' : 'comments'}
         </button>
-        <button className="delete" onClick={() => void client.db.query(`DELETE FROM task WHERE id = $1`, [task.id])} aria-label="delete" data-testid="delete-task">
+        <button className="delete" onClick={() => write({ kind: 'delete', id: task.id }, () => client.db.query(`DELETE FROM task WHERE id = $1`, [task.id]))} aria-label="delete" data-testid="delete-task">
           ✕
         </button>
       </footer>

@@ -101,6 +101,51 @@ describe('the demo task board in Chromium', () => {
     expect(await db.query(`SELECT status, deleted_at IS NOT NULL AS deleted FROM task WHERE title = 'Moved and renamed'`)).toEqual([{ status: 'doing', deleted: true }]);
   });
 
+  it("shows a tab's own write in the frame it is made, keeps it until the replica has it, and takes back one that fails", async () => {
+    // Watched from the click: in the next frame, not yet in the replica's live query (pending), never gone, then the replica's.
+    const watch = (title: string) =>
+      alice.evaluate(
+        (title) =>
+          new Promise<{ shownAtClick: boolean; pendingSeen: boolean; vanished: boolean; confirmed: boolean }>((resolve) => {
+            const find = () => Array.from(document.querySelectorAll('[data-testid="task-card"]')).find((card) => card.querySelector('[data-testid="task-title"]')?.textContent === title);
+            const seen = { shownAtClick: false, pendingSeen: false, vanished: false, confirmed: false };
+            const check = () => {
+              const card = find();
+              if (!card) {
+                if (seen.pendingSeen) seen.vanished = true;
+                return;
+              }
+              if (card.hasAttribute('data-pending')) seen.pendingSeen = true;
+              else if (seen.pendingSeen) {
+                seen.confirmed = true;
+                observer.disconnect();
+                resolve(seen);
+              }
+            };
+            const observer = new MutationObserver(check);
+            observer.observe(document.body, { childList: true, subtree: true, attributes: true, characterData: true });
+            (document.querySelector('[data-testid="add-task"]') as HTMLButtonElement).click();
+            // Before the next frame is painted, the card is there.
+            requestAnimationFrame(() => {
+              seen.shownAtClick = find() !== undefined;
+              check();
+            });
+            setTimeout(() => resolve(seen), 10_000);
+          }),
+        title,
+      );
+    await alice.getByTestId('new-task-title').fill('Seen at once');
+    expect(await watch('Seen at once')).toEqual({ shownAtClick: true, pendingSeen: true, vanished: false, confirmed: true });
+    await bob.getByTestId('task-title').filter({ hasText: 'Seen at once' }).waitFor({ timeout: 10_000 });
+
+    // Postgres refuses a NUL in text: the card shown at once is taken back, and the page says why.
+    await alice.getByTestId('new-task-title').fill('bad \u0000 title');
+    await alice.getByTestId('add-task').click();
+    await alice.getByTestId('write-failed').waitFor({ timeout: 10_000 });
+    expect(await alice.getByTestId('task-card').filter({ hasText: 'bad' }).count()).toBe(0);
+    expect(await db.query(`SELECT 1 FROM task WHERE title LIKE 'bad %'`)).toHaveLength(0);
+  });
+
   it('shows a psql UPDATE on the server in the open page', async () => {
     await db.query(`UPDATE task SET title = 'Renamed from psql' WHERE title = 'Ship the sync demo'`);
     await alice.getByTestId('task-title').filter({ hasText: 'Renamed from psql' }).waitFor({ timeout: 10_000 });

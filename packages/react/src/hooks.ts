@@ -1,6 +1,6 @@
 import { useLiveQuery as usePGliteLiveQuery } from '@electric-sql/pglite-react';
 import type { SyncEvents, SyncStatus } from '@walsync/web';
-import { useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { useLastResults, useSyncClient } from './provider';
 
 /**
@@ -75,4 +75,61 @@ export function useSyncEvent<K extends keyof SyncEvents>(event: K, listener: (..
   const latest = useRef(listener);
   latest.current = listener;
   useEffect(() => client.on(event, (...args) => latest.current(...args)), [client, event]);
+}
+
+/** How long a write's optimistic rows wait for the live query to re-read them (a write that changes none of its rows). */
+const REREAD_WAIT_MS = 1_000;
+
+/** A write shown before the live query has it; `ran` holds the live rows it was committed beside. */
+interface ShownWrite<T, A> {
+  action: A;
+  ran?: { rows: T[] | undefined };
+}
+
+/**
+ * A live query that shows the app's own writes in the frame they are made. `write(action, run)`
+ * shows `apply(rows, action)` at once (in the render of the event that wrote, not in a later one),
+ * runs `run` (the SQL), and keeps showing the action until the live query re-reads the tables after
+ * it; the live rows, which hold the write, take over in that same render. Changes that arrive
+ * meanwhile are shown with the action on top, so `apply` must also accept rows that already hold
+ * it. `write` resolves once `run` did (the write is in the replica); if `run` fails, the action is
+ * taken back and `write` rejects with the error.
+ *
+ * @example
+ *   const { rows, write } = useOptimisticLiveQuery<Task, Task>(`SELECT * FROM task ORDER BY position`, [], (rows, task) => [task, ...rows.filter((row) => row.id !== task.id)]);
+ *   const add = (title: string) => {
+ *     const task = { id: crypto.randomUUID(), title, position: 0 };
+ *     return write(task, () => db.query(`INSERT INTO task (id, title, position) VALUES ($1, $2, $3)`, [task.id, task.title, task.position]));
+ *   };
+ */
+export function useOptimisticLiveQuery<T, A>(
+  sql: string,
+  params: unknown[],
+  apply: (rows: T[], action: A) => T[],
+): { rows: T[] | undefined; write(action: A, run: () => Promise<unknown>): Promise<void> } {
+  const live = useLiveQuery<T>(sql, params);
+  const current = useRef(live);
+  current.current = live;
+  const [writes, setWrites] = useState<Array<ShownWrite<T, A>>>([]);
+  // A write that ran is shown until the live rows change after it: then they hold it.
+  const shown = (write: ShownWrite<T, A>) => !write.ran || write.ran.rows === live;
+  const rows = useMemo(() => (live ? writes.filter(shown).reduce((rows, write) => apply(rows, write.action), live) : live), [live, writes, apply]);
+  useEffect(() => setWrites((all) => (all.every(shown) ? all : all.filter(shown))), [live]);
+  const write = useCallback((action: A, run: () => Promise<unknown>) => {
+    const entry: ShownWrite<T, A> = { action };
+    const drop = (write: ShownWrite<T, A>) => setWrites((all) => all.filter((each) => each !== write));
+    setWrites((all) => [...all, entry]);
+    return run().then(
+      () => {
+        const ran = { ...entry, ran: { rows: current.current } };
+        setWrites((all) => all.map((each) => (each === entry ? ran : each)));
+        setTimeout(() => drop(ran), REREAD_WAIT_MS);
+      },
+      (error: unknown) => {
+        drop(entry);
+        throw error;
+      },
+    );
+  }, []);
+  return { rows, write };
 }
