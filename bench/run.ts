@@ -111,16 +111,19 @@ change the same client applied a change a statement, with a fresh plan for each;
   waited behind them. The leader tab now sends its queries, \`exec\` and transactions to its own
   worker, one message each way: \`SELECT 1\` 0.3 ms, a task INSERT 3–6 ms, INSERT → the live
   query's new result 8–19 ms (from 60 ms and 110–150 ms). Follower tabs still go through PGliteWorker.
-- **Own write → card (#17).** Click → INSERT (capture trigger) → the live query's change notice
-  (PGlite's BroadcastChannel) → its re-run (direct) → React render. The board's one live query reads
-  three pages of 40 and three counts through \`IDX_task_board\`, so the re-run reads pages, not the
-  workspace; at 10,000 tasks the three counts read 10,000 index entries (≈1.4 ms in Node, with heap
-  fetches: PGlite runs no autovacuum) and the write costs about twice as much as with 60 tasks. The
-  push after a local write waits 4 ms, so the tabs' live queries re-read the write before the push's
-  own queries take the worker. Own write → card, before: 13.0 ms (\`yarn bench demo\`) and 17.4 ms (a full
-  run), 27.1 and 32.9 ms with 10,000 tasks; after: 8.8 ms and 20.8 ms (\`yarn bench demo\`). The full run
-  recorded above was slower throughout (the write API 4.5 ms against 3.7 ms in the run before it):
-  19.9 and 26.7 ms there. Not yet profiled step by step in Chromium.
+- **Own write → card (#17).** Where the milliseconds go, at 10,000 tasks, p50 of 20 in the leader
+  tab (\`yarn bench demo\`, the \`own write's path\` rows): the INSERT with its capture trigger, one
+  message each way to the worker, 2.2 ms; the board's query alone (three pages of 40 and three
+  counts through \`IDX_task_board\`; the counts read 10,000 index entries, with heap fetches, since
+  PGlite runs no autovacuum) 7.0 ms; INSERT → the live query's new rows 16.3 ms, so PGlite's change
+  notice and the live query's own machinery (a temporary view, the notice through its
+  BroadcastChannel) are the other 7 ms; then the rows to React and a render: click → the card as the
+  live query re-read it 31 ms (20 ms with 60 tasks). Before this round it was the figure: 13.0 and
+  27.1 ms (\`yarn bench demo\`), 17.4 and 32.9 ms in a full run. Now the tab shows its own write at once
+  (\`useOptimisticLiveQuery\`: the write applied to the live rows in the click's own render, until the
+  live query re-reads it): click → card 1.7 ms, 3.6 ms with 10,000 tasks, whatever the query costs.
+  The push after a local write waits 4 ms, so the tabs' live queries re-read the write before the
+  push's own queries take the worker.
 - **Hydration into a Node client (#5)** lands at 14,300–19,900 rows/s from run to run, 1.07–1.6× PGlite's
   own bulk insert of the same rows measured in the same run: the client's part is that insert plus the
   WebSocket and \`JSON.parse\`; the rest is the server's, as for the bare client above.

@@ -21,6 +21,18 @@ export interface ColumnPage {
   cards: Task[];
 }
 
+/**
+ * Every column's count and page of cards, for the project $1 and the page sizes $2–$4 (todo, doing,
+ * done): one live query, read through the task_board index.
+ */
+export const BOARD_QUERY = `SELECT s.status, (SELECT count(*) FROM task c WHERE c.project_id = $1 AND c.status = s.status AND c.deleted_at IS NULL)::int AS n,
+        coalesce((SELECT json_agg(card ORDER BY card.position, card.created_at) FROM (
+           SELECT t.id, t.title, t.status, t.position, t.created_at, t.labels,
+                  (SELECT count(*) FROM comment m WHERE m.task_id = t.id AND m.deleted_at IS NULL)::int AS comments
+             FROM task t WHERE t.project_id = $1 AND t.status = s.status AND t.deleted_at IS NULL
+            ORDER BY t.position, t.created_at LIMIT s.shown) card), '[]') AS cards
+   FROM unnest(ARRAY['todo', 'doing', 'done']::task_status[], ARRAY[$2::int, $3::int, $4::int]) AS s(status, shown)`;
+
 /** A write of this tab, as the board shows it before the live query re-reads it. */
 export type BoardWrite = { kind: 'add'; card: Task } | { kind: 'move'; id: string; to: Status } | { kind: 'title'; id: string; title: string } | { kind: 'delete'; id: string };
 export type Write = (action: BoardWrite, run: () => Promise<unknown>) => void;

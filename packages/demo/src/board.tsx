@@ -1,7 +1,7 @@
 import { useHasLastResults, useLiveQuery, useOptimisticLiveQuery, usePendingCount, useSyncEvent, useSyncStatus } from '@walsync/react';
 import type { BrowserSyncClient, SyncStatus } from '@walsync/web/browser';
 import { useEffect, useRef, useState } from 'react';
-import { type ColumnPage, type BoardWrite, STATUSES, type Status, type Task, type Write, applyWrite, newId } from './board-writes';
+import { type ColumnPage, type BoardWrite, STATUSES, type Status, type Task, type Write, BOARD_QUERY, applyWrite, newId } from './board-writes';
 import type { Session } from './session';
 
 const STATUS_NAMES: Record<Status, string> = { todo: 'To do', doing: 'Doing', done: 'Done' };
@@ -171,13 +171,7 @@ function Columns({ client, session, project }: { client: BrowserSyncClient; sess
   const [limits, setLimits] = useState<Record<Status, number>>({ todo: PAGE, doing: PAGE, done: PAGE });
   const [failure, setFailure] = useState<string>();
   const { rows: pages, write: optimistic } = useOptimisticLiveQuery<ColumnPage, BoardWrite>(
-    `SELECT s.status, (SELECT count(*) FROM task c WHERE c.project_id = $1 AND c.status = s.status AND c.deleted_at IS NULL)::int AS n,
-            coalesce((SELECT json_agg(card ORDER BY card.position, card.created_at) FROM (
-               SELECT t.id, t.title, t.status, t.position, t.created_at, t.labels,
-                      (SELECT count(*) FROM comment m WHERE m.task_id = t.id AND m.deleted_at IS NULL)::int AS comments
-                 FROM task t WHERE t.project_id = $1 AND t.status = s.status AND t.deleted_at IS NULL
-                ORDER BY t.position, t.created_at LIMIT s.shown) card), '[]') AS cards
-       FROM unnest(ARRAY['todo', 'doing', 'done']::task_status[], ARRAY[$2::int, $3::int, $4::int]) AS s(status, shown)`,
+    BOARD_QUERY,
     [project.id, limits.todo, limits.doing, limits.done],
     applyWrite,
   );
