@@ -58,11 +58,9 @@ export async function demoFigures(): Promise<Figure[]> {
     for (let waited = 0; !existsSync(template) && waited < 60_000; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
     const board = `${start.url}?user=alice@demo.test`;
     const page = await browser.context.newPage();
-    const usable = () => page.getByTestId('task-card').first().waitFor({ timeout: 60_000 });
-    let t = performance.now();
+    await watchFirstCard(page);
     await page.goto(board);
-    await usable();
-    figures.push({ issue: 17, name: 'first page load to a usable board, cold', value: (performance.now() - t) / 1000, unit: 's', goal: '<= 1.5', note: 'new browser profile: the replica from the build\'s migrated template, hydration, first render' });
+    figures.push({ issue: 17, name: 'first page load to a usable board, cold', value: (await firstCardAt(page)) / 1000, unit: 's', goal: '<= 1.5', note: "new browser profile, from the navigation's start to the first card on the page's clock: the replica from the build's migrated template, hydration, first render" });
     const { reloads, opened } = await reloadFive(page);
     const storage = await page.evaluate(() => (window as unknown as { walsync?: { storage?: string } }).walsync?.storage ?? 'unknown');
     figures.push({ issue: 17, name: 'page reload to a usable board', value: median(reloads) / 1000, unit: 's', goal: '<= 0.5', note: `median of 5, to the first card: the board's last view, kept by SyncProvider's lastResults, until the replica answers` });
@@ -167,20 +165,36 @@ function ownWriteFigures(prefix: string, { shown, reread }: { shown: number[]; r
   ];
 }
 
-/** Five reloads: to the first card, and to the client's ready mark (the replica open), in ms from the reload. */
+/**
+ * Records, in every page of `page`'s navigations, when the first card appears: on the page's clock,
+ * 0 at the navigation's start (a reload's includes the old page's unload), as a person sees it.
+ * Playwright's own waits (goto's load event, a locator's polling) added 0.1–0.4 s to the figures.
+ */
+async function watchFirstCard(page: Page): Promise<void> {
+  await page.addInitScript(`(() => {
+    const seen = () => {
+      if (window.__walsyncFirstCard || !document.querySelector('[data-testid="task-card"]')) return;
+      window.__walsyncFirstCard = performance.now();
+      observer.disconnect();
+    };
+    const observer = new MutationObserver(seen);
+    observer.observe(document, { childList: true, subtree: true });
+  })()`);
+}
+
+/** When the first card of the page's current navigation appeared (see `watchFirstCard`), in ms. */
+async function firstCardAt(page: Page): Promise<number> {
+  return (await page.waitForFunction('window.__walsyncFirstCard', undefined, { timeout: 60_000 }).then((handle) => handle.jsonValue())) as number;
+}
+
+/** Five reloads: to the first card, and to the client's ready mark (the replica open), in ms from the navigation's start. */
 async function reloadFive(page: Page): Promise<{ reloads: number[]; opened: number[] }> {
   const reloads: number[] = [];
   const opened: number[] = [];
   for (let i = 0; i < 5; i++) {
-    const started = performance.now();
     await page.reload();
-    await page.getByTestId('task-card').first().waitFor({ timeout: 60_000 });
-    reloads.push(performance.now() - started);
-    // The mark is on the page's clock (0 at its navigation start): the offset from the reload's start is
-    // read once, as both clocks' now (one evaluate's round trip, about a millisecond, is the error).
-    const ready = (await page.waitForFunction(`performance.getEntriesByName('walsync:ready')[0]?.startTime`, undefined, { timeout: 60_000 }).then((handle) => handle.jsonValue())) as number;
-    const pageNow = (await page.evaluate('performance.now()')) as number;
-    opened.push(performance.now() - started - pageNow + ready);
+    reloads.push(await firstCardAt(page));
+    opened.push((await page.waitForFunction(`performance.getEntriesByName('walsync:ready')[0]?.startTime`, undefined, { timeout: 60_000 }).then((handle) => handle.jsonValue())) as number);
   }
   return { reloads, opened };
 }
@@ -231,9 +245,12 @@ async function heapMb(page: Page): Promise<number> {
   return usedSize / 1e6;
 }
 
-/** The first page's columns complete: every column shows its first page and the counts add up to `total`. */
-async function boardComplete(page: Page, total: number): Promise<void> {
-  await page.waitForFunction(
+/**
+ * The first page's columns complete: every column shows its first page and the counts add up to
+ * `total`. Resolves with the page's time then (checked every frame).
+ */
+async function boardComplete(page: Page, total: number): Promise<number> {
+  const handle = await page.waitForFunction(
     `(() => {
       const columns = Array.from(document.querySelectorAll('section.column'));
       if (columns.length === 0) return false;
@@ -243,11 +260,12 @@ async function boardComplete(page: Page, total: number): Promise<void> {
         sum += count;
         if (column.querySelectorAll('[data-testid="task-card"]').length < Math.min(count, 40)) return false;
       }
-      return sum === ${total};
+      return sum === ${total} && performance.now();
     })()`,
     undefined,
     { timeout: 120_000, polling: 'raf' },
   );
+  return (await handle.jsonValue()) as number;
 }
 
 const SCALE = 10_000;
@@ -275,10 +293,10 @@ async function atScale(scratch: string, board: string): Promise<Figure[]> {
     const total = (await db.query(`SELECT count(*)::int AS n FROM task WHERE project_id = $1 AND deleted_at IS NULL`, [project.id])).rows[0].n as number;
     browser = await launchBrowser(path.join(scratch, 'chromium-scale'));
     const page = await browser.context.newPage();
-    let t = performance.now();
+    await watchFirstCard(page);
     await page.goto(board);
-    await boardComplete(page, total);
-    figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: first load to the last card`, value: (performance.now() - t) / 1000, unit: 's', goal: '<= 3', note: `new browser profile, the project's ${total} tasks hydrated and each column's first page shown` });
+    const complete = await boardComplete(page, total);
+    figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: first load to the last card`, value: complete / 1000, unit: 's', goal: '<= 3', note: `new browser profile, from the navigation's start on the page's clock: the project's ${total} tasks hydrated and each column's first page shown` });
     const { reloads, opened } = await reloadFive(page);
     figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: page reload to a usable board`, value: median(reloads) / 1000, unit: 's', goal: '<= 1', note: `median of 5, to the first card (the replica open: ${(median(opened) / 1000).toFixed(2)} s)` });
     await boardComplete(page, total);

@@ -1,15 +1,17 @@
-import { useLiveQuery as usePGliteLiveQuery } from '@electric-sql/pglite-react';
 import type { SyncEvents, SyncStatus } from '@walsync/web';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import { useLastResults, useSyncClient } from './provider';
+import { useLastResults, useQueryOrder, useSyncClient } from './provider';
 
 /**
  * The rows of a live query, re-rendered when the tables under it change (local writes, the
  * server's changes, other tabs). `undefined` until the first result. Params are compared by value.
  *
- * A live query takes a few round trips to set up (in the browser, to the leader tab's worker); a
- * plain query of the same SQL paints the first rows meanwhile. Under a provider with `lastResults`,
- * the rows this query showed last time come first, until the replica answers.
+ * A live query takes a few round trips to set up (in the browser, to the leader tab's worker, and
+ * PGlite makes a temporary view and triggers for it: tens of ms at a cold start); a plain query of
+ * the same SQL paints the first rows, and the live query is set up once the page's first queries
+ * are answered (so a setup never keeps a first card back). Under a provider with `lastResults`, the rows this
+ * query showed last time come first, until the replica answers. A query that fails is reported on
+ * the console (with its SQL) and stays `undefined`.
  *
  * @example
  *   const open = useLiveQuery<{ id: string; title: string }>(`SELECT id, title FROM task WHERE status = $1`, ['todo']);
@@ -17,27 +19,61 @@ import { useLastResults, useSyncClient } from './provider';
 export function useLiveQuery<T = Record<string, unknown>>(sql: string, params: unknown[] = []): T[] | undefined {
   const client = useSyncClient();
   const last = useLastResults();
-  const key = JSON.stringify(params);
-  // pglite-react re-subscribes when the params array changes identity: keep one per value.
+  const order = useQueryOrder();
+  const key = `${sql}\u0000${JSON.stringify(params)}`;
   const stable = useStable(params, key);
-  const live = usePGliteLiveQuery<T>(sql, stable);
-  const [first, setFirst] = useState<{ key: string; rows: T[] }>();
+  const [result, setResult] = useState<{ key: string; rows: T[]; live: boolean }>();
+  // The query whose plain answer came (or failed): its live query may start.
+  const [answered, setAnswered] = useState<string>();
+  const failed = useCallback((error: Error) => console.error(`@walsync/react: the live query failed: ${error.message}\n${sql}`), [sql]);
   useEffect(() => {
     let cancelled = false;
-    void client.db.query<T>(sql, stable).then(
-      (result) => !cancelled && setFirst({ key: sql + key, rows: result.rows }),
-      () => undefined,
+    order.first(() => client.db.query<T>(sql, stable)).then(
+      (answer) => {
+        if (cancelled) return;
+        setResult((current) => (current?.key === key && current.live ? current : { key, rows: answer.rows, live: false }));
+        setAnswered(key);
+      },
+      (error: Error) => {
+        if (cancelled) return;
+        failed(error);
+        setAnswered(key);
+      },
     );
     return () => {
       cancelled = true;
     };
-  }, [client, sql, key, stable]);
-  const rows = live ? live.rows : first?.key === sql + key ? first.rows : undefined;
-  const lastKey = `${sql}\u0000${key}`;
+  }, [client, order, sql, key, stable, failed]);
+  // Set up once the page's first queries are answered (QueryOrder): theirs are not kept behind it.
+  const start = answered === key;
   useEffect(() => {
-    if (rows) last?.set(lastKey, rows);
-  }, [last, rows, lastKey]);
-  return rows ?? last?.get<T>(lastKey);
+    if (!start) return;
+    let cancelled = false;
+    let stop: (() => Promise<void>) | undefined;
+    const show = (answer: { rows: T[] }) => !cancelled && setResult({ key, rows: answer.rows, live: true });
+    order
+      .quiet()
+      .then(() => (cancelled ? undefined : client.db.live.query<T>(sql, stable, show)))
+      .then(
+        (query) => {
+          if (!query) return;
+          if (cancelled) return void query.unsubscribe();
+          stop = () => query.unsubscribe();
+          show(query.initialResults);
+        },
+        (error: Error) => !cancelled && failed(error),
+      );
+    return () => {
+      cancelled = true;
+      void stop?.();
+    };
+  }, [client, order, sql, key, stable, start, failed]);
+  // New params show the rows of the old ones until theirs come (a page grown by scrolling does not blink empty).
+  const current = result?.key === key ? result.rows : undefined;
+  useEffect(() => {
+    if (current) last?.set(key, current);
+  }, [last, current, key]);
+  return current ?? result?.rows ?? last?.get<T>(key);
 }
 
 function useStable<T>(value: T, key: string): T {

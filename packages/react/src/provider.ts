@@ -4,11 +4,12 @@ import { PGliteProvider } from '@electric-sql/pglite-react';
 import type { SyncHandle } from '@walsync/web';
 import { type ReactNode, createContext, createElement, useContext, useMemo } from 'react';
 import { LastResults } from './last-results';
+import { QueryOrder } from './query-order';
 
 /** A walsync client whose `db` has live queries (the browser client's does; give a Node one the `live` extension). */
 export type SyncClientLike = SyncHandle<PGliteInterface & { live: LiveNamespace }>;
 
-const SyncContext = createContext<{ client: SyncClientLike; last: LastResults | undefined } | undefined>(undefined);
+const SyncContext = createContext<{ client: SyncClientLike; last: LastResults | undefined; order: QueryOrder } | undefined>(undefined);
 
 /**
  * Makes `client` (and its database, for `@electric-sql/pglite-react`'s own hooks) available to the hooks below it.
@@ -19,7 +20,7 @@ const SyncContext = createContext<{ client: SyncClientLike; last: LastResults | 
  */
 export function SyncProvider({ client, lastResults, children }: { client: SyncClientLike; lastResults?: string; children?: ReactNode }) {
   const last = useMemo(() => (lastResults ? new LastResults(lastResults) : undefined), [lastResults]);
-  const value = useMemo(() => ({ client, last }), [client, last]);
+  const value = useMemo(() => ({ client, last, order: new QueryOrder() }), [client, last]);
   return createElement(SyncContext.Provider, { value }, createElement(PGliteProvider, { db: client.db as PGliteWithLive }, children));
 }
 
@@ -37,6 +38,11 @@ export function useSyncClient(): SyncClientLike {
 /** The provider's last results (see `lastResults`), if it keeps them. */
 export function useLastResults(): LastResults | undefined {
   return useSyncContext().last;
+}
+
+/** The order of the provider's first queries and live-query setups (see QueryOrder). */
+export function useQueryOrder(): QueryOrder {
+  return useSyncContext().order;
 }
 
 /** Whether the last session left results that `useLiveQuery` shows until the replica answers. */
