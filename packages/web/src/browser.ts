@@ -131,15 +131,21 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
 
   attach(db: BrowserDb): void {
     this.db = db;
-    // The leader tab asks its own worker directly, one message each way (see worker.ts); other tabs,
-    // and queries with options (parsers, row modes: functions do not cross), go through PGliteWorker.
+    // The leader tab asks its own worker directly, one message each way (see worker.ts); a follower
+    // tab asks the leader's worker on the tabs' channel, one message each way, once a leader answered.
+    // Transactions of followers, and queries with options that are not data (parsers: functions do
+    // not cross), go through PGliteWorker, which takes several round trips per statement.
     const viaPGliteWorker = { query: db.query.bind(db), exec: db.exec.bind(db), transaction: db.transaction.bind(db) };
-    db.query = ((sql: string, params?: unknown[], options?: QueryOptions) =>
-      this.leading && crossesAsData(options)
-        ? this.direct({ type: 'walsync:query', sql, params, options })
-        : viaPGliteWorker.query(sql, params as never, options as never)) as BrowserDb['query'];
-    db.exec = ((sql: string, options?: QueryOptions) =>
-      this.leading && options === undefined ? this.direct({ type: 'walsync:query', sql, exec: true }) : viaPGliteWorker.exec(sql, options as never)) as BrowserDb['exec'];
+    db.query = ((sql: string, params?: unknown[], options?: QueryOptions) => {
+      if (!crossesAsData(options)) return viaPGliteWorker.query(sql, params as never, options as never);
+      if (this.leading) return this.direct({ type: 'walsync:query', sql, params, options });
+      return this.heardLeader ? this.ask({ sql, params, options: options as Record<string, unknown> | undefined }) : viaPGliteWorker.query(sql, params as never, options as never);
+    }) as BrowserDb['query'];
+    db.exec = ((sql: string, options?: QueryOptions) => {
+      if (options !== undefined) return viaPGliteWorker.exec(sql, options as never);
+      if (this.leading) return this.direct({ type: 'walsync:query', sql, exec: true });
+      return this.heardLeader ? this.ask({ sql, exec: true }) : viaPGliteWorker.exec(sql);
+    }) as BrowserDb['exec'];
     db.transaction = (<T>(callback: (tx: Transaction) => Promise<T>) =>
       this.leading ? this.directTransaction(callback) : viaPGliteWorker.transaction(callback)) as BrowserDb['transaction'];
   }
@@ -151,6 +157,18 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
     return new Promise((resolve, reject) => {
       this.replies.set(id, { resolve, reject });
       this.worker.postMessage({ ...message, id });
+    });
+  }
+
+  /** This tab's statements out to the leader's worker (`ask`), by id; ids are this tab's own. */
+  private readonly asked = new Map<string, { resolve: (result: never) => void; reject: (error: Error) => void }>();
+  private readonly tabId = Math.random().toString(36).slice(2);
+
+  private ask(message: { sql: string; params?: unknown[]; options?: Record<string, unknown>; exec?: boolean }): Promise<never> {
+    const id = `${this.tabId}:${++this.nextId}`;
+    return new Promise((resolve, reject) => {
+      this.asked.set(id, { resolve, reject });
+      this.post({ type: 'query', id, ...message });
     });
   }
 
@@ -215,6 +233,13 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       this.durables.delete(message.id);
       return;
     }
+    if (message.type === 'result') {
+      const pending = this.asked.get(message.id);
+      this.asked.delete(message.id);
+      if (message.error) pending?.reject(Object.assign(new Error(String(message.error.message)), message.error));
+      else pending?.resolve(message.result as never);
+      return;
+    }
     if (message.type === 'flushed') {
       const pending = this.flushes.get(message.id);
       this.flushes.delete(message.id);
@@ -235,6 +260,9 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
     if (message.type === 'leader') {
       for (const id of this.flushes.keys()) this.post({ type: 'flush', id });
       for (const id of this.durables.keys()) this.post({ type: 'durable', id });
+      // A statement is not asked again: the old leader may have run it before it went.
+      for (const pending of this.asked.values()) pending.reject(new SyncClientError('leader_changed', 'the leader tab closed before it answered; the statement may or may not have run'));
+      this.asked.clear();
     }
     if (message.status !== this.status) {
       this.status = message.status;

@@ -12,9 +12,15 @@ export type LeaderMessage =
   | { type: 'state' | 'leader'; status: SyncStatus; clientId: string; ready: boolean; error?: SerializedError; storage?: Storage }
   | { type: 'event'; name: string; args: unknown[] }
   | { type: 'flushed'; id: string; error?: SerializedError }
-  | { type: 'durable'; id: string };
+  | { type: 'durable'; id: string }
+  /** The answer to a follower tab's `query`: its result, or the error as plain data. */
+  | { type: 'result'; id: string; result?: unknown; error?: Record<string, unknown> };
 
-export type TabMessage = { type: 'hello' } | { type: 'flush' | 'durable'; id: string };
+export type TabMessage =
+  | { type: 'hello' }
+  | { type: 'flush' | 'durable'; id: string }
+  /** A follower tab's statement, answered by the leader's worker in one message (`exec`: several statements, no parameters). */
+  | { type: 'query'; id: string; sql: string; params?: unknown[]; options?: Record<string, unknown>; exec?: boolean };
 
 export const channelName = (dataDir: string) => `walsync:${dataDir}`;
 

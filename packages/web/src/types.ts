@@ -36,6 +36,8 @@ export type SyncClientErrorCode =
   | 'bad_server_message'
   | 'apply_failed'
   | 'server_error'
+  /** A follower tab's statement was out when the leader tab closed: it may or may not have run. */
+  | 'leader_changed'
   | 'closed';
 
 const BRAND = Symbol.for('walsync.client_error');

@@ -102,6 +102,13 @@ void worker({
     let ready = false;
     channel.onmessage = async ({ data }: MessageEvent<TabMessage>) => {
       if (data.type === 'hello') post(state());
+      // A follower tab's statement, one message each way (the same as the leader tab's own, below).
+      if (data.type === 'query') {
+        void opened.then((db): Promise<unknown> => (data.exec ? db.exec(data.sql) : db.query(data.sql, data.params, data.options))).then(
+          (result) => post({ type: 'result', id: data.id, result }),
+          (error: unknown) => post({ type: 'result', id: data.id, error: queryError(error) }),
+        );
+      }
       if (data.type === 'durable') {
         await client?.durable().catch(() => undefined);
         post({ type: 'durable', id: data.id });

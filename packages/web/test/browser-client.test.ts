@@ -136,6 +136,12 @@ describe.each([
     await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'seen by both tabs')`, [seed.workspaces.shared, seed.projects.launch]);
     await waitFor('the follower to see it', async () => (await sql(second, `SELECT 1 FROM task WHERE title = 'seen by both tabs'`)).length === 1);
     await waitFor('the follower to hear pull:applied', () => second.evaluate(() => window.events.some((event) => event.name === 'pull:applied')));
+    // The follower's statements go to the leader's worker and back: rows, Postgres' errors with their fields, live queries.
+    expect(await second.evaluate(`window.client.db.query('SELECT * FROM no_such_table').then(() => 'ran', (error) => [error.code, error.message])`)).toEqual(['42P01', 'relation "no_such_table" does not exist']);
+    expect(await second.evaluate(`window.client.db.exec('SELECT 1; SELECT 2').then((results) => results.map((result) => result.rows[0]))`)).toEqual([{ '?column?': 1 }, { '?column?': 2 }]);
+    await second.evaluate(`window.client.db.live.query("SELECT count(*)::int AS n FROM task WHERE title = 'live in the follower'", [], (result) => (window.followerLive = result.rows[0].n))`);
+    await sql(first, `INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'live in the follower')`, [seed.workspaces.shared, seed.projects.launch]);
+    await waitFor("the follower's live query to re-run", async () => (await second.evaluate('window.followerLive')) === 1);
 
     await first.evaluate(() => window.client.close());
     await first.close();
