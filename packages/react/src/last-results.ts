@@ -30,9 +30,15 @@ export class LastResults {
     return Object.keys(this.stored).length > 0;
   }
 
+  /** Stored rows this page showed for queries the replica has not answered yet: kept if the page goes first. */
+  private readonly shownStored = new Set<string>();
+
   /** The rows `query` showed last time, if any. */
   get<T>(query: string): T[] | undefined {
-    return (this.current.get(query) ?? this.stored[query]) as T[] | undefined;
+    const current = this.current.get(query);
+    if (current) return current as T[];
+    if (this.stored[query]) this.shownStored.add(query);
+    return this.stored[query] as T[] | undefined;
   }
 
   /** The replica's latest rows for `query`: stored within a second, and when the page is hidden or left. */
@@ -44,8 +50,10 @@ export class LastResults {
   private store(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.current.size === 0) return;
-    const text = JSON.stringify(Object.fromEntries(this.current), keepDates);
+    // A page left before the replica answered (a quick reload) keeps the last view it showed.
+    const kept = [...this.shownStored].filter((query) => !this.current.has(query)).map((query) => [query, this.stored[query]] as const);
+    if (this.current.size === 0 && kept.length === 0) return;
+    const text = JSON.stringify(Object.fromEntries([...kept, ...this.current]), keepDates);
     try {
       if (text.length <= MAX_CHARS) localStorage.setItem(this.key, text);
       else localStorage.removeItem(this.key);
