@@ -110,7 +110,20 @@ change the same client applied a change a statement, with a fresh plan for each;
   7–9 ms in Chromium, a live query's setup transaction tens of ms, and the board's first queries
   waited behind them. The leader tab now sends its queries, \`exec\` and transactions to its own
   worker, one message each way: \`SELECT 1\` 0.3 ms, a task INSERT 3–6 ms, INSERT → the live
-  query's new result 8–19 ms (from 60 ms and 110–150 ms). Follower tabs still go through PGliteWorker.
+  query's new result 8–19 ms (from 60 ms and 110–150 ms). Follower tabs now ask the leader's worker
+  on the tabs' BroadcastChannel, one message each way (their transactions still go through
+  PGliteWorker): tab → tab went from 44.8–52.6 ms to 18.9–29.8 ms (\`yarn bench demo\`).
+- **A first load (#17)**, small board, new profile, ms from the navigation (performance marks, three
+  loads): app.js run and signed in 170–250; the worker's script loaded 390–530; the replica made
+  from the template 1,300–1,450 ms later; the client started 100–150 later; ready (hello, the
+  snapshot) 230–300 later; the first card 75–130 after ready (it was 450–800: the pending count's
+  live-query setup, 316 ms at a cold start, ran before the board's first query; setups now wait
+  for the first queries). Of making the replica, \`opfs-ahp\` creates a file with a sync access
+  handle per file it will hold, 509 here: 0.5–0.9 s in a worker probe for 509 such files (0.15 s
+  to open them again on a reload), and PGlite's default made 1,000 (now sized from the template).
+  The rest is the template's files written and Postgres starting. So the cold load reads 2.5–2.7 s
+  (goal 1.5 s): the file handles and Postgres' start are most of it, and the connection waits for
+  the replica before it says hello.
 - **Own write → card (#17).** Where the milliseconds go, at 10,000 tasks, p50 of 20 in the leader
   tab (\`yarn bench demo\`, the \`own write's path\` rows): the INSERT with its capture trigger, one
   message each way to the worker, 2.2 ms; the board's query alone (three pages of 40 and three
