@@ -187,8 +187,12 @@ export class ReplicaStore {
     return this.apply.applyChanges(this.db, changes, position);
   }
 
+  /** How many workspace removals were asked for: an `unsent` read that one overtook reads again. */
+  private scopeRemovals = 0;
+
   /** The user left a workspace: its rows go, and the unsent writes to them (returned, to be reported). */
   async removeScope(workspaceId: string): Promise<DroppedWrite[]> {
+    this.scopeRemovals++;
     return this.db.transaction(async (tx) => {
       await tx.exec(`SET LOCAL walsync.applying = 'on'`);
       const dropped = await this.apply.removeScope(tx, workspaceId);
@@ -200,12 +204,19 @@ export class ReplicaStore {
     });
   }
 
-  /** The oldest local writes not yet answered (those the server refused as errors stay out). */
+  /**
+   * The oldest local writes not yet answered (those the server refused as errors stay out). Never
+   * writes a workspace removal dropped while they were read: sent anyway, the server could apply
+   * them once the user is back in the workspace, after its snapshot for them was read, and the
+   * replica would never hear of them again (the stream skips a client's own changes).
+   */
   async unsent(limit: number): Promise<UnsentChange[]> {
+    const removals = this.scopeRemovals;
     const result = await this.db.query<{ change_id: string; table_name: string; op: Change['op']; pk: Row; data: Row; hlc: string }>(
       `SELECT change_id, table_name, op, pk, data, hlc FROM walsync_outbox WHERE last_error IS NULL ORDER BY seq LIMIT $1`,
       [limit],
     );
+    if (removals !== this.scopeRemovals) return this.unsent(limit);
     // An insert is captured whole (cheaper in the trigger): only the columns this build writes are sent.
     const written = new Map(this.tables.map((table) => [table.name, new Set(writtenColumns(table))]));
     const keepWritten = (table: string, row: Row): Row => {

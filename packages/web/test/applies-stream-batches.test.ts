@@ -98,4 +98,15 @@ describe('applying a streamed batch in runs', () => {
     expect(await taskRow(mine)).toMatchObject({ title: 'mine', version: 3 });
     expect(await taskRow(other)).toMatchObject({ title: 'snapshot', version: 2 });
   });
+
+  it('never hands the push writes that a workspace removal dropped while they were read', async () => {
+    const own = crypto.randomUUID();
+    await db.query(`INSERT INTO task (id, workspace_id, project_id, title) VALUES ($1, $2, $3, 'unsent')`, [own, workspace, project]);
+    // The push reads the outbox; the server's scope_removed is handled before that read returns.
+    const reading = store.unsent(500);
+    const dropping = store.removeScope(workspace);
+    expect((await reading).filter((change) => change.pk.id === own)).toEqual([]);
+    expect((await dropping).map((write) => write.pk)).toContainEqual({ id: own });
+    expect(await taskRow(own)).toBeUndefined();
+  });
 });
