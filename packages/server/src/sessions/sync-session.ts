@@ -124,10 +124,7 @@ export class SyncSession {
     this.socket.send(typeof message === 'string' ? message : JSON.stringify(message));
   }
 
-  /**
-   * An unexpected failure (the database went away mid-request, …): the session cannot know what
-   * the client saw, so it ends, and the client resumes from its own position on a new one.
-   */
+  /** An unexpected failure (the database went away, …): the session ends; the client resumes from its own position. */
   private abandon(what: string, error: unknown): void {
     if (this.state === 'closed') return;
     this.deps.log.warn({ err: error, clientId: this.clientId }, `${what}; closing the session so the client resumes`);
@@ -163,7 +160,12 @@ export class SyncSession {
     // process is alive and tells nothing else (the handshake timeout still ends a socket without hello).
     if (message.type === 'ping') return this.send({ type: 'pong' });
     // One message at a time, in order.
-    this.queue = this.queue.then(() => this.handle(message)).catch((error) => this.abandon('a session message failed', error));
+    void this.inTurn(() => this.handle(message));
+  }
+
+  /** Runs `work` after the client's messages received so far, before the ones after (a failure ends the session). */
+  private inTurn(work: () => Promise<void>): Promise<void> {
+    return (this.queue = this.queue.then(work).catch((error) => this.abandon('a session message failed', error)));
   }
 
   private async handle(message: ReturnType<typeof ClientMessageSchema.parse>): Promise<void> {
@@ -319,7 +321,15 @@ export class SyncSession {
       this.position = upTo;
       if (changes.length > 0 || ownChanges) this.tell(changes);
       else this.scheduleIdleAdvance();
-      if (membershipChanged) await this.refreshScope();
+      // The user's memberships changed: drop removed workspaces, hydrate added ones — in turn with the
+      // client's messages, so a write it sent before is in the snapshot of a workspace it gets back.
+      if (membershipChanged) {
+        await this.inTurn(async () => {
+          const previous = this.scope.workspaces;
+          this.scope = await Scope.of(this.deps.pool, this.userId);
+          await this.reconcile(previous);
+        });
+      }
     }
     if (this.state !== 'live' || this.offering || this.position < this.deps.feed.tail) return;
     // After the client's own writes the position follows capture past the last commit for a moment, so
@@ -346,13 +356,6 @@ export class SyncSession {
       this.advanceTimer = undefined;
       if (this.state === 'live' && this.position > this.sentPosition) this.tell([]);
     }, IDLE_ADVANCE_MS);
-  }
-
-  /** The user's memberships changed (a change in the stream): drop removed workspaces, hydrate added ones. */
-  private async refreshScope(): Promise<void> {
-    const previous = this.scope.workspaces;
-    this.scope = await Scope.of(this.deps.pool, this.userId);
-    await this.reconcile(previous);
   }
 
   /** The client holds `held`; the scope is `this.scope`: announce the workspaces lost, hydrate those gained. */
