@@ -78,6 +78,20 @@ function crossesAsData(options: QueryOptions | undefined): boolean {
   return Object.entries(options).every(([name, value]) => value === undefined || name === 'paramTypes' || name === 'rowMode');
 }
 
+/** A statement sent to the leader's worker, waiting for its reply. */
+interface PendingReply {
+  resolve: (result: never) => void;
+  reject: (error: Error) => void;
+}
+
+/** Settles the statement `id` of `pending` with the worker's reply: its result, or its error with Postgres' fields. */
+function answerReply<K>(pending: Map<K, PendingReply>, id: K, reply: { result?: unknown; error?: { message?: unknown } }): void {
+  const waiting = pending.get(id);
+  pending.delete(id);
+  if (reply.error) waiting?.reject(Object.assign(new Error(String(reply.error.message)), reply.error));
+  else waiting?.resolve(reply.result as never);
+}
+
 /** A tab's handle on the replica; the leader tab's worker runs the SyncClient, every tab sees its status and events. */
 export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   db!: BrowserDb;
@@ -108,12 +122,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       if (event.data?.type === 'walsync:mark') performance.mark(`walsync:worker:${event.data.name}`, { startTime: event.data.at! - performance.timeOrigin });
       if (event.data?.type === 'walsync:failed') this.failure.reject(revive(event.data.error!));
       if (event.data?.type === 'walsync:leader') this.leading = true;
-      if (event.data?.type === 'walsync:result') {
-        const pending = this.replies.get(event.data.id!);
-        this.replies.delete(event.data.id!);
-        if (event.data.error) pending?.reject(Object.assign(new Error(event.data.error.message), event.data.error));
-        else pending?.resolve(event.data.result!);
-      }
+      if (event.data?.type === 'walsync:result') answerReply(this.replies, event.data.id!, event.data);
     });
     this.channel = new BroadcastChannel(channelName(dataDir));
     this.channel.onmessage = ({ data }: MessageEvent<LeaderMessage>) => this.receive(data);
@@ -151,7 +160,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   }
 
   private nextId = 0;
-  private readonly replies = new Map<number, { resolve: (result: never) => void; reject: (error: Error) => void }>();
+  private readonly replies = new Map<number, PendingReply>();
 
   private direct(message: Omit<DirectQuery, 'id'> | Omit<DirectStep, 'id'>, id = ++this.nextId): Promise<never> {
     return new Promise((resolve, reject) => {
@@ -161,7 +170,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   }
 
   /** This tab's statements out to the leader's worker (`ask`), by id; ids are this tab's own. */
-  private readonly asked = new Map<string, { resolve: (result: never) => void; reject: (error: Error) => void }>();
+  private readonly asked = new Map<string, PendingReply>();
   private readonly tabId = Math.random().toString(36).slice(2);
 
   private ask(message: { sql: string; params?: unknown[]; options?: Record<string, unknown>; exec?: boolean }): Promise<never> {
@@ -233,13 +242,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       this.durables.delete(message.id);
       return;
     }
-    if (message.type === 'result') {
-      const pending = this.asked.get(message.id);
-      this.asked.delete(message.id);
-      if (message.error) pending?.reject(Object.assign(new Error(String(message.error.message)), message.error));
-      else pending?.resolve(message.result as never);
-      return;
-    }
+    if (message.type === 'result') return answerReply(this.asked, message.id, message);
     if (message.type === 'flushed') {
       const pending = this.flushes.get(message.id);
       this.flushes.delete(message.id);

@@ -103,12 +103,7 @@ void worker({
     channel.onmessage = async ({ data }: MessageEvent<TabMessage>) => {
       if (data.type === 'hello') post(state());
       // A follower tab's statement, one message each way (the same as the leader tab's own, below).
-      if (data.type === 'query') {
-        void opened.then((db): Promise<unknown> => (data.exec ? db.exec(data.sql) : db.query(data.sql, data.params, data.options))).then(
-          (result) => post({ type: 'result', id: data.id, result }),
-          (error: unknown) => post({ type: 'result', id: data.id, error: queryError(error) }),
-        );
-      }
+      if (data.type === 'query') void runStatement(data).then((answer) => post({ type: 'result', id: data.id, ...answer }));
       if (data.type === 'durable') {
         await client?.durable().catch(() => undefined);
         post({ type: 'durable', id: data.id });
@@ -208,17 +203,22 @@ addEventListener('message', (event: MessageEvent<{ type?: string }>) => {
 // lock again): 7–9 ms for a SELECT 1 in Chromium against well under 1 ms here. PGlite itself keeps
 // them in order and out of any other tab's open transaction.
 const transactions = new Map<number, (step: DirectStep) => void>();
+
+/** A tab's statement (`exec`: several, no parameters) on the open replica, answered as a reply's `result` or `error`. */
+function runStatement(statement: { sql: string; params?: unknown[]; options?: QueryOptions; exec?: boolean }): Promise<{ result: unknown } | { error: Record<string, unknown> }> {
+  return opened
+    .then((db): Promise<unknown> => (statement.exec ? db.exec(statement.sql) : db.query(statement.sql, statement.params, statement.options)))
+    .then(
+      (result) => ({ result }),
+      (error: unknown) => ({ error: queryError(error) }),
+    );
+}
 const reply = (id: number, outcome: { result?: unknown; error?: unknown }) =>
   postMessage({ type: 'walsync:result', id, ...('error' in outcome ? { error: queryError(outcome.error) } : { result: outcome.result }) });
 
 addEventListener('message', (event: MessageEvent<DirectQuery | DirectStep>) => {
   const message = event.data;
-  if (message?.type === 'walsync:query') {
-    void opened.then((db): Promise<unknown> => (message.exec ? db.exec(message.sql) : db.query(message.sql, message.params, message.options))).then(
-      (result) => reply(message.id, { result }),
-      (error: unknown) => reply(message.id, { error }),
-    );
-  }
+  if (message?.type === 'walsync:query') void runStatement(message).then((answer) => postMessage({ type: 'walsync:result', id: message.id, ...answer }));
   if (message?.type !== 'walsync:tx') return;
   if (message.step !== 'begin') {
     transactions.get(message.tx)?.(message);
