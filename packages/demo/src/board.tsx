@@ -7,7 +7,6 @@ import type { Session } from './session';
 const STATUS_NAMES: Record<Status, string> = { todo: 'To do', doing: 'Doing', done: 'Done' };
 const SHOWN_STATUS: Record<SyncStatus, string> = { connecting: 'connecting', syncing: 'syncing', 'up-to-date': 'online', offline: 'offline', error: 'stopped', closed: 'closed' };
 
-
 interface Notice {
   kind: 'conflict' | 'error';
   text: string;
@@ -158,7 +157,6 @@ function Workspaces({ client, session }: { client: BrowserSyncClient; session: S
 
 /** Cards a column shows at first, and how many more each time its end scrolls into view. */
 const PAGE = 40;
-
 
 /**
  * The board of one project: one live query for every column's page (grown as the column's end
