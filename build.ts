@@ -7,7 +7,8 @@
  */
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
@@ -176,30 +177,82 @@ async function buildDemo(): Promise<void> {
 export async function buildReplicaTemplate(): Promise<void> {
   const dist = path.join(root, 'packages/web/dist');
   const catalog = JSON.parse(readFileSync(path.join(root, 'packages/db/dist/catalog.json'), 'utf8')) as { migrations: Array<{ checksum: string }> };
-  const key = { revision: 3, migrations: catalog.migrations.map((migration) => migration.checksum) };
+  const key = { revision: 5, migrations: catalog.migrations.map((migration) => migration.checksum) };
   const stamp = path.join(dist, 'replica.json');
   const made = existsSync(stamp) ? (JSON.parse(readFileSync(stamp, 'utf8')) as typeof key) : undefined;
   if (existsSync(path.join(dist, 'replica.tar.gz')) && JSON.stringify({ revision: made?.revision, migrations: made?.migrations }) === JSON.stringify(key)) return;
   const { PGlite } = await import('@electric-sql/pglite');
-  const pglite = await PGlite.create();
+  const tar = await import('tar');
+  const dir = mkdtempSync(path.join(tmpdir(), 'walsync-template-'));
   try {
-    const browser = (await import(pathToFileURL(path.join(root, 'packages/db/dist/browser.mjs')).href)) as typeof import('./packages/db/src/browser');
-    const result = await browser.createMigrationAPI(pglite).migrateToLatest();
-    if (result.error) throw new Error(`the replica template could not be migrated: ${result.error.message}`);
-    // A replica uses the database "postgres" only: without template0 and template1 it is 14 MB smaller,
-    // which every start reads from IndexedDB.
-    await pglite.exec(`UPDATE pg_database SET datistemplate = false WHERE datname IN ('template0', 'template1')`);
-    await pglite.exec(`DROP DATABASE template0`);
-    await pglite.exec(`DROP DATABASE template1`);
-    await pglite.exec(`CHECKPOINT`);
-    const dump = Buffer.from(await (await pglite.dumpDataDir('gzip')).arrayBuffer());
+    const pglite = await PGlite.create(dir);
+    let wal: string;
+    try {
+      const browser = (await import(pathToFileURL(path.join(root, 'packages/db/dist/browser.mjs')).href)) as typeof import('./packages/db/src/browser');
+      const result = await browser.createMigrationAPI(pglite).migrateToLatest();
+      if (result.error) throw new Error(`the replica template could not be migrated: ${result.error.message}`);
+      // The client's own tables and capture triggers, as a client of this build installs them (it
+      // skips the install when the recorded key matches: ≈0.1 s of a first start).
+      const { ensureLocalSchema } = await import('./packages/web/src/local-schema');
+      await ensureLocalSchema(pglite, browser.syncedTables);
+      // A replica uses the database "postgres" only: without template0 and template1 it is 14 MB smaller.
+      await pglite.exec(`UPDATE pg_database SET datistemplate = false WHERE datname IN ('template0', 'template1')`);
+      await pglite.exec(`DROP DATABASE template0`);
+      await pglite.exec(`DROP DATABASE template1`);
+      // Everything in the data files, then a new WAL segment that holds nothing but the last checkpoint.
+      await pglite.exec(`CHECKPOINT`);
+      await pglite.query(`SELECT pg_switch_wal()`);
+      await pglite.exec(`CHECKPOINT`);
+      wal = (await pglite.query<{ name: string }>(`SELECT pg_walfile_name(pg_current_wal_lsn()) AS name`)).rows[0]!.name;
+    } finally {
+      // A clean shutdown: a replica made from these files starts without crash recovery.
+      await pglite.close();
+    }
+    trimWal(path.join(dir, 'pg_wal'), wal);
+    dropMaps(dir);
+    const made = path.join(dist, 'replica.tar.gz.tmp');
     mkdirSync(dist, { recursive: true });
-    writeFileSync(path.join(dist, 'replica.tar.gz.tmp'), dump);
-    renameSync(path.join(dist, 'replica.tar.gz.tmp'), path.join(dist, 'replica.tar.gz'));
+    await tar.create({ gzip: true, file: made, cwd: dir, portable: true, noPax: true }, readdirSync(dir));
+    const files = tarFiles(gunzipSync(readFileSync(made)));
+    renameSync(made, path.join(dist, 'replica.tar.gz'));
     // How many files a replica made from it starts with: OPFS makes that many (and some to spare) at once.
-    writeFileSync(stamp, JSON.stringify({ ...key, files: tarFiles(gunzipSync(dump)) }));
+    writeFileSync(stamp, JSON.stringify({ ...key, files }));
   } finally {
-    await pglite.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Keeps only the WAL segment `current` (the one the last checkpoint is in), cut after its last
+ * written page: a segment is 16 MB of which the checkpoint uses one page, and every new replica would
+ * write all of it. Postgres writes the rest of the segment as it needs it, like any file it extends.
+ */
+function trimWal(walDir: string, current: string): void {
+  for (const entry of readdirSync(walDir)) {
+    const file = path.join(walDir, entry);
+    if (!statSync(file).isFile()) continue;
+    if (entry !== current) {
+      rmSync(file);
+      continue;
+    }
+    const data = readFileSync(file);
+    let end = data.length;
+    while (end > 0 && data[end - 1] === 0) end--;
+    truncateSync(file, Math.ceil(end / WAL_PAGE) * WAL_PAGE);
+  }
+}
+
+const WAL_PAGE = 8192;
+
+/**
+ * Removes the free space maps and visibility maps (`_fsm`, `_vm`): a fifth of the files, each one a
+ * file handle a new OPFS replica makes. Postgres works without them (a relation without a free space
+ * map is extended at its end; without a visibility map no page counts as all-visible) and makes them
+ * again when it needs them.
+ */
+function dropMaps(dir: string): void {
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile() && /^\d+_(fsm|vm)$/.test(entry.name)) rmSync(path.join(entry.parentPath, entry.name));
   }
 }
 

@@ -86,51 +86,80 @@ async function compiled(name: string): Promise<WebAssembly.Module> {
   return response.headers.get('content-type')?.startsWith('application/wasm') ? WebAssembly.compileStreaming(response) : WebAssembly.compile(await response.arrayBuffer());
 }
 
-/** PGlite's options for its own files, loaded through `artifact`. */
-type PGliteFiles = { pgliteWasmModule: WebAssembly.Module; initdbWasmModule: WebAssembly.Module; fsBundle: Blob };
+/** PGlite's options for its own files, loaded through `artifact`, and how it starts Postgres. */
+type PGliteFiles = { pgliteWasmModule: WebAssembly.Module; initdbWasmModule: WebAssembly.Module; fsBundle: Blob; startParams: string[] };
+
+/**
+ * Postgres' start options: PGlite's, with 32 MB of shared buffers instead of 128 MB. The buffers are
+ * memory the WASM instance allocates and Postgres initialises at every start (≈0.1–0.2 s); a replica
+ * reads a page it does not hold from its OPFS file, which costs little more than a buffer hit.
+ */
+const START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=32MB'];
 
 async function pgliteFiles(): Promise<PGliteFiles> {
   const [pgliteWasmModule, initdbWasmModule, fsBundle] = await Promise.all([compiled('pglite.wasm'), compiled('initdb.wasm'), artifact('pglite.data').then((response) => response.blob())]);
-  return { pgliteWasmModule, initdbWasmModule, fsBundle };
+  return { pgliteWasmModule, initdbWasmModule, fsBundle, startParams: START_PARAMS };
 }
 
 /**
  * The migrated replica template the build made (replica.tar.gz beside the worker), if it is served,
- * and how many files it holds (replica.json), if that is known.
+ * and how many files it holds (replica.json, a few bytes: known before the archive arrives).
  */
-async function replicaTemplate(): Promise<{ data: Blob; files: number | undefined } | undefined> {
-  const [data, stamp] = await Promise.all([
-    fetch(new URL('./replica.tar.gz', import.meta.url))
-      .then((response) => (response.ok ? response.blob() : undefined))
-      .catch(() => undefined),
-    fetch(new URL('./replica.json', import.meta.url))
-      .then((response) => (response.ok ? (response.json() as Promise<{ files?: unknown }>) : undefined))
-      .catch(() => undefined),
-  ]);
-  if (!data) return undefined;
-  return { data, files: Number.isSafeInteger(stamp?.files) ? (stamp!.files as number) : undefined };
+function replicaTemplate(): { data: Promise<Blob | undefined>; files: Promise<number | undefined> } {
+  const data = fetch(new URL('./replica.tar.gz', import.meta.url))
+    .then((response) => (response.ok ? response.blob() : undefined))
+    .catch(() => undefined);
+  const files = fetch(new URL('./replica.json', import.meta.url))
+    .then((response) => (response.ok ? (response.json() as Promise<{ files?: unknown }>) : undefined))
+    .then((stamp) => (Number.isSafeInteger(stamp?.files) ? (stamp!.files as number) : undefined))
+    .catch(() => undefined);
+  return { data, files };
 }
 
 /** A new replica from the template (no initdb, no migrations in the browser), stored before anything else happens. */
-async function fromTemplate(dataDir: string, loading: Promise<PGliteFiles>): Promise<PGlite | undefined> {
-  const [template, files] = await Promise.all([replicaTemplate(), loading]);
-  if (!template) return undefined;
-  const db = await PGlite.create({ ...where(dataDir, template.files), ...files, loadDataDir: template.data });
-  await db.fs?.syncToFs(false);
-  return db;
+async function fromTemplate(dataDir: string, loading: Promise<PGliteFiles>): Promise<PGlite> {
+  const template = replicaTemplate();
+  // The OPFS files are made while the archive and PGlite's own files are still on their way.
+  const opening = where(dataDir, await template.files);
+  const [data, files] = await Promise.all([template.data, loading]);
+  const db = await PGlite.create({ ...opening, ...files, ...(data ? { loadDataDir: data } : {}) });
+  if (data) await db.fs?.syncToFs(false);
+return db;
 }
 
 /** Files an OPFS replica keeps ready beyond those it uses (PGlite's default; a new file takes one). */
 const SPARE_FILES = 100;
 
 /**
+ * PGlite's OPFS filesystem, opening its files (a sync access handle each, hundreds of them) as soon as
+ * it is made rather than when PGlite starts, so that they open while PGlite's WASM and data bundle
+ * load. Opening does not need PGlite: `OpfsAhpFS.init` opens the files, then only keeps `pg` and
+ * returns the mount for PGlite's start.
+ */
+class EagerOpfsFS extends OpfsAhpFS {
+  readonly #opened: ReturnType<OpfsAhpFS['init']>;
+
+  constructor(name: string, options: ConstructorParameters<typeof OpfsAhpFS>[1]) {
+    super(name, options);
+    this.#opened = OpfsAhpFS.prototype.init.call(this, undefined as unknown as PGlite, {});
+    this.#opened.catch(() => undefined);
+  }
+
+  override async init(pg: PGlite, opts: Parameters<OpfsAhpFS['init']>[1]): ReturnType<OpfsAhpFS['init']> {
+    const { emscriptenOpts } = await this.#opened;
+    this.pg = pg;
+    return { emscriptenOpts: { ...opts, preRun: [...(opts.preRun ?? []), ...(emscriptenOpts.preRun ?? [])] } };
+  }
+}
+
+/**
  * Where PGlite keeps `dataDir`. A new OPFS replica from a template of `files` files makes that many
  * and the spare ones at once; PGlite's default of 1,000 made twice the files the template needs, and
  * deleted the rest after the first query (a second of a first start).
  */
-function where(dataDir: string, files: number | undefined): { dataDir: string } | { fs: OpfsAhpFS } {
-  if (!dataDir.startsWith(OPFS) || files === undefined) return { dataDir };
-  return { fs: new OpfsAhpFS(dataDir.slice(OPFS.length), { initialPoolSize: files + SPARE_FILES, maintainedPoolSize: SPARE_FILES }) };
+function where(dataDir: string, files?: number): { dataDir: string } | { fs: OpfsAhpFS } {
+  if (!dataDir.startsWith(OPFS)) return { dataDir };
+  return { fs: new EagerOpfsFS(dataDir.slice(OPFS.length), { initialPoolSize: files === undefined ? undefined : files + SPARE_FILES, maintainedPoolSize: SPARE_FILES }) };
 }
 
 /**
@@ -147,8 +176,7 @@ export async function openReplica(name: string, storage: Storage): Promise<PGlit
     const dataDir = `idb://${name}`;
     if (!(await idbExists(name))) {
       try {
-        const db = await fromTemplate(dataDir, files);
-        if (db) return db;
+        return await fromTemplate(dataDir, files);
       } catch (error) {
         if (!/already exists/.test((error as Error).message)) throw error;
       }
@@ -161,14 +189,12 @@ export async function openReplica(name: string, storage: Storage): Promise<PGlit
     const old = await PGlite.create(`idb://${name}`, await files);
     const moved = await old.dumpDataDir('none');
     await old.close();
-    const db = await PGlite.create(dataDir, { ...(await files), loadDataDir: moved });
+    const db = await PGlite.create({ ...where(dataDir), ...(await files), loadDataDir: moved });
     await db.fs?.syncToFs(false);
     await deleteIdb(name);
     return db;
   }
-  if (!(await opfsExists(name))) {
-    const db = await fromTemplate(dataDir, files);
-    if (db) return db;
-  }
-  return PGlite.create(dataDir, await files);
+  if (!(await opfsExists(name))) return fromTemplate(dataDir, files);
+  const opening = where(dataDir);
+  return PGlite.create({ ...opening, ...(await files) });
 }
