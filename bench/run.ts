@@ -114,16 +114,20 @@ change the same client applied a change a statement, with a fresh plan for each;
   on the tabs' BroadcastChannel, one message each way (their transactions still go through
   PGliteWorker): tab → tab went from 44.8–52.6 ms to 18.9–29.8 ms (\`yarn bench demo\`).
 - **A first load (#17)**, small board, new profile, ms from the navigation (performance marks, three
-  loads): app.js run and signed in 170–250; the worker's script loaded 390–530; the replica made
-  from the template 1,300–1,450 ms later; the client started 100–150 later; ready (hello, the
-  snapshot) 230–300 later; the first card 75–130 after ready (it was 450–800: the pending count's
-  live-query setup, 316 ms at a cold start, ran before the board's first query; setups now wait
-  for the first queries). Of making the replica, \`opfs-ahp\` creates a file with a sync access
-  handle per file it will hold, 509 here: 0.5–0.9 s in a worker probe for 509 such files (0.15 s
-  to open them again on a reload), and PGlite's default made 1,000 (now sized from the template).
-  The rest is the template's files written and Postgres starting. So the cold load reads 2.5–2.7 s
-  (goal 1.5 s): the file handles and Postgres' start are most of it, and the connection waits for
-  the replica before it says hello.
+  loads): app.js run and signed in 170–250; the worker's script loaded 450–560 (1.09 MB to compile);
+  PGlite's files fetched 900–1,150; the OPFS pool (338 template files and 100 spare handles) open
+  1,150–1,360, opened while the files download; the replica made from the template 600–700 later
+  (the WASM instance ≈200, the template untarred through Emscripten's FS into \`opfs-ahp\` ≈300,
+  Postgres' start ≈120); the client started 120–180 later (the first statement on a cold backend
+  67–175); hello and the snapshot (seven transactions) 250–300; the first card 30–100 after ready.
+  The template is now a clean-shutdown data directory with one WAL page, the local schema installed
+  and the free-space and visibility maps dropped: 338 files and 1.06 MB (it was 409 files, 2.68 MB,
+  and the client installed its triggers at the first start), and the browser's PGlite runs with 32 MB
+  of shared buffers. So the cold load reads 2.4–2.7 s in probes (goal 1.5 s; one \`yarn bench demo\`
+  on a loaded VM read 4.4 s): the worker's compile, PGlite's files and the replica's creation are in
+  series. Not done yet: fetching PGlite's files and the template from the page during sign-in, a small
+  bootstrap worker that starts the fetches and the pool before the big module, writing the template's
+  files straight into OPFS, and the hello and snapshot while PGlite starts.
 - **Own write → card (#17).** Where the milliseconds go, at 10,000 tasks, p50 of 20 in the leader
   tab (\`yarn bench demo\`, the \`own write's path\` rows): the INSERT with its capture trigger, one
   message each way to the worker, 2.2 ms; the board's query alone (three pages of 40 and three
