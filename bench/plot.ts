@@ -51,3 +51,54 @@ export async function renderLatencyPlot(points: LatencyPoint[], file: string, ca
     rmSync(profile, { recursive: true, force: true });
   }
 }
+
+export interface RatioBar {
+  label: string;
+  /** > 1: walsync ahead. */
+  ratio: number;
+}
+
+/**
+ * Draws walsync ÷ peer ratios as horizontal bars on a log scale around 1 (right and green: walsync
+ * ahead; left and red: behind) and rasterises it to `file` (PNG) with Chromium, like the latency plot.
+ */
+export async function renderRatioChart(bars: RatioBar[], file: string, title: string): Promise<void> {
+  const width = 900;
+  const rowH = 34;
+  const left = 430;
+  const right = 40;
+  const top = 50;
+  const height = top + bars.length * rowH + 50;
+  const span = Math.max(2, ...bars.map((bar) => Math.abs(Math.log10(bar.ratio)))) * 1.1;
+  const plotW = width - left - right;
+  const x = (ratio: number) => left + plotW / 2 + (Math.log10(ratio) / span) * (plotW / 2);
+  const ticks = [0.01, 0.1, 0.5, 1, 2, 10, 100].filter((tick) => Math.abs(Math.log10(tick)) <= span);
+  const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">
+    <rect width="100%" height="100%" fill="white"/>
+    <text x="${width / 2}" y="26" text-anchor="middle" font-size="16">${escape(title)}</text>
+    ${ticks.map((tick) => `<line x1="${x(tick)}" x2="${x(tick)}" y1="${top - 6}" y2="${height - 44}" stroke="${tick === 1 ? '#444' : '#e5e5e5'}"/><text x="${x(tick)}" y="${height - 28}" text-anchor="middle">${tick}×</text>`).join('')}
+    ${bars
+      .map((bar, i) => {
+        const y = top + i * rowH;
+        const from = Math.min(x(1), x(bar.ratio));
+        const color = bar.ratio >= 1 ? '#2f9e44' : '#e03131';
+        return `<text x="${left - 10}" y="${y + rowH / 2 + 4}" text-anchor="end">${escape(bar.label)}</text>
+          <rect x="${from}" y="${y + 6}" width="${Math.max(1, Math.abs(x(bar.ratio) - x(1)))}" height="${rowH - 12}" fill="${color}"/>
+          <text x="${bar.ratio >= 1 ? x(bar.ratio) + 6 : x(bar.ratio) - 6}" y="${y + rowH / 2 + 4}" text-anchor="${bar.ratio >= 1 ? 'start' : 'end'}">${bar.ratio.toFixed(2)}×</text>`;
+      })
+      .join('')}
+    <text x="${left + plotW / 2}" y="${height - 8}" text-anchor="middle">← peer ahead · walsync ahead → (log scale)</text>
+  </svg>`;
+  const profile = mkdtempSync(path.join(tmpdir(), 'walsync-plot-'));
+  const browser = await launchBrowser(profile);
+  try {
+    const page = await browser.context.newPage();
+    await page.setViewportSize({ width, height });
+    await page.setContent(`<body style="margin:0">${svg}</body>`);
+    await page.screenshot({ path: file, clip: { x: 0, y: 0, width, height } });
+  } finally {
+    await browser.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}

@@ -11,9 +11,12 @@ import { clientFigures } from './suites/client';
 import { sessionFigures } from './suites/sessions';
 import { demoFigures } from './suites/demo';
 import { schemaFigures } from './suites/schema';
+import { currentPeersSection, runPeers } from './suites/peers';
 
 async function main(): Promise<void> {
   const only = process.argv[2];
+  // Beside a peer (#18): its own run and its own section of the page, never part of the full run.
+  if (only === 'peers') return runPeers();
   const figures: Figure[] = [];
   if (!only || only === 'db') figures.push(...(await dbFigures()));
   if (!only || only === 'server') figures.push(...(await serverFigures()));
@@ -26,6 +29,7 @@ async function main(): Promise<void> {
   // A partial run only prints: the page always holds one whole run.
   if (only) return;
   const date = new Date().toISOString().slice(0, 10);
+  const peers = currentPeersSection();
   writeFileSync(
     path.resolve(__dirname, '../docs/benchmarks.md'),
     `# Benchmarks
@@ -58,6 +62,8 @@ them, when it reopens, at the rate in the table (issue 7 rows): streamed batches
 generated PL/pgSQL function a message, one statement a run of changes to one table. Before that
 change the same client applied a change a statement, with a fresh plan for each; the chaos suite saw
 839 changes take 10.8 s under load, while the app's own writes waited.
+
+${peers}
 
 ## Where a goal is not met
 

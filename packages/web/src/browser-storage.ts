@@ -6,6 +6,7 @@
 import { PGlite } from '@electric-sql/pglite';
 import { OpfsAhpFS } from '@electric-sql/pglite/opfs-ahp';
 import type { Storage, StoragePreference } from './replica-names';
+import { REPLICA_START_PARAMS } from './pglite-start';
 
 /** Whether this worker can use OPFS sync access handles (Chromium, Firefox; not every Safari). */
 export function opfsAvailable(): boolean {
@@ -89,16 +90,10 @@ async function compiled(name: string): Promise<WebAssembly.Module> {
 /** PGlite's options for its own files, loaded through `artifact`, and how it starts Postgres. */
 type PGliteFiles = { pgliteWasmModule: WebAssembly.Module; initdbWasmModule: WebAssembly.Module; fsBundle: Blob; startParams: string[] };
 
-/**
- * Postgres' start options: PGlite's, with 32 MB of shared buffers instead of 128 MB. The buffers are
- * memory the WASM instance allocates and Postgres initialises at every start (≈0.1–0.2 s); a replica
- * reads a page it does not hold from its OPFS file, which costs little more than a buffer hit.
- */
-const START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=32MB'];
 
 async function pgliteFiles(): Promise<PGliteFiles> {
   const [pgliteWasmModule, initdbWasmModule, fsBundle] = await Promise.all([compiled('pglite.wasm'), compiled('initdb.wasm'), artifact('pglite.data').then((response) => response.blob())]);
-  return { pgliteWasmModule, initdbWasmModule, fsBundle, startParams: START_PARAMS };
+  return { pgliteWasmModule, initdbWasmModule, fsBundle, startParams: REPLICA_START_PARAMS };
 }
 
 /**

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { WebSocket } from 'ws';
+import { REPLICA_START_PARAMS } from './pglite-start';
 import { LOCK_FILES, lockReplica } from './replica-lock';
 import { syncEndpoint } from './endpoint';
 import { SyncClient } from './sync-client';
@@ -57,8 +58,8 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
 async function openLocalDatabase(dataDir: string): Promise<PGlite> {
   try {
     const template = newReplicaTemplate(dataDir);
-    if (!template) return await PGlite.create(dataDir);
-    const db = await PGlite.create(dataDir, { loadDataDir: template });
+    if (!template) return await PGlite.create(dataDir, { startParams: REPLICA_START_PARAMS });
+    const db = await PGlite.create(dataDir, { loadDataDir: template, startParams: REPLICA_START_PARAMS });
     if (!dataDir.startsWith('memory://')) rmSync(path.join(dataDir, UNPACKING), { force: true });
     return db;
   } catch (error) {
@@ -75,8 +76,9 @@ const UNPACKING = 'walsync.unpacking';
 
 /** The template for a replica that does not exist yet, or undefined (an existing one, or no template built). */
 function newReplicaTemplate(dataDir: string): Blob | undefined {
-  const file = path.join(__dirname, 'replica.tar.gz');
-  if (!existsSync(file)) return undefined;
+  // Beside the bundle; run from the sources (tsx in this repository), the build's.
+  const file = [path.join(__dirname, 'replica.tar.gz'), path.join(__dirname, '../dist/replica.tar.gz')].find((place) => existsSync(place));
+  if (!file) return undefined;
   if (!dataDir.startsWith('memory://')) {
     const entries = readdirSync(dataDir).filter((entry) => !LOCK_FILES.includes(entry));
     if (entries.includes(UNPACKING)) {
