@@ -18,6 +18,21 @@ export function currentPeersSection(): string {
   return start >= 0 && end > start ? doc.slice(start, end + PEERS_END.length) : `${PEERS_START}\n## Beside a peer\n\nNot measured yet: run \`yarn bench peers\`.\n${PEERS_END}`;
 }
 
+interface PeerFigure {
+  name: string;
+  unit: string;
+  walsync: number;
+  zero: number;
+  kind: 'time' | 'rate';
+  note: string;
+}
+
+/** What bench/peers/peers.mts exports. */
+interface PeersModule {
+  peerFigures(log: (line: string) => void): Promise<{ figures: PeerFigure[]; postgres: string; notes: string }>;
+  ratio(figure: PeerFigure): number;
+}
+
 const version = (file: string) => (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
 const fixed = (value: number) => (value >= 100 ? Math.round(value).toString() : value.toFixed(2));
 
@@ -29,7 +44,9 @@ const fixed = (value: number) => (value >= 100 ? Math.round(value).toString() : 
 export async function runPeers(): Promise<void> {
   const install = spawnSync('yarn', ['install', '--immutable'], { cwd: PEERS_DIR, stdio: 'inherit' });
   if (install.status !== 0) throw new Error(`installing the peers (yarn install in ${PEERS_DIR}) failed`);
-  const { peerFigures, ratio } = (await import('../peers/peers.mts')) as typeof import('../peers/peers.mts');
+  // A specifier the root type-check does not follow: bench/peers needs its own install (and tsconfig).
+  const entry = '../peers/peers.mts';
+  const { peerFigures, ratio } = (await import(entry)) as PeersModule;
   const began = performance.now();
   const run = await peerFigures((line) => console.log(`peers: [${((performance.now() - began) / 1000).toFixed(0)} s] ${line}`));
   for (const figure of run.figures) {
