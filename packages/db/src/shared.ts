@@ -15,3 +15,19 @@ export { UUID_PATTERN, formatIssues } from './rules/validation';
 export { HLC_VARIABLES, HLC_WALL_PLPGSQL, NODE_ID_PATTERN, hlcAfterPlpgsql, hlcAfterSql, formatHlc, parseHlc, type Hlc } from './schema/hlc';
 export { ExtractedMigrationSchema, migrationChecksum, type ExtractedMigration, type MigrationQuery } from './schema/migration';
 export { READ_ONLY_TABLES, SERVER_MANAGED_COLUMNS, type SyncedColumn, type SyncedReference, type SyncedTable } from './schema/tables';
+export {
+  type CheckedSubscription,
+  type ParameterType,
+  type ParamsOf,
+  type SubscriptionDefinition,
+  type SubscriptionProblem,
+  type SubscriptionRef,
+  type TableRule,
+  SubscriptionMatcher,
+  SubscriptionRefSchema,
+  checkSubscription,
+  defineSubscription,
+  subscribedTables,
+  subscriptionKey,
+} from './schema/subscription';
+export { type SubscriptionParams, project as projectSubscription, task as taskSubscription, subscriptionDefinitions } from './subscriptions';

@@ -1,4 +1,4 @@
-import { useHasLastResults, useLiveQuery, useOptimisticLiveQuery, usePendingCount, useSyncEvent, useSyncStatus } from '@walsync/react';
+import { useHasLastResults, useLiveQuery, useOptimisticLiveQuery, usePendingCount, useSubscription, useSyncEvent, useSyncStatus } from '@walsync/react';
 import type { BrowserSyncClient, SyncStatus } from '@walsync/web/browser';
 import { useEffect, useRef, useState } from 'react';
 import { type ColumnPage, type BoardWrite, STATUSES, type Status, type Task, type Write, BOARD_QUERY, applyWrite, newId } from './board-writes';
@@ -16,18 +16,21 @@ interface Notice {
 function useSync(client: BrowserSyncClient) {
   const status = useSyncStatus();
   const [ready, setReady] = useState(false);
-  const [progress, setProgress] = useState<{ sent: number; total: number } | undefined>();
+  const [progress, setProgress] = useState<{ sent: number; total: number; what: string } | undefined>();
   const [notice, setNotice] = useState<Notice | undefined>();
   const [totals] = useState<Record<string, number>>({});
   const [sent] = useState<Record<string, number>>({});
   const sum = (values: Record<string, number>) => Object.values(values).reduce((a, b) => a + b, 0);
-  useSyncEvent('bootstrap:start', ({ total }) => {
+  // The first sync, or a project's rows when the board switches to a project this device does not hold yet.
+  useSyncEvent('bootstrap:start', ({ total, subscription }) => {
+    for (const table of Object.keys(sent)) delete sent[table];
+    for (const table of Object.keys(totals)) delete totals[table];
     Object.assign(totals, total);
-    setProgress({ sent: 0, total: sum(totals) });
+    setProgress({ sent: 0, total: sum(totals), what: subscription ? 'Loading the project' : 'First sync' });
   });
-  useSyncEvent('bootstrap:progress', ({ table, sent: count }) => {
+  useSyncEvent('bootstrap:progress', ({ table, sent: count, subscription }) => {
     sent[table] = count;
-    setProgress({ sent: sum(sent), total: sum(totals) });
+    setProgress({ sent: sum(sent), total: sum(totals), what: subscription ? 'Loading the project' : 'First sync' });
   });
   useSyncEvent('bootstrap:complete', () => setProgress(undefined));
   useSyncEvent('conflict', ({ table }) => setNotice({ kind: 'conflict', text: `A newer change from someone else replaced yours on a ${table}.` }));
@@ -64,7 +67,7 @@ export function Board({ client, session }: { client: BrowserSyncClient; session:
         <div className="progress" data-testid="hydration-progress">
           <div className="bar" style={{ width: `${sync.progress.total ? (100 * sync.progress.sent) / sync.progress.total : 0}%` }} />
           <span>
-            First sync: {sync.progress.sent} of {sync.progress.total} rows
+            {sync.progress.what}: {sync.progress.sent} of {sync.progress.total} rows
           </span>
         </div>
       )}
@@ -104,10 +107,16 @@ function Workspaces({ client, session }: { client: BrowserSyncClient; session: S
       WHERE w.deleted_at IS NULL GROUP BY w.id, w.name ORDER BY w.name`,
   );
   const projects = (workspaces ?? []).flatMap((workspace) => workspace.projects).sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.name.localeCompare(b.name)));
-  const [selected, setSelected] = useState<string>();
+  const lastProject = `walsync-demo:project:${session.user.id}`;
+  const [selected, setSelected] = useState<string | undefined>(() => localStorage.getItem(lastProject) ?? undefined);
   const [newProject, setNewProject] = useState('');
-  if (!workspaces) return null;
   const project = projects.find((candidate) => candidate.id === selected) ?? projects[0];
+  const held = useHeldProject(client, session, project?.id);
+  if (!workspaces) return null;
+  const choose = (id: string) => {
+    setSelected(id);
+    localStorage.setItem(lastProject, id);
+  };
   const addProject = async () => {
     const name = newProject.trim();
     if (!name || !workspaces[0]) return;
@@ -116,7 +125,7 @@ function Workspaces({ client, session }: { client: BrowserSyncClient; session: S
       name,
     ]);
     setNewProject('');
-    setSelected(created.rows[0]!.id);
+    choose(created.rows[0]!.id);
   };
   return (
     <div className="layout">
@@ -129,7 +138,7 @@ function Workspaces({ client, session }: { client: BrowserSyncClient; session: S
                 .filter((candidate) => candidate.workspace_id === workspace.id)
                 .map((candidate) => (
                   <li key={candidate.id}>
-                    <button className={candidate.id === project?.id ? 'selected' : ''} onClick={() => setSelected(candidate.id)} data-testid="project">
+                    <button className={candidate.id === project?.id ? 'selected' : ''} onClick={() => choose(candidate.id)} data-testid="project">
                       {candidate.name}
                     </button>
                   </li>
@@ -147,12 +156,32 @@ function Workspaces({ client, session }: { client: BrowserSyncClient; session: S
         </form>
       </nav>
       {project ? (
-        <Columns key={project.id} client={client} session={session} project={project} />
+        <Columns key={project.id} client={client} session={session} project={project} notHeld={!held.ready && held.offline} />
       ) : (
         <p className="loading">No projects yet.</p>
       )}
     </div>
   );
+}
+
+/** How many projects the device keeps after the board moved on from them (the one on screen included). */
+const HELD_PROJECTS = 3;
+
+/**
+ * The board holds the project on screen (a subscription: its tasks and their comments) and the last
+ * few it showed, so switching back is instant and works offline; older ones are let go.
+ */
+function useHeldProject(client: BrowserSyncClient, session: Session, projectId: string | undefined) {
+  const status = useSyncStatus();
+  const { ready, error } = useSubscription('project', projectId ? { projectId } : undefined);
+  useEffect(() => {
+    if (!projectId) return;
+    const key = `walsync-demo:held-projects:${session.user.id}`;
+    const kept = [projectId, ...(JSON.parse(localStorage.getItem(key) ?? '[]') as string[]).filter((id) => id !== projectId)];
+    for (const old of kept.slice(HELD_PROJECTS)) void client.unsubscribe('project', { projectId: old }).catch(() => undefined);
+    localStorage.setItem(key, JSON.stringify(kept.slice(0, HELD_PROJECTS)));
+  }, [client, session, projectId]);
+  return { ready, error, offline: status === 'offline' };
 }
 
 /** Cards a column shows at first, and how many more each time its end scrolls into view. */
@@ -164,7 +193,18 @@ const PAGE = 40;
  * 10 tasks or 10,000 and the DOM holds what can be seen. This tab's writes show in the frame they
  * are made (optimistic rows), until the live query has re-read them.
  */
-function Columns({ client, session, project }: { client: BrowserSyncClient; session: Session; project: { id: string; name: string; workspace_id: string } }) {
+function Columns({
+  client,
+  session,
+  project,
+  notHeld,
+}: {
+  client: BrowserSyncClient;
+  session: Session;
+  project: { id: string; name: string; workspace_id: string };
+  /** The project's tasks are not on this device, and cannot load now (offline). */
+  notHeld: boolean;
+}) {
   const [title, setTitle] = useState('');
   const [limits, setLimits] = useState<Record<Status, number>>({ todo: PAGE, doing: PAGE, done: PAGE });
   const [failure, setFailure] = useState<string>();
@@ -190,6 +230,11 @@ function Columns({ client, session, project }: { client: BrowserSyncClient; sess
   };
   return (
     <main className="board">
+      {notHeld && (
+        <p className="message" data-testid="project-not-held">
+          This project's tasks are not on this device yet; they load when you are back online.
+        </p>
+      )}
       <form
         className="new-task"
         onSubmit={(event) => {

@@ -36,7 +36,9 @@ async function main(): Promise<void> {
   try {
     session = await signIn(email.toLowerCase());
     performance.mark('walsync:signed-in');
-    client = await createSyncClient({ url: location.origin, token: session.token, dataDir: `walsync-demo-${session.user.id}` });
+    // The replica holds the user's workspaces and projects, and the tasks of the projects the board
+    // subscribes to (the one on screen and the last few): `subscriptions` makes it a partial replica.
+    client = await createSyncClient({ url: location.origin, token: session.token, dataDir: `walsync-board-${session.user.id}`, subscriptions: [] });
   } catch (error) {
     root.render(<Failure message={(error as Error).message} />);
     return;

@@ -1,4 +1,4 @@
-import type { SyncEvents, SyncStatus } from '@walsync/web';
+import type { SubscriptionInput, SubscriptionParamsOf, SyncEvents, SyncStatus } from '@walsync/web';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { useLastResults, useQueryOrder, useSyncClient } from './provider';
 
@@ -168,4 +168,32 @@ export function useOptimisticLiveQuery<T, A>(
     );
   }, []);
   return { rows, write };
+}
+
+/**
+ * Holds a subscription (a client made with `subscriptions`) while the component shows it: `ready`
+ * once its rows are in the replica (at once for one the replica holds already), `error` when it
+ * cannot be held. The replica keeps the subscription after the component goes (a reopened client
+ * resumes it, offline too); `client.unsubscribe(name, params)` lets it go. `params` undefined: none.
+ *
+ * @example
+ *   const { ready } = useSubscription('project', projectId ? { projectId } : undefined);
+ */
+export function useSubscription<N extends SubscriptionInput['name']>(name: N, params: SubscriptionParamsOf<N> | undefined): { ready: boolean; error: Error | undefined } {
+  const client = useSyncClient();
+  const key = params === undefined ? undefined : JSON.stringify([name, params]);
+  const [state, setState] = useState<{ key: string | undefined; ready: boolean; error?: Error }>({ key: undefined, ready: false });
+  useEffect(() => {
+    if (key === undefined) return;
+    let cancelled = false;
+    setState({ key, ready: false });
+    client.subscribe(name, JSON.parse(key)[1]).ready.then(
+      () => !cancelled && setState({ key, ready: true }),
+      (error: Error) => !cancelled && setState({ key, ready: false, error }),
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [client, name, key]);
+  return state.key === key ? { ready: state.ready, error: state.error } : { ready: false, error: undefined };
 }

@@ -1,4 +1,4 @@
-import { describeSyncedTables, readSchema } from '@walsync/db/server';
+import { describeSyncedTables, readSchema, subscriptionDefinitions } from '@walsync/db/server';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -83,7 +83,7 @@ export class WalsyncServer {
       const tokens = new Tokens(options.jwtSecret);
       const feed = new ChangeFeed({ url: options.databaseUrl, log: options.log, slotName: options.slotName, ...options.feed });
       await feed.start();
-      const sync = new SyncEndpoint({ pool, snapshots, feed, tables: () => tables, writes, tokens, log: options.log }, options.sync);
+      const sync = new SyncEndpoint({ pool, snapshots, feed, tables: () => tables, subscriptions: subscriptionDefinitions, writes, tokens, log: options.log }, options.sync);
       // A migration ran while this process serves: validate, snapshot and offer by the new schema, without a restart.
       feed.on('schema', () => {
         const reloaded = readSchema(pool).then((schema) => {

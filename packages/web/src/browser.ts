@@ -10,10 +10,20 @@ import { SyncEmitter, deferred } from './emitter';
 import { STORAGE_PREFERENCES, type Storage, type StoragePreference, replicaName } from './replica-names';
 import { syncEndpoint } from './endpoint';
 import type { DirectQuery, DirectStep, WorkerMeta } from './worker';
-import { SyncClientError, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
+import { type Subscription, type SubscriptionInput, type SubscriptionParamsOf, SyncClientError, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
 
 export type { Storage, StoragePreference } from './replica-names';
-export { SyncClientError, type SyncClientErrorCode, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
+export {
+  SyncClientError,
+  type Subscription,
+  type SubscriptionInput,
+  type SubscriptionParamsOf,
+  type SyncClientErrorCode,
+  type SyncClientOptions,
+  type SyncEvents,
+  type SyncHandle,
+  type SyncStatus,
+} from './types';
 
 export interface BrowserSyncClientOptions extends SyncClientOptions {
   /**
@@ -58,12 +68,14 @@ export async function createSyncClient(options: BrowserSyncClientOptions): Promi
       PGliteWorker.create(worker, {
         dataDir: name,
         id: channelName(name),
-        meta: { url: options.url, token: options.token, clientId: options.clientId, storage } satisfies WorkerMeta,
+        meta: { url: options.url, token: options.token, clientId: options.clientId, storage, subscriptions: options.subscriptions } satisfies WorkerMeta,
         extensions: { live },
       }),
       client.failed,
     ]);
     client.attach(db as BrowserDb);
+    // A tab that is not the leader asks the leader's client for its subscriptions (the leader was given them at its start too).
+    for (const { name, params } of options.subscriptions ?? []) void client.subscribe(name, params as never).ready.catch(() => undefined);
     return client;
   } catch (error) {
     client.dispose();
@@ -108,6 +120,8 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   private readonly events = new SyncEmitter();
   private readonly flushes = new Map<string, { resolve: () => void; reject: (error: Error) => void }>();
   private readonly durables = new Map<string, () => void>();
+  /** Subscribe and unsubscribe requests out to the leader, by id (asked again of a new leader). */
+  private readonly subscriptionRequests = new Map<string, { message: Extract<TabMessage, { type: 'subscribe' | 'unsubscribe' }>; resolve: () => void; reject: (error: Error) => void }>();
   private readonly hello: ReturnType<typeof setInterval>;
   private heardLeader = false;
 
@@ -243,6 +257,13 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       return;
     }
     if (message.type === 'result') return answerReply(this.asked, message.id, message);
+    if (message.type === 'subscribed' || message.type === 'unsubscribed') {
+      const pending = this.subscriptionRequests.get(message.id);
+      this.subscriptionRequests.delete(message.id);
+      if (message.error) pending?.reject(revive(message.error));
+      else pending?.resolve();
+      return;
+    }
     if (message.type === 'flushed') {
       const pending = this.flushes.get(message.id);
       this.flushes.delete(message.id);
@@ -263,6 +284,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
     if (message.type === 'leader') {
       for (const id of this.flushes.keys()) this.post({ type: 'flush', id });
       for (const id of this.durables.keys()) this.post({ type: 'durable', id });
+      for (const { message: request } of this.subscriptionRequests.values()) this.post(request);
       // A statement is not asked again: the old leader may have run it before it went.
       for (const pending of this.asked.values()) pending.reject(new SyncClientError('leader_changed', 'the leader tab closed before it answered; the statement may or may not have run'));
       this.asked.clear();
@@ -271,6 +293,34 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       this.status = message.status;
       this.events.emit('status', message.status);
     }
+  }
+
+  /**
+   * Holds a subscription's rows too (a replica made with `subscriptions`); the leader tab's client
+   * keeps it, for every tab. See SyncClient.subscribe.
+   *
+   * @example
+   *   const project = client.subscribe('project', { projectId });
+   *   await project.ready;
+   */
+  subscribe<N extends SubscriptionInput['name']>(name: N, params: SubscriptionParamsOf<N>): Subscription {
+    const ready = this.requestSubscription('subscribe', { name, params });
+    ready.catch(() => undefined);
+    return { name, params, ready, unsubscribe: () => this.unsubscribe(name, params as never) };
+  }
+
+  /** Drops a subscription, for every tab: resolves once the rows only it held are gone. */
+  unsubscribe<N extends SubscriptionInput['name']>(name: N, params: SubscriptionParamsOf<N>): Promise<void> {
+    return this.requestSubscription('unsubscribe', { name, params });
+  }
+
+  private requestSubscription(type: 'subscribe' | 'unsubscribe', subscription: { name: string; params: Record<string, string> }): Promise<void> {
+    const id = crypto.randomUUID();
+    const message = { type, id, subscription };
+    return new Promise((resolve, reject) => {
+      this.subscriptionRequests.set(id, { message, resolve, reject });
+      this.post(message);
+    });
   }
 
   /** Resolves when the server has answered every pending local change, whichever tab made it. */

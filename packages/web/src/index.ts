@@ -3,4 +3,4 @@ export { createSyncClient } from './node';
 export { SyncClient } from './sync-client';
 export { ReplicaStore, type OpenedReplica, type UnsentChange } from './replica-store';
 export type { ConnectionState } from './sync-connection';
-export { SyncClientError, type SyncClientErrorCode, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
+export { SyncClientError, type Subscription, type SubscriptionInput, type SubscriptionParamsOf, type SyncClientErrorCode, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';

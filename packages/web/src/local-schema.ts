@@ -4,11 +4,14 @@ import { RemoteApply } from './remote-apply';
 
 
 /**
- * The columns of `table` a local write sends: not the server-managed ones, and not a column a later
- * migration added (this replica applied it, this build does not know it).
+ * The columns of `table` a local write sends: not the server-managed ones, not those the schema's
+ * triggers derive, and not a column a later migration added (this replica applied it, this build
+ * does not know it).
  */
 export function writtenColumns(table: SyncedTable): string[] {
-  return table.columns.map((column) => column.name).filter((name) => !(SERVER_MANAGED_COLUMNS as readonly string[]).includes(name));
+  return table.columns
+    .map((column) => column.name)
+    .filter((name) => !(SERVER_MANAGED_COLUMNS as readonly string[]).includes(name) && !table.derived?.includes(name));
 }
 
 /**

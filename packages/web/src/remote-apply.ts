@@ -230,7 +230,7 @@ export class RemoteApply {
    * row: the answer's, or a newer one the stream delivered meanwhile (deferred); null or a deferred
    * delete removes it.
    */
-  async settle(db: PGliteInterface, answers: Array<{ changeId: string; table: string; pk: Row; result: ChangeResult }>): Promise<void> {
+  async settle(db: PGliteInterface | Transaction, answers: Array<{ changeId: string; table: string; pk: Row; result: ChangeResult }>): Promise<void> {
     const rows = answers.map(({ changeId, table, pk, result }) => {
       // Outside the user's scope on the server: not the user's data, so the write and its row go (reported as an error event).
       if (result.status === 'error' && result.code === 'forbidden_scope') return { changeId, table, pk, row: null };

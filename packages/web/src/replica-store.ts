@@ -5,8 +5,12 @@ import {
   type ExtractedMigration,
   type Row,
   type StreamChange,
+  type SubscriptionDefinition,
+  type SubscriptionRef,
   type SyncedTable,
   appliedMigrations,
+  subscriptionDefinitions,
+  subscriptionKey,
   appliedSchemaVersion,
   createMigrationAPI,
   isPosition,
@@ -14,6 +18,14 @@ import {
 import { ensureLocalSchema, setState, writtenColumns } from './local-schema';
 import { type DroppedWrite, RemoteApply } from './remote-apply';
 import { SyncClientError } from './types';
+import { SUBSCRIPTION_TABLE_SQL, type StoredSubscription, SubscriptionRows } from './subscription-rows';
+
+interface RunningSnapshot {
+  replaces: boolean;
+  tracksKeys: boolean;
+  workspaces: string[];
+  subscriptions: SubscriptionRef[];
+}
 
 /** A local write waiting for the server's answer, as it is pushed. */
 export type UnsentChange = Change;
@@ -45,13 +57,18 @@ export class ReplicaStore {
   /** Synced tables of this build the replica was never hydrated with (see OpenedReplica). */
   unhydrated: string[] = [];
   /** The running snapshot replaces what the replica has (and must remove what the server no longer has). */
-  private snapshot: { replaces: boolean; tracksKeys: boolean; workspaces: string[] } | undefined;
+  private snapshot: RunningSnapshot | undefined;
+  readonly subscriptionRows: SubscriptionRows;
+  /** The replica holds subscriptions only (not its whole scope): decided when it is made, stored with it. */
+  partial = false;
 
   constructor(
     readonly db: PGlite,
     tables: SyncedTable[],
+    definitions: readonly SubscriptionDefinition[] = subscriptionDefinitions,
   ) {
     this.apply = new RemoteApply(tables);
+    this.subscriptionRows = new SubscriptionRows(definitions, tables);
   }
 
   get tables(): SyncedTable[] {
@@ -61,7 +78,8 @@ export class ReplicaStore {
   /** Creates the client's own state on first use and reads its client id and position. */
   async open(wantedClientId: string | undefined): Promise<OpenedReplica> {
     await this.db.exec(`CREATE TABLE IF NOT EXISTS walsync_state (key text PRIMARY KEY, value text);
-      CREATE TABLE IF NOT EXISTS walsync_snapshot_seen (table_name text, pk jsonb, PRIMARY KEY (table_name, pk))`);
+      CREATE TABLE IF NOT EXISTS walsync_snapshot_seen (table_name text, pk jsonb, PRIMARY KEY (table_name, pk));
+      ${SUBSCRIPTION_TABLE_SQL}`);
     const stored = await this.state('client_id');
     const clientId = stored ?? wantedClientId ?? crypto.randomUUID();
     if (!stored) await setState(this.db, 'client_id', clientId);
@@ -130,15 +148,76 @@ export class ReplicaStore {
     return held === null ? null : (JSON.parse(held) as string[]);
   }
 
-  /** A snapshot begins: `replace` drops the position until it ends (a crash meanwhile starts it over). */
-  async beginSnapshot(replace: boolean, workspaces: string[] = []): Promise<void> {
+  /**
+   * Whether the replica holds subscriptions only, and which. A new replica holds subscriptions when
+   * `requested` is given (else its whole scope), and that stays with it; requested subscriptions it
+   * does not hold yet are added (pending). Throws `invalid_subscription` for subscriptions a replica
+   * that holds its whole scope was opened with, or that no definition allows.
+   */
+  async openSubscriptions(requested: SubscriptionRef[] | undefined, fresh: boolean): Promise<StoredSubscription[]> {
+    const mode = await this.state('mode');
+    if (mode === 'whole' && requested) {
+      throw new SyncClientError('invalid_subscription', 'this replica holds its whole scope (it was made without subscriptions); open a new dataDir to hold subscriptions only');
+    }
+    this.partial = mode === 'subscriptions' || (mode === null && requested !== undefined);
+    if (mode === null && (fresh || requested)) await setState(this.db, 'mode', this.partial ? 'subscriptions' : 'whole');
+    for (const ref of requested ?? []) {
+      const checked = this.subscriptionRows.check(ref);
+      if ('problem' in checked) throw new SyncClientError('invalid_subscription', checked.problem);
+      await this.addSubscription(checked.key, checked.ref);
+    }
+    return this.subscriptions();
+  }
+
+  async subscriptions(db: PGlite | Transaction = this.db): Promise<StoredSubscription[]> {
+    const result = await db.query<StoredSubscription & { name: string; params: SubscriptionRef['params'] }>(`SELECT key, name, params, state FROM walsync_subscription ORDER BY added_at, key`);
+    return result.rows.map((row) => ({ key: row.key, ref: { name: row.name, params: row.params }, state: row.state }));
+  }
+
+  /** Stores a subscription as pending (a leaving one is wanted again); returns its state. */
+  async addSubscription(key: string, ref: SubscriptionRef): Promise<StoredSubscription['state']> {
+    const result = await this.db.query<{ state: StoredSubscription['state'] }>(
+      `INSERT INTO walsync_subscription (key, name, params, state) VALUES ($1, $2, $3, 'pending')
+         ON CONFLICT (key) DO UPDATE SET state = CASE WHEN walsync_subscription.state = 'leaving' THEN 'pending' ELSE walsync_subscription.state END
+         RETURNING state`,
+      [key, ref.name, JSON.stringify(ref.params)],
+    );
+    return result.rows[0]!.state;
+  }
+
+  /** An unsubscribe is on its way to the server; false when the replica does not hold the subscription. */
+  async markLeaving(key: string): Promise<boolean> {
+    return ((await this.db.query(`UPDATE walsync_subscription SET state = 'leaving' WHERE key = $1`, [key])).affectedRows ?? 0) > 0;
+  }
+
+  /**
+   * Forgets a subscription and removes the rows only it selected (rows with unsent writes stay until
+   * their answers settle them). `ifLeaving`: only when it is still leaving (not wanted again meanwhile).
+   */
+  async removeSubscription(key: string, options: { ifLeaving?: boolean } = {}): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      await tx.exec(`SET LOCAL walsync.applying = 'on'`);
+      const removed = await tx.query<{ name: string; params: SubscriptionRef['params'] }>(
+        `DELETE FROM walsync_subscription WHERE key = $1 ${options.ifLeaving ? `AND state = 'leaving'` : ''} RETURNING name, params`,
+        [key],
+      );
+      const ref = removed.rows[0];
+      if (!ref) return false;
+      const remaining = await tx.query<{ name: string; params: SubscriptionRef['params'] }>(`SELECT name, params FROM walsync_subscription`);
+      await this.subscriptionRows.removeOnly(tx, ref, remaining.rows);
+      return true;
+    });
+  }
+
+  /** A snapshot begins: `replace` drops the position until it ends (a crash meanwhile starts it over); `subscriptions`: those it brings. */
+  async beginSnapshot(replace: boolean, workspaces: string[] = [], subscriptions: SubscriptionRef[] = []): Promise<void> {
     let tracksKeys = false;
     await this.db.transaction(async (tx) => {
       await tx.exec(`DELETE FROM walsync_snapshot_seen`);
       if (replace) await tx.exec(`DELETE FROM walsync_state WHERE key = 'position'`);
       tracksKeys = replace && (await this.apply.hasRows(tx));
     });
-    this.snapshot = { replaces: replace, tracksKeys, workspaces };
+    this.snapshot = { replaces: replace, tracksKeys, workspaces, subscriptions };
   }
 
   /** One page of snapshot rows, in one transaction (none for a table this build does not sync). */
@@ -172,12 +251,15 @@ export class ReplicaStore {
       const held = snapshot.replaces ? [] : (JSON.parse((await this.state('workspaces', tx)) ?? '[]') as string[]);
       const workspaces = new Set([...held, ...snapshot.workspaces]);
       await setState(tx, 'workspaces', JSON.stringify([...workspaces]));
+      // The subscriptions it brought are whole now (one the client left meanwhile stays leaving).
+      const keys = snapshot.subscriptions.map(subscriptionKey);
+      if (keys.length > 0) await tx.query(`UPDATE walsync_subscription SET state = 'ready' WHERE key = ANY($1::text[]) AND state = 'pending'`, [keys]);
     });
     if (snapshot.replaces) this.unhydrated = [];
     return snapshot.replaces;
   }
 
-  private runningSnapshot(): { replaces: boolean; tracksKeys: boolean; workspaces: string[] } {
+  private runningSnapshot(): RunningSnapshot {
     if (!this.snapshot) throw new SyncClientError('bad_server_message', 'the server sent snapshot rows outside a snapshot');
     return this.snapshot;
   }
@@ -238,12 +320,20 @@ export class ReplicaStore {
     return (await this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM walsync_outbox WHERE last_error IS NULL`)).rows[0]!.n;
   }
 
-  /** The server's answers to `sent`, in one statement: each entry leaves the outbox and its row becomes the server's. */
-  settle(sent: UnsentChange[], results: ChangeResult[]): Promise<void> {
-    return this.apply.settle(
-      this.db,
-      results.map((result, index) => ({ changeId: sent[index]!.changeId, table: sent[index]!.table, pk: sent[index]!.pk, result })),
-    );
+  /**
+   * The server's answers to `sent`, in one statement: each entry leaves the outbox and its row
+   * becomes the server's. A replica that holds subscriptions then lets go of the answered rows none
+   * of them selects (writes outside the subscriptions stay local only until answered).
+   */
+  async settle(sent: UnsentChange[], results: ChangeResult[]): Promise<void> {
+    const answers = results.map((result, index) => ({ changeId: sent[index]!.changeId, table: sent[index]!.table, pk: sent[index]!.pk, result }));
+    if (!this.partial) return this.apply.settle(this.db, answers);
+    await this.db.transaction(async (tx) => {
+      await this.apply.settle(tx, answers);
+      await tx.exec(`SET LOCAL walsync.applying = 'on'`);
+      const held = (await this.subscriptions(tx)).map((each) => each.ref);
+      await this.subscriptionRows.dropUnselected(tx, answers, held);
+    });
   }
 
   private storing: Promise<void> = Promise.resolve();

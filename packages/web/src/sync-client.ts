@@ -4,7 +4,7 @@ import { SyncEmitter, deferred } from './emitter';
 import { syncEndpoint } from './endpoint';
 import { ReplicaStore } from './replica-store';
 import { type SocketFactory, SyncConnection } from './sync-connection';
-import { SyncClientError, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
+import { type Subscription, type SubscriptionInput, type SubscriptionParamsOf, SyncClientError, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
 
 export interface SyncClientParts {
   db: PGlite;
@@ -58,6 +58,7 @@ export class SyncClient implements SyncHandle<PGlite> {
     const endpoint = syncEndpoint(this.parts.options.url);
     const opened = await this.store.open(this.parts.options.clientId);
     this.clientId = opened.clientId;
+    await this.store.openSubscriptions(this.parts.options.subscriptions, opened.position === null);
     // Reported once the caller has had a chance to subscribe (createSyncClient has returned).
     if (opened.repaired) setTimeout(() => this.events.emit('error', opened.repaired!), 0);
     // A replica that finished its first sync is usable at once, offline too; the session catches up when it connects.
@@ -83,6 +84,26 @@ export class SyncClient implements SyncHandle<PGlite> {
     });
     await this.store.durable();
     connection.start();
+  }
+
+  /**
+   * Holds a subscription's rows too (a client made with `subscriptions`): `ready` resolves once they
+   * are in the replica, `unsubscribe()` removes those no other subscription holds. Stored in the
+   * replica: a reopened client resumes it, offline too.
+   *
+   * @example
+   *   const project = client.subscribe('project', { projectId });
+   *   await project.ready;
+   */
+  subscribe<N extends SubscriptionInput['name']>(name: N, params: SubscriptionParamsOf<N>): Subscription {
+    if (!this.connection) throw new SyncClientError('closed', 'the client has not started; await createSyncClient() first');
+    return this.connection.subscriptions.subscribe({ name, params });
+  }
+
+  /** Drops a subscription (the same as `unsubscribe()` on what `subscribe` returned). */
+  unsubscribe<N extends SubscriptionInput['name']>(name: N, params: SubscriptionParamsOf<N>): Promise<void> {
+    if (!this.connection) throw new SyncClientError('closed', 'the client has not started; await createSyncClient() first');
+    return this.connection.subscriptions.unsubscribeRef({ name, params });
   }
 
   /** Resolves when the server has answered every pending local change (errors stay in the outbox) and the replica is stored; rejects once syncing stopped. */

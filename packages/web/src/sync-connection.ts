@@ -32,6 +32,7 @@ import type { SocketFactory, SocketLike, SyncEndpoint } from './endpoint';
 import { parseServerMessage, probeEndpoint } from './server-answers';
 
 export type { SocketFactory, SocketLike } from './endpoint';
+import { ClientSubscriptions } from './client-subscriptions';
 import { OutboxPush } from './outbox-push';
 import type { ReplicaStore } from './replica-store';
 import { SyncClientError, type SyncStatus } from './types';
@@ -97,6 +98,10 @@ export class SyncConnection {
   private attempt = 0;
   private queue: Promise<void> = Promise.resolve();
   private readonly push: OutboxPush;
+  /** The app's subscriptions (a replica that holds subscriptions only). */
+  readonly subscriptions: ClientSubscriptions;
+  /** The subscription whose snapshot is arriving, for its progress events. */
+  private snapshotSubscription: ServerMessage & { type: 'snapshot_start' } | undefined;
   /** Why the server refused this client, from its `error` message before the close. */
   private refusal: string | undefined;
   /** When the socket opened or last delivered a message (or, while it opens, when it began to). */
@@ -117,6 +122,12 @@ export class SyncConnection {
       isLive: () => this.state === 'live',
       send: (message) => this.send(message),
       changed: () => this.announce(),
+    });
+    // A session past its hello takes messages in order; before that (or offline) nothing is sent.
+    this.subscriptions = new ClientSubscriptions(store, events, (message) => {
+      if (this.socket?.readyState !== OPEN || (this.state !== 'live' && this.state !== 'hydrating')) return false;
+      this.send(message);
+      return true;
     });
   }
 
@@ -275,8 +286,9 @@ export class SyncConnection {
 
   private async hello(socket: SocketLike): Promise<void> {
     const [schemaVersion, position, workspaces] = await Promise.all([this.store.schemaVersion(), this.store.position(), this.store.workspaces()]);
+    const subscriptions = await this.subscriptions.beforeHello(position !== null);
     if (socket !== this.socket) return;
-    const hello = { type: 'hello', protocol: PROTOCOL_VERSION, token: this.options.token, clientId: this.options.clientId, schemaVersion, position };
+    const hello = { type: 'hello', protocol: PROTOCOL_VERSION, token: this.options.token, clientId: this.options.clientId, schemaVersion, position, ...(subscriptions ? { subscriptions } : {}) };
     this.send(workspaces === null || position === null ? hello : { ...hello, workspaces });
   }
 
@@ -293,20 +305,35 @@ export class SyncConnection {
           return this.enter('hydrating');
         }
         return this.becomeLive();
-      case 'snapshot_start':
+      case 'snapshot_start': {
         this.enter('hydrating');
-        if (message.replace) this.events.emit('bootstrap:start', { total: message.total });
-        return this.store.beginSnapshot(message.replace, message.workspaces);
-      case 'snapshot_batch':
+        // A subscription's own snapshot names it in its events.
+        const subscription = !message.replace && message.subscriptions?.length === 1 ? message.subscriptions[0] : undefined;
+        this.snapshotSubscription = message;
+        if (message.replace || subscription) this.events.emit('bootstrap:start', { total: message.total, ...(subscription ? { subscription } : {}) });
+        return this.store.beginSnapshot(message.replace, message.workspaces, message.subscriptions);
+      }
+      case 'snapshot_batch': {
         await this.store.snapshotPage(message.table, message.rows);
-        this.events.emit('bootstrap:progress', { table: message.table, sent: message.sent, total: message.total });
+        const subscription = this.snapshotOf();
+        this.events.emit('bootstrap:progress', { table: message.table, sent: message.sent, total: message.total, ...(subscription ? { subscription } : {}) });
         return;
-      case 'snapshot_end':
+      }
+      case 'snapshot_end': {
+        const subscription = this.snapshotOf();
+        const brought = this.snapshotSubscription?.subscriptions ?? [];
+        this.snapshotSubscription = undefined;
         if (await this.store.endSnapshot(message.position)) {
           this.ackWhenStored(message.position);
           this.events.emit('bootstrap:complete', { position: message.position });
-        }
+        } else if (subscription) this.events.emit('bootstrap:complete', { position: message.position, subscription });
+        this.subscriptions.hydrated(brought);
         return this.becomeLive();
+      }
+      case 'subscription_refused':
+        return this.subscriptions.refused(message.subscription, message.code, message.message);
+      case 'unsubscribed':
+        return this.subscriptions.unsubscribed(message.subscription);
       case 'changes':
         this.events.emit('pull:received', { changes: message.changes.length, position: message.position });
         await this.store.applyChanges(message.changes, message.position);
@@ -339,12 +366,19 @@ export class SyncConnection {
     }
   }
 
+  /** The subscription the running snapshot brings alone (its events name it). */
+  private snapshotOf() {
+    const start = this.snapshotSubscription;
+    return start && !start.replace && start.subscriptions?.length === 1 ? start.subscriptions[0] : undefined;
+  }
+
   private becomeLive(): void {
     this.attempt = 0;
     this.failure = undefined;
     this.enter('live');
     this.options.onReady();
     this.push.schedule();
+    void this.subscriptions.live().catch((error: Error) => this.events.emit('error', error));
   }
 
   /**

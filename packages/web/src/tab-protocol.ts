@@ -1,4 +1,5 @@
 /** Messages between the leader's worker and every tab of one database, on one BroadcastChannel. */
+import type { SubscriptionRef } from '@walsync/db/browser';
 import type { Storage } from './replica-names';
 import type { SyncStatus } from './types';
 
@@ -14,13 +15,18 @@ export type LeaderMessage =
   | { type: 'flushed'; id: string; error?: SerializedError }
   | { type: 'durable'; id: string }
   /** The answer to a follower tab's `query`: its result, or the error as plain data. */
-  | { type: 'result'; id: string; result?: unknown; error?: Record<string, unknown> };
+  | { type: 'result'; id: string; result?: unknown; error?: Record<string, unknown> }
+  /** A tab's subscription is ready (its rows are in the replica), or cannot be held; or its unsubscribe is done. */
+  | { type: 'subscribed'; id: string; error?: SerializedError }
+  | { type: 'unsubscribed'; id: string; error?: SerializedError };
 
 export type TabMessage =
   | { type: 'hello' }
   | { type: 'flush' | 'durable'; id: string }
   /** A follower tab's statement, answered by the leader's worker in one message (`exec`: several statements, no parameters). */
-  | { type: 'query'; id: string; sql: string; params?: unknown[]; options?: Record<string, unknown>; exec?: boolean };
+  | { type: 'query'; id: string; sql: string; params?: unknown[]; options?: Record<string, unknown>; exec?: boolean }
+  /** A tab's `subscribe` / `unsubscribe`, run by the leader's client (answered `subscribed` / `unsubscribed`). */
+  | { type: 'subscribe' | 'unsubscribe'; id: string; subscription: SubscriptionRef };
 
 export const channelName = (dataDir: string) => `walsync:${dataDir}`;
 

@@ -1,5 +1,5 @@
 /** The client's public surface, shared by Node, the worker and the tabs (no database code here). */
-import type { ChangeResult } from '@walsync/db/browser';
+import type { ChangeResult, SubscriptionParams, SubscriptionRef } from '@walsync/db/browser';
 
 /**
  * Where the sync connection stands (see the state diagram in ./sync-connection.ts):
@@ -21,9 +21,10 @@ export interface SyncEvents {
   'pull:applied': [{ changes: number; position: string }];
   conflict: [{ table: string; pk: Record<string, unknown>; result: ChangeResult }];
   error: [Error];
-  'bootstrap:start': [{ total: Record<string, number> }];
-  'bootstrap:progress': [{ table: string; sent: number; total: number }];
-  'bootstrap:complete': [{ position: string }];
+  /** A snapshot begins: the first hydration, or (with `subscription`) a subscription's rows. */
+  'bootstrap:start': [{ total: Record<string, number>; subscription?: SubscriptionRef }];
+  'bootstrap:progress': [{ table: string; sent: number; total: number; subscription?: SubscriptionRef }];
+  'bootstrap:complete': [{ position: string; subscription?: SubscriptionRef }];
   status: [SyncStatus];
 }
 
@@ -38,6 +39,10 @@ export type SyncClientErrorCode =
   | 'server_error'
   /** A follower tab's statement was out when the leader tab closed: it may or may not have run. */
   | 'leader_changed'
+  /** A subscription no definition allows (unknown name, bad parameters), or subscriptions for a replica that holds its whole scope. */
+  | 'invalid_subscription'
+  /** The server refused a subscription (outside the user's scope, or unknown to it): nothing of it is held. */
+  | 'subscription_refused'
   | 'closed';
 
 const BRAND = Symbol.for('walsync.client_error');
@@ -73,6 +78,32 @@ export interface SyncClientOptions {
   dataDir: string;
   /** Kept in the database after the first run; given here only to choose it. */
   clientId?: string;
+  /**
+   * Hold only these subscriptions' rows (and the workspace rows they need), not the user's whole
+   * scope. Decided when the replica is made: a replica made without it holds its whole scope. A
+   * reopened replica resumes the subscriptions it stored, and adds these.
+   */
+  subscriptions?: SubscriptionInput[];
+}
+
+/** A subscription by name, with its parameters (typed by the schema package's definitions). */
+export type SubscriptionInput = { [N in keyof SubscriptionParams]: { name: N; params: SubscriptionParams[N] } }[keyof SubscriptionParams];
+
+/**
+ * One subscription of a client.
+ *
+ * @example
+ *   const project = client.subscribe('project', { projectId });
+ *   await project.ready;         // its rows are in the replica
+ *   await project.unsubscribe(); // the rows no other subscription holds go (unsent ones stay until answered)
+ */
+export interface Subscription {
+  readonly name: string;
+  readonly params: SubscriptionRef['params'];
+  /** Resolves once the subscription's rows are in the replica; rejects (`subscription_refused`, `invalid_subscription`) when it cannot be held. */
+  readonly ready: Promise<void>;
+  /** Drops the subscription: resolves once the rows only it held are removed. */
+  unsubscribe(): Promise<void>;
 }
 
 /**
@@ -99,5 +130,15 @@ export interface SyncHandle<Db = unknown> {
   flush(): Promise<void>;
   /** Resolves when every write committed so far is in storage. */
   durable(): Promise<void>;
+  /**
+   * Holds a subscription's rows too (a client made with `subscriptions`): see `Subscription`. Stored
+   * in the replica, so a reopened client resumes it, offline too.
+   */
+  subscribe<N extends SubscriptionInput['name']>(name: N, params: SubscriptionParamsOf<N>): Subscription;
+  /** Drops a subscription: resolves once the rows no other subscription holds are removed (unsent ones stay until answered). */
+  unsubscribe<N extends SubscriptionInput['name']>(name: N, params: SubscriptionParamsOf<N>): Promise<void>;
   close(): Promise<void>;
 }
+
+/** The parameters of the subscription named `N`. */
+export type SubscriptionParamsOf<N extends SubscriptionInput['name']> = Extract<SubscriptionInput, { name: N }>['params'];

@@ -11,7 +11,7 @@ import { deferred } from './emitter';
 import { type LeaderMessage, type TabMessage, channelName, serializeError } from './tab-protocol';
 import { SyncClient } from './sync-client';
 import type { SocketLike } from './sync-connection';
-import { SyncClientError, type SyncEvents } from './types';
+import { type SubscriptionInput, SyncClientError, type SyncEvents } from './types';
 
 const RELAYED: Array<keyof SyncEvents> = ['captured', 'push', 'pull:received', 'pull:applied', 'conflict', 'error', 'bootstrap:start', 'bootstrap:progress', 'bootstrap:complete', 'status'];
 
@@ -55,6 +55,8 @@ export interface WorkerMeta {
   token: string;
   clientId?: string;
   storage: StoragePreference;
+  /** The subscriptions a new replica holds (see SyncClientOptions.subscriptions). */
+  subscriptions?: SubscriptionInput[];
 }
 
 let client: SyncClient | undefined;
@@ -108,6 +110,19 @@ void worker({
         await client?.durable().catch(() => undefined);
         post({ type: 'durable', id: data.id });
       }
+      if (data.type === 'subscribe' || data.type === 'unsubscribe') {
+        // Checked by the client against the definitions, as any app's call is.
+        const { name, params } = data.subscription as { name: never; params: never };
+        const answer = data.type === 'subscribe' ? 'subscribed' : 'unsubscribed';
+        try {
+          await opened;
+          if (!client) throw new SyncClientError('refused', 'this database could not be opened');
+          await (data.type === 'subscribe' ? client.subscribe(name, params).ready : client.unsubscribe(name, params));
+          post({ type: answer, id: data.id });
+        } catch (error) {
+          post({ type: answer, id: data.id, error: serializeError(error) });
+        }
+      }
       if (data.type === 'flush') {
         try {
           if (!client) throw new SyncClientError('refused', 'this database could not be opened');
@@ -138,7 +153,7 @@ void worker({
       }
       const synced = new SyncClient({
         db,
-        options: { url: meta.url, token: meta.token, dataDir, clientId: meta.clientId },
+        options: { url: meta.url, token: meta.token, dataDir, clientId: meta.clientId, subscriptions: meta.subscriptions },
         openSocket: (url) => new WebSocket(url) as unknown as SocketLike,
         release,
         ackDelayMs: 250,

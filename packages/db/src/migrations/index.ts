@@ -3,6 +3,7 @@ import { Initial1795396052850 } from './1795396052850-Initial';
 import { ReplicaIdentityFull1795396924095 } from './1795396924095-ReplicaIdentityFull';
 import { ColumnClocks1796195495455 } from './1796195495455-ColumnClocks';
 import { TaskBoardIndex1796244348110 } from './1796244348110-TaskBoardIndex';
+import { CommentProject1796357073937 } from './1796357073937-CommentProject';
 
 /**
  * Every migration of the schema, in timestamp order. `yarn migration:generate` and
@@ -13,4 +14,5 @@ export const migrations: MigrationClass[] = [
   ReplicaIdentityFull1795396924095,
   ColumnClocks1796195495455,
   TaskBoardIndex1796244348110,
+  CommentProject1796357073937,
 ];

@@ -4,12 +4,16 @@ import { ChangeResultSchema, RowSchema } from './writes';
 import { ExtractedMigrationSchema } from '../schema/migration';
 import { PositionSchema } from '../rules/position';
 import { UUID_PATTERN } from '../rules/validation';
+import { SubscriptionRefSchema } from '../schema/subscription';
 
 /**
  * The sync protocol over WebSocket (`/sync`): JSON text frames, one message each, described for
  * people in docs/protocol.md. Every message a client sends is validated by one of these schemas.
  */
 export const PROTOCOL_VERSION = 1;
+
+/** How many subscriptions one client may hold. */
+export const MAX_SUBSCRIPTIONS = 1_000;
 
 export const HelloSchema = z.strictObject({
   type: z.literal('hello'),
@@ -22,6 +26,11 @@ export const HelloSchema = z.strictObject({
   position: PositionSchema.nullable(),
   /** The workspaces the replica holds at that position: the server removes those the user lost and hydrates those gained meanwhile. */
   workspaces: z.array(z.string().regex(UUID_PATTERN, 'a workspace id is a uuid')).max(10_000).optional(),
+  /**
+   * The subscriptions the replica holds at that position (for a new replica: the ones to hydrate).
+   * Without it the client holds its whole scope.
+   */
+  subscriptions: z.array(SubscriptionRefSchema).max(MAX_SUBSCRIPTIONS).optional(),
 });
 
 export const AckSchema = z.strictObject({ type: z.literal('sync_ack'), position: PositionSchema });
@@ -35,11 +44,25 @@ export const ResnapshotRequestSchema = z.strictObject({ type: z.literal('resnaps
 /** A heartbeat: the server answers `pong` at once, so a client learns within seconds that a server went silent. */
 export const PingSchema = z.strictObject({ type: z.literal('ping') });
 
-export const ClientMessageSchema = z.discriminatedUnion('type', [HelloSchema, AckSchema, VerifySchema, WriteSchema, ResnapshotRequestSchema, PingSchema]);
+/** Adds a subscription (a client that holds subscriptions only): answered by its snapshot, or `subscription_refused`. */
+export const SubscribeSchema = z.strictObject({ type: z.literal('subscribe'), subscription: SubscriptionRefSchema });
+/** Drops a subscription: answered by `unsubscribed`, after which nothing of it is sent. */
+export const UnsubscribeSchema = z.strictObject({ type: z.literal('unsubscribe'), subscription: SubscriptionRefSchema });
+
+export const ClientMessageSchema = z.discriminatedUnion('type', [
+  HelloSchema,
+  AckSchema,
+  VerifySchema,
+  WriteSchema,
+  ResnapshotRequestSchema,
+  PingSchema,
+  SubscribeSchema,
+  UnsubscribeSchema,
+]);
 export type ClientMessage = z.infer<typeof ClientMessageSchema>;
 export type Hello = z.infer<typeof HelloSchema>;
 
-export const SYNC_ERROR_CODES = ['bad_message', 'unauthenticated', 'client_id_taken', 'schema_ahead', 'ack_unsent', 'not_ready', 'write_failed', 'flood'] as const;
+export const SYNC_ERROR_CODES = ['bad_message', 'unauthenticated', 'client_id_taken', 'schema_ahead', 'ack_unsent', 'not_ready', 'write_failed', 'flood', 'whole_scope'] as const;
 export type SyncErrorCode = (typeof SYNC_ERROR_CODES)[number];
 
 /** One change as a client receives it: the full row after the change, or the old row of a delete. */
@@ -73,12 +96,23 @@ export const ServerMessageSchema = z.discriminatedUnion('type', [
     total: z.record(z.string(), z.number().int().nonnegative()),
     workspaces: z.array(z.string()),
     replace: z.boolean(),
+    /** The subscriptions whose rows the snapshot brings (a client that holds subscriptions). */
+    subscriptions: z.array(SubscriptionRefSchema).optional(),
   }),
   z.strictObject({ type: z.literal('snapshot_batch'), table: z.string(), rows: z.array(RowSchema), sent: z.number().int(), total: z.number().int() }),
   z.strictObject({ type: z.literal('snapshot_end'), position: PositionSchema }),
   z.strictObject({ type: z.literal('changes'), position: PositionSchema, changes: z.array(StreamChangeSchema) }),
   z.strictObject({ type: z.literal('scope_removed'), workspaceId: z.string(), position: PositionSchema }),
   z.strictObject({ type: z.literal('up_to_date'), position: PositionSchema }),
+  /** A subscription the client asked for (or resumed) that it cannot hold: nothing of it is sent; remove what only it held. */
+  z.strictObject({
+    type: z.literal('subscription_refused'),
+    subscription: SubscriptionRefSchema,
+    code: z.enum(['unknown_subscription', 'invalid_params', 'forbidden']),
+    message: z.string(),
+  }),
+  /** The answer to `unsubscribe`: nothing of the subscription follows it. */
+  z.strictObject({ type: z.literal('unsubscribed'), subscription: SubscriptionRefSchema }),
   z.strictObject({ type: z.literal('resnapshot'), reason: z.enum(['history_pruned', 'position_ahead', 'requested', 'schema_reverted']), message: z.string() }),
   z.strictObject({ type: z.literal('write_result'), requestId: z.string(), results: z.array(ChangeResultSchema) }),
   /** `requestId`: the write request an error answers (`write_failed`). */

@@ -15,6 +15,12 @@ export interface SyncOptions {
    * the row's workspace; the write API refuses others with `forbidden_reference`.
    */
   members?: string[];
+  /**
+   * Columns the schema's own triggers maintain from other rows (on the server and in every replica
+   * alike, e.g. a comment's `project_id` follows its task): clients never send them, the write API
+   * ignores them, and subscriptions may select rows by them.
+   */
+  derived?: string[];
 }
 
 const syncedEntities = new Map<Function, SyncOptions>();

@@ -34,6 +34,7 @@ function wireType(column: SyncedColumn): string {
 /** What a writer must know of a column: how an insert treats it, and the rules on its value. */
 function columnRule(table: SyncedTable, column: SyncedColumn): string {
   if (SERVER_MANAGED.has(column.name)) return 'set by the server (ignored in writes)';
+  if (table.derived?.includes(column.name)) return "kept by the schema's triggers (ignored in writes)";
   const rules: string[] = [];
   if (table.primaryKey.includes(column.name)) rules.push('primary key, in `pk`');
   if (column.name === table.scope) rules.push('the scope: a workspace you are a member of');

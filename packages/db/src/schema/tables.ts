@@ -26,6 +26,8 @@ export interface SyncedTable {
   references?: SyncedReference[];
   /** Columns holding a user id that must be a member of the row's workspace (e.g. an author). */
   members?: string[];
+  /** Columns the schema's triggers maintain (see SyncOptions.derived): never written by a client. */
+  derived?: string[];
 }
 
 export interface SyncedReference {

@@ -36,6 +36,7 @@ export function describeSyncedTables(): Promise<SyncedTable[]> {
             return [{ column, table: target.tableName }];
           }),
           members: options.members ?? [],
+          ...(options.derived ? { derived: options.derived } : {}),
         },
       ];
     });

@@ -54,9 +54,9 @@ function toEntry(row: Record<string, any>): FeedEntry {
  * @example
  *   const feed = new ChangeFeed({ url, log, slotName: 'walsync' });
  *   await feed.start();
- *   feed.on('advanced', () => sessions.forEach((session) => session.pump()));
+ *   feed.on('advanced', (_tail, entries) => router.route(entries));
  */
-export class ChangeFeed extends EventEmitter<{ advanced: [bigint]; schema: [string] }> {
+export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedEntry[]]; schema: [string] }> {
   /** Commit LSN of the newest whole transaction read. */
   tail = 0n;
   /**
@@ -154,13 +154,13 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint]; schema: [stri
             this.window.push(...entries);
             this.tail = upTo;
             this.trimWindow();
-            this.emit('advanced', this.tail);
+            this.emit('advanced', this.tail, entries);
             if (entries.length >= READ_LIMIT) this.pollAgain = true;
           }
           const complete = [this.tail, confirmed].reduce((a, b) => (b > a ? b : a));
           if (entries.length < READ_LIMIT && complete > this.captured) {
             this.captured = complete;
-            if (complete > this.tail) this.emit('advanced', this.tail);
+            if (complete > this.tail) this.emit('advanced', this.tail, []);
           }
         } while (this.pollAgain && !this.stopped);
       } catch (error) {

@@ -1,4 +1,4 @@
-import { CloseCodes, type ServerMessage, type SyncedTable, formatPosition, parsePosition, quoteIdent } from '@walsync/db/server';
+import { CloseCodes, type ServerMessage, type SubscriptionRef, type SyncedTable, formatPosition, parsePosition, quoteIdent } from '@walsync/db/server';
 import type pg from 'pg';
 import type { WebSocket } from 'ws';
 import { checkout } from '../connection';
@@ -19,6 +19,39 @@ export interface SnapshotSink {
   page(page: SnapshotPage): Promise<void>;
 }
 
+/**
+ * Which rows a snapshot reads: the rows of `workspaces`, and of each table either all of them, or
+ * those whose columns hold one of the given values (a client's subscriptions), or none.
+ */
+export interface SnapshotSelection {
+  workspaces: string[];
+  /** Per table: 'all', or the values each column must match (any of them), absent: none. */
+  tables: Map<string, 'all' | Map<string, string[]>>;
+}
+
+/** The condition that selects a table's rows, with its parameters (numbered from $1). */
+function selectionWhere(table: SyncedTable, selection: SnapshotSelection): { where: string; params: unknown[] } | undefined {
+  const rule = selection.tables.get(table.name);
+  if (!rule) return undefined;
+  const params: unknown[] = [selection.workspaces];
+  let where = `${quoteIdent(table.scope)} = ANY($1::uuid[])`;
+  if (rule !== 'all') {
+    const any = [...rule].map(([column, values]) => {
+      params.push(values);
+      // Compared in the column's own type, so its index serves the read.
+      const type = table.columns.find((each) => each.name === column)?.type === 'uuid' ? 'uuid' : 'text';
+      return `${quoteIdent(column)} = ANY($${params.length}::${type}[])`;
+    });
+    where += ` AND (${any.join(' OR ') || 'false'})`;
+  }
+  return { where, params };
+}
+
+/** Every table, all of its rows in `workspaces`: a client that holds its whole scope. */
+export function wholeScope(tables: SyncedTable[], workspaces: string[]): SnapshotSelection {
+  return { workspaces, tables: new Map(tables.map((table) => [table.name, 'all' as const])) };
+}
+
 /** The first page of a table is small; later ones are sized by the rows seen so far. */
 const FIRST_PAGE_ROWS = 100;
 const MAX_PAGE_ROWS = 10_000;
@@ -35,7 +68,7 @@ const MAX_PAGE_ROWS = 10_000;
  * Pages hold about `pageBytes` (the row count follows the rows' size, up to `MAX_PAGE_ROWS`), so a
  * workspace of large rows costs no more memory per page than one of small rows. Returns the position (an LSN).
  */
-export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[], workspaces: string[], sink: SnapshotSink, pageBytes = 2 << 20): Promise<string> {
+export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[], selection: SnapshotSelection, sink: SnapshotSink, pageBytes = 2 << 20): Promise<string> {
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     // Never older than the pruning horizon: with the history pruned empty, 0/0 would send the client straight back to re-snapshot.
@@ -44,19 +77,18 @@ export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[],
     );
     const position = formatPosition(BigInt(head.rows[0]!.position ?? 0));
     const total: Record<string, number> = {};
-    for (const table of tables) {
-      const counted = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${quoteIdent(table.name)} WHERE ${quoteIdent(table.scope)} = ANY($1::uuid[])`, [
-        workspaces,
-      ]);
+    const selected = tables.flatMap((table) => {
+      const where = selectionWhere(table, selection);
+      return where ? [{ table, ...where }] : [];
+    });
+    for (const { table, where, params } of selected) {
+      const counted = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${quoteIdent(table.name)} WHERE ${where}`, params);
       total[table.name] = counted.rows[0]!.n;
     }
     await sink.start(position, total);
-    for (const table of tables) {
+    for (const { table, where, params } of selected) {
       if (total[table.name] === 0) continue;
-      await client.query(
-        `DECLARE walsync_snapshot NO SCROLL CURSOR FOR SELECT row_to_json(t.*)::text AS row FROM ${quoteIdent(table.name)} t WHERE ${quoteIdent(table.scope)} = ANY($1::uuid[])`,
-        [workspaces],
-      );
+      await client.query(`DECLARE walsync_snapshot NO SCROLL CURSOR FOR SELECT row_to_json(t.*)::text AS row FROM ${quoteIdent(table.name)} t WHERE ${where}`, params);
       let sent = 0;
       let rows = FIRST_PAGE_ROWS;
       const fetchPage = () => client.query<{ row: string }>(`FETCH ${rows} FROM walsync_snapshot`);
@@ -114,17 +146,26 @@ export class Snapshots {
   ) {}
 
   /**
-   * Sends a snapshot of `workspaces` (`replace`: it replaces everything the client holds) and
-   * returns its position, or undefined when the client went away or stalled (it is closed then).
+   * Sends a snapshot of `selection` (`replace`: it replaces everything the client holds; `subscriptions`:
+   * those whose rows it brings) and returns its position, or undefined when the client went away or
+   * stalled (it is closed then).
    */
-  async send(target: SnapshotTarget, tables: SyncedTable[], workspaces: string[], replace: boolean): Promise<bigint | undefined> {
+  async send(
+    target: SnapshotTarget,
+    tables: SyncedTable[],
+    selection: SnapshotSelection,
+    options: { replace: boolean; subscriptions?: SubscriptionRef[]; announce?: string[] },
+  ): Promise<bigint | undefined> {
+    const { replace, subscriptions } = options;
+    // The workspaces the client holds once it ended (a subscription's snapshot adds none).
+    const workspaces = options.announce ?? selection.workspaces;
     const release = await this.gate.enter(target.userId, target.closed);
     if (!release) return undefined;
     try {
       const client = await checkout(this.pool);
       try {
-        const position = await sendSnapshot(client, tables, workspaces, {
-          start: async (at, total) => target.send({ type: 'snapshot_start', position: at, total, workspaces, replace }),
+        const position = await sendSnapshot(client, tables, selection, {
+          start: async (at, total) => target.send({ type: 'snapshot_start', position: at, total, workspaces, replace, ...(subscriptions ? { subscriptions } : {}) }),
           page: async (page) => {
             if (!(await drained(target.socket, target.closed, this.stallMs))) throw new Error('the client went away during the snapshot');
             target.send(`{"type":"snapshot_batch","table":${JSON.stringify(page.table)},"sent":${page.sent},"total":${page.total},"rows":${page.rowsJson}}`);

@@ -4,6 +4,10 @@ import { CloseCodes, type ExtractedMigration, WRITE_LIMITS, readCatalog, readSch
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { SessionDependencies } from './sync-session';
 import { SyncSession } from './sync-session';
+import { SessionRouter } from './session-router';
+
+/** How often sessions the feed moved past without anything for them hear their position move (protocol: at most about once a second). */
+const IDLE_SWEEP_MS = 1_000;
 
 export interface SyncEndpointOptions {
   /** How long a new connection may take to send hello. */
@@ -21,14 +25,19 @@ export class SyncEndpoint {
   private readonly sessions = new Set<SyncSession>();
   private readonly alive = new WeakSet<WebSocket>();
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly idleSweep: NodeJS.Timeout;
+  private readonly router: SessionRouter<SyncSession>;
 
   constructor(
-    private readonly deps: Omit<SessionDependencies, 'migrations' | 'reverted'>,
+    private readonly deps: Omit<SessionDependencies, 'migrations' | 'reverted' | 'router'>,
     private readonly options: SyncEndpointOptions = {},
   ) {
-    deps.feed.on('advanced', () => {
-      for (const session of this.sessions) session.pump();
-    });
+    this.router = new SessionRouter(deps.subscriptions);
+    // Each new change wakes the sessions it may concern (looked up), not every session.
+    deps.feed.on('advanced', (_tail, entries) => this.router.route(entries));
+    this.idleSweep = setInterval(() => {
+      for (const session of this.sessions) if (session.behind) session.pump();
+    }, IDLE_SWEEP_MS);
   }
 
   get clients(): number {
@@ -59,7 +68,12 @@ export class SyncEndpoint {
     this.alive.add(ws);
     ws.on('pong', () => this.alive.add(ws));
     ws.on('error', (error) => this.deps.log.debug({ err: error }, 'sync socket error'));
-    const session = new SyncSession(ws, { ...this.deps, migrations: () => this.migrations(), reverted: async () => (await readSchema(this.deps.pool))?.reverted ?? [] });
+    const session = new SyncSession(ws, {
+      ...this.deps,
+      router: this.router,
+      migrations: () => this.migrations(),
+      reverted: async () => (await readSchema(this.deps.pool))?.reverted ?? [],
+    });
     this.sessions.add(session);
     ws.on('close', () => this.sessions.delete(session));
     const timer = setTimeout(() => {
@@ -80,6 +94,7 @@ export class SyncEndpoint {
 
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
+    clearInterval(this.idleSweep);
     for (const session of this.sessions) session.close(CloseCodes.goingAway, 'the server is shutting down');
     await new Promise<void>((resolve) => this.sockets.close(() => resolve()));
   }

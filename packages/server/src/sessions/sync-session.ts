@@ -5,6 +5,8 @@ import {
   type Hello,
   type ServerMessage,
   type StreamChange,
+  type SubscriptionDefinition,
+  type SubscriptionRef,
   type SyncErrorCode,
   type SyncedTable,
   formatIssues,
@@ -18,10 +20,12 @@ import type { WebSocket } from 'ws';
 import { AuthenticationError, type Tokens, atExpiry } from '../auth/tokens';
 import { historyHorizon } from '../history/retention';
 import { WriteRequestError, type WriteService } from '../writes/write-service';
-import { type ChangeFeed, toStreamChange } from './change-feed';
+import { type ChangeFeed, type FeedEntry, toStreamChange } from './change-feed';
+import type { SessionRouter } from './session-router';
 import { MessageBudget, drained } from './flow-control';
 import { type SchemaOffer, schemaOffer, welcomeMessage } from './schema-offer';
-import type { Snapshots } from './snapshot';
+import type { SnapshotSelection, Snapshots } from './snapshot';
+import { ClientView, type Refusal } from './client-view';
 
 export interface SessionDependencies {
   pool: pg.Pool;
@@ -36,6 +40,10 @@ export interface SessionDependencies {
   migrations(): Promise<ExtractedMigration[]>;
   /** The migrations the server reverted since it applied them. */
   reverted(): Promise<string[]>;
+  /** The subscriptions clients may hold (the schema package's definitions). */
+  subscriptions: readonly SubscriptionDefinition[];
+  /** Finds the sessions each new change goes to. */
+  router: SessionRouter<SyncSession>;
 }
 
 type State = 'handshake' | 'hydrating' | 'live' | 'closed';
@@ -56,6 +64,10 @@ export class SyncSession {
   userId = '';
   clientId = '';
   private scope = new Scope('', new Set());
+  /** Entries the router found for this client since it caught up (null: it reads the feed itself). */
+  inbox: FeedEntry[] | null = null;
+  /** What the client holds of its scope: everything, or its subscriptions. */
+  private view: ClientView;
   /** Where the stream stands for this client (commit LSN). */
   private position = 0n;
   /** The newest position this client was told; it may acknowledge up to here. */
@@ -80,6 +92,7 @@ export class SyncSession {
     private readonly socket: WebSocket,
     private readonly deps: SessionDependencies,
   ) {
+    this.view = new ClientView(deps.subscriptions, false);
     socket.on('message', (data, isBinary) => this.receive(isBinary ? null : data.toString()));
     socket.on('close', () => this.dispose());
   }
@@ -115,6 +128,7 @@ export class SyncSession {
 
   private dispose(): void {
     this.state = 'closed';
+    this.deps.router.remove(this);
     clearTimeout(this.advanceTimer);
     this.stopExpiry?.();
   }
@@ -185,6 +199,10 @@ export class SyncSession {
         return this.write(message.requestId, message.changes);
       case 'resnapshot':
         return this.hydrate('requested', 'the client asked for a new snapshot');
+      case 'subscribe':
+        return this.subscribe(message.subscription);
+      case 'unsubscribe':
+        return this.unsubscribe(message.subscription);
       case 'ping':
         return; // answered on arrival
     }
@@ -218,7 +236,16 @@ export class SyncSession {
       return this.close(CloseCodes.clientIdTaken, 'the client id belongs to another user');
     }
     this.scope = await Scope.of(this.deps.pool, this.userId);
+    // A client that names subscriptions holds only those (checked against the scope now: one it can no longer hold is refused).
+    this.view = new ClientView(this.deps.subscriptions, hello.subscriptions !== undefined);
+    const refused: Array<{ ref: SubscriptionRef; refusal: Refusal }> = [];
+    for (const ref of hello.subscriptions ?? []) {
+      const result = await this.view.subscribe(this.deps.pool, this.scope, this.deps.tables(), ref, { resumed: hello.position !== null });
+      if ('refusal' in result) refused.push({ ref, refusal: result.refusal });
+    }
+    this.reindex();
     this.welcome(catalog, offer);
+    for (const { ref, refusal } of refused) this.send({ type: 'subscription_refused', subscription: ref, ...refusal });
     if (offer.revert) return this.hydrate('schema_reverted', `the server reverted ${hello.schemaVersion}`);
     if (hello.position === null) return this.hydrate();
     // Scope is computed, not remembered: what the user lost or gained while this client was away.
@@ -242,6 +269,7 @@ export class SyncSession {
       await this.hydrate('history_pruned', `history before ${formatPosition(horizon)} was pruned; position ${formatPosition(from)} is older`);
       return false;
     }
+    this.deps.router.catchUp(this);
     this.position = from;
     this.sentPosition = from;
     this.state = 'live';
@@ -252,8 +280,10 @@ export class SyncSession {
   /** A full snapshot of the client's scope, replacing what it has from the server. */
   private async hydrate(reason?: 'history_pruned' | 'position_ahead' | 'requested' | 'schema_reverted', message?: string): Promise<void> {
     this.state = 'hydrating';
+    this.deps.router.catchUp(this);
     if (reason) this.send({ type: 'resnapshot', reason, message: message! });
-    const position = await this.snapshot([...this.scope.workspaces], true);
+    const workspaces = [...this.scope.workspaces];
+    const position = await this.snapshot(this.view.selection(this.deps.tables(), workspaces), true, this.view.partial ? this.view.subscriptions : undefined);
     if (position === undefined) return;
     this.position = position;
     this.sentPosition = position;
@@ -262,10 +292,55 @@ export class SyncSession {
     this.pump();
   }
 
-  /** Sends a snapshot of `workspaces`; `replace` says whether it replaces everything the client has. */
-  private snapshot(workspaces: string[], replace: boolean): Promise<bigint | undefined> {
+  /** Sends a snapshot of `selection`; `replace` says whether it replaces everything the client has, `subscriptions` which it brings. */
+  private snapshot(selection: SnapshotSelection, replace: boolean, subscriptions?: SubscriptionRef[], announce?: string[]): Promise<bigint | undefined> {
     const target = { userId: this.userId, socket: this.socket, closed: () => this.state === 'closed', send: (message: ServerMessage | string) => this.send(message) };
-    return this.deps.snapshots.send({ ...target, close: (code, reason) => this.close(code, reason) }, this.deps.tables(), workspaces, replace);
+    return this.deps.snapshots.send({ ...target, close: (code, reason) => this.close(code, reason) }, this.deps.tables(), selection, { replace, subscriptions, announce });
+  }
+
+  /**
+   * Adds a subscription: its rows arrive as a snapshot (`replace: false`) read at or after the
+   * stream's position, and the stream goes on from that position with the subscription's changes —
+   * no gap (everything up to the snapshot is in it) and nothing lost to a duplicate (rows apply as
+   * whole, newer versions win).
+   */
+  private async subscribe(ref: SubscriptionRef): Promise<void> {
+    if (!this.view.partial) return this.fail('whole_scope', 'this client holds its whole scope (its hello named no subscriptions), so it has every row a subscription could add');
+    const result = await this.view.subscribe(this.deps.pool, this.scope, this.deps.tables(), ref);
+    if ('refusal' in result) return this.send({ type: 'subscription_refused', subscription: ref, ...result.refusal });
+    this.reindex();
+    this.state = 'hydrating';
+    const selection = this.view.selection(this.deps.tables(), [...this.scope.workspaces], { subscriptions: [result.added], wholeTables: false });
+    if ((await this.snapshot(selection, false, [result.added], [])) === undefined) return;
+    this.state = 'live';
+    this.pump();
+  }
+
+  /** Drops a subscription; nothing of it is sent after the answer (the client removes the rows only it held). */
+  private async unsubscribe(ref: SubscriptionRef): Promise<void> {
+    if (!this.view.partial) return this.fail('whole_scope', 'this client holds its whole scope (its hello named no subscriptions); there is nothing to unsubscribe');
+    this.view.unsubscribe(ref);
+    this.reindex();
+    this.send({ type: 'unsubscribed', subscription: ref });
+  }
+
+  /** Tells the router what this client holds now (its scope, its subscriptions). */
+  private reindex(): void {
+    if (this.state === 'closed') return;
+    const { workspaces, userId } = this.scope;
+    this.deps.router.index(this, { whole: !this.view.partial, workspaces, selectors: this.view.selectors(), userId, clientId: this.clientId });
+  }
+
+  /** Whether the feed has moved past what this client was told (the endpoint's idle sweep wakes it). */
+  get behind(): boolean {
+    return this.state === 'live' && this.position < this.deps.feed.tail;
+  }
+
+  /** What the router brought since the last read: every entry after the position that may concern this client. */
+  private fromInbox(): { entries: FeedEntry[]; upTo: bigint } {
+    const entries = this.inbox!.splice(0).filter((entry) => entry.commitLsn > this.position);
+    const tail = this.deps.feed.tail;
+    return { entries, upTo: tail > this.position ? tail : this.position };
   }
 
   /**
@@ -300,10 +375,10 @@ export class SyncSession {
   }
 
   private async pumpLoop(): Promise<void> {
-    while (this.state === 'live' && this.position < this.deps.feed.tail) {
+    while (this.state === 'live' && (this.position < this.deps.feed.tail || (this.inbox?.length ?? 0) > 0)) {
       if (this.offering) await this.offering;
       if (!(await drained(this.socket, () => this.state === 'closed'))) return;
-      const { entries, upTo } = await this.deps.feed.read(this.position, this.scope);
+      const { entries, upTo } = this.inbox ? this.fromInbox() : await this.deps.feed.read(this.position, this.scope);
       const changes: StreamChange[] = [];
       let ownChanges = false;
       let membershipChanged = false;
@@ -312,10 +387,12 @@ export class SyncSession {
         if (entry.clientId === this.clientId) {
           ownChanges = true;
           this.followCaptureUntil = Date.now() + FOLLOW_CAPTURE_MS;
+          this.deps.router.follow(this, this.followCaptureUntil);
           continue;
         }
-        // A row moved away from the scope is a removal; a membership row of a workspace not (yet) in scope only moves the scope.
-        if (this.scope.holds(entry) || this.scope.losesRow(entry)) changes.push(toStreamChange(entry, this.scope.losesRow(entry)));
+        // A row moved away from what the client holds is a removal; a membership row of a workspace not (yet) in scope only moves the scope.
+        const route = this.view.route(this.scope, entry);
+        if (route !== 'skip') changes.push(toStreamChange(entry, route === 'remove'));
       }
       if (this.state !== 'live') return;
       this.position = upTo;
@@ -327,11 +404,14 @@ export class SyncSession {
         await this.inTurn(async () => {
           const previous = this.scope.workspaces;
           this.scope = await Scope.of(this.deps.pool, this.userId);
+          this.reindex();
           await this.reconcile(previous);
         });
       }
     }
     if (this.state !== 'live' || this.offering || this.position < this.deps.feed.tail) return;
+    // Caught up: from here on the router brings this client's entries (nothing arrived since the check above).
+    this.deps.router.caughtUp(this);
     // After the client's own writes the position follows capture past the last commit for a moment, so
     // that it reaches the `lsn` their answers carry (read after COMMIT, it may lie past the commit).
     const following = this.followCaptureUntil > Date.now() && this.deps.feed.captured > this.position;
@@ -367,7 +447,9 @@ export class SyncSession {
     const added = [...current.workspaces].filter((workspace) => !held.has(workspace));
     if (added.length === 0) return;
     this.state = 'hydrating';
-    if ((await this.snapshot(added, false)) === undefined) return;
+    // A gained workspace brings what the client holds of it: the whole tables, and its subscriptions' rows there.
+    const selection = this.view.selection(this.deps.tables(), added);
+    if ((await this.snapshot(selection, false, this.view.partial ? [] : undefined)) === undefined) return;
     // Live continues from where it was: changes in the added workspaces since then arrive again as whole rows.
     this.state = 'live';
   }

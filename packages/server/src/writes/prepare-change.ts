@@ -71,7 +71,7 @@ export function prepareChange(raw: unknown, context: PrepareContext): PreparedCh
     for (const [name, value] of Object.entries(change.data)) {
       const column = columns.get(name);
       if (!column) return error('unknown_column', `${table.name} has no column "${name}"`);
-      if (SERVER_MANAGED.has(name)) continue;
+      if (SERVER_MANAGED.has(name) || table.derived?.includes(name)) continue;
       if (table.primaryKey.includes(name)) {
         if (value !== change.pk[name]) return error('invalid_change', `data.${name} differs from pk.${name}; a primary key cannot change`);
         continue;

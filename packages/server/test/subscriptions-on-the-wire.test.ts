@@ -1,0 +1,91 @@
+import { Tokens, type WalsyncServer } from '@walsync/server';
+import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer } from '@walsync/test-support';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { BareClient } from './support/bare-client';
+
+/** Subscriptions as a client without the library sees them: what each message answers, and what the stream sends. */
+describe.each(postgresTargets())('subscriptions on the wire ($name)', (target) => {
+  let db: TestDatabase;
+  let server: WalsyncServer;
+  let seed: Awaited<ReturnType<typeof seedWorkspaces>>;
+  let second: string;
+  const tokens = new Tokens(TEST_JWT_SECRET);
+  let clients: BareClient[] = [];
+
+  beforeAll(async () => {
+    db = await startDatabase(target);
+    seed = await seedWorkspaces(db);
+    [{ id: second }] = (await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, 'Second') RETURNING id`, [seed.workspaces.shared])) as [{ id: string }];
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'launch 1'), ($1, $2, 'launch 2'), ($1, $3, 'second 1')`, [seed.workspaces.shared, seed.projects.launch, second]);
+    server = await startServer(db.url);
+  });
+  afterEach(() => {
+    for (const client of clients) client.close();
+    clients = [];
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await db?.dispose();
+  });
+
+  const open = async (subscriptions?: unknown[]) => {
+    const client = await BareClient.connect(server.url);
+    clients.push(client);
+    client.send({ type: 'hello', protocol: 1, token: await tokens.issue(seed.users.alice), clientId: `c${clients.length}-${Date.now()}`, schemaVersion: null, position: null, ...(subscriptions ? { subscriptions } : {}) });
+    await client.next('welcome');
+    return client;
+  };
+  const project = (projectId: string) => ({ name: 'project', params: { projectId } });
+
+  it('hydrates only the named subscriptions and the whole tables, and streams only their changes', async () => {
+    const client = await open([project(seed.projects.launch)]);
+    const { start, rows } = await client.snapshot();
+    expect(start.subscriptions).toEqual([project(seed.projects.launch)]);
+    expect(start.total).toEqual({ workspace: 1, workspace_member: 2, project: 2, task: 2, comment: 0 });
+    expect(rows.task!.map((row) => row.title).sort()).toEqual(['launch 1', 'launch 2']);
+    await client.next('up_to_date');
+
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'second live')`, [seed.workspaces.shared, second]);
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'launch live')`, [seed.workspaces.shared, seed.projects.launch]);
+    const batch = await client.next((message) => message.type === 'changes' && message.changes.length > 0);
+    expect(batch.changes.map((change: { data?: { title: string } }) => change.data?.title)).toEqual(['launch live']);
+  });
+
+  it('answers subscribe with a snapshot of its rows, unsubscribe with unsubscribed, and refuses what the user cannot hold', async () => {
+    const client = await open([]);
+    const initial = await client.snapshot();
+    expect(initial.rows.task).toBeUndefined();
+    client.send({ type: 'subscribe', subscription: project(second) });
+    const { start, rows } = await client.snapshot();
+    const expected = (await db.query<{ title: string }>(`SELECT title FROM task WHERE project_id = $1 ORDER BY title`, [second])).map((row) => row.title);
+    expect(start).toMatchObject({ replace: false, workspaces: [], subscriptions: [project(second)], total: { task: expected.length, comment: 0 } });
+    expect(rows.task!.map((row) => row.title).sort()).toEqual(expected);
+    expect(expected).toContain('second 1');
+
+    client.send({ type: 'subscribe', subscription: project(seed.projects.secret) });
+    expect(await client.next('subscription_refused')).toMatchObject({ code: 'forbidden', subscription: project(seed.projects.secret) });
+    client.send({ type: 'subscribe', subscription: { name: 'nope', params: {} } });
+    expect(await client.next('subscription_refused')).toMatchObject({ code: 'unknown_subscription' });
+    client.send({ type: 'subscribe', subscription: { name: 'project', params: { projectId: 'x' } } });
+    expect(await client.next('subscription_refused')).toMatchObject({ code: 'invalid_params' });
+
+    client.send({ type: 'unsubscribe', subscription: project(second) });
+    expect(await client.next('unsubscribed')).toMatchObject({ subscription: project(second) });
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'after unsubscribe')`, [seed.workspaces.shared, second]);
+    await db.query(`UPDATE project SET name = 'Second, renamed' WHERE id = $1`, [second]);
+    const batch = await client.next((message) => message.type === 'changes' && message.changes.length > 0);
+    expect(batch.changes.map((change: { table: string }) => change.table)).toEqual(['project']);
+  });
+
+  it('refuses, after the welcome, a subscription named in hello that the user cannot hold; refuses subscribe from a whole-scope client', async () => {
+    const partial = await open([project(seed.projects.secret), project(seed.projects.launch)]);
+    expect(await partial.next('subscription_refused')).toMatchObject({ code: 'forbidden', subscription: project(seed.projects.secret) });
+    const { start } = await partial.snapshot();
+    expect(start.subscriptions).toEqual([project(seed.projects.launch)]);
+
+    const whole = await open();
+    await whole.snapshot();
+    whole.send({ type: 'subscribe', subscription: project(second) });
+    expect(await whole.next('error')).toMatchObject({ code: 'whole_scope' });
+  });
+});

@@ -1,0 +1,78 @@
+import type { Transaction } from '@electric-sql/pglite';
+import { type SubscriptionDefinition, type SubscriptionRef, type SyncedTable, checkSubscription, quoteIdent as quote, quoteLiteral as literal } from '@walsync/db/browser';
+
+/** A subscription as the replica stores it. `pending`: asked for, its rows not (all) here yet; `leaving`: unsubscribed, the server's answer not yet here. */
+export interface StoredSubscription {
+  key: string;
+  ref: SubscriptionRef;
+  state: 'pending' | 'ready' | 'leaving';
+}
+
+export const SUBSCRIPTION_TABLE_SQL = `CREATE TABLE IF NOT EXISTS walsync_subscription (key text PRIMARY KEY, name text NOT NULL, params jsonb NOT NULL, state text NOT NULL, added_at timestamptz NOT NULL DEFAULT now())`;
+
+/**
+ * The SQL over a replica's rows that its subscriptions decide: which rows a set of subscriptions
+ * selects (the same rules the server routes by, see ClientView), and removing what none selects.
+ */
+export class SubscriptionRows {
+  constructor(
+    private readonly definitions: readonly SubscriptionDefinition[],
+    private readonly tables: SyncedTable[],
+  ) {}
+
+  /** `alias`'s row (of `table`) is selected by one of `held`, as SQL. */
+  private selectedSql(table: string, alias: string, held: SubscriptionRef[]): string {
+    const byColumn = new Map<string, string[]>();
+    for (const ref of held) {
+      const definition = this.definitions.find((each) => each.name === ref.name);
+      const rule = definition?.tables[table];
+      if (!rule) continue;
+      byColumn.set(rule.column, [...(byColumn.get(rule.column) ?? []), String(ref.params[rule.param])]);
+    }
+    const any = [...byColumn].map(([column, values]) => `${alias}.${quote(column)}::text IN (${values.map(literal).join(', ')})`);
+    return any.length > 0 ? `(${any.join(' OR ')})` : 'false';
+  }
+
+  private pendingWrite(table: SyncedTable, alias: string): string {
+    const key = `jsonb_build_object(${table.primaryKey.map((name) => `'${name}', ${alias}.${quote(name)}`).join(', ')})`;
+    return `EXISTS (SELECT 1 FROM walsync_outbox o WHERE o.table_name = ${literal(table.name)} AND o.pk = ${key})`;
+  }
+
+  /** The tables some subscription names, children first. */
+  private subscribedTables(): SyncedTable[] {
+    const named = new Set(this.definitions.flatMap((definition) => Object.keys(definition.tables)));
+    return [...this.tables].reverse().filter((table) => named.has(table.name));
+  }
+
+  /**
+   * Removes the rows `removed` selected that none of `remaining` does, except rows with unsent
+   * local writes (their answers settle them, then `dropUnselected` takes them).
+   */
+  async removeOnly(tx: Transaction, removed: SubscriptionRef, remaining: SubscriptionRef[]): Promise<void> {
+    for (const table of this.subscribedTables()) {
+      const mine = this.selectedSql(table.name, 't', [removed]);
+      if (mine === 'false') continue;
+      await tx.exec(`DELETE FROM ${quote(table.name)} t WHERE ${mine} AND NOT ${this.selectedSql(table.name, 't', remaining)} AND NOT ${this.pendingWrite(table, 't')}`);
+    }
+  }
+
+  /** Rows of `keys` (answered writes) that no subscription selects and no unsent write holds: a write outside the subscriptions, settled. */
+  async dropUnselected(tx: Transaction, keys: Array<{ table: string; pk: Record<string, unknown> }>, held: SubscriptionRef[]): Promise<void> {
+    for (const table of this.subscribedTables()) {
+      const pks = keys.filter((key) => key.table === table.name).map((key) => key.pk);
+      if (pks.length === 0) continue;
+      const key = `jsonb_build_object(${table.primaryKey.map((name) => `'${name}', t.${quote(name)}::text`).join(', ')})`;
+      await tx.query(
+        `DELETE FROM ${quote(table.name)} t WHERE ${key} IN (SELECT jsonb_build_object(${table.primaryKey.map((name) => `'${name}', k ->> '${name}'`).join(', ')}) FROM jsonb_array_elements($1::jsonb) k)
+           AND NOT ${this.selectedSql(table.name, 't', held)} AND NOT ${this.pendingWrite(table, 't')}`,
+        [JSON.stringify(pks)],
+      );
+    }
+  }
+
+  /** A subscription checked against the definitions this build has (normalised), or why not. */
+  check(ref: SubscriptionRef): { key: string; ref: SubscriptionRef } | { problem: string } {
+    const checked = checkSubscription(this.definitions, ref);
+    return checked.ok ? { key: checked.key, ref: checked.ref } : { problem: checked.message };
+  }
+}

@@ -1,0 +1,222 @@
+import path from 'node:path';
+import { Tokens } from '@walsync/server';
+import { type SyncFixture, TEST_JWT_SECRET, startSyncFixture, waitFor } from '@walsync/test-support';
+import { type SyncClient, SyncClientError, createSyncClient } from '@walsync/web';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * Partial sync (issue #19): a client that names subscriptions holds exactly their rows (and the
+ * workspace rows they need), follows rows in and out of them live, adds and drops subscriptions,
+ * and resumes them from its replica.
+ */
+describe('a client holding named subscriptions', () => {
+  let fixture: SyncFixture;
+  let second: string;
+
+  beforeAll(async () => {
+    fixture = await startSyncFixture('partial-sync');
+    const { db, seed } = fixture;
+    [{ id: second }] = (await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, 'Second') RETURNING id`, [seed.workspaces.shared])) as [{ id: string }];
+  });
+  afterAll(async () => {
+    await fixture?.dispose();
+  });
+
+  const titles = async (client: SyncClient, where = 'true') =>
+    (await client.db.query<{ title: string }>(`SELECT title FROM task WHERE deleted_at IS NULL AND ${where} ORDER BY title`)).rows.map((row) => row.title);
+  const serverTitles = async (projectId: string) =>
+    (await fixture.db.query<{ title: string }>(`SELECT title FROM task WHERE project_id = $1 AND deleted_at IS NULL ORDER BY title`, [projectId])).map((row) => row.title);
+  const addTask = (projectId: string, title: string) =>
+    fixture.db.query<{ id: string }>(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, $3) RETURNING id`, [fixture.seed.workspaces.shared, projectId, title]);
+  const sameAs = async (client: SyncClient, projectId: string) => JSON.stringify(await titles(client)) === JSON.stringify(await serverTitles(projectId));
+
+  it('holds exactly one project of two, follows tasks and their comments in and out live, and adds a second project', async () => {
+    const { seed, url, token, db } = fixture;
+    const launch = seed.projects.launch;
+    const [kept] = await addTask(launch, 'launch: kept');
+    await addTask(second, 'second: not held');
+    await db.query(`INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'on a launch task')`, [seed.workspaces.shared, kept!.id, seed.users.alice]);
+
+    const progress: Array<{ table: string; sent: number; total: number; subscription?: { name: string } }> = [];
+    const client = await createSyncClient({ url, token, dataDir: 'memory://', subscriptions: [{ name: 'project', params: { projectId: launch } }] });
+    try {
+      await client.ready;
+      expect(await titles(client)).toEqual(await serverTitles(launch));
+      expect(await titles(client)).not.toContain('second: not held');
+      // What the rows need: the user's workspaces, their members and projects (the parents of every task), whole.
+      expect((await client.db.query(`SELECT id FROM workspace`)).rows).toEqual([{ id: seed.workspaces.shared }]);
+      expect((await client.db.query<{ id: string }>(`SELECT id FROM project ORDER BY name`)).rows.map((row) => row.id)).toEqual([launch, second]);
+      expect((await client.db.query(`SELECT 1 FROM workspace_member`)).rows.length).toBe(2);
+      expect((await client.db.query(`SELECT body FROM comment`)).rows).toEqual([{ body: 'on a launch task' }]);
+
+      // Live: an insert into the held project arrives, one into the other does not.
+      await addTask(launch, 'launch: live');
+      const [moving] = await addTask(second, 'second: moves in');
+      await waitFor('the live insert', async () => (await titles(client)).includes('launch: live'));
+      await addTask(launch, 'launch: marker');
+      await waitFor('the marker', async () => (await titles(client)).includes('launch: marker'));
+      expect(await titles(client)).not.toContain('second: moves in');
+
+      // A task moved in arrives whole; one moved out leaves, and its comments follow it (triggers keep comment.project_id).
+      await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [launch, moving!.id]);
+      await waitFor('the task moved in', async () => (await titles(client)).includes('second: moves in'));
+      await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [second, kept!.id]);
+      await waitFor('the task moved out, with its comment', async () => !(await titles(client)).includes('launch: kept') && (await client.db.query(`SELECT 1 FROM comment`)).rows.length === 0);
+      expect((await db.query<{ project_id: string }>(`SELECT project_id FROM comment WHERE task_id = $1`, [kept!.id]))[0]!.project_id).toBe(second);
+
+      // A second project, subscribed live: its rows arrive with progress events naming it.
+      client.on('bootstrap:progress', (event) => progress.push(event));
+      const secondProject = client.subscribe('project', { projectId: second });
+      await secondProject.ready;
+      expect(await titles(client, `project_id = '${second}'`)).toEqual(await serverTitles(second));
+      expect(await titles(client, `project_id = '${second}'`)).toContain('launch: kept');
+      expect((await client.db.query(`SELECT body FROM comment`)).rows).toEqual([{ body: 'on a launch task' }]);
+      const taskProgress = progress.filter((event) => event.table === 'task');
+      expect(taskProgress.at(-1)).toMatchObject({ sent: (await serverTitles(second)).length, total: (await serverTitles(second)).length, subscription: { name: 'project' } });
+      await addTask(second, 'second: live');
+      await waitFor('a live insert into the second project', async () => (await titles(client)).includes('second: live'));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('follows a task moved through the write API by another client, in and out', async () => {
+    const { seed, url, db } = fixture;
+    const launch = seed.projects.launch;
+    const [task] = await addTask(second, 'moved by bob');
+    const bobToken = await new Tokens(TEST_JWT_SECRET).issue(seed.users.bob);
+    const alice = await createSyncClient({ url, token: fixture.token, dataDir: 'memory://', subscriptions: [{ name: 'project', params: { projectId: launch } }] });
+    const bob = await createSyncClient({ url, token: bobToken, dataDir: 'memory://' });
+    try {
+      await Promise.all([alice.ready, bob.ready]);
+      await waitFor('bob holds the task', async () => (await bob.db.query(`SELECT 1 FROM task WHERE id = $1`, [task!.id])).rows.length === 1);
+      expect(await titles(alice)).not.toContain('moved by bob');
+      await bob.db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [launch, task!.id]);
+      await bob.flush();
+      await waitFor('the task moved in through the write API', async () => (await titles(alice)).includes('moved by bob'));
+      await bob.db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [second, task!.id]);
+      await bob.flush();
+      await waitFor('the task moved out through the write API', async () => !(await titles(alice)).includes('moved by bob'));
+      expect((await db.query<{ project_id: string }>(`SELECT project_id FROM task WHERE id = $1`, [task!.id]))[0]!.project_id).toBe(second);
+    } finally {
+      await Promise.all([alice.close(), bob.close()]);
+    }
+  });
+
+  it('refuses a subscription outside the user scope, an unknown one and bad parameters, delivering nothing', async () => {
+    const { seed, url, token } = fixture;
+    const client = await createSyncClient({ url, token, dataDir: 'memory://', subscriptions: [] });
+    const errors: Error[] = [];
+    client.on('error', (error) => errors.push(error));
+    try {
+      await client.ready;
+      const carols = client.subscribe('project', { projectId: seed.projects.secret });
+      await expect(carols.ready).rejects.toSatisfy((error) => SyncClientError.is(error, 'subscription_refused') && /forbidden/.test((error as Error).message));
+      // A project id that does not exist gets the same answer (ids cannot be probed).
+      const missing = client.subscribe('project', { projectId: '00000000-0000-4000-8000-000000000000' });
+      await expect(missing.ready).rejects.toSatisfy((error) => SyncClientError.is(error, 'subscription_refused') && /forbidden/.test((error as Error).message));
+      await expect(client.subscribe('nope' as 'project', { projectId: seed.projects.launch }).ready).rejects.toSatisfy((error) => SyncClientError.is(error, 'invalid_subscription'));
+      await expect(client.subscribe('project', { projectId: 'not-a-uuid' }).ready).rejects.toSatisfy((error) => SyncClientError.is(error, 'invalid_subscription'));
+      expect((await client.db.query(`SELECT 1 FROM task`)).rows).toEqual([]);
+      expect((await client.db.query(`SELECT 1 FROM comment`)).rows).toEqual([]);
+      // The projects of the user's own workspace are held whole; carol's is not.
+      expect((await client.db.query(`SELECT 1 FROM project WHERE id = $1`, [seed.projects.secret])).rows).toEqual([]);
+      expect((await client.db.query(`SELECT 1 FROM walsync_subscription`)).rows).toEqual([]);
+      expect(errors.filter((error) => SyncClientError.is(error, 'subscription_refused'))).toHaveLength(2);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('unsubscribes only what no other subscription holds, keeping unsent rows until they are answered', async () => {
+    const { seed, url, token, db } = fixture;
+    const launch = seed.projects.launch;
+    const [linked] = await addTask(launch, 'launch: also held by a task subscription');
+    await db.query(`INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'on the linked task')`, [seed.workspaces.shared, linked!.id, seed.users.alice]);
+    const client = await createSyncClient({
+      url,
+      token,
+      dataDir: 'memory://',
+      subscriptions: [
+        { name: 'project', params: { projectId: launch } },
+        { name: 'task', params: { taskId: linked!.id } },
+      ],
+    });
+    try {
+      await client.ready;
+      expect(await sameAs(client, launch)).toBe(true);
+      // Offline: a local write to a launch task is unsent when the project is dropped.
+      await fixture.stopServer();
+      await waitFor('offline', () => client.status === 'offline');
+      const [unsent] = (await client.db.query<{ id: string }>(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'written offline') RETURNING id`, [seed.workspaces.shared, launch])).rows;
+      await client.subscribe('project', { projectId: launch }).unsubscribe();
+      // The task the other subscription holds stays, with its comment; the unsent one stays until answered.
+      expect(await titles(client)).toEqual(['launch: also held by a task subscription', 'written offline']);
+      expect((await client.db.query(`SELECT body FROM comment`)).rows).toEqual([{ body: 'on the linked task' }]);
+      await fixture.startServer();
+      await client.flush();
+      await waitFor('the answered row to go', async () => !(await titles(client)).includes('written offline'));
+      expect(await titles(client)).toEqual(['launch: also held by a task subscription']);
+      expect((await fixture.db.query(`SELECT title FROM task WHERE id = $1`, [unsent!.id]))[0]).toEqual({ title: 'written offline' });
+      // Nothing more of the project arrives; the linked task still does.
+      await addTask(launch, 'launch: after the unsubscribe');
+      await db.query(`UPDATE task SET title = 'linked, renamed' WHERE id = $1`, [linked!.id]);
+      await waitFor('the linked task renamed', async () => (await titles(client)).includes('linked, renamed'));
+      expect(await titles(client)).toEqual(['linked, renamed']);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('writes outside its subscriptions: the row stays local until answered, then leaves', async () => {
+    const { seed, url, token, db } = fixture;
+    const client = await createSyncClient({ url, token, dataDir: 'memory://', subscriptions: [{ name: 'project', params: { projectId: seed.projects.launch } }] });
+    try {
+      await client.ready;
+      await client.db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'into the second project')`, [seed.workspaces.shared, second]);
+      await client.flush();
+      expect((await db.query(`SELECT 1 FROM task WHERE title = 'into the second project'`)).length).toBe(1);
+      expect(await titles(client)).not.toContain('into the second project');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('resumes its subscriptions from the replica, offline and online', async () => {
+    const { seed, url, token } = fixture;
+    const dataDir = path.join(fixture.scratch.dir, 'resumes');
+    let client = await createSyncClient({ url, token, dataDir, subscriptions: [{ name: 'project', params: { projectId: seed.projects.launch } }] });
+    await client.ready;
+    await client.subscribe('project', { projectId: second }).ready;
+    await client.close();
+
+    // Offline: the stored subscriptions are ready at once, with their rows.
+    await fixture.stopServer();
+    try {
+      client = await createSyncClient({ url, token, dataDir });
+      await client.ready;
+      await client.subscribe('project', { projectId: second }).ready;
+      expect(await titles(client, `project_id = '${second}'`)).toEqual(await serverTitles(second));
+      await client.close();
+    } finally {
+      await fixture.startServer();
+    }
+    // Online again: changes made meanwhile to either project arrive.
+    await addTask(second, 'second: while closed');
+    await addTask(seed.projects.launch, 'launch: while closed');
+    client = await createSyncClient({ url, token, dataDir });
+    try {
+      await waitFor('both projects caught up', async () => (await titles(client)).includes('second: while closed') && (await titles(client)).includes('launch: while closed'));
+      expect(await titles(client, `project_id = '${second}'`)).toEqual(await serverTitles(second));
+      // A replica that holds subscriptions cannot be turned into a whole-scope one, nor the reverse.
+      await expect(createSyncClient({ url, token, dataDir: path.join(fixture.scratch.dir, 'whole') }).then(async (whole) => {
+        await whole.ready;
+        await expect(whole.subscribe('project', { projectId: second }).ready).rejects.toSatisfy((error) => SyncClientError.is(error, 'invalid_subscription'));
+        await whole.close();
+        return createSyncClient({ url, token, dataDir: path.join(fixture.scratch.dir, 'whole'), subscriptions: [] });
+      })).rejects.toSatisfy((error) => SyncClientError.is(error, 'invalid_subscription'));
+    } finally {
+      await client.close();
+    }
+  });
+});
