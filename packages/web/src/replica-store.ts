@@ -14,6 +14,7 @@ import {
   appliedSchemaVersion,
   createMigrationAPI,
   isPosition,
+  quoteIdent,
 } from '@walsync/db/browser';
 import { ensureLocalSchema, setState, writtenColumns } from './local-schema';
 import { type DroppedWrite, RemoteApply } from './remote-apply';
@@ -25,6 +26,8 @@ interface RunningSnapshot {
   tracksKeys: boolean;
   workspaces: string[];
   subscriptions: SubscriptionRef[];
+  /** The tables its pages wrote to. */
+  tables: Set<string>;
 }
 
 /** A local write waiting for the server's answer, as it is pushed. */
@@ -217,13 +220,14 @@ export class ReplicaStore {
       if (replace) await tx.exec(`DELETE FROM walsync_state WHERE key = 'position'`);
       tracksKeys = replace && (await this.apply.hasRows(tx));
     });
-    this.snapshot = { replaces: replace, tracksKeys, workspaces, subscriptions };
+    this.snapshot = { replaces: replace, tracksKeys, workspaces, subscriptions, tables: new Set() };
   }
 
   /** One page of snapshot rows, in one transaction (none for a table this build does not sync). */
   async snapshotPage(table: string, rows: Row[]): Promise<void> {
     const snapshot = this.runningSnapshot();
     if (!this.apply.syncs(table)) return;
+    if (rows.length > 0) snapshot.tables.add(table);
     await this.db.transaction(async (tx) => {
       // Snapshot rows come from one consistent server snapshot, parents first: no trigger (capture
       // would skip them anyway) and no foreign key needs to run for them.
@@ -254,6 +258,9 @@ export class ReplicaStore {
       // The subscriptions it brought are whole now (one the client left meanwhile stays leaving).
       const keys = snapshot.subscriptions.map(subscriptionKey);
       if (keys.length > 0) await tx.query(`UPDATE walsync_subscription SET state = 'ready' WHERE key = ANY($1::text[]) AND state = 'pending'`, [keys]);
+      // The pages ran without triggers, and so without the statement triggers by which PGlite's live
+      // queries learn of a change: one empty statement per table they wrote tells them, now that the rows are whole.
+      for (const table of snapshot.tables) await tx.exec(`DELETE FROM ${quoteIdent(table)} WHERE false`);
     });
     if (snapshot.replaces) this.unhydrated = [];
     return snapshot.replaces;

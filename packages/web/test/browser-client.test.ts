@@ -14,7 +14,10 @@ declare global {
 }
 
 /** Opens the replica in a page, recording every event; resolves when the tab has its handle. */
-async function openClient(page: Page, options: { url: string; token: string; dataDir: string; storage?: import('../src/browser').StoragePreference }): Promise<void> {
+async function openClient(
+  page: Page,
+  options: { url: string; token: string; dataDir: string; storage?: import('../src/browser').StoragePreference; subscriptions?: Array<{ name: 'project'; params: { projectId: string } }> },
+): Promise<void> {
   await page.waitForFunction(() => document.title === 'ready');
   await page.evaluate(async (options) => {
     window.events = [];
@@ -223,6 +226,30 @@ describe.each([
     expect(await db.query(`SELECT 1 FROM task WHERE title = 'written offline'`)).toHaveLength(1);
     expect((await sql<{ n: number }>(page, `SELECT count(*)::int AS n FROM walsync_outbox`))[0]!.n).toBe(0);
     expect(await page.evaluate(() => window.client.clientId)).toBe(clientId);
+  });
+
+  it('shows a subscription\'s rows to live queries already running when they arrive, and their leaving', async () => {
+    const browser = await launch('live-subscription');
+    const page = await browser.page(harness());
+    await openClient(page, { url: serverUrl(), token, dataDir: 'idb://live-subscription', storage, subscriptions: [] });
+    await page.evaluate(() => window.client.ready);
+    const project = seed.projects.launch;
+    // A board's query, running before the project is held (as a screen that subscribes to what it shows).
+    await page.evaluate(async (project) => {
+      const shown = ((window as unknown as { shown: string[] }).shown = []);
+      await window.client.db.live.query<{ title: string }>(`SELECT title FROM task WHERE project_id = $1 AND deleted_at IS NULL ORDER BY title`, [project], (result) => {
+        shown.splice(0, shown.length, ...result.rows.map((row) => row.title));
+      });
+    }, project);
+    const shown = () => page.evaluate(() => [...(window as unknown as { shown: string[] }).shown]);
+    expect(await shown()).toEqual([]);
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'held ' || n FROM generate_series(1, 3) n`, [seed.workspaces.shared, project]);
+    const titles = (await db.query<{ title: string }>(`SELECT title FROM task WHERE project_id = $1 AND deleted_at IS NULL ORDER BY title`, [project])).map((row) => row.title);
+    await page.evaluate((project) => window.client.subscribe('project', { projectId: project }).ready, project);
+    await waitFor('the live query to show the subscription\'s rows', async () => JSON.stringify(await shown()) === JSON.stringify(titles));
+    await page.evaluate((project) => window.client.unsubscribe('project', { projectId: project }), project);
+    await waitFor('the live query to show them gone', async () => (await shown()).length === 0);
+    await page.evaluate(() => window.client.close());
   });
 
   it('opens its replica while the server of PGlite\'s own files is away (their stored copy)', async () => {
