@@ -190,6 +190,58 @@ describe('the demo task board in Chromium', () => {
     await alice.getByTestId('task-title').filter({ hasText: 'Renamed after the reload' }).waitFor({ timeout: 10_000 });
   });
 
+  it('loads a project the device does not hold with its progress bar, and works offline with the projects it holds', async () => {
+    // Two projects bob's device has never shown: their tasks are not on it (the board holds what it shows).
+    const [{ id: workspace }] = (await db.query<{ id: string }>(`SELECT id FROM workspace WHERE name = 'Acme'`)) as [{ id: string }];
+    for (const [name, tasks] of [['Big rollout', 400], ['Never opened', 1]] as const) {
+      const [{ id }] = (await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, $2) RETURNING id`, [workspace, name])) as [{ id: string }];
+      await db.query(`INSERT INTO task (workspace_id, project_id, title, position) SELECT $1, $2, $3 || ' ' || n, n FROM generate_series(1, $4::int) n`, [workspace, id, name, tasks]);
+    }
+    const project = (page: Page, name: string) => page.getByTestId('project').filter({ hasText: name });
+    await project(bob, 'Never opened').waitFor({ timeout: 10_000 });
+    expect(await bob.evaluate(async () => (await (window as any).walsync.db.query(`SELECT count(*)::int AS n FROM task t JOIN project p ON p.id = t.project_id WHERE p.name = 'Big rollout'`)).rows[0].n)).toBe(0);
+
+    // Switching to it: the bar says the project is loading, counts its rows, then its cards show.
+    const progress = bob.evaluate(
+      () =>
+        new Promise<string[]>((resolve) => {
+          const seen: string[] = [];
+          const observer = new MutationObserver(() => {
+            const text = document.querySelector('[data-testid="hydration-progress"]')?.textContent;
+            if (text && seen.at(-1) !== text) seen.push(text);
+          });
+          observer.observe(document.body, { childList: true, subtree: true, characterData: true });
+          setTimeout(() => (observer.disconnect(), resolve(seen)), 5_000);
+        }),
+    );
+    await project(bob, 'Big rollout').click();
+    await bob.getByTestId('task-title').filter({ hasText: /^Big rollout 1$/ }).waitFor({ timeout: 15_000 });
+    const shown = await progress;
+    expect(shown.length).toBeGreaterThan(0);
+    expect(shown.every((text) => text.startsWith('Loading the project:'))).toBe(true);
+    expect(shown.at(-1)).toMatch(/of 400 rows$/);
+    expect(await bob.getByTestId('task-card').count()).toBeLessThanOrEqual(3 * 40); // a page per column, not 400 cards
+
+    // Offline: the projects it showed are on the device; one it never opened says it is not.
+    await server!.stop();
+    server = undefined;
+    await expect.poll(() => bob.getByTestId('sync-status').textContent(), { timeout: 15_000 }).toBe('offline');
+    await project(bob, 'Mobile app').click();
+    await bob.getByTestId('task-title').filter({ hasText: 'Push notifications' }).waitFor({ timeout: 10_000 });
+    await project(bob, 'Never opened').click();
+    await bob.getByTestId('project-not-held').waitFor({ timeout: 10_000 });
+    expect(await bob.getByTestId('task-card').count()).toBe(0);
+    await project(bob, 'Big rollout').click();
+    await bob.getByTestId('task-title').filter({ hasText: /^Big rollout 1$/ }).waitFor({ timeout: 10_000 });
+    await shot(bob, 'board-offline-held-projects');
+
+    // Back online, the one it was asked for while offline loads.
+    await serve();
+    await project(bob, 'Never opened').click();
+    await bob.getByTestId('task-title').filter({ hasText: 'Never opened 1' }).waitFor({ timeout: 30_000 });
+    expect(await bob.getByTestId('project-not-held').count()).toBe(0);
+  });
+
   it('signs in through the development login only outside production', async () => {
     const login = (url: string, body: unknown) => fetch(`${url}/dev/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const ok = await login(server!.url, { email: 'Alice@Demo.test' });
