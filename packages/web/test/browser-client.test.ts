@@ -236,7 +236,8 @@ describe.each([
     const project = seed.projects.launch;
     // A board's query, running before the project is held (as a screen that subscribes to what it shows).
     await page.evaluate(async (project) => {
-      const shown = ((window as unknown as { shown: string[] }).shown = []);
+      const shown: string[] = [];
+      (window as unknown as { shown: string[] }).shown = shown;
       await window.client.db.live.query<{ title: string }>(`SELECT title FROM task WHERE project_id = $1 AND deleted_at IS NULL ORDER BY title`, [project], (result) => {
         shown.splice(0, shown.length, ...result.rows.map((row) => row.title));
       });

@@ -80,10 +80,12 @@ describe('a client holding named subscriptions', () => {
     }
   });
 
-  it('follows a task moved through the write API by another client, in and out', async () => {
+  it('follows a task moved through the write API by another client, in and out, and the mover gets its comments as the server changed them', async () => {
     const { seed, url, db } = fixture;
     const launch = seed.projects.launch;
     const [task] = await addTask(second, 'moved by bob');
+    await db.query(`INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'follows its task')`, [seed.workspaces.shared, task!.id, seed.users.alice]);
+    const comment = `SELECT body, project_id::text, version, hlc FROM comment WHERE task_id = $1`;
     const bobToken = await new Tokens(TEST_JWT_SECRET).issue(seed.users.bob);
     const alice = await createSyncClient({ url, token: fixture.token, dataDir: 'memory://', subscriptions: [{ name: 'project', params: { projectId: launch } }] });
     const bob = await createSyncClient({ url, token: bobToken, dataDir: 'memory://' });
@@ -94,6 +96,12 @@ describe('a client holding named subscriptions', () => {
       await bob.db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [launch, task!.id]);
       await bob.flush();
       await waitFor('the task moved in through the write API', async () => (await titles(alice)).includes('moved by bob'));
+      // The server's triggers moved the comment along (a change of the server's, not of bob's write): both replicas have it as the server does.
+      const [moved] = await db.query<{ project_id: string; version: number }>(comment, [task!.id]);
+      expect(moved).toMatchObject({ project_id: launch, version: 2 });
+      await waitFor('the comment, as the server has it, in bob\'s replica', async () => JSON.stringify((await bob.db.query(comment, [task!.id])).rows) === JSON.stringify([moved]));
+      await waitFor('and in alice\'s', async () => JSON.stringify((await alice.db.query(comment, [task!.id])).rows) === JSON.stringify([moved]));
+      expect(await bob.db.query(`SELECT table_name FROM walsync_outbox`)).toMatchObject({ rows: [] });
       await bob.db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [second, task!.id]);
       await bob.flush();
       await waitFor('the task moved out through the write API', async () => !(await titles(alice)).includes('moved by bob'));

@@ -26,7 +26,7 @@ export async function installCapture(client: pg.ClientBase, tables: SyncedTable[
   // A revert may go back to a schema capture cannot serve fully (before a table got its replica identity): it is not refused.
   if (options.check !== false) await assertCaptureReady(client, tables);
   // Every write to a synced table: version and updated_at move on update; a write that did not come
-  // through walsync (no walsync.client_id in the transaction) gets a server HLC (the wall clock, but
+  // through walsync (no walsync.client_id in the transaction, or made by another trigger) gets a server HLC (the wall clock, but
   // never before the HLC of the row it overwrites, so it orders after everything it could have seen)
   // and no origin client.
   await client.query(`
@@ -43,7 +43,10 @@ export async function installCapture(client: pg.ClientBase, tables: SyncedTable[
         NEW.updated_at := now();
         NEW.created_at := OLD.created_at;
       END IF;
-      IF coalesce(current_setting('walsync.client_id', true), '') = '' THEN
+      -- A row a trigger wrote (pg_trigger_depth() > 1: a derived column kept by the schema, as
+      -- comment.project_id follows its task) is the server's change even inside a client's write:
+      -- that client did not write it, and must receive it like any other client.
+      IF coalesce(current_setting('walsync.client_id', true), '') = '' OR pg_trigger_depth() > 1 THEN
         previous := CASE WHEN TG_OP = 'UPDATE' THEN OLD.hlc END;
         ${hlcAfterPlpgsql('previous', "'server'", 'NEW.hlc')}
         NEW.origin_client_id := NULL;

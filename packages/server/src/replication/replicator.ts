@@ -248,7 +248,8 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
       change.transaction_id = transactionId;
       change.schema_version = schemaVersion;
       change.timestamp = timestamp;
-      change.client_id = open.clientId;
+      // A client's own change is a row its write made (its origin); what triggers wrote in the same transaction is not.
+      change.client_id = open.clientId !== null && (change.data ?? change.old_data)?.origin_client_id === open.clientId ? open.clientId : null;
       this.pending.push(change);
     });
     this.pendingAck = message.commitEndLsn ?? commitLsn;

@@ -12,11 +12,11 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 let client;
 let running;
 
-async function open({ url, token, dataDir }) {
+async function open({ url, token, dataDir, subscriptions }) {
   // A killed predecessor's lock is taken over at once; retry anyway, as a restarted app would.
   for (let attempt = 0; ; attempt++) {
     try {
-      client = await createSyncClient({ url, token, dataDir });
+      client = await createSyncClient({ url, token, dataDir, subscriptions });
       break;
     } catch (error) {
       if (error.code !== 'locked' || attempt > 100) throw error;
@@ -42,16 +42,29 @@ const statements = {
   delete: (op) => [`DELETE FROM task WHERE id = $1`, [op.id]],
   comment: (op) => [`INSERT INTO comment (id, workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, $4, $5)`, [op.id, op.workspace, op.taskId, op.author, op.body]],
   move: (op) => [`UPDATE task SET workspace_id = $2, project_id = $3 WHERE id = $1`, [op.id, op.workspace, op.project]],
+  reproject: (op) => [`UPDATE task SET project_id = $2 WHERE id = $1`, [op.id, op.project]],
 };
+
+/**
+ * Adds or drops a subscription, reported done once the replica has stored it (PGlite runs queries in
+ * the order they are made: a query after the call runs after its store write), not when the server
+ * has answered — a client offline or killed later carries it on from its replica.
+ */
+async function changeSubscription(mine, op) {
+  const { name, params } = op.subscription;
+  if (op.kind === 'subscribe') mine.subscribe(name, params).ready.catch(() => undefined);
+  else mine.unsubscribe(name, params).catch(() => undefined);
+  await mine.db.query('SELECT 1');
+}
 
 // Each operation at its time from the run's start; after a restart the missed ones catch up at once.
 async function run(mine, ops, from, startedAt) {
   for (let index = from; index < ops.length && client === mine; index++) {
     const op = ops[index];
     await sleep(startedAt + op.atMs - Date.now());
-    const [sql, params] = statements[op.kind](op);
     try {
-      await mine.db.query(sql, params);
+      if (op.kind === 'subscribe' || op.kind === 'unsubscribe') await changeSubscription(mine, op);
+      else await mine.db.query(...statements[op.kind](op));
     } catch (error) {
       // A replayed insert after a kill (it committed, the report did not) is the one expected failure.
       send({ type: 'event', event: 'op_failed', index, message: error.message });

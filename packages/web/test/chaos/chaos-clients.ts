@@ -1,6 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import path from 'node:path';
-import type { ClientOp } from './schedule';
+import type { ClientOp, SubscriptionRef } from './schedule';
 
 const SCRIPT = path.join(__dirname, 'chaos-client.mjs');
 
@@ -66,7 +66,8 @@ export class ChaosClient {
   constructor(
     readonly index: number,
     private readonly processes: ClientProcesses,
-    private readonly replica: { url: string; token: string; dataDir: string },
+    /** `subscriptions`: what a partial client asks for at its first start (a restart resumes what its replica stored). */
+    private readonly replica: { url: string; token: string; dataDir: string; subscriptions?: SubscriptionRef[] },
     private readonly ops: ClientOp[],
   ) {}
 
@@ -104,7 +105,8 @@ export class ChaosClient {
       child.off('exit', onExit);
     };
     const ready = this.next((message) => message.type === 'ready', 60_000);
-    child.send({ type: 'open', ...this.replica });
+    const { subscriptions, ...replica } = this.replica;
+    child.send({ type: 'open', ...replica, subscriptions: subscriptions && (this.startedAt ? [] : subscriptions) });
     await ready;
     this.startedAt ||= Date.now();
     if (!this.finished) child.send({ type: 'run', ops: this.ops, from: this.done + 1, startedAt: this.startedAt });

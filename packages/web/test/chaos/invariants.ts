@@ -1,14 +1,33 @@
 import type { ChaosClient } from './chaos-clients';
 import type { Cluster } from './cluster';
-import type { Plan } from './schedule';
+import { type Plan, type SubscriptionRef, finalSubscriptions } from './schedule';
 
 /** The rows compared between a client and the server: every synced column that a write can change, and the column clocks. */
-function rowQueries(where: string): Record<string, string> {
+function rowQueries(where: { task: string; comment: string } = { task: '', comment: '' }): Record<string, string> {
   return {
-    task: `SELECT id::text, workspace_id::text, project_id::text, title, status::text, position, labels::text, assignee_id::text, version, hlc, coalesce(column_hlcs, '{}')::text AS column_hlcs, deleted_at IS NOT NULL AS deleted FROM task ${where} ORDER BY id`,
-    comment: `SELECT id::text, workspace_id::text, task_id::text, author_id::text, body, version, hlc, coalesce(column_hlcs, '{}')::text AS column_hlcs, deleted_at IS NOT NULL AS deleted FROM comment ${where} ORDER BY id`,
+    task: `SELECT id::text, workspace_id::text, project_id::text, title, status::text, position, labels::text, assignee_id::text, version, hlc, coalesce(column_hlcs, '{}')::text AS column_hlcs, deleted_at IS NOT NULL AS deleted FROM task ${where.task} ORDER BY id`,
+    comment: `SELECT id::text, workspace_id::text, task_id::text, author_id::text, body, version, hlc, coalesce(column_hlcs, '{}')::text AS column_hlcs, deleted_at IS NOT NULL AS deleted FROM comment ${where.comment} ORDER BY id`,
   };
 }
+
+/**
+ * What the server holds for a client: its scope ($1); for a partial client, only the rows its
+ * subscriptions select ($2 projects, $3 tasks) — the rules of @walsync/db's `project` and `task`.
+ */
+function serverSelection(subscriptions: SubscriptionRef[] | undefined): { where: { task: string; comment: string }; params: (scope: string[]) => unknown[] } {
+  if (!subscriptions) return { where: { task: `WHERE workspace_id = ANY($1::uuid[])`, comment: `WHERE workspace_id = ANY($1::uuid[])` }, params: (scope) => [scope] };
+  const projects = subscriptions.flatMap((ref) => (ref.name === 'project' ? [ref.params.projectId] : []));
+  const tasks = subscriptions.flatMap((ref) => (ref.name === 'task' ? [ref.params.taskId] : []));
+  return {
+    where: {
+      task: `WHERE workspace_id = ANY($1::uuid[]) AND (project_id = ANY($2::uuid[]) OR id = ANY($3::uuid[]))`,
+      comment: `WHERE workspace_id = ANY($1::uuid[]) AND (project_id = ANY($2::uuid[]) OR task_id = ANY($3::uuid[]))`,
+    },
+    params: (scope) => [scope, projects, tasks],
+  };
+}
+
+const refKey = (ref: SubscriptionRef) => `${ref.name}:${JSON.stringify(ref.params)}`;
 
 /** The first few differences between two row lists keyed by id, for the failure message. */
 function differences(table: string, client: Array<Record<string, unknown>>, server: Array<Record<string, unknown>>): string[] {
@@ -36,14 +55,21 @@ export async function checkInvariants(cluster: Cluster, plan: Plan, clients: Cha
   let compared = 0;
   for (const client of clients) {
     const scope = scopeOf(client.index);
+    // A partial client must hold exactly the subscriptions the plan leaves it with, all of them ready, and their rows.
+    const subscriptions = finalSubscriptions(plan.clients[client.index]!);
+    const selection = serverSelection(subscriptions);
+    const expected = (subscriptions ?? []).map((ref) => `${refKey(ref)} ready`).sort();
     let last: string[] = [];
     const deadline = Date.now() + 60_000;
     for (;;) {
       const server: Record<string, Array<Record<string, unknown>>> = {};
-      for (const [table, sql] of Object.entries(rowQueries(`WHERE workspace_id = ANY($1::uuid[])`))) server[table] = await cluster.query(sql, [scope]);
-      const dump = await client.request({ type: 'dump', queries: rowQueries('') }, 'dump', 30_000);
+      for (const [table, sql] of Object.entries(rowQueries(selection.where))) server[table] = await cluster.query(sql, selection.params(scope));
+      const held = `SELECT name, params, state FROM walsync_subscription ORDER BY key`;
+      const dump = await client.request({ type: 'dump', queries: { ...rowQueries(), held } }, 'dump', 30_000);
       last = Object.keys(server).flatMap((table) => differences(table, dump.rows[table]!, server[table]!));
       if (dump.outbox !== 0) last.push(`${dump.outbox} changes still in the outbox`);
+      const stored = (dump.rows.held as Array<SubscriptionRef & { state: string }>).map((row) => `${refKey(row)} ${row.state}`).sort();
+      if (JSON.stringify(stored) !== JSON.stringify(expected)) last.push(`subscriptions: the replica holds ${JSON.stringify(stored)}, the plan left ${JSON.stringify(expected)}`);
       if (last.length === 0) {
         compared += Object.values(server).reduce((sum, rows) => sum + rows.length, 0);
         break;

@@ -36,7 +36,7 @@ export async function runSeed(cluster: Cluster, plan: Plan, options: { scratchDi
       // A migrated replica that never synced, as the template makes it (copied with cp(1): quicker than unpacking five times, or than Node's recursive copy).
       await execFileAsync('cp', ['-R', options.blankReplica, dataDirs[index]!]);
       const token = await tokens.issue(plan.fixture.users[client.user]);
-      return new ChaosClient(index, options.processes, { url: relays[index]!.url, token, dataDir: dataDirs[index]! }, client.ops);
+      return new ChaosClient(index, options.processes, { url: relays[index]!.url, token, dataDir: dataDirs[index]!, subscriptions: client.subscriptions }, client.ops);
     }),
   );
   const trace: string[] = [];
@@ -106,7 +106,13 @@ async function createFixture(cluster: Cluster, plan: Plan): Promise<void> {
     `INSERT INTO workspace_member (workspace_id, user_id, role) VALUES ($1, $2, 'owner'), ($1, $3, 'member'), ($4, $5, 'owner'), ($4, $2, 'member')`,
     [workspaces.shared, users.alice, users.bob, workspaces.own, users.carol],
   );
-  await cluster.query(`INSERT INTO project (id, workspace_id, name) VALUES ($1, $2, 'shared'), ($3, $4, 'own')`, [projects.shared, workspaces.shared, projects.own, workspaces.own]);
+  await cluster.query(`INSERT INTO project (id, workspace_id, name) VALUES ($1, $2, 'shared'), ($3, $4, 'own'), ($5, $2, 'second')`, [
+    projects.shared,
+    workspaces.shared,
+    projects.own,
+    workspaces.own,
+    projects.second,
+  ]);
   for (const space of ['shared', 'own'] as const) {
     await cluster.query(`INSERT INTO task (id, workspace_id, project_id, title) SELECT id, $2, $3, 'seeded ' || n FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)`, [
       tasks[space],
@@ -136,6 +142,8 @@ async function applyExternal(cluster: Cluster, plan: Plan, write: ExternalWrite)
     );
   } else if (write.kind === 'update') {
     await cluster.query(`UPDATE task SET title = $2 WHERE id = $1`, [write.id, write.title]);
+  } else if (write.kind === 'reproject') {
+    await cluster.query(`UPDATE task SET project_id = $2 WHERE id = $1`, [write.id, plan.fixture.projects[write.to]]);
   } else if (write.kind === 'move') {
     await cluster.query(`UPDATE task SET workspace_id = $2, project_id = $3 WHERE id = $1`, [write.id, plan.fixture.workspaces[write.to], plan.fixture.projects[write.to]]);
   } else {

@@ -17,7 +17,8 @@ export interface Fixture {
   users: { alice: string; bob: string; carol: string };
   /** Two workspaces: clients 0..n-2 write in `shared`, the last client in `own` (and is checked never to see `shared`). */
   workspaces: { shared: string; own: string };
-  projects: { shared: string; own: string };
+  /** `second`: another project of `shared`, so that subscriptions to one project leave rows out (drawn last, by planPartial). */
+  projects: { shared: string; own: string; second: string };
   /** Tasks that exist before the clients start; comments only go to the first few (external deletes never touch those). */
   tasks: { shared: string[]; own: string[] };
   /** Tasks that only move between the workspaces (by SQL, and by alice, a member of both, through the write API); seeded in `shared`. */
@@ -30,7 +31,14 @@ export type ClientOp =
   | { kind: 'delete'; id: string }
   | { kind: 'comment'; id: string; taskId: string; body: string; workspace: string; author: string }
   /** Moves a task to another workspace (its project along): a removal for one scope, an insert for the other. */
-  | { kind: 'move'; id: string; workspace: string; project: string };
+  | { kind: 'move'; id: string; workspace: string; project: string }
+  /** Moves a task to another project of its workspace (into or out of a subscription), through the write API. */
+  | { kind: 'reproject'; id: string; project: string }
+  /** A partial client adds or drops a named subscription. */
+  | { kind: 'subscribe' | 'unsubscribe'; subscription: SubscriptionRef };
+
+/** A named subscription, as `client.subscribe(name, params)` takes it. */
+export type SubscriptionRef = { name: 'project'; params: { projectId: string } } | { name: 'task'; params: { taskId: string } };
 
 export type Status = 'todo' | 'doing' | 'done';
 const STATUSES: Status[] = ['todo', 'doing', 'done'];
@@ -51,13 +59,16 @@ export type ExternalWrite =
   | { kind: 'insert'; ids: string[]; workspace: 'shared' | 'own' }
   | { kind: 'update'; id: string; title: string }
   | { kind: 'delete'; id: string }
-  | { kind: 'move'; id: string; to: 'shared' | 'own' };
+  | { kind: 'move'; id: string; to: 'shared' | 'own' }
+  /** A task of `shared` moved to one of its projects by SQL (its comments follow: triggers keep comment.project_id). */
+  | { kind: 'reproject'; id: string; to: 'shared' | 'second' };
 
 export interface Plan {
   seed: number;
   settings: ChaosSettings;
   fixture: Fixture;
-  clients: Array<{ user: 'alice' | 'bob' | 'carol'; ops: Array<ClientOp & { atMs: number }> }>;
+  /** `subscriptions`: a partial client's at its first start (it holds only their rows); none: the whole scope. */
+  clients: Array<{ user: 'alice' | 'bob' | 'carol'; ops: Array<ClientOp & { atMs: number }>; subscriptions?: SubscriptionRef[] }>;
   faults: Array<Fault & { atMs: number }>;
   external: Array<ExternalWrite & { atMs: number }>;
 }
@@ -89,7 +100,7 @@ export function makePlan(seed: number, settings: ChaosSettings): Plan {
   const fixture: Fixture = {
     users: { alice: uuid(next), bob: uuid(next), carol: uuid(next) },
     workspaces: { shared: uuid(next), own: uuid(next) },
-    projects: { shared: uuid(next), own: uuid(next) },
+    projects: { shared: uuid(next), own: uuid(next), second: '' },
     tasks: { shared: Array.from({ length: 24 }, () => uuid(next)), own: Array.from({ length: 8 }, () => uuid(next)) },
     movable: [],
   };
@@ -163,6 +174,7 @@ export function makePlan(seed: number, settings: ChaosSettings): Plan {
     }
   }
   planMovement(next, settings, fixture, clients, faults, external);
+  planPartial(next, settings, fixture, clients, external);
   external.sort((a, b) => a.atMs - b.atMs);
   return { seed, settings, fixture, clients, faults, external };
 }
@@ -183,14 +195,77 @@ function planMovement(next: () => number, settings: ChaosSettings, fixture: Fixt
       external.push({ kind: 'move', id, to, atMs });
       continue;
     }
-    const ops = clients[alices[Math.floor(next() * alices.length)]!]!.ops;
-    const at = ops.findIndex((op) => op.atMs > atMs);
-    ops.splice(at < 0 ? ops.length : at, 0, { kind: 'move', id, workspace: fixture.workspaces[to], project: fixture.projects[to], atMs });
+    insertOp(clients[alices[Math.floor(next() * alices.length)]!]!.ops, { kind: 'move', id, workspace: fixture.workspaces[to], project: fixture.projects[to], atMs });
   }
   const bob = clients.findIndex((client) => client.user === 'bob');
   if (bob >= 0) {
     faults.push({ kind: 'lose-membership', client: bob, forMs: 300 + Math.round(next() * 700), atMs: Math.round(next() * settings.durationMs * 0.75) });
     faults.sort((a, b) => a.atMs - b.atMs);
+  }
+}
+
+/** Puts `op` among `ops` at its time. */
+function insertOp(ops: Array<ClientOp & { atMs: number }>, op: ClientOp & { atMs: number }): void {
+  const at = ops.findIndex((each) => each.atMs > op.atMs);
+  ops.splice(at < 0 ? ops.length : at, 0, op);
+}
+
+/** A client's subscriptions after its operations: the first ones, then each subscribe and unsubscribe in order. */
+export function finalSubscriptions(client: Plan['clients'][number]): SubscriptionRef[] | undefined {
+  if (!client.subscriptions) return undefined;
+  const held = new Map(client.subscriptions.map((ref) => [JSON.stringify(ref), ref]));
+  for (const op of client.ops) {
+    if (op.kind === 'subscribe') held.set(JSON.stringify(op.subscription), op.subscription);
+    else if (op.kind === 'unsubscribe') held.delete(JSON.stringify(op.subscription));
+  }
+  return [...held.values()];
+}
+
+/**
+ * Partial sync, drawn last (the rest of a seed's plan stays as it was): a second project in
+ * `shared` that a share of the inserts go to; tasks moved between the two projects by SQL and
+ * through the write API; and two clients (3rd and 4th) that hold subscriptions instead of their
+ * whole scope — different ones that overlap (a project and a task in it) — and add and drop them
+ * during the seed.
+ */
+function planPartial(next: () => number, settings: ChaosSettings, fixture: Fixture, clients: Plan['clients'], external: Plan['external']): void {
+  fixture.projects.second = uuid(next);
+  const shared = fixture.workspaces.shared;
+  for (const client of clients) {
+    for (const op of client.ops) if (op.kind === 'insert' && op.workspace === shared && next() < 0.4) op.project = fixture.projects.second;
+  }
+  const project = (projectId: string): SubscriptionRef => ({ name: 'project', params: { projectId } });
+  const task = (taskId: string): SubscriptionRef => ({ name: 'task', params: { taskId } });
+  const [first, second] = [fixture.projects.shared, fixture.projects.second];
+  const held = fixture.tasks.shared[0]!; // has comments (commentable)
+  const reprojectable = fixture.tasks.shared.slice(0, 12);
+  for (let i = 0; i < 8; i++) {
+    const atMs = Math.round(next() * settings.durationMs * 0.9);
+    const id = reprojectable[Math.floor(next() * reprojectable.length)]!;
+    const to = next() < 0.5 ? 'shared' : 'second';
+    const writers = clients.flatMap((client, index) => (client.user !== 'carol' ? [index] : []));
+    if (i % 2 === 0 || writers.length === 0) external.push({ kind: 'reproject', id, to, atMs });
+    else insertOp(clients[writers[Math.floor(next() * writers.length)]!]!.ops, { kind: 'reproject', id, project: fixture.projects[to], atMs });
+  }
+  if (settings.clients < 4) return;
+  // alice (a member of both workspaces) starts with the first project, bob with the second and one task of the first.
+  const partial = [
+    { index: 2, start: [project(first)], choices: [project(first), project(second), task(held), project(fixture.projects.own)] },
+    { index: 3, start: [project(second), task(held)], choices: [project(first), project(second), task(held), task(fixture.tasks.shared[1]!)] },
+  ];
+  for (const { index, start, choices } of partial) {
+    const client = clients[index]!;
+    client.subscriptions = start;
+    const now = new Set(start.map((ref) => JSON.stringify(ref)));
+    const times = Array.from({ length: 4 }, () => Math.round(next() * settings.durationMs * 0.8)).sort((a, b) => a - b);
+    for (const atMs of times) {
+      const ref = choices[Math.floor(next() * choices.length)]!;
+      const key = JSON.stringify(ref);
+      const kind = now.has(key) ? 'unsubscribe' : 'subscribe';
+      if (kind === 'subscribe') now.add(key);
+      else now.delete(key);
+      insertOp(client.ops, { kind, subscription: ref, atMs });
+    }
   }
 }
 
@@ -203,7 +278,7 @@ export function describePlan(plan: Plan): string {
   };
   return [
     `seed ${plan.seed}: ${plan.settings.clients} clients × ${plan.settings.opsPerClient} ops over ${plan.settings.durationMs} ms`,
-    ...plan.clients.map((client, index) => `  client ${index} (${client.user}): ${counts(client.ops)}`),
+    ...plan.clients.map((client, index) => `  client ${index} (${client.user}${client.subscriptions ? `, holding ${JSON.stringify(client.subscriptions)}` : ''}): ${counts(client.ops)}`),
     ...plan.faults.map((fault) => `  @${fault.atMs} ms ${JSON.stringify(fault)}`),
     `  external SQL: ${plan.external.map((write) => `@${write.atMs} ${write.kind}${write.kind === 'insert' ? `×${write.ids.length}` : ''}`).join(', ')}`,
     `  replay: WALSYNC_CHAOS_SEED=${plan.seed} WALSYNC_CHAOS_OPS=${plan.settings.opsPerClient} WALSYNC_CHAOS_CLIENTS=${plan.settings.clients} yarn test:chaos`,
