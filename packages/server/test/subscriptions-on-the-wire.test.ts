@@ -28,10 +28,12 @@ describe.each(postgresTargets())('subscriptions on the wire ($name)', (target) =
     await db?.dispose();
   });
 
+  let clientId = '';
   const open = async (subscriptions?: unknown[]) => {
     const client = await BareClient.connect(server.url);
     clients.push(client);
-    client.send({ type: 'hello', protocol: 1, token: await tokens.issue(seed.users.alice), clientId: `c${clients.length}-${Date.now()}`, schemaVersion: null, position: null, ...(subscriptions ? { subscriptions } : {}) });
+    clientId = `c${clients.length}-${Date.now()}`;
+    client.send({ type: 'hello', protocol: 1, token: await tokens.issue(seed.users.alice), clientId, schemaVersion: null, position: null, ...(subscriptions ? { subscriptions } : {}) });
     await client.next('welcome');
     return client;
   };
@@ -75,6 +77,29 @@ describe.each(postgresTargets())('subscriptions on the wire ($name)', (target) =
     await db.query(`UPDATE project SET name = 'Second, renamed' WHERE id = $1`, [second]);
     const batch = await client.next((message) => message.type === 'changes' && message.changes.length > 0);
     expect(batch.changes.map((change: { table: string }) => change.table)).toEqual(['project']);
+  });
+
+  it("sends a client the removal of a row its own write took out of its subscriptions, and none of its other writes", async () => {
+    const [{ id: leaving }, { id: staying }] = await db.query<{ id: string }>(
+      `INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'moved out by its client'), ($1, $2, 'renamed by its client') RETURNING id`,
+      [seed.workspaces.shared, seed.projects.launch],
+    );
+    const client = await open([project(seed.projects.launch)]);
+    await client.snapshot();
+    await client.next('up_to_date');
+    const hlc = `${String(Date.now() + 1000).padStart(15, '0')}:000000:${clientId}`;
+    client.send({
+      type: 'write',
+      requestId: 'move',
+      changes: [
+        { changeId: crypto.randomUUID(), table: 'task', op: 'update', pk: { id: leaving }, data: { project_id: second }, hlc },
+        { changeId: crypto.randomUUID(), table: 'task', op: 'update', pk: { id: staying }, data: { title: 'renamed' }, hlc },
+      ],
+    });
+    const answer = await client.next('write_result');
+    expect(answer.results.map((result: { status: string }) => result.status)).toEqual(['applied', 'applied']);
+    const batch = await client.next((message) => message.type === 'changes' && message.changes.length > 0);
+    expect(batch.changes).toEqual([expect.objectContaining({ table: 'task', op: 'delete', old: expect.objectContaining({ id: leaving, project_id: seed.projects.launch }) })]);
   });
 
   it('refuses, after the welcome, a subscription named in hello that the user cannot hold; refuses subscribe from a whole-scope client', async () => {

@@ -19,6 +19,10 @@ export class ClientSubscriptions {
   private readonly leaving = new Map<string, Deferred>();
   /** Subscriptions asked of the server on this connection (a new connection asks again). */
   private requested = new Set<string>();
+  /** What this connection's hello named: the server holds them until it hears an unsubscribe. */
+  private named = new Set<string>();
+  /** Unsubscribes sent on this connection. */
+  private leavingSent = new Set<string>();
 
   constructor(
     private readonly store: ReplicaStore,
@@ -73,9 +77,23 @@ export class ClientSubscriptions {
     this.requested.delete(key);
     const done = this.leaving.get(key) ?? deferred<void>();
     this.leaving.set(key, done);
-    // Online, the rows go with the server's answer (nothing of the subscription follows it); offline, at once.
-    if (!this.send({ type: 'unsubscribe', subscription: ref })) await this.removed(key);
+    // Online, the rows go with the server's answer (nothing of the subscription follows it); offline, at
+    // once. Between a hello that named it and the session going live, the server holds it and streams
+    // its rows: the unsubscribe waits for the session (live()), and the rows go with its answer.
+    if (this.send({ type: 'unsubscribe', subscription: ref })) this.leavingSent.add(key);
+    else if (!this.named.has(key)) await this.removed(key);
     return done.promise;
+  }
+
+  /** The connection is gone: what its hello named and its requests mean nothing to the next one. */
+  disconnected(): void {
+    this.named = new Set();
+    this.requested = new Set();
+    this.leavingSent = new Set();
+    // Unsubscribes waiting for that session: offline now, their rows go at once (the next hello does not name them).
+    void this.store.subscriptions().then(async (stored) => {
+      for (const each of stored.filter((subscription) => subscription.state === 'leaving' && this.leaving.has(subscription.key))) await this.removed(each.key);
+    }).catch((error: Error) => this.events.emit('error', error));
   }
 
   /**
@@ -86,9 +104,12 @@ export class ClientSubscriptions {
   async beforeHello(hasPosition: boolean): Promise<SubscriptionRef[] | undefined> {
     if (!this.store.partial) return undefined;
     this.requested = new Set();
+    this.leavingSent = new Set();
     const stored = await this.store.subscriptions();
     for (const each of stored.filter((subscription) => subscription.state === 'leaving')) await this.removed(each.key);
-    return stored.filter((each) => (hasPosition ? each.state === 'ready' : each.state !== 'leaving')).map((each) => each.ref);
+    const named = stored.filter((each) => (hasPosition ? each.state === 'ready' : each.state !== 'leaving'));
+    this.named = new Set(named.map((each) => each.key));
+    return named.map((each) => each.ref);
   }
 
   /** The session is live: subscriptions still pending are asked for. */
@@ -96,6 +117,9 @@ export class ClientSubscriptions {
     if (!this.store.partial) return;
     for (const each of await this.store.subscriptions()) {
       if (each.state === 'pending') this.request(each.key, each.ref);
+      if (each.state === 'leaving' && this.named.has(each.key) && !this.leavingSent.has(each.key)) {
+        if (this.send({ type: 'unsubscribe', subscription: each.ref })) this.leavingSent.add(each.key);
+      }
       if (each.state === 'ready') this.ready.get(each.key)?.resolve();
     }
   }

@@ -235,6 +235,7 @@ export class SyncConnection {
     if (socket.terminate) socket.terminate();
     else socket.close();
     this.push.connectionLost();
+    this.subscriptions.disconnected();
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
   }

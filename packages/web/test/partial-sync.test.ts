@@ -1,3 +1,4 @@
+import { type Server, type Socket, connect, createServer } from 'node:net';
 import path from 'node:path';
 import { Tokens } from '@walsync/server';
 import { type SyncFixture, TEST_JWT_SECRET, startSyncFixture, waitFor } from '@walsync/test-support';
@@ -176,6 +177,34 @@ describe('a client holding named subscriptions', () => {
     }
   });
 
+  it('unsubscribed while the session starts (its hello named the subscription): the rows the server streamed until then go too', async () => {
+    const { seed, url, token, scratch } = fixture;
+    const dataDir = path.join(scratch.dir, 'unsubscribes-at-hello');
+    let client = await createSyncClient({ url, token, dataDir, subscriptions: [{ name: 'project', params: { projectId: second } }] });
+    await client.ready;
+    await client.close();
+    // The server's answers wait in a relay: the client sends its hello (naming the subscription) and hears nothing yet.
+    const relay = await HeldRelay.open(Number(new URL(url).port));
+    client = await createSyncClient({ url: relay.url, token, dataDir });
+    try {
+      await waitFor('the server to answer the hello', () => relay.heldBytes > 0);
+      await addTask(second, 'second: streamed before the unsubscribe');
+      const leaving = client.unsubscribe('project', { projectId: second });
+      relay.release();
+      await leaving;
+      await waitFor('live', () => client.status === 'up-to-date');
+      await addTask(seed.projects.launch, 'launch: after the unsubscribe');
+      await client.flush();
+      // Every row of the dropped project went, the one streamed at hello too, and nothing of it arrives.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await titles(client, `project_id = '${second}'`)).toEqual([]);
+      expect((await client.db.query(`SELECT * FROM walsync_subscription`)).rows).toEqual([]);
+    } finally {
+      await client.close();
+      await relay.close();
+    }
+  });
+
   it('writes outside its subscriptions: the row stays local until answered, then leaves', async () => {
     const { seed, url, token, db } = fixture;
     const client = await createSyncClient({ url, token, dataDir: 'memory://', subscriptions: [{ name: 'project', params: { projectId: seed.projects.launch } }] });
@@ -228,3 +257,53 @@ describe('a client holding named subscriptions', () => {
     }
   });
 });
+
+/** A TCP relay to the server that holds the server's WebSocket messages until `release()` (its upgrade answer and what the client sends pass). */
+class HeldRelay {
+  private held: Array<{ to: Socket; chunk: Buffer }> = [];
+  private holding = true;
+  private readonly sockets = new Set<Socket>();
+  heldBytes = 0;
+
+  private constructor(private readonly server: Server) {}
+
+  static async open(targetPort: number): Promise<HeldRelay> {
+    const relay = new HeldRelay(createServer((downstream) => relay.connect(downstream, targetPort)));
+    await new Promise<void>((resolve) => relay.server.listen(0, '127.0.0.1', resolve));
+    return relay;
+  }
+
+  private connect(downstream: Socket, targetPort: number): void {
+    const upstream = connect(targetPort, '127.0.0.1');
+    for (const socket of [downstream, upstream]) {
+      this.sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => (downstream.destroy(), upstream.destroy()));
+    }
+    downstream.pipe(upstream);
+    let upgraded = false;
+    upstream.on('data', (chunk: Buffer) => {
+      // The HTTP upgrade passes (the socket opens and the client says hello); the server's messages wait.
+      if (!this.holding || !upgraded) {
+        upgraded = true;
+        return downstream.write(chunk);
+      }
+      this.held.push({ to: downstream, chunk });
+      this.heldBytes += chunk.length;
+    });
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as { port: number }).port}`;
+  }
+
+  release(): void {
+    this.holding = false;
+    for (const { to, chunk } of this.held.splice(0)) to.write(chunk);
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}

@@ -384,14 +384,17 @@ export class SyncSession {
       let membershipChanged = false;
       for (const entry of entries) {
         if (this.scope.isOwnMembership(entry)) membershipChanged = true;
+        // A row moved away from what the client holds is a removal; a membership row of a workspace not (yet) in scope only moves the scope.
+        const route = this.view.route(this.scope, entry);
         if (entry.clientId === this.clientId) {
           ownChanges = true;
           this.followCaptureUntil = Date.now() + FOLLOW_CAPTURE_MS;
           this.deps.router.follow(this, this.followCaptureUntil);
+          // The client has its own write — but a row it moved out of its subscriptions still leaves by
+          // the stream: a subscription's snapshot read before the write may have brought the row back.
+          if (route === 'remove') changes.push(toStreamChange(entry, true));
           continue;
         }
-        // A row moved away from what the client holds is a removal; a membership row of a workspace not (yet) in scope only moves the scope.
-        const route = this.view.route(this.scope, entry);
         if (route !== 'skip') changes.push(toStreamChange(entry, route === 'remove'));
       }
       if (this.state !== 'live') return;

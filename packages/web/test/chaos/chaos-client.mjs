@@ -26,6 +26,17 @@ async function open({ url, token, dataDir, subscriptions }) {
   client.on('pull:received', (event) => send({ type: 'event', event: 'pull', changes: event.changes }));
   client.on('captured', () => send({ type: 'event', event: 'captured' }));
   client.on('error', (error) => send({ type: 'event', event: 'error', message: error.message }));
+  // WALSYNC_CHAOS_DEBUG=<dir>: each client's events, one file per client id, to find where a seed went wrong.
+  if (process.env.WALSYNC_CHAOS_DEBUG) {
+    const { appendFileSync, mkdirSync } = await import('node:fs');
+    mkdirSync(process.env.WALSYNC_CHAOS_DEBUG, { recursive: true });
+    const log = (what, detail) => appendFileSync(`${process.env.WALSYNC_CHAOS_DEBUG}/${client.clientId}.log`, `${Date.now()} ${what} ${JSON.stringify(detail)}\n`);
+    for (const event of ['bootstrap:start', 'bootstrap:complete', 'conflict', 'push', 'status', 'captured']) client.on(event, (detail) => log(event, detail));
+    client.on('error', (error) => log('error', { message: error.message }));
+    globalThis.chaosLog = log;
+    client.on('pull:applied', (detail) => log('pull:applied', { position: detail?.position, n: detail?.changes }));
+    log('open', { dataDir });
+  }
   await client.ready;
   send({ type: 'ready', clientId: client.clientId });
 }
@@ -52,6 +63,7 @@ const statements = {
  */
 async function changeSubscription(mine, op) {
   const { name, params } = op.subscription;
+  globalThis.chaosLog?.(op.kind, op.subscription);
   if (op.kind === 'subscribe') mine.subscribe(name, params).ready.catch(() => undefined);
   else mine.unsubscribe(name, params).catch(() => undefined);
   await mine.db.query('SELECT 1');

@@ -17,6 +17,7 @@ import { FAULT_KINDS, describePlan, makePlan } from './schedule';
  *   WALSYNC_CHAOS_SEED=<n>       replay one seed (the failure message prints it)
  *   WALSYNC_CHAOS_SEEDS=<n>      how many seeds (from WALSYNC_CHAOS_FIRST_SEED, default 1)
  *   WALSYNC_CHAOS_CLIENTS, WALSYNC_CHAOS_OPS, WALSYNC_CHAOS_DURATION_MS
+ *   WALSYNC_CHAOS_DEBUG=<dir>    each client's events (snapshots, pushes, subscriptions, errors) to a file per client
  *   WALSYNC_CHAOS_PG=15 | 18     only the machine's PostgreSQL 15, or only the embedded 18 (by default:
  *                                the seeds on 18, then seeds 101–103 on 15 where it is installed)
  *   WALSYNC_CHAOS_VERBOSE=1      print each seed's trace

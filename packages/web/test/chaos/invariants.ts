@@ -69,7 +69,7 @@ export async function checkInvariants(cluster: Cluster, plan: Plan, clients: Cha
       last = Object.keys(server).flatMap((table) => differences(table, dump.rows[table]!, server[table]!));
       if (dump.outbox !== 0) last.push(`${dump.outbox} changes still in the outbox`);
       const stored = (dump.rows.held as Array<SubscriptionRef & { state: string }>).map((row) => `${refKey(row)} ${row.state}`).sort();
-      if (JSON.stringify(stored) !== JSON.stringify(expected)) last.push(`subscriptions: the replica holds ${JSON.stringify(stored)}, the plan left ${JSON.stringify(expected)}`);
+      if (JSON.stringify(stored) !== JSON.stringify(expected)) last.unshift(`subscriptions: the replica holds ${JSON.stringify(stored)}, the plan left ${JSON.stringify(expected)}`);
       if (last.length === 0) {
         compared += Object.values(server).reduce((sum, rows) => sum + rows.length, 0);
         break;
@@ -83,7 +83,17 @@ export async function checkInvariants(cluster: Cluster, plan: Plan, clients: Cha
           [ids],
         );
         const sent = await cluster.query<{ acked: string | null }>(`SELECT acked_position AS acked FROM sync_client WHERE client_id = $1`, [client.clientId]);
-        last.unshift(...history.map((row) => `history of ${row.id}: ${row.entries}`), `client ${client.clientId} acked ${sent[0]?.acked ?? "nothing"}`);
+        // The user's memberships over time: a scope that went and came back is where many races live.
+        const memberships = await cluster.query<{ entries: string }>(
+          `SELECT string_agg(operation || '@' || lsn || ' ' || coalesce(scope_id::text, old_scope_id::text, ''), ', ' ORDER BY commit_lsn, op_index) AS entries
+             FROM change_history WHERE table_name = 'workspace_member' AND coalesce(data->>'user_id', old_data->>'user_id') = $1`,
+          [plan.fixture.users[plan.clients[client.index]!.user]],
+        );
+        last.unshift(
+          ...history.map((row) => `history of ${row.id}: ${row.entries}`),
+          `memberships of ${plan.clients[client.index]!.user}: ${memberships[0]?.entries ?? 'none'}`,
+          `client ${client.clientId} acked ${sent[0]?.acked ?? "nothing"}`,
+        );
         throw new Error(`client ${client.index} (${client.clientId}, ${dump.status}) diverged from the server after 60 s of quiet:\n${last.slice(0, 12).join('\n')}${last.length > 12 ? `\n… ${last.length - 12} more` : ''}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 200));

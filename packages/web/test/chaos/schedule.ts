@@ -224,7 +224,7 @@ export function finalSubscriptions(client: Plan['clients'][number]): Subscriptio
 /**
  * Partial sync, drawn last (the rest of a seed's plan stays as it was): a second project in
  * `shared` that a share of the inserts go to; tasks moved between the two projects by SQL and
- * through the write API; and two clients (3rd and 4th) that hold subscriptions instead of their
+ * through the write API; and two clients (alice's 3rd, carol's last) that hold subscriptions instead of their
  * whole scope — different ones that overlap (a project and a task in it) — and add and drop them
  * during the seed.
  */
@@ -247,11 +247,15 @@ function planPartial(next: () => number, settings: ChaosSettings, fixture: Fixtu
     if (i % 2 === 0 || writers.length === 0) external.push({ kind: 'reproject', id, to, atMs });
     else insertOp(clients[writers[Math.floor(next() * writers.length)]!]!.ops, { kind: 'reproject', id, project: fixture.projects[to], atMs });
   }
-  if (settings.clients < 4) return;
-  // alice (a member of both workspaces) starts with the first project, bob with the second and one task of the first.
+  if (settings.clients < 4) return; // carol's is the last client, alice's the third
+  // alice (a member of both workspaces) starts with the first project and a task of it; carol (never
+  // out of her workspace, so no subscription of hers is refused) with a task of `own` — alice may hold
+  // all of `own` too. (bob's clients stay whole: he leaves `shared` for a while, and a subscription
+  // asked for then is refused, as it should be.)
+  const own = fixture.tasks.own;
   const partial = [
-    { index: 2, start: [project(first)], choices: [project(first), project(second), task(held), project(fixture.projects.own)] },
-    { index: 3, start: [project(second), task(held)], choices: [project(first), project(second), task(held), task(fixture.tasks.shared[1]!)] },
+    { index: 2, start: [project(first), task(held)], choices: [project(first), project(second), task(held), task(fixture.tasks.shared[1]!), project(fixture.projects.own)] },
+    { index: settings.clients - 1, start: [task(own[0]!)], choices: [project(fixture.projects.own), task(own[0]!), task(own[1]!)] },
   ];
   for (const { index, start, choices } of partial) {
     const client = clients[index]!;
