@@ -11,6 +11,7 @@ import { clientFigures } from './suites/client';
 import { sessionFigures } from './suites/sessions';
 import { demoFigures } from './suites/demo';
 import { schemaFigures } from './suites/schema';
+import { partialFigures } from './suites/partial';
 import { currentPeersSection, runPeers } from './suites/peers';
 
 async function main(): Promise<void> {
@@ -23,6 +24,7 @@ async function main(): Promise<void> {
   if (!only || only === 'sessions') figures.push(...(await sessionFigures()));
   if (!only || only === 'client') figures.push(...(await clientFigures()));
   if (!only || only === 'schema') figures.push(...(await schemaFigures()));
+  if (!only || only === 'partial') figures.push(...(await partialFigures()));
   if (!only || only === 'demo') figures.push(...(await demoFigures()));
   const report = table(figures);
   console.log(report);
