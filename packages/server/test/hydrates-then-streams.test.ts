@@ -89,4 +89,29 @@ describe.each(postgresTargets())('hydration, then live changes ($name)', (target
       throw error;
     });
   });
+
+  // The feed's code is the same on both targets: once, on the default one (20 s of capture and streaming).
+  it.runIf(!target.binDir)('streams a transaction of 150,000 rows whole to a live client, and what follows it', async () => {
+    const client = await BareClient.connect(server.url);
+    clients.push(client);
+    client.hello({ token, clientId: 'bare-big' });
+    await client.snapshot();
+    // More rows than a JavaScript call takes as arguments: the feed once spread them into one call and stalled, for every session.
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'bulk ' || g FROM generate_series(1, 150000) g`, [seed.workspaces.shared, seed.projects.launch]);
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'after the bulk')`, [seed.workspaces.shared, seed.projects.launch]);
+    const titles: string[] = [];
+    await waitFor(
+      'the bulk transaction and the row after it',
+      async () => {
+        while (client.messages.some((message, i) => i >= (client as any).cursor && message.type === 'changes')) {
+          const batch = await client.next('changes');
+          for (const change of batch.changes) if (change.table === 'task' && change.op === 'insert') titles.push(change.data!.title as string);
+        }
+        return titles.includes('after the bulk');
+      },
+      60_000,
+    );
+    expect(titles.filter((title) => title.startsWith('bulk '))).toHaveLength(150_000);
+    expect(titles.at(-1)).toBe('after the bulk');
+  });
 });

@@ -197,7 +197,7 @@ export class RemoteApply {
            RETURNING o.change_id AS "changeId", o.table_name AS "table", o.pk`,
         [workspaceId],
       );
-      dropped.push(...unsent.rows);
+      for (const write of unsent.rows) dropped.push(write);
       await tx.query(`DELETE FROM ${quote(table.name)} WHERE ${quote(table.scope)} = $1`, [workspaceId]);
     }
     return dropped;

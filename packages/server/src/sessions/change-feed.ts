@@ -151,7 +151,8 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedE
           const confirmed = await this.confirmedPosition();
           const { entries, upTo } = await this.query(this.tail, undefined, READ_LIMIT);
           if (upTo > this.tail) {
-            this.window.push(...entries);
+            // One by one: a transaction of more rows than a call takes as arguments stalled the feed when spread.
+            for (const entry of entries) this.window.push(entry);
             this.tail = upTo;
             this.trimWindow();
             this.emit('advanced', this.tail, entries);
