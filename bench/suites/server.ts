@@ -2,6 +2,7 @@ import { CHANGES_CHANNEL, Tokens, WalsyncServer } from '@walsync/server';
 import pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
 import pino from 'pino';
+import { WebSocket } from 'ws';
 import { BENCH_SECRET, startServerProcess, taskInserts, withPostgres } from '../harness';
 import { type Figure, median, percentile } from '../report';
 
@@ -114,6 +115,34 @@ export async function serverFigures(): Promise<Figure[]> {
       };
       figures.push({ issue: 3, name: 'write API: one change, p50', value: median(await timeBatches(1, 300)), unit: 'ms', goal: '<= 3', note: 'POST /changes over loopback, 290 requests' });
       figures.push({ issue: 3, name: 'write API: 100-change batch, p50', value: median(await timeBatches(100, 110)), unit: 'ms', goal: '<= 20', note: 'POST /changes over loopback, 100 requests' });
+
+      // The same write over a live session's socket (`write` → `write_result`), as the client sends it.
+      const socketId = 'bench-socket';
+      const socketChange = taskInserts(socketId, workspace, project);
+      const socket = new WebSocket(`${server.url.replace('http', 'ws')}/sync`);
+      await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+      const waiting = new Map<string, (message: { results: Array<{ status: string }> }) => void>();
+      const live = new Promise<void>((resolve) =>
+        socket.on('message', (data) => {
+          const message = JSON.parse(data.toString());
+          if (message.type === 'up_to_date' || message.type === 'snapshot_end') resolve();
+          if (message.type === 'write_result') waiting.get(message.requestId)?.(message);
+        }),
+      );
+      socket.send(JSON.stringify({ type: 'hello', protocol: 1, token, clientId: socketId, schemaVersion: null, position: null }));
+      await live;
+      const overSocket: number[] = [];
+      for (let round = 0; round < 300; round++) {
+        const requestId = `w${round}`;
+        const answered = new Promise<{ results: Array<{ status: string }> }>((resolve) => waiting.set(requestId, resolve));
+        const started = performance.now();
+        socket.send(JSON.stringify({ type: 'write', requestId, changes: [socketChange()] }));
+        const answer = await answered;
+        if (answer.results.some((each) => each.status !== 'applied')) throw new Error('a bench write over the socket was not applied');
+        if (round >= 10) overSocket.push(performance.now() - started);
+      }
+      socket.close();
+      figures.push({ issue: 18, name: 'write over the WebSocket: one change, p50', value: median(overSocket), unit: 'ms', goal: '<= 2', note: `write → write_result on a live session, 290 writes (p99 ${percentile(overSocket, 99).toFixed(1)} ms)` });
     } finally {
       await listener.end();
       await client.end();
