@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LocalPostgres, formatHlc, freePort, runServerMigrations } from '@walsync/db/server';
+import pg from 'pg';
 
 export const BENCH_SECRET = 'walsync-bench-secret-0123456789';
 
@@ -59,4 +60,31 @@ export function taskInserts(clientId: string, workspace: string, project: string
     data: { workspace_id: workspace, project_id: project, title: 'benchmark write', labels: ['bench'] },
     hlc: formatHlc({ wallMs: ++wall, counter: 0, node: clientId }),
   });
+}
+
+/** What `withServer` gives a benchmark: a connection for its own SQL, and the server process. */
+export interface ServerHarness {
+  db: pg.Client;
+  server: { url: string; pid: number };
+}
+
+/** A fresh database, a server process over it, and a connection for the benchmark's own SQL; all stopped afterwards. */
+export function withServer<T>(work: (harness: ServerHarness) => Promise<T>): Promise<T> {
+  return withPostgres(async (url) => {
+    const server = await startServerProcess(url);
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    try {
+      return await work({ db, server });
+    } finally {
+      await db.end();
+      await server.stop();
+    }
+  });
+}
+
+/** A process's resident memory, in MB. */
+export function rssMb(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) / 1024 : NaN;
 }

@@ -5,7 +5,7 @@ import { Tokens } from '@walsync/server';
 import { createSyncClient } from '@walsync/web';
 import pg from 'pg';
 import { WebSocket } from 'ws';
-import { BENCH_SECRET, startServerProcess, withPostgres } from '../harness';
+import { BENCH_SECRET, rssMb, withServer } from '../harness';
 import { type Figure, median, percentile } from '../report';
 
 /** One workspace, its members `users`, and `projects` projects in it. */
@@ -42,11 +42,6 @@ async function quiet(pid: number): Promise<void> {
   }
 }
 
-function rssMb(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) / 1024 : NaN;
-}
-
 const project = (projectId: string) => ({ name: 'project', params: { projectId } });
 
 /** A bare protocol session holding `subscriptions`; reports the title of every task change it receives. */
@@ -73,10 +68,7 @@ async function partialSession(serverUrl: string, token: string, clientId: string
  * RSS, and its CPU time per change.
  */
 async function routedLoad(tokens: Tokens, options: { sessions: number; receiving: number; quiet: number }) {
-  return withPostgres(async (url) => {
-    const server = await startServerProcess(url);
-    const db = new pg.Client({ connectionString: url });
-    await db.connect();
+  return withServer(async ({ db, server }) => {
     const sockets: WebSocket[] = [];
     try {
       const { workspace, users, projects } = await seedWorkspace(db, 10, options.receiving + options.quiet * options.sessions);
@@ -118,8 +110,6 @@ async function routedLoad(tokens: Tokens, options: { sessions: number; receiving
       return { latencies, expected, peakRss, rssBefore, cpuPerChange: cpu / CHANGES, subscriptions: options.sessions * (1 + options.quiet) };
     } finally {
       for (const socket of sockets) socket.close();
-      await db.end();
-      await server.stop();
     }
   });
 }
@@ -131,10 +121,7 @@ export async function partialFigures(): Promise<Figure[]> {
 
   // A workspace of 1,000,000 tasks in 100 projects; a Node client subscribes to one project (10,000
   // tasks, each with a comment) and waits for `ready`.
-  await withPostgres(async (url) => {
-    const server = await startServerProcess(url);
-    const db = new pg.Client({ connectionString: url });
-    await db.connect();
+  await withServer(async ({ db, server }) => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'walsync-bench-partial-'));
     try {
       const { workspace, users, projects } = await seedWorkspace(db, 1, 100);
@@ -176,8 +163,6 @@ export async function partialFigures(): Promise<Figure[]> {
       }
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
-      await db.end();
-      await server.stop();
     }
   });
 

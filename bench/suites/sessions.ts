@@ -1,32 +1,10 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Tokens } from '@walsync/server';
 import pg from 'pg';
 import { WebSocket } from 'ws';
-import { BENCH_SECRET, startServerProcess, withPostgres } from '../harness';
+import { BENCH_SECRET, rssMb, withServer } from '../harness';
 import { type Figure, machine, median, percentile } from '../report';
 import { type LatencyPoint, renderLatencyPlot } from '../plot';
-
-interface Harness {
-  db: pg.Client;
-  serverUrl: string;
-  serverPid: number;
-}
-
-/** A database, a server process over it, and a connection for the benchmark's own SQL. */
-function withServer<T>(work: (harness: Harness) => Promise<T>): Promise<T> {
-  return withPostgres(async (url) => {
-    const server = await startServerProcess(url);
-    const db = new pg.Client({ connectionString: url });
-    await db.connect();
-    try {
-      return await work({ db, serverUrl: server.url, serverPid: server.pid });
-    } finally {
-      await db.end();
-      await server.stop();
-    }
-  });
-}
 
 /** Users, each a member of one of `workspaces` workspaces; one project per workspace. */
 async function seed(db: pg.Client, users: number, workspaces: number) {
@@ -75,11 +53,6 @@ async function sessions(serverUrl: string, tokens: Tokens, users: string[], pref
   return sockets;
 }
 
-function rssMb(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) / 1024 : NaN;
-}
-
 const LATENCY_CLIENTS = [1, 10, 100, 300, 1000];
 
 /**
@@ -87,7 +60,7 @@ const LATENCY_CLIENTS = [1, 10, 100, 300, 1000];
  * session, while `clients` sessions are connected (ten to a workspace, so each commit reaches ten).
  */
 async function commitToClientLatency(tokens: Tokens, clients: number): Promise<number[]> {
-  return withServer(async ({ db, serverUrl }) => {
+  return withServer(async ({ db, server: { url: serverUrl } }) => {
     const { users, workspaces, projects } = await seed(db, clients, Math.max(1, Math.ceil(clients / 10)));
     const sent = new Map<string, number>();
     const latencies: number[] = [];
@@ -128,7 +101,7 @@ export async function sessionFigures(): Promise<Figure[]> {
   }
   await renderLatencyPlot(curve, path.resolve(__dirname, '../../docs/latency-vs-clients.png'), `${machine()}, ${new Date().toISOString().slice(0, 10)}`);
 
-  await withServer(async ({ db, serverUrl, serverPid }) => {
+  await withServer(async ({ db, server: { url: serverUrl, pid: serverPid } }) => {
     const SESSIONS = 1000;
     const WORKSPACES = 100;
     const { users, projects } = await seed(db, SESSIONS, WORKSPACES);
@@ -169,7 +142,7 @@ export async function sessionFigures(): Promise<Figure[]> {
     figures.push({ issue: 4, name: `${SESSIONS} sessions: server RSS, peak`, value: peakRss, unit: 'MB', goal: '<= 300', note: `${Math.round(rssBefore)} MB once all had hydrated` });
   });
 
-  await withServer(async ({ db, serverUrl }) => {
+  await withServer(async ({ db, server: { url: serverUrl } }) => {
     const { users, workspaces, projects } = await seed(db, 1, 1);
     await db.query(`INSERT INTO task (workspace_id, project_id, title, labels) SELECT $1, $2, 'hydrate ' || g, '["bench"]' FROM generate_series(1, 100000) g`, [
       workspaces[0],
@@ -205,7 +178,7 @@ export async function sessionFigures(): Promise<Figure[]> {
  * snapshot, GET /health and a one-change POST /changes (20 of each, in turn).
  */
 async function fairShareFigures(tokens: Tokens): Promise<Figure[]> {
-  return withServer(async ({ db, serverUrl }) => {
+  return withServer(async ({ db, server: { url: serverUrl } }) => {
     const { users, workspaces, projects } = await seed(db, 2, 2);
     const [hostileUser, normalUser] = users as [string, string];
     await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, repeat(md5(g::text), 1875) FROM generate_series(1, 360) g`, [workspaces[0], projects[0].id]);
