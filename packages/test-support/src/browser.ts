@@ -101,16 +101,37 @@ export async function launchBrowser(userDataDir: string): Promise<RunningBrowser
  * Serves packages/web (the built client in dist/, the test pages in test/browser/) on one fixed origin.
  * `refuse(pattern)` makes paths matching it fail (the connection dropped), as a server away would.
  */
-export async function serveWebPackage(port = 0): Promise<{ url: string; close(): Promise<void>; app: FastifyInstance; refuse(pattern: RegExp | undefined): void; refused: number }> {
+export async function serveWebPackage(port = 0): Promise<{
+  url: string;
+  close(): Promise<void>;
+  app: FastifyInstance;
+  refuse(pattern: RegExp | undefined): void;
+  refused: number;
+  /** Keeps requests whose URL matches `pattern` waiting until the returned function is called. */
+  hold(pattern: RegExp): () => void;
+}> {
   const app = Fastify();
   let refusing: RegExp | undefined;
+  const holds = new Set<{ pattern: RegExp; released: Promise<void> }>();
   const served = {
     url: '',
     app,
     refused: 0,
     refuse: (pattern: RegExp | undefined) => void (refusing = pattern),
+    hold: (pattern: RegExp) => {
+      let release!: () => void;
+      const held = { pattern, released: new Promise<void>((resolve) => (release = resolve)) };
+      holds.add(held);
+      return () => {
+        holds.delete(held);
+        release();
+      };
+    },
     close: () => app.close(),
   };
+  app.addHook('onRequest', async (request) => {
+    for (const held of holds) if (held.pattern.test(request.url)) await held.released;
+  });
   app.addHook('onRequest', async (request, reply) => {
     if (!refusing?.test(request.url)) return;
     served.refused++;

@@ -77,9 +77,21 @@ async function artifact(name: string): Promise<Response> {
     throw new Error(`PGlite's ${name} could not be loaded (${(error as Error).message}) and no copy is stored yet`);
   }
   const version = (headers: Headers) => headers.get('etag') ?? headers.get('last-modified') ?? headers.get('content-length');
-  // Stored in the background: a first start does not wait for 15 MB to be written twice.
-  if (cache && (!stored || version(stored.headers) !== version(response.headers))) void cache.put(url, response.clone()).catch(() => undefined);
+  // Stored in the background: a first start does not wait for 15 MB to be written twice (a close waits, see artifactsStored).
+  if (cache && (!stored || version(stored.headers) !== version(response.headers))) {
+    const storing = cache.put(url, response.clone()).catch(() => undefined);
+    storingArtifacts.add(storing);
+    void storing.finally(() => storingArtifacts.delete(storing));
+  }
   return response;
+}
+
+/** PGlite's files being stored in Cache Storage (see `artifact`). */
+const storingArtifacts = new Set<Promise<void>>();
+
+/** Resolves once PGlite's files fetched so far are stored, so that a replica closed right after its first start still opens offline. */
+export async function artifactsStored(): Promise<void> {
+  await Promise.all(storingArtifacts);
 }
 
 async function compiled(name: string): Promise<WebAssembly.Module> {

@@ -64,16 +64,18 @@ export async function createSyncClient(options: BrowserSyncClientOptions): Promi
   const worker = new Worker(options.workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
   const client = new BrowserSyncClient(worker, name);
   try {
-    const db = await Promise.race([
-      PGliteWorker.create(worker, {
-        dataDir: name,
-        id: channelName(name),
-        meta: { url: options.url, token: options.token, clientId: options.clientId, storage, subscriptions: options.subscriptions } satisfies WorkerMeta,
-        extensions: { live },
-      }),
-      client.failed,
-    ]);
-    client.attach(db as BrowserDb);
+    // The tab's handle comes back at once, before the worker's script has loaded (a reload's longest
+    // wait): a page paints its last view meanwhile, and statements wait until a leader is known.
+    const db = new PGliteWorker(worker, {
+      dataDir: name,
+      id: channelName(name),
+      meta: { url: options.url, token: options.token, clientId: options.clientId, storage, subscriptions: options.subscriptions } satisfies WorkerMeta,
+      extensions: { live },
+    }) as unknown as BrowserDb;
+    // PGliteWorker sets up its extensions (`db.live`) in its first turns, before it waits for the worker.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    if (!db.live) throw new Error("PGlite's live extension was not set up on the tab's handle");
+    client.attach(db);
     // A tab that is not the leader asks the leader's client for its subscriptions (the leader was given them at its start too).
     for (const { name, params } of options.subscriptions ?? []) void client.subscribe(name, params as never).ready.catch(() => undefined);
     return client;
@@ -133,10 +135,20 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
     this.ready = this.readiness.promise;
     this.failed = this.failure.promise;
     this.worker.addEventListener('message', (event: MessageEvent<{ type?: string; error?: SerializedError; id?: number; result?: never; name?: string; at?: number }>) => {
+      this.workerStarted = true;
       if (event.data?.type === 'walsync:mark') performance.mark(`walsync:worker:${event.data.name}`, { startTime: event.data.at! - performance.timeOrigin });
-      if (event.data?.type === 'walsync:failed') this.failure.reject(revive(event.data.error!));
-      if (event.data?.type === 'walsync:leader') this.leading = true;
+      if (event.data?.type === 'walsync:failed') this.fail(revive(event.data.error!));
+      if (event.data?.type === 'walsync:leader') {
+        this.leading = true;
+        this.routes.resolve();
+      }
       if (event.data?.type === 'walsync:result') answerReply(this.replies, event.data.id!, event.data);
+    });
+    // An error before the worker said anything: its script did not load (or threw as it loaded).
+    this.worker.addEventListener('error', (event) => {
+      if (this.workerStarted) return;
+      event.preventDefault();
+      this.fail(new Error(`the walsync worker could not start${(event as ErrorEvent).message ? ` (${(event as ErrorEvent).message})` : ''}: is worker.js served beside the client, or workerUrl right?`));
     });
     this.channel = new BroadcastChannel(channelName(dataDir));
     this.channel.onmessage = ({ data }: MessageEvent<LeaderMessage>) => this.receive(data);
@@ -146,6 +158,17 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   }
 
   private leading = false;
+  /** Whether the worker has sent anything yet (its script loaded and ran). */
+  private workerStarted = false;
+  /** Settled once a statement knows where to go: to this tab's own worker (it leads) or to the leader's. */
+  private readonly routes = deferred();
+
+  /** The database cannot be reached from this tab: `failed`, `ready` and every waiting statement reject. */
+  private fail(error: Error): void {
+    this.failure.reject(error);
+    this.readiness.reject(error);
+    this.routes.reject(error);
+  }
 
   /** Whether this tab's worker is the one that syncs (told by the worker itself when it is elected). */
   get isLeader(): boolean {
@@ -158,19 +181,23 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
     // tab asks the leader's worker on the tabs' channel, one message each way, once a leader answered.
     // Transactions of followers, and queries with options that are not data (parsers: functions do
     // not cross), go through PGliteWorker, which takes several round trips per statement.
+    // Until then (the worker still loading), statements wait in order: each goes on once the route is known.
     const viaPGliteWorker = { query: db.query.bind(db), exec: db.exec.bind(db), transaction: db.transaction.bind(db) };
-    db.query = ((sql: string, params?: unknown[], options?: QueryOptions) => {
-      if (!crossesAsData(options)) return viaPGliteWorker.query(sql, params as never, options as never);
-      if (this.leading) return this.direct({ type: 'walsync:query', sql, params, options });
-      return this.heardLeader ? this.ask({ sql, params, options: options as Record<string, unknown> | undefined }) : viaPGliteWorker.query(sql, params as never, options as never);
-    }) as BrowserDb['query'];
-    db.exec = ((sql: string, options?: QueryOptions) => {
-      if (options !== undefined) return viaPGliteWorker.exec(sql, options as never);
-      if (this.leading) return this.direct({ type: 'walsync:query', sql, exec: true });
-      return this.heardLeader ? this.ask({ sql, exec: true }) : viaPGliteWorker.exec(sql);
-    }) as BrowserDb['exec'];
+    const routed = <T>(run: () => Promise<T>): Promise<T> => this.routes.promise.then(run);
+    db.query = ((sql: string, params?: unknown[], options?: QueryOptions) =>
+      routed(() => {
+        if (!crossesAsData(options)) return viaPGliteWorker.query(sql, params as never, options as never);
+        if (this.leading) return this.direct({ type: 'walsync:query', sql, params, options });
+        return this.ask({ sql, params, options: options as Record<string, unknown> | undefined });
+      })) as BrowserDb['query'];
+    db.exec = ((sql: string, options?: QueryOptions) =>
+      routed(() => {
+        if (options !== undefined) return viaPGliteWorker.exec(sql, options as never);
+        if (this.leading) return this.direct({ type: 'walsync:query', sql, exec: true });
+        return this.ask({ sql, exec: true });
+      })) as BrowserDb['exec'];
     db.transaction = (<T>(callback: (tx: Transaction) => Promise<T>) =>
-      this.leading ? this.directTransaction(callback) : viaPGliteWorker.transaction(callback)) as BrowserDb['transaction'];
+      routed(() => (this.leading ? this.directTransaction(callback) : viaPGliteWorker.transaction(callback)))) as BrowserDb['transaction'];
   }
 
   private nextId = 0;
@@ -272,6 +299,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       return;
     }
     this.heardLeader = true;
+    this.routes.resolve();
     this.clientId = message.clientId || this.clientId;
     this.storage = message.storage ?? this.storage;
     if (message.error) {

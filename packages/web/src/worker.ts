@@ -5,7 +5,7 @@
  */
 import type { PGlite, QueryOptions } from '@electric-sql/pglite';
 import { worker } from '@electric-sql/pglite/worker';
-import { chooseStorage, openReplica } from './browser-storage';
+import { artifactsStored, chooseStorage, openReplica } from './browser-storage';
 import { type Storage, type StoragePreference, replicaName } from './replica-names';
 import { deferred } from './emitter';
 import { type LeaderMessage, type TabMessage, channelName, serializeError } from './tab-protocol';
@@ -210,7 +210,9 @@ mark('loaded');
 // The leader's own tab closes it cleanly before ending the worker: socket closed, database closed, lock released.
 addEventListener('message', (event: MessageEvent<{ type?: string }>) => {
   if (event.data?.type !== 'walsync:close') return;
-  void (client?.close() ?? Promise.resolve()).finally(() => postMessage({ type: 'walsync:closed' }));
+  // PGlite's files still being stored wait too (within the tab's 5 s): the next start may be offline.
+  const stored = Promise.race([artifactsStored(), new Promise((resolve) => setTimeout(resolve, 4_000))]);
+  void Promise.all([client?.close(), stored]).finally(() => postMessage({ type: 'walsync:closed' }));
 });
 
 // The leader tab's queries and transactions, one message each way. PGliteWorker's own path takes

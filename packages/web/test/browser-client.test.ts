@@ -10,6 +10,8 @@ declare global {
     walsync: typeof import('../src/browser');
     client: import('../src/browser').BrowserSyncClient;
     events: Array<{ name: string; args: unknown[] }>;
+    early: Promise<number>;
+    earlySettled: boolean;
   }
 }
 
@@ -284,6 +286,43 @@ describe.each([
       page.evaluate((options) => window.walsync.createSyncClient(options as never).then(() => 'opened', (error: Error) => `${error.name}: ${error.message}`), options);
     expect(await refusal({ url: 'http://127.0.0.1:1', token, dataDir: 'file:///etc' })).toMatch(/^TypeError: dataDir must be a replica name/);
     expect(await refusal({ url: 'http://127.0.0.1:1', token, dataDir: 'ok', storage: 'localStorage' })).toMatch(/^TypeError: storage must be one of auto, opfs, indexeddb/);
+  });
+
+  it.runIf(storage === 'auto')('hands the tab its client before the worker has loaded: statements wait for the replica, a worker that cannot load fails them', async () => {
+    const browser = await launch('early');
+    const page = await browser.page(harness());
+    await page.waitForFunction(() => document.title === 'ready');
+    // The worker's script held back: the page still gets its client (and paints its last view meanwhile).
+    const release = web.hold(/\/dist\/worker\.js/);
+    try {
+      await openClient(page, { url: serverUrl(), token, dataDir: 'early', storage });
+      await page.evaluate(() => {
+        window.early = window.client.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM workspace`).then((result) => result.rows[0]!.n);
+        window.earlySettled = false;
+        void window.early.finally(() => (window.earlySettled = true));
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await page.evaluate(() => window.earlySettled)).toBe(false);
+    } finally {
+      release();
+    }
+    expect(await page.evaluate(() => window.early)).toBeGreaterThanOrEqual(0);
+    await page.evaluate(() => window.client.ready);
+    expect(await page.evaluate(() => window.early.then(() => window.client.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM workspace`)).then((result) => result.rows[0]!.n))).toBeGreaterThanOrEqual(1);
+    await page.evaluate(() => window.client.close());
+
+    // A worker that never loads: the client's ready and its statements fail with a clear error, not hang.
+    web.refuse(/\/dist\/worker\.js/);
+    try {
+      const other = await browser.page(harness());
+      await openClient(other, { url: serverUrl(), token, dataDir: 'no-worker', storage });
+      const outcome = await other.evaluate(() =>
+        Promise.all([window.client.ready.then(() => 'ready', (error: Error) => error.message), window.client.db.query('SELECT 1').then(() => 'answered', (error: Error) => error.message)]),
+      );
+      expect(outcome).toEqual([expect.stringMatching(/the walsync worker could not start/), expect.stringMatching(/the walsync worker could not start/)]);
+    } finally {
+      web.refuse(undefined);
+    }
   });
 
   it.runIf(storage === 'auto')('moves an IndexedDB replica to OPFS once, with its rows, position, client id and unsent writes', async () => {
