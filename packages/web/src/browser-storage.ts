@@ -4,6 +4,7 @@
  * read at start and copied back after writes) where it does not. Runs in the leader's worker.
  */
 import { PGlite } from '@electric-sql/pglite';
+import { live } from '@electric-sql/pglite/live';
 import { OpfsAhpFS } from '@electric-sql/pglite/opfs-ahp';
 import type { Storage, StoragePreference } from './replica-names';
 import { REPLICA_START_PARAMS } from './pglite-start';
@@ -100,12 +101,13 @@ async function compiled(name: string): Promise<WebAssembly.Module> {
 }
 
 /** PGlite's options for its own files, loaded through `artifact`, and how it starts Postgres. */
-type PGliteFiles = { pgliteWasmModule: WebAssembly.Module; initdbWasmModule: WebAssembly.Module; fsBundle: Blob; startParams: string[] };
+type PGliteFiles = { pgliteWasmModule: WebAssembly.Module; initdbWasmModule: WebAssembly.Module; fsBundle: Blob; startParams: string[]; extensions: { live: typeof live } };
 
 
 async function pgliteFiles(): Promise<PGliteFiles> {
   const [pgliteWasmModule, initdbWasmModule, fsBundle] = await Promise.all([compiled('pglite.wasm'), compiled('initdb.wasm'), artifact('pglite.data').then((response) => response.blob())]);
-  return { pgliteWasmModule, initdbWasmModule, fsBundle, startParams: REPLICA_START_PARAMS };
+  // Live queries run here, beside the replica (the leader tab's `db.live.query` asks for them, see ./browser.ts).
+  return { pgliteWasmModule, initdbWasmModule, fsBundle, startParams: REPLICA_START_PARAMS, extensions: { live } };
 }
 
 /**

@@ -3,13 +3,18 @@
  * and the client's status and events; the sync loop runs in the leader tab's Web Worker (./worker.ts).
  */
 import type { QueryOptions, Transaction } from '@electric-sql/pglite';
-import { live } from '@electric-sql/pglite/live';
+import { type LiveNamespace, type LiveQuery, type LiveQueryResults, live } from '@electric-sql/pglite/live';
+
+/** The options form of `live.query` (PGlite does not export its type). */
+type LiveQueryOptions<T> = Extract<Parameters<LiveNamespace['query']>[0], { query: string }> & { callback?: (results: LiveQueryResults<T>) => void };
 import { PGliteWorker } from '@electric-sql/pglite/worker';
 import { type LeaderMessage, type SerializedError, type TabMessage, channelName } from './tab-protocol';
 import { SyncEmitter, deferred } from './emitter';
 import { STORAGE_PREFERENCES, type Storage, type StoragePreference, replicaName } from './replica-names';
 import { syncEndpoint } from './endpoint';
-import type { DirectQuery, DirectStep, WorkerMeta } from './worker';
+import type { DirectLive, DirectQuery, DirectStep, WorkerMeta } from './worker';
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 import { type Subscription, type SubscriptionInput, type SubscriptionParamsOf, SyncClientError, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
 
 export type { Storage, StoragePreference } from './replica-names';
@@ -134,7 +139,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   ) {
     this.ready = this.readiness.promise;
     this.failed = this.failure.promise;
-    this.worker.addEventListener('message', (event: MessageEvent<{ type?: string; error?: SerializedError; id?: number; result?: never; name?: string; at?: number }>) => {
+    this.worker.addEventListener('message', (event: MessageEvent<{ type?: string; error?: SerializedError; id?: number; result?: never; name?: string; at?: number; results?: LiveQueryResults<unknown> }>) => {
       this.workerStarted = true;
       if (event.data?.type === 'walsync:mark') performance.mark(`walsync:worker:${event.data.name}`, { startTime: event.data.at! - performance.timeOrigin });
       if (event.data?.type === 'walsync:failed') this.fail(revive(event.data.error!));
@@ -143,6 +148,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
         this.routes.resolve();
       }
       if (event.data?.type === 'walsync:result') answerReply(this.replies, event.data.id!, event.data);
+      if (event.data?.type === 'walsync:live-rows') this.lives.get(event.data.id!)?.(event.data.results!);
     });
     // An error before the worker said anything: its script did not load (or threw as it loaded).
     this.worker.addEventListener('error', (event) => {
@@ -198,16 +204,60 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       })) as BrowserDb['exec'];
     db.transaction = (<T>(callback: (tx: Transaction) => Promise<T>) =>
       routed(() => (this.leading ? this.directTransaction(callback) : viaPGliteWorker.transaction(callback)))) as BrowserDb['transaction'];
+    // The leader tab's live queries run in its worker, beside the replica (see DirectLive in ./worker.ts).
+    // Windowed ones (offset and limit) and those of follower tabs keep PGlite's own path.
+    const liveViaPGliteWorker = db.live.query.bind(db.live) as (...args: unknown[]) => Promise<LiveQuery<unknown>>;
+    db.live.query = ((query: string | LiveQueryOptions<unknown>, params?: unknown[] | null, callback?: (results: LiveQueryResults<unknown>) => void) =>
+      routed(() => {
+        const options: LiveQueryOptions<unknown> = typeof query === 'string' ? { query, params, callback } : query;
+        if (!this.leading || options.offset !== undefined || options.limit !== undefined) return liveViaPGliteWorker(query, params, callback);
+        return this.directLive(options.query, options.params ?? undefined, options.callback, options.signal);
+      })) as BrowserDb['live']['query'];
   }
 
   private nextId = 0;
   private readonly replies = new Map<number, PendingReply>();
 
-  private direct(message: Omit<DirectQuery, 'id'> | Omit<DirectStep, 'id'>, id = ++this.nextId): Promise<never> {
+  private direct(message: Omit<DirectQuery, 'id'> | Omit<DirectStep, 'id'> | DistributiveOmit<DirectLive, 'id'>, id = ++this.nextId): Promise<never> {
     return new Promise((resolve, reject) => {
       this.replies.set(id, { resolve, reject });
       this.worker.postMessage({ ...message, id });
     });
+  }
+
+  /** The callbacks of this tab's live queries in its worker, by id. */
+  private readonly lives = new Map<number, (results: LiveQueryResults<unknown>) => void>();
+
+  /** A live query run by this tab's own worker: its first rows, then every new result to `callback` (and to those `subscribe` adds). */
+  private async directLive(sql: string, params: unknown[] | undefined, callback: ((results: LiveQueryResults<unknown>) => void) | undefined, signal?: AbortSignal): Promise<LiveQuery<unknown>> {
+    const id = ++this.nextId;
+    const callbacks = new Set(callback ? [callback] : []);
+    this.lives.set(id, (results) => {
+      for (const each of callbacks) each(results);
+    });
+    let stopped: Promise<void> | undefined;
+    const stop = () => {
+      this.lives.delete(id);
+      return (stopped ??= this.direct({ type: 'walsync:live-stop', live: id }));
+    };
+    try {
+      const initialResults = (await this.direct({ type: 'walsync:live', sql, params }, id)) as LiveQueryResults<unknown>;
+      const query: LiveQuery<unknown> = {
+        initialResults,
+        subscribe: (each) => void callbacks.add(each),
+        unsubscribe: async (each) => {
+          if (each) callbacks.delete(each);
+          if (!each || callbacks.size === 0) await stop();
+        },
+        refresh: () => this.direct({ type: 'walsync:live-refresh', live: id }),
+      };
+      if (signal?.aborted) await stop();
+      else signal?.addEventListener('abort', () => void stop(), { once: true });
+      return query;
+    } catch (error) {
+      this.lives.delete(id);
+      throw error;
+    }
   }
 
   /** This tab's statements out to the leader's worker (`ask`), by id; ids are this tab's own. */

@@ -4,6 +4,7 @@
  * go to it; its status and events reach every tab over a BroadcastChannel (see ./browser.ts).
  */
 import type { PGlite, QueryOptions } from '@electric-sql/pglite';
+import type { LiveQuery, PGliteWithLive } from '@electric-sql/pglite/live';
 import { worker } from '@electric-sql/pglite/worker';
 import { artifactsStored, chooseStorage, openReplica } from './browser-storage';
 import { type Storage, type StoragePreference, replicaName } from './replica-names';
@@ -26,6 +27,16 @@ export interface DirectQuery {
   /** Data-only query options (paramTypes, rowMode). */
   options?: QueryOptions;
 }
+
+/**
+ * A live query from the leader's own tab, run here beside the replica (`walsync:live`, answered with
+ * its first rows; new rows follow as `walsync:live-rows`), refreshed (`walsync:live-refresh`) or
+ * stopped (`walsync:live-stop`). In the tab, PGlite's live extension would set each one up in a
+ * transaction of a dozen statements sent one by one, holding the replica between them while the tab
+ * is busy (rendering, say): hundreds of milliseconds a query in which nothing else, a snapshot page
+ * among them, could run.
+ */
+export type DirectLive = { type: 'walsync:live'; id: number; sql: string; params?: unknown[] } | { type: 'walsync:live-refresh' | 'walsync:live-stop'; id: number; live: number };
 
 /** One step of a transaction from the leader's own tab: `begin`, statements, then `commit` or `rollback`. */
 export interface DirectStep {
@@ -232,6 +243,34 @@ function runStatement(statement: { sql: string; params?: unknown[]; options?: Qu
 }
 const reply = (id: number, outcome: { result?: unknown; error?: unknown }) =>
   postMessage({ type: 'walsync:result', id, ...('error' in outcome ? { error: queryError(outcome.error) } : { result: outcome.result }) });
+
+/** The leader tab's live queries, by the id of their `walsync:live` message. */
+const lives = new Map<number, Promise<LiveQuery<unknown> | undefined>>();
+
+addEventListener('message', (event: MessageEvent<DirectLive>) => {
+  const message = event.data;
+  if (message?.type === 'walsync:live') {
+    const started = opened.then((db) => (db as unknown as PGliteWithLive).live.query(message.sql, message.params, (results) => postMessage({ type: 'walsync:live-rows', id: message.id, results })));
+    lives.set(message.id, started.catch(() => undefined));
+    void started.then(
+      (query) => reply(message.id, { result: query.initialResults }),
+      (error: unknown) => {
+        lives.delete(message.id);
+        reply(message.id, { error });
+      },
+    );
+  }
+  if (message?.type === 'walsync:live-refresh' || message?.type === 'walsync:live-stop') {
+    const query = lives.get(message.live);
+    if (message.type === 'walsync:live-stop') lives.delete(message.live);
+    void (query ?? Promise.resolve(undefined))
+      .then((live) => (message.type === 'walsync:live-stop' ? live?.unsubscribe() : live?.refresh()))
+      .then(
+        () => reply(message.id, { result: null }),
+        (error: unknown) => reply(message.id, { error }),
+      );
+  }
+});
 
 addEventListener('message', (event: MessageEvent<DirectQuery | DirectStep>) => {
   const message = event.data;

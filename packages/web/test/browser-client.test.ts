@@ -12,6 +12,10 @@ declare global {
     events: Array<{ name: string; args: unknown[] }>;
     early: Promise<number>;
     earlySettled: boolean;
+    seen: { first: number[]; second: number[]; options: number[] };
+    stopLive: () => Promise<void>;
+    refreshLive: () => Promise<void>;
+    aborter: AbortController;
   }
 }
 
@@ -157,6 +161,68 @@ describe.each([
     await second.evaluate(() => window.client.flush());
     expect(await db.query(`SELECT 1 FROM task WHERE title = 'pushed by the new leader'`)).toHaveLength(1);
     expect(await second.evaluate(() => window.events.filter((event) => event.name === 'error'))).toEqual([]);
+  });
+
+  it.runIf(storage === 'auto')("runs the leader tab's live queries in its worker: new rows, refresh, unsubscribe, and a busy tab never holds the replica", async () => {
+    const browser = await launch('live');
+    const leader = await browser.page(harness());
+    await openClient(leader, { url: serverUrl(), token, dataDir: 'live', storage });
+    await leader.evaluate(() => window.client.ready);
+    const follower = await browser.page(harness());
+    await openClient(follower, { url: serverUrl(), token, dataDir: 'live', storage });
+    await follower.evaluate(() => window.client.ready);
+    expect(await leader.evaluate(() => window.client.isLeader)).toBe(true);
+    const count = `SELECT count(*)::int AS n FROM task WHERE title LIKE 'in the worker %'`;
+    // Both forms of live.query: a callback per new result, and subscribe() for another one.
+    expect(
+      await leader.evaluate(async (count) => {
+        window.seen = { first: [], second: [], options: [] };
+        const query = await window.client.db.live.query<{ n: number }>(count, [], (result) => window.seen.first.push(result.rows[0]!.n));
+        query.subscribe((result) => window.seen.second.push(result.rows[0]!.n));
+        window.stopLive = () => query.unsubscribe();
+        window.refreshLive = () => query.refresh();
+        window.aborter = new AbortController();
+        const options = await window.client.db.live.query<{ n: number }>({ query: count, callback: (result) => window.seen.options.push(result.rows[0]!.n), signal: window.aborter.signal });
+        return [query.initialResults.rows[0]!.n, options.initialResults.rows[0]!.n];
+      }, count),
+    ).toEqual([0, 0]);
+    const insert = (title: string) => sql(follower, `INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, $3)`, [seed.workspaces.shared, seed.projects.launch, title]);
+    await insert('in the worker 1');
+    const last = (seen: Record<string, number[]>) => Object.values(seen).map((values) => values.at(-1));
+    await waitFor('every live callback to see the new row', async () => last(await leader.evaluate(() => window.seen)).every((n) => n === 1));
+    // The write's answer from the server re-runs them too: once it is in, refresh() runs them once more.
+    await follower.evaluate(() => window.client.flush());
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const refreshed = (await leader.evaluate(() => window.seen)).first.length;
+    await leader.evaluate(() => window.refreshLive());
+    await waitFor('refresh() to run the query again', async () => (await leader.evaluate(() => window.seen)).first.length > refreshed);
+    // Aborted and unsubscribed: no more results.
+    await leader.evaluate(async () => {
+      window.aborter.abort();
+      await window.stopLive();
+    });
+    const before = await leader.evaluate(() => window.seen);
+    await insert('in the worker 2');
+    await follower.evaluate(() => window.client.flush());
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await leader.evaluate(() => window.seen)).toEqual(before);
+    expect(last(before)).toEqual([1, 1, 1]);
+
+    // A live query set up while its tab is busy (a long render, say): the follower's statements do
+    // not wait for the busy tab, since the set-up runs in the worker, not step by step from the tab.
+    const answeredIn = follower.evaluate(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const started = performance.now();
+      await window.client.db.query('SELECT 1');
+      return performance.now() - started;
+    });
+    await leader.evaluate(async (count) => {
+      void window.client.db.live.query(count, [], () => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      const until = performance.now() + 2_000;
+      while (performance.now() < until);
+    }, count);
+    expect(await answeredIn).toBeLessThan(1_000);
   });
 
   it('refuses a second walsync worker on a database another one holds (a Web Lock)', async () => {
