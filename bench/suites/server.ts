@@ -1,3 +1,6 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { CHANGES_CHANNEL, Tokens, WalsyncServer } from '@walsync/server';
 import pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
@@ -37,6 +40,27 @@ async function rawDecodeSeconds(url: string, slot: string, expected: number): Pr
   return seconds;
 }
 
+/**
+ * Seconds Postgres alone takes to COPY the captured task changes into a table like change_history
+ * (its indexes too), from a file on the server: no client, no decoding.
+ */
+async function copyAloneSeconds(client: pg.Client): Promise<number> {
+  const scratch = mkdtempSync(path.join(tmpdir(), 'walsync-bench-copy-'));
+  chmodSync(scratch, 0o777);
+  const file = path.join(scratch, 'history.copy');
+  try {
+    await client.query(`COPY (SELECT * FROM change_history WHERE table_name = 'task' ORDER BY commit_lsn, op_index) TO '${file}'`);
+    await client.query(`CREATE TABLE copy_probe (LIKE change_history INCLUDING ALL)`);
+    const started = performance.now();
+    await client.query(`COPY copy_probe FROM '${file}'`);
+    const seconds = (performance.now() - started) / 1000;
+    await client.query(`DROP TABLE copy_probe`);
+    return seconds;
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
 /** Issue #3: capture throughput against the raw decode rate, commit-to-history latency, write API latency. */
 export async function serverFigures(): Promise<Figure[]> {
   const figures: Figure[] = [];
@@ -67,12 +91,16 @@ export async function serverFigures(): Promise<Figure[]> {
     }
     const captureSeconds = (performance.now() - started) / 1000;
     await capturing.stop();
+    const copySeconds = await copyAloneSeconds(client);
     await client.end();
     const rawRate = CAPTURE_CHANGES / raw;
     const captureRate = CAPTURE_CHANGES / captureSeconds;
+    const copyRate = CAPTURE_CHANGES / copySeconds;
     figures.push({ issue: 3, name: 'raw pgoutput decode rate (pg-logical-replication, no writes)', value: rawRate, unit: 'changes/s', note: `${CAPTURE_CHANGES} inserts in ${ROWS_PER_TRANSACTION}-row transactions` });
     figures.push({ issue: 3, name: 'capture throughput into change_history', value: captureRate, unit: 'changes/s', goal: '>= 50000', note: 'same backlog, server start included' });
     figures.push({ issue: 3, name: 'capture throughput ÷ raw decode rate', value: captureRate / rawRate, unit: '×', goal: '>= 0.3', note: 'same run' });
+    figures.push({ issue: 18, name: "Postgres' own COPY of the captured rows into a copy of change_history", value: copyRate, unit: 'changes/s', note: 'the same rows, from a file on the server, one COPY, the same indexes: the write capture cannot avoid' });
+    figures.push({ issue: 18, name: 'capture throughput ÷ that COPY alone', value: captureRate / copyRate, unit: '×', note: 'same run: decoding, building the COPY and the COPY itself share the two cores' });
   });
 
   await withPostgres(async (url) => {

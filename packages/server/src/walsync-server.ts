@@ -84,6 +84,7 @@ export class WalsyncServer {
       const feed = new ChangeFeed({ url: options.databaseUrl, log: options.log, slotName: options.slotName, ...options.feed });
       await feed.start();
       const sync = new SyncEndpoint({ pool, snapshots, feed, tables: () => tables, subscriptions: subscriptionDefinitions, writes, tokens, log: options.log }, options.sync);
+      feed.watched = () => sync.clients > 0;
       // A migration ran while this process serves: validate, snapshot and offer by the new schema, without a restart.
       feed.on('schema', () => {
         const reloaded = readSchema(pool).then((schema) => {

@@ -53,7 +53,7 @@ class MinimalClient {
   private snapshotRows: Array<{ table: string; row: Row }> = [];
   private snapshotMeta: { replace: boolean; workspaces: string[] } | undefined;
   private last = { wall: 0, counter: 0 };
-  private readonly inbox: Message[] = [];
+  private inbox: Message[] = [];
   /** Writes sent and not answered yet: changeId → table. */
   private readonly unanswered = new Map<string, string>();
   private wake: (() => void) | undefined;
@@ -72,7 +72,10 @@ class MinimalClient {
     const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/sync`);
     await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
     this.socket = socket;
+    // What the last connection sent and was not handled is of no use now: this one starts from the position sent below.
+    this.inbox = [];
     socket.on('message', (data) => {
+      if (socket !== this.socket) return;
       this.inbox.push(JSON.parse(data.toString()));
       this.wake?.();
     });

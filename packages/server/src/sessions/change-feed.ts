@@ -76,6 +76,12 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedE
   private stopped = false;
   /** Failed LISTENs in a row (see retryDelay). */
   private relistens = 0;
+  /**
+   * Whether any session of this process may want new entries. While none does, a poll moves the
+   * tail without reading the rows (and empties the window): a server without clients does not parse
+   * every captured change back; a session that comes later reads what it lacks from change_history.
+   */
+  watched: () => boolean = () => true;
 
   constructor(private readonly options: FeedOptions) {
     super();
@@ -149,7 +155,14 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedE
           this.pollAgain = false;
           // Read before the rows: whatever ends at or before it was committed to change_history before the slot moved.
           const confirmed = await this.confirmedPosition();
-          const { entries, upTo } = await this.query(this.tail, undefined, READ_LIMIT);
+          const skipTo = this.watched() ? undefined : await this.lastCommitAfter(this.tail);
+          // Checked again in the same turn as the tail moves: a session that came meanwhile gets the rows.
+          const skipped = skipTo !== undefined && !this.watched();
+          const { entries, upTo } = skipped ? { entries: [], upTo: skipTo } : await this.query(this.tail, undefined, READ_LIMIT);
+          if (skipped && upTo > this.tail) {
+            this.window = [];
+            this.windowStart = upTo;
+          }
           if (upTo > this.tail) {
             // One by one: a transaction of more rows than a call takes as arguments stalled the feed when spread.
             for (const entry of entries) this.window.push(entry);
@@ -177,6 +190,12 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedE
     this.poll();
     await this.polling;
     if (this.pollAgain) await this.refresh();
+  }
+
+  /** The newest commit in change_history after `after` (`after` when there is none). */
+  private async lastCommitAfter(after: bigint): Promise<bigint> {
+    const result = await this.reader.query<{ last: string | null }>(`SELECT max(commit_lsn)::text AS last FROM change_history WHERE commit_lsn > $1`, [after.toString()]);
+    return BigInt(result.rows[0]!.last ?? after);
   }
 
   private async confirmedPosition(): Promise<bigint> {
