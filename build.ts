@@ -96,6 +96,14 @@ const nodeOnlyModulesAreEmpty: Plugin = {
   },
 };
 
+/** The bootstrap's `import('./worker-main.js')` stays an import of the file beside it. */
+const workerMainIsLoadedBeside: Plugin = {
+  name: 'worker-main-is-loaded-beside',
+  setup(plugin) {
+    plugin.onResolve({ filter: /^\.\/worker-main\.js$/ }, (args) => ({ path: args.path, external: true }));
+  },
+};
+
 /**
  * The client: dist/index.cjs and dist/index.mjs for Node (dependencies external); for the browser,
  * dist/browser.mjs (a tab's handle) and dist/worker.js (the sync loop), each self-contained, with
@@ -118,14 +126,15 @@ async function buildWeb(): Promise<void> {
   const browser = build({
     ...library,
     packages: undefined,
-    entryPoints: { browser: path.join(dir, 'src/browser.ts'), worker: path.join(dir, 'src/worker.ts') },
+    // worker.js is the worker's small bootstrap; it loads worker-main.js (the sync loop) beside it.
+    entryPoints: { browser: path.join(dir, 'src/browser.ts'), worker: path.join(dir, 'src/worker-boot.ts'), 'worker-main': path.join(dir, 'src/worker.ts') },
     outdir: dist,
     outExtension: { '.js': '.js' },
     entryNames: '[name]',
     platform: 'browser',
     format: 'esm',
     minify: true,
-    plugins: [nodeOnlyModulesAreEmpty],
+    plugins: [nodeOnlyModulesAreEmpty, workerMainIsLoadedBeside],
   });
   const pglite = path.dirname(requireFromHere.resolve('@electric-sql/pglite', { paths: [dir] }));
   mkdirSync(dist, { recursive: true });

@@ -109,6 +109,8 @@ export async function serveWebPackage(port = 0): Promise<{
   refused: number;
   /** Keeps requests whose URL matches `pattern` waiting until the returned function is called. */
   hold(pattern: RegExp): () => void;
+  /** The URL of every request, in the order they came. */
+  requests: string[];
 }> {
   const app = Fastify();
   let refusing: RegExp | undefined;
@@ -117,6 +119,7 @@ export async function serveWebPackage(port = 0): Promise<{
     url: '',
     app,
     refused: 0,
+    requests: [] as string[],
     refuse: (pattern: RegExp | undefined) => void (refusing = pattern),
     hold: (pattern: RegExp) => {
       let release!: () => void;
@@ -130,6 +133,7 @@ export async function serveWebPackage(port = 0): Promise<{
     close: () => app.close(),
   };
   app.addHook('onRequest', async (request) => {
+    served.requests.push(request.url);
     for (const held of holds) if (held.pattern.test(request.url)) await held.released;
   });
   app.addHook('onRequest', async (request, reply) => {

@@ -8,6 +8,7 @@ import { live } from '@electric-sql/pglite/live';
 import { OpfsAhpFS } from '@electric-sql/pglite/opfs-ahp';
 import type { Storage, StoragePreference } from './replica-names';
 import { REPLICA_START_PARAMS } from './pglite-start';
+import { type PGliteFileModules, type ReplicaTemplate, pgliteFileModules, replicaTemplate, takePrefetch } from './browser-artifacts';
 
 /** Whether this worker can use OPFS sync access handles (Chromium, Firefox; not every Safari). */
 export function opfsAvailable(): boolean {
@@ -56,78 +57,16 @@ function deleteIdb(name: string): Promise<void> {
   });
 }
 
-/** Where the worker keeps PGlite's own files (the WASM Postgres, its data bundle, initdb). */
-const ARTIFACT_CACHE = 'walsync-pglite';
+/** PGlite's options for its own files (see ./browser-artifacts.ts), and how it starts Postgres. */
+type PGliteFiles = PGliteFileModules & { startParams: string[]; extensions: { live: typeof live } };
 
-/**
- * One of PGlite's files beside the worker: from the server when it answers (stored in Cache Storage
- * when it changed), else the stored copy. PGlite fetches them at every start; without a copy, a
- * replica could not open while the server is away — the moment local-first is for.
- */
-async function artifact(name: string): Promise<Response> {
-  const url = new URL(`./${name}`, import.meta.url);
-  // Cache Storage exists only in secure contexts (https, localhost).
-  const cache = typeof caches === 'undefined' ? undefined : await caches.open(ARTIFACT_CACHE).catch(() => undefined);
-  const stored = await cache?.match(url).catch(() => undefined);
-  let response: Response;
-  try {
-    response = await fetch(url);
-    if (!response.ok) throw new Error(`${url.pathname} answered HTTP ${response.status}`);
-  } catch (error) {
-    if (stored) return stored;
-    throw new Error(`PGlite's ${name} could not be loaded (${(error as Error).message}) and no copy is stored yet`);
-  }
-  const version = (headers: Headers) => headers.get('etag') ?? headers.get('last-modified') ?? headers.get('content-length');
-  // Stored in the background: a first start does not wait for 15 MB to be written twice (a close waits, see artifactsStored).
-  if (cache && (!stored || version(stored.headers) !== version(response.headers))) {
-    const storing = cache.put(url, response.clone()).catch(() => undefined);
-    storingArtifacts.add(storing);
-    void storing.finally(() => storingArtifacts.delete(storing));
-  }
-  return response;
-}
-
-/** PGlite's files being stored in Cache Storage (see `artifact`). */
-const storingArtifacts = new Set<Promise<void>>();
-
-/** Resolves once PGlite's files fetched so far are stored, so that a replica closed right after its first start still opens offline. */
-export async function artifactsStored(): Promise<void> {
-  await Promise.all(storingArtifacts);
-}
-
-async function compiled(name: string): Promise<WebAssembly.Module> {
-  const response = await artifact(name);
-  return response.headers.get('content-type')?.startsWith('application/wasm') ? WebAssembly.compileStreaming(response) : WebAssembly.compile(await response.arrayBuffer());
-}
-
-/** PGlite's options for its own files, loaded through `artifact`, and how it starts Postgres. */
-type PGliteFiles = { pgliteWasmModule: WebAssembly.Module; initdbWasmModule: WebAssembly.Module; fsBundle: Blob; startParams: string[]; extensions: { live: typeof live } };
-
-
-async function pgliteFiles(): Promise<PGliteFiles> {
-  const [pgliteWasmModule, initdbWasmModule, fsBundle] = await Promise.all([compiled('pglite.wasm'), compiled('initdb.wasm'), artifact('pglite.data').then((response) => response.blob())]);
+async function pgliteFiles(modules: Promise<PGliteFileModules>): Promise<PGliteFiles> {
   // Live queries run here, beside the replica (the leader tab's `db.live.query` asks for them, see ./browser.ts).
-  return { pgliteWasmModule, initdbWasmModule, fsBundle, startParams: REPLICA_START_PARAMS, extensions: { live } };
-}
-
-/**
- * The migrated replica template the build made (replica.tar.gz beside the worker), if it is served,
- * and how many files it holds (replica.json, a few bytes: known before the archive arrives).
- */
-function replicaTemplate(): { data: Promise<Blob | undefined>; files: Promise<number | undefined> } {
-  const data = fetch(new URL('./replica.tar.gz', import.meta.url))
-    .then((response) => (response.ok ? response.blob() : undefined))
-    .catch(() => undefined);
-  const files = fetch(new URL('./replica.json', import.meta.url))
-    .then((response) => (response.ok ? (response.json() as Promise<{ files?: unknown }>) : undefined))
-    .then((stamp) => (Number.isSafeInteger(stamp?.files) ? (stamp!.files as number) : undefined))
-    .catch(() => undefined);
-  return { data, files };
+  return { ...(await modules), startParams: REPLICA_START_PARAMS, extensions: { live } };
 }
 
 /** A new replica from the template (no initdb, no migrations in the browser), stored before anything else happens. */
-async function fromTemplate(dataDir: string, loading: Promise<PGliteFiles>): Promise<PGlite> {
-  const template = replicaTemplate();
+async function fromTemplate(dataDir: string, loading: Promise<PGliteFiles>, template: ReplicaTemplate): Promise<PGlite> {
   // The OPFS files are made while the archive and PGlite's own files are still on their way.
   const opening = where(dataDir, await template.files);
   const [data, files] = await Promise.all([template.data, loading]);
@@ -178,14 +117,17 @@ function where(dataDir: string, files?: number): { dataDir: string } | { fs: Opf
  * one is stored, so a move cut short starts again from the IndexedDB copy on the next open.
  */
 export async function openReplica(name: string, storage: Storage): Promise<PGlite> {
-  // Fetched and compiled once, while the replica's storage is looked at; every open below uses them.
-  const files = pgliteFiles();
+  // Fetched and compiled once (started by the worker's bootstrap when it could), while the replica's
+  // storage is looked at; every open below uses them.
+  const early = takePrefetch();
+  const files = pgliteFiles(early?.files ?? pgliteFileModules());
   files.catch(() => undefined);
+  const template = () => early?.template ?? replicaTemplate();
   if (storage === 'indexeddb') {
     const dataDir = `idb://${name}`;
     if (!(await idbExists(name))) {
       try {
-        return await fromTemplate(dataDir, files);
+        return await fromTemplate(dataDir, files, template());
       } catch (error) {
         if (!/already exists/.test((error as Error).message)) throw error;
       }
@@ -203,7 +145,7 @@ export async function openReplica(name: string, storage: Storage): Promise<PGlit
     await deleteIdb(name);
     return db;
   }
-  if (!(await opfsExists(name))) return fromTemplate(dataDir, files);
+  if (!(await opfsExists(name))) return fromTemplate(dataDir, files, template());
   const opening = where(dataDir);
   return PGlite.create({ ...opening, ...(await files) });
 }

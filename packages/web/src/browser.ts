@@ -66,7 +66,8 @@ export async function createSyncClient(options: BrowserSyncClientOptions): Promi
   if (!STORAGE_PREFERENCES.includes(storage)) throw new TypeError(`storage must be one of ${STORAGE_PREFERENCES.join(', ')}, got ${JSON.stringify(options.storage)}`);
   // A URL that cannot be a walsync server is refused before a worker starts.
   syncEndpoint(options.url);
-  const worker = new Worker(options.workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
+  // The bootstrap (./worker-boot.ts) learns the replica's name from its URL, to start PGlite's files if it will lead.
+  const worker = new Worker(options.workerUrl ?? new URL(`./worker.js?replica=${encodeURIComponent(name)}`, import.meta.url), { type: 'module' });
   const client = new BrowserSyncClient(worker, name);
   try {
     // The tab's handle comes back at once, before the worker's script has loaded (a reload's longest

@@ -6,7 +6,8 @@
 import type { PGlite, QueryOptions } from '@electric-sql/pglite';
 import type { LiveQuery, PGliteWithLive } from '@electric-sql/pglite/live';
 import { worker } from '@electric-sql/pglite/worker';
-import { artifactsStored, chooseStorage, openReplica } from './browser-storage';
+import { artifactsStored } from './browser-artifacts';
+import { chooseStorage, openReplica } from './browser-storage';
 import { type Storage, type StoragePreference, replicaName } from './replica-names';
 import { deferred } from './emitter';
 import { type LeaderMessage, type TabMessage, channelName, serializeError } from './tab-protocol';

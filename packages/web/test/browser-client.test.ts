@@ -391,6 +391,26 @@ describe.each([
     }
   });
 
+  it.runIf(storage === 'auto')("starts PGlite's files and a new replica's template from the worker's small first module, before its main module has loaded", async () => {
+    const browser = await launch('bootstrap');
+    const page = await browser.page(harness());
+    await page.waitForFunction(() => document.title === 'ready');
+    const from = web.requests.length;
+    const release = web.hold(/\/dist\/worker-main\.js/);
+    try {
+      await openClient(page, { url: serverUrl(), token, dataDir: 'bootstrap', storage });
+      await waitFor("the bootstrap's fetches", () => ['/dist/pglite.wasm', '/dist/pglite.data', '/dist/replica.tar.gz'].every((file) => web.requests.slice(from).includes(file)));
+      expect(web.requests.slice(from).filter((url) => url.startsWith('/dist/worker'))).toEqual([expect.stringMatching(/^\/dist\/worker\.js\?replica=bootstrap$/), '/dist/worker-main.js']);
+    } finally {
+      release();
+    }
+    await page.evaluate(() => window.client.ready);
+    // The main module used them: nothing fetched twice.
+    expect(web.requests.slice(from).filter((url) => url === '/dist/pglite.wasm')).toHaveLength(1);
+    expect((await sql<{ n: number }>(page, `SELECT count(*)::int AS n FROM project`))[0]!.n).toBeGreaterThan(0);
+    await page.evaluate(() => window.client.close());
+  });
+
   it.runIf(storage === 'auto')('moves an IndexedDB replica to OPFS once, with its rows, position, client id and unsent writes', async () => {
     const browser = await launch('move');
     let page = await browser.page(harness());
