@@ -78,11 +78,28 @@ ${peers}
   cores. Measured alternatives: \`INSERT … json_to_recordset\` 14,500 rows/s, random uuid keys −20%,
   \`json\` instead of \`jsonb\` +40% (the design requires \`jsonb\`). The capture path is COPY with
   time-ordered ids and no per-change copies; 50,000/s needs more cores or a narrower history row.
+  \`yarn bench server\` now measures that COPY in the same run (the captured rows, from a file on the
+  server, into a copy of \`change_history\`): 60,600 rows/s in the run above (42,000–44,000 in probes
+  that sent the same rows from a client in 1,000- and 10,000-row transactions) against 15,000–19,000
+  captured, while decoding alone reads 63,000–170,000. A CPU profile of the capture (200,000 inserts)
+  showed the server's change feed reading every captured row back (parsing its \`jsonb\`) for a window
+  no session used: a server without clients now moves its feed without reading rows (alternating
+  runs: 16.5 k/s on average before, 18.5 k/s after). What is left in Node is the decoding, building the
+  COPY text (≈5 µs a row) and garbage collection (≈2 s of 11); Node waits about half the time, and
+  the two cores are shared with the WAL sender and the COPY.
 - **Write API.** The write service applies one change in about 3 ms: two pipelined round trips and a
   durable commit, while the same process captures the change it just wrote. Over HTTP, parsing, the
   response and a second process on two cores add 2–4 ms. A 100-change batch of inserts goes as one
   multi-row statement with its receipts; what remains (≈0.2 ms a row) is Postgres' own work per row:
   the stamping trigger, two foreign keys, three indexes, the receipt row.
+  Over the socket (#18): a probe with the server in the bench's process, 290 writes, p50 of the phases
+  inside the service: the connection 0.02 ms, the first round trip (BEGIN, \`SET CONSTRAINTS\`, the head
+  query that takes an xid and emits the client's message, the references, the row locks) 1.1 ms,
+  deciding 0.2 ms, the statements 0.5 ms, COMMIT 0.74 ms; write → write_result 4.0–6.2 ms against
+  3.1–4.9 ms inside the service in the same runs. A single-row autocommit \`INSERT\` on the same
+  Postgres takes 1.2 ms (0.4 ms with \`synchronous_commit = off\`, which walsync does not use: an
+  answered write must survive a crash), so a durable write is ≈1 ms before anything walsync does;
+  ≤ 2 ms over the socket would leave ≈1 ms for the checks, the statements and both processes' work.
 - **Local write with capture (#5, #16).** One BEFORE trigger stamps the row, writes its outbox entry
   and NOTIFYs. Measured part by part (copies of \`task\` in one PGlite, each with one piece of the
   trigger removed, inserts interleaved; plain insert 0.21 ms): the trigger was 2.0× a plain insert in
@@ -113,6 +130,10 @@ ${peers}
   bundle no longer carries PGlite and zod (app.js 1.33 MB → 313 KB), the board is two live
   queries, and the first card is the board's last view (\`lastResults\`), painted when the tab's
   client exists (≈0.25 s), while the replica opens behind it.
+  The tab's client itself waited for the worker's script (its megabyte loaded and run: the first card
+  3–10 ms after it, at 0.46–1.24 s; \`yarn bench demo\` 1.04–1.08 s on a loaded VM); it now comes back
+  before the worker has loaded, its statements waiting for it: the first card at 0.19–0.23 s (0.56 s
+  on the first reload after a cold load), the replica ready at 1.5–2.6 s behind it.
 - **Every query from a tab (#17).** PGliteWorker sends each statement through a BroadcastChannel in
   several round trips (a lock, the protocol, the written blob, the lock again): a \`SELECT 1\` took
   7–9 ms in Chromium, a live query's setup transaction tens of ms, and the board's first queries
@@ -133,9 +154,21 @@ ${peers}
   and the client installed its triggers at the first start), and the browser's PGlite runs with 32 MB
   of shared buffers. So the cold load reads 2.4–2.7 s in probes (goal 1.5 s; one \`yarn bench demo\`
   on a loaded VM read 4.4 s): the worker's compile, PGlite's files and the replica's creation are in
-  series. Not done yet: fetching PGlite's files and the template from the page during sign-in, a small
-  bootstrap worker that starts the fetches and the pool before the big module, writing the template's
-  files straight into OPFS, and the hello and snapshot while PGlite starts.
+  series. Since: \`dist/worker.js\` is a bootstrap of 2 KB that starts PGlite's files and the template
+  while \`worker-main.js\` loads (three cold loads each: the first card at 4.89–5.37 s against
+  4.74–6.25 s without it; the compile and the parse share two cores). A profile of today's cold load,
+  small board (ms): signed in 450–700; the worker's main module loaded 1,050–2,200; the OPFS pool
+  ≈670 after the election; the replica made from the template ≈1,500 later (the untar into
+  \`opfs-ahp\` and Postgres' start); the client started 300–600 later; the socket, hello and the
+  whole-scope snapshot 450–700; the board's \`subscribe\` to the project on screen 230–300 after
+  ready, its snapshot 50–100; the first card 100–380 after it. With 10,000 tasks in that project its
+  snapshot took 2.9–3.6 s: four pages, the first of 100 rows, then ≈4,650 rows each (2.1 MB of JSON:
+  \`JSON.parse\` 197 ms cold, 20 ms warm; the upsert 0.8–1.2 s for the first big page on PGlite's cold
+  WASM code, 0.3–0.5 s for the next), and 300 ms between pages while the worker's thread, busy with
+  the page before, read nothing from the socket. The board's live queries held the replica for
+  0.3–1.1 s each during it (see "live queries in the worker" in docs/decisions.md): they run in the
+  worker now. Not done yet: writing the template's files straight into OPFS, the hello and snapshot
+  while PGlite starts, zod out of the worker's module (0.47 MB of its 1.1 MB).
 - **Own write → card (#17).** Where the milliseconds go, at 10,000 tasks, p50 of 20 in the leader
   tab (\`yarn bench demo\`, the \`own write's path\` rows): the INSERT with its capture trigger, one
   message each way to the worker, 2.2 ms; the board's query alone (three pages of 40 and three
