@@ -71,7 +71,10 @@ ${peers}
 
 - **Run-to-run variation.** This VM shares two cores with its neighbours: the same code gives figures
   up to 1.5–2× apart from one full run to the next, so a figure near its goal can be met in one run
-  and missed in the next. The notes below give the ranges seen.
+  and missed in the next. The notes below give the ranges seen. In the run above, for one, the two #19
+  figures read 1.11 s and 142 ms (a plain PGlite insert took 0.60 ms, against 0.35 ms in the run
+  before); \`yarn bench partial\` straight after it read 0.96 s and 32 ms, and the run before 0.84 s
+  and 76 ms.
 - **Capture throughput.** On this 2-core machine the Postgres side alone (COPY of the same rows into
   \`change_history\` with its jsonb \`data\`, uuid key, position and scope indexes) tops out near 22,000 rows/s
   when nothing else runs; during capture the WAL sender, Node's decoding and that COPY share the two
