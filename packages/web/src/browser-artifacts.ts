@@ -74,6 +74,15 @@ export function replicaTemplate(): ReplicaTemplate {
   return { data, files };
 }
 
+/** Whether the replica `name` has an OPFS directory (throws where the browser has no OPFS). */
+export async function opfsExists(name: string): Promise<boolean> {
+  const root = await navigator.storage.getDirectory();
+  return root.getDirectoryHandle(name).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** What the bootstrap started: PGlite's files, and the template when the replica looked new. */
 interface Prefetch {
   files: Promise<PGliteFileModules>;

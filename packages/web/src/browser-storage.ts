@@ -8,7 +8,7 @@ import { live } from '@electric-sql/pglite/live';
 import { OpfsAhpFS } from '@electric-sql/pglite/opfs-ahp';
 import type { Storage, StoragePreference } from './replica-names';
 import { REPLICA_START_PARAMS } from './pglite-start';
-import { type PGliteFileModules, type ReplicaTemplate, pgliteFileModules, replicaTemplate, takePrefetch } from './browser-artifacts';
+import { type PGliteFileModules, type ReplicaTemplate, opfsExists, pgliteFileModules, replicaTemplate, takePrefetch } from './browser-artifacts';
 
 /** Whether this worker can use OPFS sync access handles (Chromium, Firefox; not every Safari). */
 export function opfsAvailable(): boolean {
@@ -33,14 +33,6 @@ const OPFS = 'opfs-ahp://';
 
 async function idbExists(name: string): Promise<boolean> {
   return (await indexedDB.databases().catch(() => [{ name: idbName(name) }])).some((database) => database.name === idbName(name));
-}
-
-async function opfsExists(name: string): Promise<boolean> {
-  const root = await navigator.storage.getDirectory();
-  return root.getDirectoryHandle(name).then(
-    () => true,
-    () => false,
-  );
 }
 
 async function removeOpfs(name: string): Promise<void> {

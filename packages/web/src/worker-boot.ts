@@ -6,15 +6,14 @@
  * Only a worker that will likely lead does it: none holds the replica's lock yet (a follower tab's
  * worker never opens the database). The tab names the replica in the URL (`?replica=<name>`).
  */
-import { startPrefetch } from './browser-artifacts';
+import { opfsExists, startPrefetch } from './browser-artifacts';
 
 async function prefetchIfLeading(replica: string | null): Promise<void> {
   if (!replica) return;
   const locks = await navigator.locks.query().catch(() => undefined);
   if (!locks || locks.held?.some((lock) => lock.name === `walsync:${replica}`)) return;
-  const root = await navigator.storage?.getDirectory?.().catch(() => undefined);
-  const exists = root ? await root.getDirectoryHandle(replica).then(() => true, () => false) : true;
-  startPrefetch(!exists);
+  // Without OPFS the replica is taken to exist: PGlite's files are started, the template is not.
+  startPrefetch(!(await opfsExists(replica).catch(() => true)));
 }
 
 await prefetchIfLeading(new URL(self.location.href).searchParams.get('replica')).catch(() => undefined);
