@@ -3,6 +3,8 @@ import type pg from 'pg';
 
 export { PUBLICATION };
 export const CLIENT_MESSAGE_PREFIX = 'walsync.client';
+/** A non-transactional message a snapshot writes to WAL: capture confirms it at once, so the snapshot learns when history reaches it. */
+export const FENCE_MESSAGE_PREFIX = 'walsync.fence';
 /** TypeORM's migrations table is published too: its rows tell the replicator the schema version in WAL order. */
 export const MIGRATIONS_TABLE = TYPEORM_MIGRATIONS_TABLE;
 /** The synced tables a migration run recorded, published too: the replicator follows them in WAL order. */

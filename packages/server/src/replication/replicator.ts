@@ -4,7 +4,7 @@ import pg from 'pg';
 import { LogicalReplicationService, type Pgoutput } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import { type CapturedChange, type Operation, appendToHistory } from '../history/change-history';
-import { CLIENT_MESSAGE_PREFIX, MIGRATIONS_TABLE, PUBLICATION, SCHEMA_TABLE, ensureSlot } from '../history/server-schema';
+import { CLIENT_MESSAGE_PREFIX, FENCE_MESSAGE_PREFIX, MIGRATIONS_TABLE, PUBLICATION, SCHEMA_TABLE, ensureSlot } from '../history/server-schema';
 import { microsToIso } from './commit-time';
 import { LosslessPgoutputPlugin } from './pgoutput';
 import { connectionConfig } from '../connection';
@@ -174,6 +174,8 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
         return;
       case 'message':
         if (this.open && message.transactional && message.prefix === CLIENT_MESSAGE_PREFIX) this.open.clientId = decoder.decode(message.content);
+        // A snapshot's fence: confirmed once everything before it is stored, without waiting for the next keepalive.
+        else if (!this.open && !message.transactional && message.prefix === FENCE_MESSAGE_PREFIX) this.confirmThrough(message.messageLsn ?? lsn);
         return;
       case 'insert':
       case 'update':
@@ -254,6 +256,12 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
     });
     this.pendingAck = message.commitEndLsn ?? commitLsn;
     if (open.changes.length > 0) this.pendingCommitLsn = commitLsn;
+    this.scheduleFlush();
+  }
+
+  /** Confirms `lsn` after what waits to be stored (no transaction is open: everything before it has been decoded). */
+  private confirmThrough(lsn: string): void {
+    if (this.pendingAck === undefined || parsePosition(lsn) > parsePosition(this.pendingAck)) this.pendingAck = lsn;
     this.scheduleFlush();
   }
 

@@ -52,13 +52,7 @@ export class ClientView {
     return [...this.held.values()].map((held) => held.ref);
   }
 
-  /**
-   * Checks a subscription and holds it: its name and parameters; for a new one (`resumed` false)
-   * also that its root row is in the user's scope — an id that does not exist gets the same answer
-   * as one of another workspace, so ids cannot be probed. A resumed one (the replica held it) is not
-   * checked against the scope: like every row, its rows follow the scope (none while the user is out
-   * of the workspace, all again when back), and a refusal would tell what exists elsewhere.
-   */
+  /** Checks a subscription (see `admit`) and holds it. */
   async subscribe(
     db: Pick<pg.Pool, 'query'>,
     scope: Scope,
@@ -66,6 +60,27 @@ export class ClientView {
     ref: SubscriptionRef,
     options: { resumed?: boolean } = {},
   ): Promise<{ refusal: Refusal } | { added: SubscriptionRef }> {
+    const result = await this.admit(db, scope, tables, ref, options);
+    if ('refusal' in result) return result;
+    result.hold();
+    return { added: result.added };
+  }
+
+  /**
+   * Checks a subscription: its name and parameters; for a new one (`resumed` false) also that its
+   * root row is in the user's scope — an id that does not exist gets the same answer as one of
+   * another workspace, so ids cannot be probed. A resumed one (the replica held it) is not checked
+   * against the scope: like every row, its rows follow the scope (none while the user is out of the
+   * workspace, all again when back), and a refusal would tell what exists elsewhere. `hold()` then
+   * makes it part of what the client holds (a new one once the stream has met its snapshot).
+   */
+  async admit(
+    db: Pick<pg.Pool, 'query'>,
+    scope: Scope,
+    tables: SyncedTable[],
+    ref: SubscriptionRef,
+    options: { resumed?: boolean } = {},
+  ): Promise<{ refusal: Refusal } | { added: SubscriptionRef; hold(): void }> {
     const checked = checkSubscription(this.definitions, ref);
     if (!checked.ok) return { refusal: { code: checked.code, message: checked.message } };
     const { definition, key } = checked;
@@ -80,11 +95,12 @@ export class ClientView {
         return { refusal: { code: 'forbidden', message: `subscription "${ref.name}" names no ${definition.root.table} in your workspaces (${definition.root.param} ${String(value)})` } };
       }
     }
-    if (!this.held.has(key)) {
+    const hold = () => {
+      if (this.held.has(key)) return;
       this.held.set(key, { definition, ref: checked.ref });
       this.matcher.add(definition, checked.ref.params);
-    }
-    return { added: checked.ref };
+    };
+    return { added: checked.ref, hold };
   }
 
   /** The rows the subscriptions select, as [table, column, value] (what the session router finds the client by). */

@@ -4,6 +4,7 @@ import type { WebSocket } from 'ws';
 import { checkout } from '../connection';
 import { Stalled, drained } from './flow-control';
 import type { SnapshotGate } from './snapshot-gate';
+import { type SnapshotFence, snapshotFence } from './snapshot-fence';
 
 export interface SnapshotPage {
   table: string;
@@ -57,59 +58,85 @@ const FIRST_PAGE_ROWS = 100;
 const MAX_PAGE_ROWS = 10_000;
 
 /**
+ * Decides, once the snapshot's transaction is open, what it reads: the selection, or undefined to read
+ * a new snapshot (see SnapshotFence). The stream is brought to the fence meanwhile.
+ */
+export type SnapshotMeeting = (fence: SnapshotFence) => Promise<SnapshotSelection | undefined>;
+
+/** Snapshots read again at most this often when transactions keep committing as they are taken. */
+const MAX_ATTEMPTS = 10;
+
+/**
  * A consistent snapshot of some workspaces, tombstones included, in pages. It runs in one
- * REPEATABLE READ transaction; its position is the newest change_history commit that transaction
- * can see, so every transaction up to the position is in the snapshot and the live stream continues
- * after it with no gap. (A transaction after the position may also be in the snapshot; its changes
- * arrive again as whole-row images, which apply idempotently.)
+ * REPEATABLE READ transaction; `meet` learns where it stands in the stream (its fence) before a row
+ * is read, and the snapshot's position is the fence's insert position: every transaction it sees
+ * ended at or before it, every later one is after it. So the stream continues after the position
+ * with exactly what the snapshot did not see — no gap, and no change it already holds sent again
+ * (an old version of a row whose parent has since left would arrive alone).
  *
  * Each table is read by one cursor (a single scan, however large the workspace), as JSON text that
  * goes into the message without being parsed (row_to_json: twice as fast as to_jsonb, same values).
  * Pages hold about `pageBytes` (the row count follows the rows' size, up to `MAX_PAGE_ROWS`), so a
  * workspace of large rows costs no more memory per page than one of small rows. Returns the position (an LSN).
  */
-export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[], selection: SnapshotSelection, sink: SnapshotSink, pageBytes = 2 << 20): Promise<string> {
-  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  try {
-    // Never older than the pruning horizon: with the history pruned empty, 0/0 would send the client straight back to re-snapshot.
-    const head = await client.query<{ position: string | null }>(
-      `SELECT greatest((SELECT max(commit_lsn) FROM change_history), (SELECT pruned_through FROM walsync_history_horizon))::text AS position`,
-    );
-    const position = formatPosition(BigInt(head.rows[0]!.position ?? 0));
-    const total: Record<string, number> = {};
-    const selected = tables.flatMap((table) => {
-      const where = selectionWhere(table, selection);
-      return where ? [{ table, ...where }] : [];
-    });
-    for (const { table, where, params } of selected) {
-      const counted = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${quoteIdent(table.name)} WHERE ${where}`, params);
-      total[table.name] = counted.rows[0]!.n;
-    }
-    await sink.start(position, total);
-    for (const { table, where, params } of selected) {
-      if (total[table.name] === 0) continue;
-      await client.query(`DECLARE walsync_snapshot NO SCROLL CURSOR FOR SELECT row_to_json(t.*)::text AS row FROM ${quoteIdent(table.name)} t WHERE ${where}`, params);
-      let sent = 0;
-      let rows = FIRST_PAGE_ROWS;
-      const fetchPage = () => client.query<{ row: string }>(`FETCH ${rows} FROM walsync_snapshot`);
-      // The next page is read while the current one goes out.
-      let next = fetchPage();
-      for (;;) {
-        const page = await next;
-        if (page.rows.length === 0) break;
-        const rowsJson = `[${page.rows.map((row) => row.row).join(',')}]`;
-        rows = Math.max(1, Math.min(MAX_PAGE_ROWS, Math.floor((pageBytes * page.rows.length) / rowsJson.length)));
-        next = fetchPage();
-        sent += page.rows.length;
-        await sink.page({ table: table.name, rowsJson, count: page.rows.length, sent, total: total[table.name]! });
+export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[], meet: SnapshotMeeting, sink: SnapshotSink, pageBytes = 2 << 20): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    try {
+      // Never older than the pruning horizon: with the history pruned empty, 0/0 would send the client straight back to re-snapshot.
+      const head = await client.query<{ head: string | null; snapshot: string; insert: string }>(
+        `SELECT greatest((SELECT max(commit_lsn) FROM change_history), (SELECT pruned_through FROM walsync_history_horizon))::text AS head,
+                pg_current_snapshot()::text AS snapshot, (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text AS insert`,
+      );
+      const { head: headLsn, snapshot, insert } = head.rows[0]!;
+      const fence = snapshotFence(snapshot, BigInt(headLsn ?? 0), BigInt(insert));
+      const selection = await meet(fence);
+      if (!selection) {
+        await client.query('ROLLBACK');
+        if (attempt >= MAX_ATTEMPTS) throw new Error(`no snapshot met the stream in ${MAX_ATTEMPTS} attempts (transactions kept committing as each was taken)`);
+        continue;
       }
-      await client.query('CLOSE walsync_snapshot');
+      const position = formatPosition(fence.insertLsn);
+      await readSnapshot(client, tables, selection, position, sink, pageBytes);
+      await client.query('COMMIT');
+      return position;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
     }
-    await client.query('COMMIT');
-    return position;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
+  }
+}
+
+/** The counts, then the pages, of `selection`, inside the snapshot's transaction. */
+async function readSnapshot(client: pg.ClientBase, tables: SyncedTable[], selection: SnapshotSelection, position: string, sink: SnapshotSink, pageBytes: number): Promise<void> {
+  const total: Record<string, number> = {};
+  const selected = tables.flatMap((table) => {
+    const where = selectionWhere(table, selection);
+    return where ? [{ table, ...where }] : [];
+  });
+  for (const { table, where, params } of selected) {
+    const counted = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${quoteIdent(table.name)} WHERE ${where}`, params);
+    total[table.name] = counted.rows[0]!.n;
+  }
+  await sink.start(position, total);
+  for (const { table, where, params } of selected) {
+    if (total[table.name] === 0) continue;
+    await client.query(`DECLARE walsync_snapshot NO SCROLL CURSOR FOR SELECT row_to_json(t.*)::text AS row FROM ${quoteIdent(table.name)} t WHERE ${where}`, params);
+    let sent = 0;
+    let rows = FIRST_PAGE_ROWS;
+    const fetchPage = () => client.query<{ row: string }>(`FETCH ${rows} FROM walsync_snapshot`);
+    // The next page is read while the current one goes out.
+    let next = fetchPage();
+    for (;;) {
+      const page = await next;
+      if (page.rows.length === 0) break;
+      const rowsJson = `[${page.rows.map((row) => row.row).join(',')}]`;
+      rows = Math.max(1, Math.min(MAX_PAGE_ROWS, Math.floor((pageBytes * page.rows.length) / rowsJson.length)));
+      next = fetchPage();
+      sent += page.rows.length;
+      await sink.page({ table: table.name, rowsJson, count: page.rows.length, sent, total: total[table.name]! });
+    }
+    await client.query('CLOSE walsync_snapshot');
   }
 }
 
@@ -146,25 +173,30 @@ export class Snapshots {
   ) {}
 
   /**
-   * Sends a snapshot of `selection` (`replace`: it replaces everything the client holds; `subscriptions`:
-   * those whose rows it brings) and returns its position, or undefined when the client went away or
+   * Sends a snapshot of what `meet` selects once it knows the snapshot's fence (`replace`: it replaces
+   * everything the client holds; `subscriptions`: those whose rows it brings) and returns its position, or undefined when the client went away or
    * stalled (it is closed then).
    */
   async send(
     target: SnapshotTarget,
     tables: SyncedTable[],
-    selection: SnapshotSelection,
+    meet: SnapshotMeeting,
     options: { replace: boolean; subscriptions?: SubscriptionRef[]; announce?: string[] },
   ): Promise<bigint | undefined> {
     const { replace, subscriptions } = options;
-    // The workspaces the client holds once it ended (a subscription's snapshot adds none).
-    const workspaces = options.announce ?? selection.workspaces;
+    let workspaces: string[] = [];
     const release = await this.gate.enter(target.userId, target.closed);
     if (!release) return undefined;
     try {
       const client = await checkout(this.pool);
       try {
-        const position = await sendSnapshot(client, tables, selection, {
+        const meeting: SnapshotMeeting = async (fence) => {
+          const selection = await meet(fence);
+          // The workspaces the client holds once it ended (a subscription's snapshot adds none).
+          if (selection) workspaces = options.announce ?? selection.workspaces;
+          return selection;
+        };
+        const position = await sendSnapshot(client, tables, meeting, {
           start: async (at, total) => target.send({ type: 'snapshot_start', position: at, total, workspaces, replace, ...(subscriptions ? { subscriptions } : {}) }),
           page: async (page) => {
             if (!(await drained(target.socket, target.closed, this.stallMs))) throw new Error('the client went away during the snapshot');

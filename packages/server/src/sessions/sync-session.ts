@@ -25,6 +25,7 @@ import type { SessionRouter } from './session-router';
 import { MessageBudget, drained } from './flow-control';
 import { type SchemaOffer, schemaOffer, welcomeMessage } from './schema-offer';
 import type { SnapshotSelection, Snapshots } from './snapshot';
+import { type SnapshotFence, awaitCapture, seesEverythingBefore } from './snapshot-fence';
 import { ClientView, type Refusal } from './client-view';
 
 export interface SessionDependencies {
@@ -74,6 +75,8 @@ export class SyncSession {
   private sentPosition = 0n;
   /** Until when the position follows capture past the last commit (after the client's own writes). */
   private followCaptureUntil = 0;
+  /** The stream passed a change to the user's memberships: the scope is read again (in turn with the client's messages). */
+  private rescope = false;
   /** After a resume, a verify or a snapshot, until the stream reaches the feed's tail (then up_to_date). */
   private catchingUp = false;
   private pumping = false;
@@ -282,8 +285,9 @@ export class SyncSession {
     this.state = 'hydrating';
     this.deps.router.catchUp(this);
     if (reason) this.send({ type: 'resnapshot', reason, message: message! });
-    const workspaces = [...this.scope.workspaces];
-    const position = await this.snapshot(this.view.selection(this.deps.tables(), workspaces), true, this.view.partial ? this.view.subscriptions : undefined);
+    const selection = this.view.selection(this.deps.tables(), [...this.scope.workspaces]);
+    const meet = async (fence: SnapshotFence) => ((await this.reachFence(fence, fence.head)) ? selection : undefined);
+    const position = await this.snapshot(meet, true, this.view.partial ? this.view.subscriptions : undefined);
     if (position === undefined) return;
     this.position = position;
     this.sentPosition = position;
@@ -292,27 +296,75 @@ export class SyncSession {
     this.pump();
   }
 
-  /** Sends a snapshot of `selection`; `replace` says whether it replaces everything the client has, `subscriptions` which it brings. */
-  private snapshot(selection: SnapshotSelection, replace: boolean, subscriptions?: SubscriptionRef[], announce?: string[]): Promise<bigint | undefined> {
+  /** Sends a snapshot of what `meet` selects; `replace` says whether it replaces everything the client has, `subscriptions` which it brings. */
+  private snapshot(meet: (fence: SnapshotFence) => Promise<SnapshotSelection | undefined>, replace: boolean, subscriptions?: SubscriptionRef[], announce?: string[]): Promise<bigint | undefined> {
     const target = { userId: this.userId, socket: this.socket, closed: () => this.state === 'closed', send: (message: ServerMessage | string) => this.send(message) };
-    return this.deps.snapshots.send({ ...target, close: (code, reason) => this.close(code, reason) }, this.deps.tables(), selection, { replace, subscriptions, announce });
+    return this.deps.snapshots.send({ ...target, close: (code, reason) => this.close(code, reason) }, this.deps.tables(), meet, { replace, subscriptions, announce });
   }
 
   /**
-   * Adds a subscription: its rows arrive as a snapshot (`replace: false`) read at or after the
-   * stream's position, and the stream goes on from that position with the subscription's changes —
-   * no gap (everything up to the snapshot is in it) and nothing lost to a duplicate (rows apply as
-   * whole, newer versions win).
+   * Waits for history to reach the snapshot's fence; false when a transaction that ended after
+   * `after` and before the fence is one the snapshot does not see (it is read again then).
+   */
+  private async reachFence(fence: SnapshotFence, after: bigint): Promise<boolean> {
+    await awaitCapture(this.deps.pool, this.deps.feed, fence.insertLsn);
+    return seesEverythingBefore(this.deps.pool, fence, after);
+  }
+
+  /**
+   * Adds rows to what the client holds (a subscription, or workspaces it gained) where the snapshot
+   * and the stream meet exactly: the stream goes on with what the client held, up to the snapshot's
+   * fence; then `adopt` makes the addition part of what it holds, the snapshot brings the added rows
+   * as they are at the fence, and the stream goes on from there with everything. Replayed from an
+   * older position over the newer snapshot instead, a comment could arrive in one batch and its task's
+   * move out of the subscription in the next: the replica would hold a comment without its task.
+   */
+  private async extend(adopt: () => SnapshotSelection, options: { subscriptions?: SubscriptionRef[]; announce?: string[] }): Promise<boolean> {
+    this.state = 'hydrating';
+    this.deps.router.catchUp(this);
+    let adopted = false;
+    const meet = async (fence: SnapshotFence) => {
+      if (!(await this.reachFence(fence, this.position < fence.head ? this.position : fence.head))) return undefined;
+      await this.streamTo(fence.insertLsn);
+      if (this.state === 'closed') return undefined;
+      adopted = true;
+      const selection = adopt();
+      this.reindex();
+      return selection;
+    };
+    const position = await this.snapshot(meet, false, options.subscriptions, options.announce);
+    if (position === undefined || !adopted) return false;
+    this.position = position;
+    this.sentPosition = position;
+    this.state = 'live';
+    return true;
+  }
+
+  /** Streams what the client holds now, from its position up to `limit` (the stream has read everything up to it). */
+  private async streamTo(limit: bigint): Promise<void> {
+    while (this.position < limit && this.state !== 'closed') {
+      if (!(await drained(this.socket, () => this.state === 'closed'))) return;
+      const { entries, upTo } = await this.deps.feed.read(this.position, this.scope);
+      // A read that reached the feed's tail has seen everything up to the limit (history is complete there).
+      const reach = upTo < limit && upTo < this.deps.feed.tail ? upTo : limit;
+      if (this.deliver(entries.filter((entry) => entry.commitLsn <= reach), reach)) this.rescope = true;
+    }
+  }
+
+  /**
+   * Adds a subscription: its rows arrive as a snapshot (`replace: false`), met by the stream exactly
+   * (see `extend`); the stream then goes on with the subscription's changes.
    */
   private async subscribe(ref: SubscriptionRef): Promise<void> {
     if (!this.view.partial) return this.fail('whole_scope', 'this client holds its whole scope (its hello named no subscriptions), so it has every row a subscription could add');
-    const result = await this.view.subscribe(this.deps.pool, this.scope, this.deps.tables(), ref);
+    const result = await this.view.admit(this.deps.pool, this.scope, this.deps.tables(), ref);
     if ('refusal' in result) return this.send({ type: 'subscription_refused', subscription: ref, ...result.refusal });
-    this.reindex();
-    this.state = 'hydrating';
-    const selection = this.view.selection(this.deps.tables(), [...this.scope.workspaces], { subscriptions: [result.added], wholeTables: false });
-    if ((await this.snapshot(selection, false, [result.added], [])) === undefined) return;
-    this.state = 'live';
+    const adopt = () => {
+      result.hold();
+      return this.view.selection(this.deps.tables(), [...this.scope.workspaces], { subscriptions: [result.added], wholeTables: false });
+    };
+    if (!(await this.extend(adopt, { subscriptions: [result.added], announce: [] }))) return;
+    await this.settleScope();
     this.pump();
   }
 
@@ -379,38 +431,11 @@ export class SyncSession {
       if (this.offering) await this.offering;
       if (!(await drained(this.socket, () => this.state === 'closed'))) return;
       const { entries, upTo } = this.inbox ? this.fromInbox() : await this.deps.feed.read(this.position, this.scope);
-      const changes: StreamChange[] = [];
-      let ownChanges = false;
-      let membershipChanged = false;
-      for (const entry of entries) {
-        if (this.scope.isOwnMembership(entry)) membershipChanged = true;
-        // A row moved away from what the client holds is a removal; a membership row of a workspace not (yet) in scope only moves the scope.
-        const route = this.view.route(this.scope, entry);
-        if (entry.clientId === this.clientId) {
-          ownChanges = true;
-          this.followCaptureUntil = Date.now() + FOLLOW_CAPTURE_MS;
-          this.deps.router.follow(this, this.followCaptureUntil);
-          // The client has its own write — but a row it moved out of its subscriptions still leaves by
-          // the stream: a subscription's snapshot read before the write may have brought the row back.
-          if (route === 'remove') changes.push(toStreamChange(entry, true));
-          continue;
-        }
-        if (route !== 'skip') changes.push(toStreamChange(entry, route === 'remove'));
-      }
       if (this.state !== 'live') return;
-      this.position = upTo;
-      if (changes.length > 0 || ownChanges) this.tell(changes);
-      else this.scheduleIdleAdvance();
+      if (this.deliver(entries, upTo)) this.rescope = true;
       // The user's memberships changed: drop removed workspaces, hydrate added ones — in turn with the
       // client's messages, so a write it sent before is in the snapshot of a workspace it gets back.
-      if (membershipChanged) {
-        await this.inTurn(async () => {
-          const previous = this.scope.workspaces;
-          this.scope = await Scope.of(this.deps.pool, this.userId);
-          this.reindex();
-          await this.reconcile(previous);
-        });
-      }
+      if (this.rescope) await this.inTurn(() => this.settleScope());
     }
     if (this.state !== 'live' || this.offering || this.position < this.deps.feed.tail) return;
     // Caught up: from here on the router brings this client's entries (nothing arrived since the check above).
@@ -423,6 +448,32 @@ export class SyncSession {
     if (this.catchingUp) this.tell([], 'up_to_date');
     else if (following) this.tell([]);
     this.catchingUp = false;
+  }
+
+  /** Sends what `entries` hold for this client and moves its position to `upTo`; true when the user's memberships changed. */
+  private deliver(entries: FeedEntry[], upTo: bigint): boolean {
+    const changes: StreamChange[] = [];
+    let ownChanges = false;
+    let membershipChanged = false;
+    for (const entry of entries) {
+      if (this.scope.isOwnMembership(entry)) membershipChanged = true;
+      // A row moved away from what the client holds is a removal; a membership row of a workspace not (yet) in scope only moves the scope.
+      const route = this.view.route(this.scope, entry);
+      if (entry.clientId === this.clientId) {
+        ownChanges = true;
+        this.followCaptureUntil = Date.now() + FOLLOW_CAPTURE_MS;
+        this.deps.router.follow(this, this.followCaptureUntil);
+        // The client has its own write — but a row it moved out of its subscriptions still leaves by
+        // the stream: a subscription's snapshot read before the write may have brought the row back.
+        if (route === 'remove') changes.push(toStreamChange(entry, true));
+        continue;
+      }
+      if (route !== 'skip') changes.push(toStreamChange(entry, route === 'remove'));
+    }
+    this.position = upTo;
+    if (changes.length > 0 || ownChanges) this.tell(changes);
+    else this.scheduleIdleAdvance();
+    return membershipChanged;
   }
 
   /** Sends a changes batch at the current position (an empty one just moves the client on), or up_to_date. */
@@ -441,6 +492,17 @@ export class SyncSession {
     }, IDLE_ADVANCE_MS);
   }
 
+  /** The user's memberships changed (seen in the stream): the scope is read again, and reconciled with what the client holds. */
+  private async settleScope(): Promise<void> {
+    while (this.rescope && this.state !== 'closed') {
+      this.rescope = false;
+      const previous = this.scope.workspaces;
+      this.scope = await Scope.of(this.deps.pool, this.userId);
+      this.reindex();
+      await this.reconcile(previous);
+    }
+  }
+
   /** The client holds `held`; the scope is `this.scope`: announce the workspaces lost, hydrate those gained. */
   private async reconcile(held: ReadonlySet<string>): Promise<void> {
     const current = this.scope;
@@ -449,12 +511,16 @@ export class SyncSession {
     }
     const added = [...current.workspaces].filter((workspace) => !held.has(workspace));
     if (added.length === 0) return;
-    this.state = 'hydrating';
-    // A gained workspace brings what the client holds of it: the whole tables, and its subscriptions' rows there.
-    const selection = this.view.selection(this.deps.tables(), added);
-    if ((await this.snapshot(selection, false, this.view.partial ? [] : undefined)) === undefined) return;
-    // Live continues from where it was: changes in the added workspaces since then arrive again as whole rows.
-    this.state = 'live';
+    // Up to the snapshot the stream goes on with the workspaces the client holds; a gained workspace
+    // brings what the client holds of it: the whole tables, and its subscriptions' rows there.
+    this.scope = new Scope(current.userId, new Set([...current.workspaces].filter((workspace) => held.has(workspace))));
+    const adopt = () => {
+      this.scope = current;
+      return this.view.selection(this.deps.tables(), added);
+    };
+    if (!(await this.extend(adopt, { subscriptions: this.view.partial ? [] : undefined }))) return;
+    // Memberships that changed again while the stream went up to the snapshot.
+    await this.settleScope();
   }
 
   private async ack(position: bigint): Promise<void> {

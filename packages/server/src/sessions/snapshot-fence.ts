@@ -1,0 +1,62 @@
+import type pg from 'pg';
+import { FENCE_MESSAGE_PREFIX } from '../history/server-schema';
+import type { ChangeFeed } from './change-feed';
+
+/**
+ * Where a snapshot stands in the stream. Read in the snapshot's first statement: the transactions it
+ * sees (its MVCC snapshot) and the WAL insert position just after. Every transaction the snapshot sees
+ * committed before `insertLsn`; one committing after it is not seen. Only a transaction that committed
+ * while the snapshot was being taken can end before `insertLsn` unseen — `visible` tells.
+ */
+export interface SnapshotFence {
+  /** The newest change_history commit the snapshot's transaction sees. */
+  head: bigint;
+  /** The WAL insert position read in the snapshot (a position of the stream: commit LSNs are ends of commit records). */
+  insertLsn: bigint;
+  /** Whether the snapshot sees the transaction `xid` (32-bit, as pgoutput and change_history carry it). */
+  visible(xid: number): boolean;
+}
+
+/** `a` comes before `b` in the 32-bit transaction id circle (Postgres' TransactionIdPrecedes). */
+const precedes = (a: number, b: number) => ((a - b) | 0) < 0;
+
+/** The fence of a snapshot from `pg_current_snapshot()` text (`xmin:xmax:xip,…`, 64-bit ids), its head and insert position. */
+export function snapshotFence(snapshot: string, head: bigint, insertLsn: bigint): SnapshotFence {
+  const match = /^(\d+):(\d+):([\d,]*)$/.exec(snapshot);
+  if (!match) throw new Error(`unexpected pg_current_snapshot() text: ${snapshot}`);
+  const xid32 = (text: string) => Number(BigInt(text) & 0xffffffffn);
+  const [xmin, xmax] = [xid32(match[1]!), xid32(match[2]!)];
+  const inProgress = new Set(match[3] ? match[3].split(',').map(xid32) : []);
+  return { head, insertLsn, visible: (xid) => precedes(xid, xmin) || (precedes(xid, xmax) && !inProgress.has(xid)) };
+}
+
+/**
+ * Waits until change_history holds every transaction that ended before `lsn` and this process's
+ * feed has read them: a fence message is written to WAL, which capture confirms as soon as what
+ * precedes it is stored (the slot's confirmed position is what the feed calls `captured`).
+ */
+export async function awaitCapture(pool: Pick<pg.Pool, 'query'>, feed: ChangeFeed, lsn: bigint, timeoutMs = 60_000): Promise<void> {
+  if (feed.captured >= lsn) return;
+  await pool.query(`SELECT pg_logical_emit_message(false, $1, '')`, [FENCE_MESSAGE_PREFIX]);
+  const deadline = Date.now() + timeoutMs;
+  for (let pause = 2; ; pause = Math.min(pause * 2, 50)) {
+    await feed.refresh();
+    if (feed.captured >= lsn) return;
+    if (Date.now() > deadline) throw new Error(`capture did not reach the snapshot's position within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+}
+
+/**
+ * Whether every transaction in change_history that ended in (`after`, fence.insertLsn] is one the
+ * snapshot sees. When one is not (it committed while the snapshot was taken), the snapshot is read
+ * again: the stream cannot both skip what the snapshot holds and send what it lacks at one position.
+ */
+export async function seesEverythingBefore(pool: Pick<pg.Pool, 'query'>, fence: SnapshotFence, after: bigint): Promise<boolean> {
+  if (after >= fence.insertLsn) return true;
+  const result = await pool.query<{ xid: string }>(
+    `SELECT DISTINCT transaction_id AS xid FROM change_history WHERE commit_lsn > $1 AND commit_lsn <= $2`,
+    [after.toString(), fence.insertLsn.toString()],
+  );
+  return result.rows.every((row) => fence.visible(Number(row.xid)));
+}
