@@ -256,16 +256,21 @@ describe('a client holding named subscriptions', () => {
       await client.close();
     }
   });
-  it('meets a subscription\'s snapshot with the stream exactly: a comment whose task left the project before the snapshot never arrives alone', async () => {
+  it.each(['subscribed live', 'named by a new client'])('meets a snapshot with the stream exactly (a project %s): a comment whose task left the project before the snapshot never arrives alone', async (how) => {
     const { seed, url, token, db } = fixture;
     const [{ id: third }] = (await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, 'Third') RETURNING id`, [seed.workspaces.shared])) as [{ id: string }];
+    const [{ id: project }] = (await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, 'Met') RETURNING id`, [seed.workspaces.shared])) as [{ id: string }];
     const errors: Error[] = [];
-    const client = await createSyncClient({ url, token, dataDir: 'memory://', subscriptions: [{ name: 'project', params: { projectId: seed.projects.launch } }] });
-    client.on('error', (error) => errors.push(error));
+    const open = (subscriptions: Array<{ name: 'project'; params: { projectId: string } }>) => {
+      const client = createSyncClient({ url, token, dataDir: 'memory://', subscriptions });
+      void client.then((opened) => opened.on('error', (error) => errors.push(error)));
+      return client;
+    };
+    let client: SyncClient | undefined;
     const holder = await db.pool.connect();
     try {
-      await client.ready;
-      const [task] = await addTask(second, 'leaves before the snapshot');
+      if (how === 'subscribed live') await (client = await open([{ name: 'project', params: { projectId: seed.projects.launch } }])).ready;
+      const [task] = await addTask(project, 'leaves before the snapshot');
       await waitFor('the task in change_history', async () => (await db.query(`SELECT 1 FROM change_history WHERE data ->> 'id' = $1`, [task!.id])).length > 0);
       // Capture held back (change_history locked): a comment on the task, 6,000 tasks of a third project, then the
       // task (and its comment, by trigger) leave for the third project. All committed, so in a snapshot read now; the
@@ -274,21 +279,21 @@ describe('a client holding named subscriptions', () => {
       const [comment] = await db.query<{ id: string }>(`INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'left with its task') RETURNING id`, [seed.workspaces.shared, task!.id, seed.users.alice]);
       await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'third ' || n FROM generate_series(1, 6000) n`, [seed.workspaces.shared, third]);
       await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [third, task!.id]);
-      const subscription = client.subscribe('project', { projectId: second });
+      const ready = client ? client.subscribe('project', { projectId: project }).ready : (client = await open([{ name: 'project', params: { projectId: project } }])).ready;
       await new Promise((resolve) => setTimeout(resolve, 500));
       await holder.query(`COMMIT`);
-      await subscription.ready;
-      await addTask(second, 'second: after the meeting');
-      await waitFor('a live insert after the subscription', async () => (await titles(client)).includes('second: after the meeting'));
+      await ready;
+      await addTask(project, 'after the meeting');
+      await waitFor('a live insert after the snapshot', async () => (await titles(client!)).includes('after the meeting'));
       expect(errors).toEqual([]);
       expect(client.status).not.toBe('error');
-      expect(await titles(client, `project_id = '${second}'`)).toEqual(await serverTitles(second));
+      expect(await titles(client, `project_id = '${project}'`)).toEqual(await serverTitles(project));
       expect((await client.db.query(`SELECT 1 FROM task WHERE id = $1`, [task!.id])).rows).toEqual([]);
       expect((await client.db.query(`SELECT 1 FROM comment WHERE id = $1`, [comment!.id])).rows).toEqual([]);
     } finally {
       await holder.query(`ROLLBACK`).catch(() => undefined);
       holder.release();
-      await client.close();
+      await client?.close();
     }
   });
 });

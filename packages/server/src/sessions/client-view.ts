@@ -80,7 +80,7 @@ export class ClientView {
     tables: SyncedTable[],
     ref: SubscriptionRef,
     options: { resumed?: boolean } = {},
-  ): Promise<{ refusal: Refusal } | { added: SubscriptionRef; hold(): void }> {
+  ): Promise<{ refusal: Refusal } | { added: SubscriptionRef; hold(): void; selects(table: string, row: Row): boolean }> {
     const checked = checkSubscription(this.definitions, ref);
     if (!checked.ok) return { refusal: { code: checked.code, message: checked.message } };
     const { definition, key } = checked;
@@ -100,7 +100,9 @@ export class ClientView {
       this.held.set(key, { definition, ref: checked.ref });
       this.matcher.add(definition, checked.ref.params);
     };
-    return { added: checked.ref, hold };
+    const alone = new SubscriptionMatcher();
+    alone.add(definition, checked.ref.params);
+    return { added: checked.ref, hold, selects: (table, row) => alone.selects(table, row) };
   }
 
   /** The rows the subscriptions select, as [table, column, value] (what the session router finds the client by). */

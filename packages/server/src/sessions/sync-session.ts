@@ -319,13 +319,16 @@ export class SyncSession {
    * older position over the newer snapshot instead, a comment could arrive in one batch and its task's
    * move out of the subscription in the next: the replica would hold a comment without its task.
    */
-  private async extend(adopt: () => SnapshotSelection, options: { subscriptions?: SubscriptionRef[]; announce?: string[] }): Promise<boolean> {
+  private async extend(
+    adopt: () => SnapshotSelection,
+    options: { subscriptions?: SubscriptionRef[]; announce?: string[]; removes?: (entry: FeedEntry) => boolean },
+  ): Promise<boolean> {
     this.state = 'hydrating';
     this.deps.router.catchUp(this);
     let adopted = false;
     const meet = async (fence: SnapshotFence) => {
       if (!(await this.reachFence(fence, this.position < fence.head ? this.position : fence.head))) return undefined;
-      await this.streamTo(fence.insertLsn);
+      await this.streamTo(fence.insertLsn, options.removes);
       if (this.state === 'closed') return undefined;
       adopted = true;
       const selection = adopt();
@@ -340,14 +343,17 @@ export class SyncSession {
     return true;
   }
 
-  /** Streams what the client holds now, from its position up to `limit` (the stream has read everything up to it). */
-  private async streamTo(limit: bigint): Promise<void> {
+  /**
+   * Streams what the client holds now, from its position up to `limit` (the stream has read
+   * everything up to it); `removes`: entries also sent as removals of their old row.
+   */
+  private async streamTo(limit: bigint, removes?: (entry: FeedEntry) => boolean): Promise<void> {
     while (this.position < limit && this.state !== 'closed') {
       if (!(await drained(this.socket, () => this.state === 'closed'))) return;
       const { entries, upTo } = await this.deps.feed.read(this.position, this.scope);
       // A read that reached the feed's tail has seen everything up to the limit (history is complete there).
       const reach = upTo < limit && upTo < this.deps.feed.tail ? upTo : limit;
-      if (this.deliver(entries.filter((entry) => entry.commitLsn <= reach), reach)) this.rescope = true;
+      if (this.deliver(entries.filter((entry) => entry.commitLsn <= reach), reach, removes)) this.rescope = true;
     }
   }
 
@@ -363,7 +369,15 @@ export class SyncSession {
       result.hold();
       return this.view.selection(this.deps.tables(), [...this.scope.workspaces], { subscriptions: [result.added], wholeTables: false });
     };
-    if (!(await this.extend(adopt, { subscriptions: [result.added], announce: [] }))) return;
+    // Up to the snapshot, a row the new subscription held that was deleted or left it goes too: the
+    // client may hold it outside its subscriptions (an unanswered write of its own), and the snapshot will not.
+    const removes = (entry: FeedEntry) =>
+      (entry.op === 'delete' || entry.op === 'update') &&
+      entry.old !== null &&
+      this.scope.workspaces.has(entry.oldScopeId ?? entry.scopeId ?? '') &&
+      result.selects(entry.table, entry.old) &&
+      !(entry.op === 'update' && entry.data && this.scope.workspaces.has(entry.scopeId ?? '') && result.selects(entry.table, entry.data));
+    if (!(await this.extend(adopt, { subscriptions: [result.added], announce: [], removes }))) return;
     await this.settleScope();
     this.pump();
   }
@@ -450,15 +464,19 @@ export class SyncSession {
     this.catchingUp = false;
   }
 
-  /** Sends what `entries` hold for this client and moves its position to `upTo`; true when the user's memberships changed. */
-  private deliver(entries: FeedEntry[], upTo: bigint): boolean {
+  /**
+   * Sends what `entries` hold for this client and moves its position to `upTo` (`removes`: entries
+   * also sent as removals of their old row); true when the user's memberships changed.
+   */
+  private deliver(entries: FeedEntry[], upTo: bigint, removes?: (entry: FeedEntry) => boolean): boolean {
     const changes: StreamChange[] = [];
     let ownChanges = false;
     let membershipChanged = false;
     for (const entry of entries) {
       if (this.scope.isOwnMembership(entry)) membershipChanged = true;
       // A row moved away from what the client holds is a removal; a membership row of a workspace not (yet) in scope only moves the scope.
-      const route = this.view.route(this.scope, entry);
+      let route = this.view.route(this.scope, entry);
+      if (route === 'skip' && removes?.(entry)) route = 'remove';
       if (entry.clientId === this.clientId) {
         ownChanges = true;
         this.followCaptureUntil = Date.now() + FOLLOW_CAPTURE_MS;
