@@ -3,6 +3,7 @@ import {
   CloseCodes,
   type ExtractedMigration,
   type Hello,
+  type Row,
   type ServerMessage,
   type StreamChange,
   type SubscriptionDefinition,
@@ -321,14 +322,20 @@ export class SyncSession {
    */
   private async extend(
     adopt: () => SnapshotSelection,
-    options: { subscriptions?: SubscriptionRef[]; announce?: string[]; removes?: (entry: FeedEntry) => boolean },
+    options: { subscriptions?: SubscriptionRef[]; announce?: string[]; gained: (table: string, scopeId: string | null, row: Row | null) => boolean },
   ): Promise<boolean> {
+    // Up to the snapshot, a row the addition held that was deleted or left it goes too: the client may
+    // hold it already (an unanswered write of its own; pages of an earlier snapshot of it, cut short),
+    // and the snapshot, which does not have it, would not remove it.
+    const { gained } = options;
+    const removes = (entry: FeedEntry) =>
+      (entry.op === 'delete' || entry.op === 'update') && gained(entry.table, entry.oldScopeId ?? entry.scopeId, entry.old) && !(entry.op === 'update' && gained(entry.table, entry.scopeId, entry.data));
     this.state = 'hydrating';
     this.deps.router.catchUp(this);
     let adopted = false;
     const meet = async (fence: SnapshotFence) => {
       if (!(await this.reachFence(fence, this.position < fence.head ? this.position : fence.head))) return undefined;
-      await this.streamTo(fence.insertLsn, options.removes);
+      await this.streamTo(fence.insertLsn, removes);
       if (this.state === 'closed') return undefined;
       adopted = true;
       const selection = adopt();
@@ -369,15 +376,8 @@ export class SyncSession {
       result.hold();
       return this.view.selection(this.deps.tables(), [...this.scope.workspaces], { subscriptions: [result.added], wholeTables: false });
     };
-    // Up to the snapshot, a row the new subscription held that was deleted or left it goes too: the
-    // client may hold it outside its subscriptions (an unanswered write of its own), and the snapshot will not.
-    const removes = (entry: FeedEntry) =>
-      (entry.op === 'delete' || entry.op === 'update') &&
-      entry.old !== null &&
-      this.scope.workspaces.has(entry.oldScopeId ?? entry.scopeId ?? '') &&
-      result.selects(entry.table, entry.old) &&
-      !(entry.op === 'update' && entry.data && this.scope.workspaces.has(entry.scopeId ?? '') && result.selects(entry.table, entry.data));
-    if (!(await this.extend(adopt, { subscriptions: [result.added], announce: [], removes }))) return;
+    const gained = (table: string, scopeId: string | null, row: Row | null) => row !== null && this.scope.workspaces.has(scopeId ?? '') && result.selects(table, row);
+    if (!(await this.extend(adopt, { subscriptions: [result.added], announce: [], gained }))) return;
     await this.settleScope();
     this.pump();
   }
@@ -536,7 +536,9 @@ export class SyncSession {
       this.scope = current;
       return this.view.selection(this.deps.tables(), added);
     };
-    if (!(await this.extend(adopt, { subscriptions: this.view.partial ? [] : undefined }))) return;
+    const gainedScope = new Scope(current.userId, new Set(added));
+    const gained = (table: string, scopeId: string | null, row: Row | null) => this.view.holds(gainedScope, table, scopeId, row);
+    if (!(await this.extend(adopt, { subscriptions: this.view.partial ? [] : undefined, gained }))) return;
     // Memberships that changed again while the stream went up to the snapshot.
     await this.settleScope();
   }
