@@ -113,4 +113,21 @@ describe.each(postgresTargets())('subscriptions on the wire ($name)', (target) =
     whole.send({ type: 'subscribe', subscription: project(second) });
     expect(await whole.next('error')).toMatchObject({ code: 'whole_scope' });
   });
+  it('tells a client that gains a workspace of the rows of it deleted meanwhile (it may hold some: a snapshot of it cut short)', async () => {
+    const [{ id: doomed }] = (await db.query<{ id: string }>(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'deleted while away') RETURNING id`, [seed.workspaces.shared, second])) as [{ id: string }];
+    const first = await open();
+    const { end } = await first.snapshot();
+    first.close();
+    await db.query(`DELETE FROM task WHERE id = $1`, [doomed]);
+    // Back from its position, saying it holds no workspace: the server hydrates the shared one — and the
+    // task's deletion reaches it (rows of the workspace it kept from a snapshot cut short would stay otherwise).
+    const back = await BareClient.connect(server.url);
+    clients.push(back);
+    back.send({ type: 'hello', protocol: 1, token: await tokens.issue(seed.users.alice), clientId, schemaVersion: null, position: end.position, workspaces: [] });
+    const { rows } = await back.snapshot();
+    expect(rows.task!.map((row) => row.id)).not.toContain(doomed);
+    await back.next('up_to_date');
+    const removals = back.messages.flatMap((message) => (message.type === 'changes' ? message.changes : [])).filter((change) => change.op === 'delete');
+    expect(removals.map((change) => (change.old as { id: string }).id)).toContain(doomed);
+  });
 });

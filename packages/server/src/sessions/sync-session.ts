@@ -322,7 +322,13 @@ export class SyncSession {
    */
   private async extend(
     adopt: () => SnapshotSelection,
-    options: { subscriptions?: SubscriptionRef[]; announce?: string[]; gained: (table: string, scopeId: string | null, row: Row | null) => boolean },
+    options: {
+      subscriptions?: SubscriptionRef[];
+      announce?: string[];
+      gained: (table: string, scopeId: string | null, row: Row | null) => boolean;
+      /** The scope whose changes are read up to the snapshot (the one the client will have: its gained workspaces' removals are among them). */
+      reading?: Scope;
+    },
   ): Promise<boolean> {
     // Up to the snapshot, a row the addition held that was deleted or left it goes too: the client may
     // hold it already (an unanswered write of its own; pages of an earlier snapshot of it, cut short),
@@ -335,7 +341,7 @@ export class SyncSession {
     let adopted = false;
     const meet = async (fence: SnapshotFence) => {
       if (!(await this.reachFence(fence, this.position < fence.head ? this.position : fence.head))) return undefined;
-      await this.streamTo(fence.insertLsn, removes);
+      await this.streamTo(fence.insertLsn, removes, options.reading);
       if (this.state === 'closed') return undefined;
       adopted = true;
       const selection = adopt();
@@ -354,10 +360,10 @@ export class SyncSession {
    * Streams what the client holds now, from its position up to `limit` (the stream has read
    * everything up to it); `removes`: entries also sent as removals of their old row.
    */
-  private async streamTo(limit: bigint, removes?: (entry: FeedEntry) => boolean): Promise<void> {
+  private async streamTo(limit: bigint, removes?: (entry: FeedEntry) => boolean, reading: Scope = this.scope): Promise<void> {
     while (this.position < limit && this.state !== 'closed') {
       if (!(await drained(this.socket, () => this.state === 'closed'))) return;
-      const { entries, upTo } = await this.deps.feed.read(this.position, this.scope);
+      const { entries, upTo } = await this.deps.feed.read(this.position, reading);
       // A read that reached the feed's tail has seen everything up to the limit (history is complete there).
       const reach = upTo < limit && upTo < this.deps.feed.tail ? upTo : limit;
       if (this.deliver(entries.filter((entry) => entry.commitLsn <= reach), reach, removes)) this.rescope = true;
@@ -538,7 +544,7 @@ export class SyncSession {
     };
     const gainedScope = new Scope(current.userId, new Set(added));
     const gained = (table: string, scopeId: string | null, row: Row | null) => this.view.holds(gainedScope, table, scopeId, row);
-    if (!(await this.extend(adopt, { subscriptions: this.view.partial ? [] : undefined, gained }))) return;
+    if (!(await this.extend(adopt, { subscriptions: this.view.partial ? [] : undefined, gained, reading: current }))) return;
     // Memberships that changed again while the stream went up to the snapshot.
     await this.settleScope();
   }
