@@ -93,6 +93,41 @@ describe.each(postgresTargets())('the write API ($name)', (target) => {
     expect(external.client_id).toBeNull();
   });
 
+  it('runs a batch again when it deadlocks with another one, so neither write is refused', async () => {
+    // Each batch comments on one task and moves the other: a comment's trigger locks its task (so it
+    // takes the task's project), a move locks the task it moves. Held back together, they cross.
+    const [x, y] = [newTask('crossing x'), newTask('crossing y')];
+    await write([x, y]);
+    const comment = (taskId: unknown, body: string, client = CLIENT) => ({
+      changeId: randomUUID(),
+      table: 'comment',
+      op: 'insert' as const,
+      pk: { id: randomUUID() },
+      data: { workspace_id: seed.workspaces.shared, task_id: taskId, author_id: seed.users.alice, body },
+      hlc: nextHlc(client),
+    });
+    const [{ id: other }] = await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, 'crossing') RETURNING id`, [seed.workspaces.shared]);
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM task WHERE id = ANY($1) FOR SHARE`, [[x.pk.id, y.pk.id]]);
+      const batches = [
+        write([comment(x.pk.id, 'on x'), task(y.pk.id as string, { project_id: other })], 'client-a'),
+        write([comment(y.pk.id, 'on y', 'client-b'), task(x.pk.id as string, { project_id: other }, 'update', nextHlc('client-b'))], 'client-b'),
+      ];
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await holder.query('COMMIT');
+      const results = (await Promise.all(batches)).flat();
+      expect(results.map((result) => result.status), JSON.stringify(results)).toEqual(['applied', 'applied', 'applied', 'applied']);
+    } finally {
+      holder.release();
+    }
+    expect(await db.query(`SELECT body, project_id::text FROM comment WHERE task_id = ANY($1) ORDER BY body`, [[x.pk.id, y.pk.id]])).toEqual([
+      { body: 'on x', project_id: other },
+      { body: 'on y', project_id: other },
+    ]);
+  });
+
   it('resolves conflicts by last writer wins on the HLC, in both directions', async () => {
     const created = newTask('lww');
     await write([created]);

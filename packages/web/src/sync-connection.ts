@@ -281,7 +281,9 @@ export class SyncConnection {
       .catch((error: Error) => {
         // The transaction rolled back: no partial apply, no position moved.
         if (SyncClientError.is(error, 'migration_failed')) return this.fail(socket, error);
-        this.fail(socket, new SyncClientError('apply_failed', `applying a ${message.type} message failed and was rolled back: ${error.message}`, { cause: error }));
+        // Postgres' detail names the row (e.g. the key a foreign key did not find).
+        const detail = (error as Error & { detail?: string }).detail;
+        this.fail(socket, new SyncClientError('apply_failed', `applying a ${message.type} message failed and was rolled back: ${error.message}${detail ? ` (${detail})` : ''}`, { cause: error }));
       });
   }
 

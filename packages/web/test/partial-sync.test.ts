@@ -112,6 +112,50 @@ describe('a client holding named subscriptions', () => {
     }
   });
 
+  it('a comment written as its task moves to another project follows the task: the holders of the old project get neither, and stay in sync', async () => {
+    const { seed, url, token, db } = fixture;
+    const launch = seed.projects.launch;
+    const [task] = await addTask(launch, 'moves as it is commented');
+    const client = await createSyncClient({ url, token, dataDir: 'memory://', subscriptions: [{ name: 'project', params: { projectId: launch } }] });
+    const errors: string[] = [];
+    client.on('error', (error) => errors.push(error.message));
+    const [mover, commenter] = [await db.pool.connect(), await db.pool.connect()];
+    try {
+      await client.ready;
+      await waitFor('the client holds the task', async () => (await titles(client)).includes('moves as it is commented'));
+      // The move is made but not committed when the comment is written (READ COMMITTED: the comment's
+      // trigger would read the task's old project, and the move's trigger does not see the comment).
+      await mover.query('BEGIN');
+      await mover.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [second, task!.id]);
+      const commented = commenter.query(`INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'written during the move')`, [seed.workspaces.shared, task!.id, seed.users.alice]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await mover.query('COMMIT');
+      await commented;
+      expect((await db.query<{ project_id: string }>(`SELECT project_id::text FROM comment WHERE task_id = $1`, [task!.id])).map((row) => row.project_id)).toEqual([second]);
+      // The other order: the comment is written but not committed when the task moves back.
+      await commenter.query('BEGIN');
+      await commenter.query(`INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'written before the move back')`, [seed.workspaces.shared, task!.id, seed.users.alice]);
+      const movedBack = mover.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [launch, task!.id]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await commenter.query('COMMIT');
+      await movedBack;
+      expect((await db.query<{ project_id: string }>(`SELECT project_id::text FROM comment WHERE task_id = $1`, [task!.id])).map((row) => row.project_id)).toEqual([launch, launch]);
+      await waitFor('the task and both comments back', async () => (await client.db.query(`SELECT 1 FROM comment WHERE task_id = $1`, [task!.id])).rows.length === 2);
+      await mover.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [second, task!.id]);
+      // The client lost the task with the move, and is not sent a comment of a task it does not hold.
+      await waitFor('the task moved out', async () => !(await titles(client)).includes('moves as it is commented'));
+      await addTask(launch, 'after the move');
+      await waitFor('a later change', async () => (await titles(client)).includes('after the move'));
+      expect((await client.db.query(`SELECT 1 FROM comment WHERE task_id = $1`, [task!.id])).rows).toEqual([]);
+      expect(errors).toEqual([]);
+      expect(client.status).toBe('up-to-date');
+    } finally {
+      mover.release();
+      commenter.release();
+      await client.close();
+    }
+  });
+
   it('refuses a subscription outside the user scope, an unknown one and bad parameters, delivering nothing', async () => {
     const { seed, url, token } = fixture;
     const client = await createSyncClient({ url, token, dataDir: 'memory://', subscriptions: [] });

@@ -4,6 +4,7 @@ import { ReplicaIdentityFull1795396924095 } from './1795396924095-ReplicaIdentit
 import { ColumnClocks1796195495455 } from './1796195495455-ColumnClocks';
 import { TaskBoardIndex1796244348110 } from './1796244348110-TaskBoardIndex';
 import { CommentProject1796357073937 } from './1796357073937-CommentProject';
+import { CommentProjectSerialized1796454351763 } from './1796454351763-CommentProjectSerialized';
 
 /**
  * Every migration of the schema, in timestamp order. `yarn migration:generate` and
@@ -15,4 +16,5 @@ export const migrations: MigrationClass[] = [
   ColumnClocks1796195495455,
   TaskBoardIndex1796244348110,
   CommentProject1796357073937,
+  CommentProjectSerialized1796454351763,
 ];

@@ -30,6 +30,9 @@ export interface WriteServiceOptions {
 
 /** Claims confirmed in this process: a client id never changes owner, so each is asked of the database once. */
 const MAX_REMEMBERED_CLAIMS = 10_000;
+/** How often a batch is run again after a deadlock or serialization failure with another batch. */
+const MAX_CONFLICT_RETRIES = 5;
+const [DEADLOCK, SERIALIZATION_FAILURE] = ['40P01', '40001'];
 
 /**
  * The write API, the same for every door (`POST /changes` and `write` over the socket): checks the
@@ -112,10 +115,15 @@ export class WriteService {
     const answers: Array<PreparedChange | ChangeResult> = parsed.data.changes.map((change) => prepareChange(change, context));
     const retried = new Set<number>();
     let grouped = true;
+    let conflicts = 0;
     for (;;) {
       const outcome = await this.attempt(userId, clientId, answers, retried, grouped);
       if (outcome.done) return { results: outcome.results };
       if ('ungroup' in outcome) grouped = false;
+      else if ('conflict' in outcome) {
+        // A deadlock with another batch (both roll back one of them): nothing was written, run it again.
+        if (++conflicts > MAX_CONFLICT_RETRIES) throw outcome.conflict;
+      }
       else if ('result' in outcome) answers[outcome.index] = outcome.result;
       else retried.add(outcome.index);
     }
@@ -132,6 +140,7 @@ export class WriteService {
     | { done: false; index: number; result: ChangeResult }
     | { done: false; index: number; retry: true }
     | { done: false; ungroup: true }
+    | { done: false; conflict: Error }
   > {
     const writable = answers.filter((answer): answer is PreparedChange => 'key' in answer);
     const client = await checkout(this.pool);
@@ -203,10 +212,11 @@ export class WriteService {
       if (failed >= 0) {
         // COMMIT of a failed transaction rolls it back. A multi-row statement cannot say which row
         // failed: run again one statement per change. Otherwise answer that change alone and run the rest again.
+        const error = (outcomes[failed] as { error: unknown }).error as Error & { code?: string };
+        if (error.code === DEADLOCK || error.code === SERIALIZATION_FAILURE) return { done: false, conflict: error };
         if (units[failed]!.indexes.length > 1) return { done: false, ungroup: true };
         const [index] = units[failed]!.indexes as [number];
         const change = answers[index] as PreparedChange;
-        const error = (outcomes[failed] as { error: unknown }).error as { code?: string };
         const rowKey = keyOf(change.table, change.key);
         // Another batch inserted the same key meanwhile: the row exists now, so run once more and let LWW decide.
         if (error.code === '23505' && !before.has(rowKey) && !retried.has(index)) return { done: false, index, retry: true };
