@@ -134,7 +134,8 @@ async function ownWrites(page: Page, count: number): Promise<{ shown: number[]; 
     await page.getByTestId('new-task-title').fill(title);
     const times = await page.evaluate(
       (title) =>
-        new Promise<{ shown: number; reread: number }>((resolve) => {
+        new Promise<{ shown: number; reread: number }>((resolve, reject) => {
+          setTimeout(() => reject(new Error(`the card "${title}" did not settle within 30 s of the click`)), 30_000);
           let clicked = 0;
           let shown = 0;
           const observer = new MutationObserver(() => {
@@ -220,7 +221,7 @@ async function writePath(page: Page, project: { id: string; workspace_id: string
       t = performance.now();
       await insert('profile ' + i);
       times.insert.push(performance.now() - t);
-      await next;
+      await Promise.race([next, new Promise((_, reject) => setTimeout(() => reject(new Error('the live query did not see insert ' + i + ' within 30 s')), 30_000))]);
       times.live.push(performance.now() - t);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -291,19 +292,27 @@ async function atScale(scratch: string, board: string): Promise<Figure[]> {
       [project.workspace_id, project.id],
     );
     const total = (await db.query(`SELECT count(*)::int AS n FROM task WHERE project_id = $1 AND deleted_at IS NULL`, [project.id])).rows[0].n as number;
+    const began = performance.now();
+    // Where the part is, on stderr: a step that never ends is named by the last line.
+    const step = (what: string) => console.error(`bench demo, ${SCALE.toLocaleString('en')} tasks, ${((performance.now() - began) / 1000).toFixed(1)} s: ${what}`);
+    step('first load');
     browser = await launchBrowser(path.join(scratch, 'chromium-scale'));
     const page = await browser.context.newPage();
     await watchFirstCard(page);
     await page.goto(board);
     const complete = await boardComplete(page, total);
     figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: first load to the last card`, value: complete / 1000, unit: 's', goal: '<= 3', note: `new browser profile, from the navigation's start on the page's clock: the project's ${total} tasks hydrated and each column's first page shown` });
+    step('reloads');
     const { reloads, opened } = await reloadFive(page);
     figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: page reload to a usable board`, value: median(reloads) / 1000, unit: 's', goal: '<= 1', note: `median of 5, to the first card (the replica open: ${(median(opened) / 1000).toFixed(2)} s)` });
     await boardComplete(page, total);
+    step('own writes');
     const own = await ownWrites(page, 20);
     figures.push(...ownWriteFigures(`${SCALE.toLocaleString('en')} tasks: `, own));
+    step("the write's path");
     const profiled = await writePath(page, project);
     figures.push(...profiled.figures);
+    step('a follower tab, heaps, storage');
     const follower = await browser.context.newPage();
     await follower.goto(board);
     await boardComplete(follower, total + own.shown.length + profiled.inserts);
