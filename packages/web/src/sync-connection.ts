@@ -331,9 +331,8 @@ export class SyncConnection {
         if (message.revert?.length) await this.store.revert(message.revert);
         await this.store.migrate(message.migrations);
         if ((await this.store.position()) === null) return; // a snapshot follows
-        // The session's first welcome: what happened while away streams in now, `syncing` until the
-        // server says it was all sent (a later welcome, of a migration, is not followed by up_to_date).
-        if (this.state === 'handshaking') this.catchingUp = true;
+        // What happened while away streams in now: `syncing` until the server says it was all sent.
+        this.catchingUp = true;
         // A newer build syncs tables this replica was never hydrated with: a whole snapshot brings them (the outbox stays).
         if (this.store.unhydrated.length > 0) {
           this.send({ type: 'resnapshot' });
