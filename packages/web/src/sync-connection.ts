@@ -45,8 +45,6 @@ interface StatusInputs {
   pushing: boolean;
   /** The last attempt failed to apply what the server sent (cleared once live again). */
   failing: boolean;
-  /** Live from a stored position, before the server said the client has everything (`up_to_date`). */
-  catchingUp: boolean;
 }
 
 /**
@@ -57,7 +55,7 @@ const STATUS_OF: Record<ConnectionState, SyncStatus | ((connection: StatusInputs
   connecting: ({ reconnecting, failing }) => (failing ? 'error' : reconnecting ? 'offline' : 'connecting'),
   handshaking: ({ reconnecting, failing }) => (failing ? 'error' : reconnecting ? 'offline' : 'connecting'),
   hydrating: ({ failing }) => (failing ? 'error' : 'syncing'),
-  live: ({ pushing, catchingUp }) => (pushing || catchingUp ? 'syncing' : 'up-to-date'),
+  live: ({ pushing }) => (pushing ? 'syncing' : 'up-to-date'),
   backoff: ({ failing }) => (failing ? 'error' : 'offline'),
   refused: 'offline',
   failed: 'error',
@@ -119,8 +117,6 @@ export class SyncConnection {
   private readonly onNetworkBack = () => this.state === 'backoff' && this.connectNow();
   /** The session opened while the replica was made, until the first connection takes it. */
   private early: EarlySession | undefined;
-  /** Resumed from the stored position and not yet told `up_to_date`: the replica is usable, not current. */
-  private catchingUp = false;
 
   constructor(
     private readonly store: ReplicaStore,
@@ -143,9 +139,7 @@ export class SyncConnection {
 
   get status(): SyncStatus {
     const status = STATUS_OF[this.state];
-    return typeof status === 'function'
-      ? status({ reconnecting: this.reconnecting, pushing: this.push.sending, failing: this.failure !== undefined, catchingUp: this.catchingUp })
-      : status;
+    return typeof status === 'function' ? status({ reconnecting: this.reconnecting, pushing: this.push.sending, failing: this.failure !== undefined }) : status;
   }
 
   private lastStatus: SyncStatus | undefined;
@@ -331,8 +325,6 @@ export class SyncConnection {
         if (message.revert?.length) await this.store.revert(message.revert);
         await this.store.migrate(message.migrations);
         if ((await this.store.position()) === null) return; // a snapshot follows
-        // What happened while away streams in now: `syncing` until the server says it was all sent.
-        this.catchingUp = true;
         // A newer build syncs tables this replica was never hydrated with: a whole snapshot brings them (the outbox stays).
         if (this.store.unhydrated.length > 0) {
           this.send({ type: 'resnapshot' });
@@ -383,7 +375,6 @@ export class SyncConnection {
         return;
       }
       case 'up_to_date':
-        this.catchingUp = false;
         return this.becomeLive();
       case 'resnapshot':
         this.enter('hydrating');
