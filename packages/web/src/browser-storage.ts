@@ -107,9 +107,8 @@ function where(dataDir: string, files?: number): { dataDir: string } | { fs: Opf
  * still in IndexedDB (made before OPFS, or by a browser without it) is moved once, file for file
  * (rows, position, outbox and client id with it); the IndexedDB copy is deleted only after the OPFS
  * one is stored, so a move cut short starts again from the IndexedDB copy on the next open.
- * `whenNew` is called when the replica is made, before it is (its first session can start meanwhile).
  */
-export async function openReplica(name: string, storage: Storage, whenNew: () => void = () => undefined): Promise<PGlite> {
+export async function openReplica(name: string, storage: Storage): Promise<PGlite> {
   // Fetched and compiled once (started by the worker's bootstrap when it could), while the replica's
   // storage is looked at; every open below uses them.
   const early = takePrefetch();
@@ -119,7 +118,6 @@ export async function openReplica(name: string, storage: Storage, whenNew: () =>
   if (storage === 'indexeddb') {
     const dataDir = `idb://${name}`;
     if (!(await idbExists(name))) {
-      whenNew();
       try {
         return await fromTemplate(dataDir, files, template());
       } catch (error) {
@@ -139,10 +137,7 @@ export async function openReplica(name: string, storage: Storage, whenNew: () =>
     await deleteIdb(name);
     return db;
   }
-  if (!(await opfsExists(name))) {
-    whenNew();
-    return fromTemplate(dataDir, files, template());
-  }
+  if (!(await opfsExists(name))) return fromTemplate(dataDir, files, template());
   const opening = where(dataDir);
   return PGlite.create({ ...opening, ...(await files) });
 }

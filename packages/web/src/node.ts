@@ -1,12 +1,10 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { WebSocket } from 'ws';
 import { REPLICA_START_PARAMS } from './pglite-start';
 import { LOCK_FILES, lockReplica } from './replica-lock';
 import { syncEndpoint } from './endpoint';
-import { EarlySession, newReplicaHello } from './early-session';
 import { SyncClient } from './sync-client';
 import type { SocketLike } from './sync-connection';
 import { SyncClientError, type SyncClientOptions } from './types';
@@ -39,21 +37,13 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
       );
     }
   }
-  const openSocket = (url: string) => new WebSocket(url) as unknown as SocketLike;
-  let early: EarlySession | undefined;
   try {
-    const template = newReplicaTemplate(options.dataDir);
-    // A new replica's session starts while PGlite starts: the server reads the snapshot meanwhile.
-    const clientId = options.clientId ?? (template ? randomUUID() : undefined);
-    const hello = template && clientId ? newReplicaHello(options.token, clientId, options.subscriptions) : undefined;
-    if (hello) early = new EarlySession(openSocket, syncEndpoint(options.url).socketUrl, hello);
-    const db = await openLocalDatabase(options.dataDir, template);
-    const client = new SyncClient({ db, options: { ...options, clientId }, openSocket, release, early });
+    const db = await openLocalDatabase(options.dataDir);
+    const client = new SyncClient({ db, options, openSocket: (url) => new WebSocket(url) as unknown as SocketLike, release });
     reportLostLock = (error) => client.lostLock(error);
     await client.start();
     return client;
   } catch (error) {
-    early?.abandon();
     // The error that stopped the start is the one to report, not a lock that was lost meanwhile.
     await release?.().catch(() => undefined);
     throw error;
@@ -65,8 +55,9 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
  * A new replica starts from the migrated template `yarn build:template` puts beside this file (as the
  * browser's does): about 1 s instead of 4 s of initdb and migrations.
  */
-async function openLocalDatabase(dataDir: string, template: Blob | undefined): Promise<PGlite> {
+async function openLocalDatabase(dataDir: string): Promise<PGlite> {
   try {
+    const template = newReplicaTemplate(dataDir);
     if (!template) return await PGlite.create(dataDir, { startParams: REPLICA_START_PARAMS });
     const db = await PGlite.create(dataDir, { loadDataDir: template, startParams: REPLICA_START_PARAMS });
     if (!dataDir.startsWith('memory://')) rmSync(path.join(dataDir, UNPACKING), { force: true });

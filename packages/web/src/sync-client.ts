@@ -1,6 +1,5 @@
 import type { PGlite } from '@electric-sql/pglite';
 import { type SyncedTable, syncedTables } from '@walsync/db/browser';
-import type { EarlySession } from './early-session';
 import { SyncEmitter, deferred } from './emitter';
 import { syncEndpoint } from './endpoint';
 import { ReplicaStore } from './replica-store';
@@ -20,8 +19,6 @@ export interface SyncClientParts {
   /** A captured local write is pushed this long after it (the browser lets the tab's live queries re-run first). */
   pushDelayMs?: number;
   tables?: SyncedTable[];
-  /** A new replica's first session, opened while the replica was made (see ./early-session.ts). */
-  early?: EarlySession;
 }
 
 /**
@@ -58,16 +55,6 @@ export class SyncClient implements SyncHandle<PGlite> {
 
   /** Opens the replica's state and starts syncing in the background. Throws `bad_url` for a URL that cannot be a walsync server. */
   async start(): Promise<void> {
-    try {
-      await this.open();
-    } catch (error) {
-      // Not taken over: the server hears the early session's socket close.
-      this.parts.early?.abandon();
-      throw error;
-    }
-  }
-
-  private async open(): Promise<void> {
     const endpoint = syncEndpoint(this.parts.options.url);
     const opened = await this.store.open(this.parts.options.clientId);
     this.clientId = opened.clientId;
@@ -84,7 +71,6 @@ export class SyncClient implements SyncHandle<PGlite> {
       ackDelayMs: this.parts.ackDelayMs ?? 0,
       onReady: () => this.readiness.resolve(),
       onStopped: (error) => this.readiness.reject(error),
-      early: this.parts.early,
     });
     this.connection = connection;
     this.started.resolve();
@@ -152,7 +138,6 @@ export class SyncClient implements SyncHandle<PGlite> {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.parts.early?.abandon();
       await this.connection?.close();
       await this.unlisten?.();
       await this.store.close();

@@ -26,8 +26,7 @@
  * `flush()` rejects with the cause until a later connection, on the backoff, gets the replica live
  * again from its stored position (a fixed server, a new migration).
  */
-import { type ServerMessage, retryDelay } from '@walsync/db/browser';
-import { type EarlySession, helloMessage } from './early-session';
+import { PROTOCOL_VERSION, type ServerMessage, retryDelay } from '@walsync/db/browser';
 import type { SyncEmitter } from './emitter';
 import type { SocketFactory, SocketLike, SyncEndpoint } from './endpoint';
 import { parseServerMessage, probeEndpoint } from './server-answers';
@@ -83,8 +82,6 @@ export interface SyncConnectionOptions {
   onReady(): void;
   /** The connection stopped for good (refused, failed) before or after ready. */
   onStopped(error: SyncClientError): void;
-  /** A new replica's first session, opened while the replica was made: taken over when its hello is this replica's. */
-  early?: EarlySession;
 }
 
 export class SyncConnection {
@@ -115,15 +112,12 @@ export class SyncConnection {
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly onNetworkLost = () => this.socket && this.lose(this.socket);
   private readonly onNetworkBack = () => this.state === 'backoff' && this.connectNow();
-  /** The session opened while the replica was made, until the first connection takes it. */
-  private early: EarlySession | undefined;
 
   constructor(
     private readonly store: ReplicaStore,
     private readonly events: SyncEmitter,
     private readonly options: SyncConnectionOptions,
   ) {
-    this.early = options.early;
     this.push = new OutboxPush(store, events, {
       isLive: () => this.state === 'live',
       send: (message) => this.send(message),
@@ -170,9 +164,7 @@ export class SyncConnection {
     clearTimeout(this.retryTimer);
     if (this.stopped) return;
     this.enter('connecting');
-    const early = this.early;
-    this.early = undefined;
-    const socket = early?.socket ?? this.options.openSocket(this.options.endpoint.socketUrl);
+    const socket = this.options.openSocket(this.options.endpoint.socketUrl);
     this.socket = socket;
     this.lastHeard = Date.now();
     let opened = false;
@@ -180,10 +172,7 @@ export class SyncConnection {
       opened = true;
       this.lastHeard = Date.now();
       this.enter('handshaking');
-      if (!early) return void this.hello(socket).catch((error: Error) => this.events.emit('error', error));
-      early.sayHello();
-      // Before anything the server answered it is applied: was that hello this replica's?
-      this.queue = this.queue.then(() => this.confirmEarly(socket, early.hello));
+      void this.hello(socket).catch((error: Error) => this.events.emit('error', error));
     };
     socket.onmessage = ({ data }) => this.receive(socket, data);
     socket.onerror = () => undefined;
@@ -201,7 +190,6 @@ export class SyncConnection {
         else this.lose(socket);
       });
     };
-    early?.replay();
   }
 
   /** Refused, a wrong URL, or closed: nothing more is tried. */
@@ -299,23 +287,12 @@ export class SyncConnection {
       });
   }
 
-  /** This replica's hello, from what it stores. */
-  private async helloOfReplica(): Promise<string> {
+  private async hello(socket: SocketLike): Promise<void> {
     const [schemaVersion, position, workspaces] = await Promise.all([this.store.schemaVersion(), this.store.position(), this.store.workspaces()]);
     const subscriptions = await this.subscriptions.beforeHello(position !== null);
-    return helloMessage({ token: this.options.token, clientId: this.options.clientId, schemaVersion, position, subscriptions, workspaces });
-  }
-
-  private async hello(socket: SocketLike): Promise<void> {
-    const hello = await this.helloOfReplica();
-    if (socket === this.socket && socket.readyState === OPEN) socket.send(hello);
-  }
-
-  /** The early session said another hello than this replica would (another client id, schema or subscriptions): start over, nothing of it applied. */
-  private async confirmEarly(socket: SocketLike, said: string): Promise<void> {
-    if ((await this.helloOfReplica()) === said || socket !== this.socket) return;
-    this.drop(socket);
-    this.connectNow();
+    if (socket !== this.socket) return;
+    const hello = { type: 'hello', protocol: PROTOCOL_VERSION, token: this.options.token, clientId: this.options.clientId, schemaVersion, position, ...(subscriptions ? { subscriptions } : {}) };
+    this.send(workspaces === null || position === null ? hello : { ...hello, workspaces });
   }
 
   private async handle(message: ServerMessage): Promise<void> {

@@ -10,8 +10,6 @@ import { artifactsStored } from './browser-artifacts';
 import { chooseStorage, openReplica } from './browser-storage';
 import { type Storage, type StoragePreference, replicaName } from './replica-names';
 import { deferred } from './emitter';
-import { EarlySession, newReplicaHello } from './early-session';
-import { syncEndpoint } from './endpoint';
 import { type LeaderMessage, type TabMessage, channelName, serializeError } from './tab-protocol';
 import { SyncClient } from './sync-client';
 import type { SocketLike } from './sync-connection';
@@ -149,7 +147,6 @@ void worker({
     };
     // This worker won the election: its own tab learns it first-hand (PGlite's own notice can come late).
     postMessage({ type: 'walsync:leader' });
-    let early: EarlySession | undefined;
     try {
       const release = await holdLock(`walsync:${dataDir}`);
       let db: PGlite;
@@ -159,34 +156,17 @@ void worker({
         await release();
         throw new SyncClientError('refused', (error as Error).message);
       }
-      let clientId = meta.clientId;
-      const openSocket = (url: string) => new WebSocket(url) as unknown as SocketLike;
       try {
-        db = await openReplica(dataDir, storage, () => {
-          // A new replica's session starts while PGlite and the template load: the server reads the snapshot meanwhile.
-          // A URL that cannot be a server is the client's start's to report (bad_url).
-          clientId ??= crypto.randomUUID();
-          const hello = newReplicaHello(meta.token, clientId, meta.subscriptions);
-          const url = (() => {
-            try {
-              return syncEndpoint(meta.url).socketUrl;
-            } catch {
-              return undefined;
-            }
-          })();
-          if (hello && url) early = new EarlySession(openSocket, url, hello);
-        });
+        db = await openReplica(dataDir, storage);
         mark('opened');
       } catch (error) {
-        early?.abandon();
         await release();
         throw new SyncClientError('corrupt_database', `the local database ${dataDir} (${storage}) cannot be opened (${(error as Error).message}); it was left untouched`, { cause: error });
       }
       const synced = new SyncClient({
         db,
-        options: { url: meta.url, token: meta.token, dataDir, clientId, subscriptions: meta.subscriptions },
-        openSocket,
-        early,
+        options: { url: meta.url, token: meta.token, dataDir, clientId: meta.clientId, subscriptions: meta.subscriptions },
+        openSocket: (url) => new WebSocket(url) as unknown as SocketLike,
         release,
         ackDelayMs: 250,
         // The tabs' live queries re-run before an IndexedDB store takes the thread.
@@ -222,7 +202,6 @@ void worker({
       replica.resolve(db);
       return db;
     } catch (error) {
-      early?.abandon();
       replica.reject(error as Error);
       const serialized = serializeError(error);
       if (serialized.code === 'locked') {

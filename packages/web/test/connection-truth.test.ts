@@ -1,5 +1,4 @@
 import { createServer } from 'node:http';
-import { connect, createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { type ServerProcess, type SyncFixture, startServerProcess, startSyncFixture, waitFor } from '@walsync/test-support';
@@ -106,59 +105,6 @@ describe('the connection tells the truth', () => {
     } finally {
       await client.close();
       other.close();
-    }
-  });
-
-  it("starts a new replica's first session while the replica is made: one connection, its hello at the server before the client is back", async () => {
-    // A TCP proxy in front of the real server notes when each connection opens and first carries
-    // data past its upgrade request (the hello).
-    const target = new URL(fixture.url);
-    const connections: Array<{ opened: number; hello?: number }> = [];
-    const proxy = createNetServer((incoming) => {
-      const seen: { opened: number; hello?: number } = { opened: performance.now() };
-      connections.push(seen);
-      const outgoing = connect(Number(target.port), target.hostname);
-      let frames = 0;
-      incoming.on('data', (chunk) => {
-        frames += 1;
-        // The upgrade request is the first chunk; the hello frame the next one (or the tail of the first).
-        if (seen.hello === undefined && (frames > 1 || chunk.includes('\r\n\r\n') && chunk.length > chunk.indexOf('\r\n\r\n') + 4)) seen.hello = performance.now();
-        outgoing.write(chunk);
-      });
-      outgoing.on('data', (chunk) => incoming.write(chunk));
-      incoming.on('close', () => outgoing.destroy());
-      outgoing.on('close', () => incoming.destroy());
-      incoming.on('error', () => outgoing.destroy());
-      outgoing.on('error', () => incoming.destroy());
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    try {
-      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-      const client = await createSyncClient({ url, token: fixture.token, dataDir: dataDir('early') });
-      const back = performance.now();
-      try {
-        await client.ready;
-        await waitFor('up to date', () => client.status === 'up-to-date');
-        expect(connections).toHaveLength(1);
-        expect(connections[0]!.hello).toBeLessThan(back);
-        expect((await client.db.query(`SELECT 1 FROM workspace WHERE id = $1`, [fixture.seed.workspaces.shared])).rows).toHaveLength(1);
-      } finally {
-        await client.close();
-      }
-      // Reopened, the replica says where it stands first: the session starts after it opened.
-      const reopened = await createSyncClient({ url, token: fixture.token, dataDir: dataDir('early') });
-      const again = performance.now();
-      try {
-        await reopened.ready;
-        await waitFor('up to date', () => reopened.status === 'up-to-date');
-        expect(connections).toHaveLength(2);
-        expect(connections[1]!.opened).toBeGreaterThanOrEqual(again - 50);
-        expect(reopened.clientId).toBe(client.clientId);
-      } finally {
-        await reopened.close();
-      }
-    } finally {
-      proxy.close();
     }
   });
 

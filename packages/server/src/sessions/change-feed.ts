@@ -30,7 +30,6 @@ export interface FeedOptions {
   pollIntervalMs?: number;
 }
 
-/** Entries a read takes at most (whole transactions): a feed poll, and one batch of a session catching up. */
 const READ_LIMIT = 5_000;
 
 function toEntry(row: Record<string, any>): FeedEntry {
@@ -223,7 +222,7 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedE
    * position they reach: the commit LSN of the last transaction considered, which may be past the
    * last entry returned (transactions outside the scope still move a reader on).
    */
-  async read(after: bigint, scope: Scope, limit = READ_LIMIT): Promise<{ entries: FeedEntry[]; upTo: bigint }> {
+  async read(after: bigint, scope: Scope, limit = 2_000): Promise<{ entries: FeedEntry[]; upTo: bigint }> {
     if (after >= this.tail) return { entries: [], upTo: after };
     if (after >= this.windowStart) {
       const start = this.firstAfter(after);
