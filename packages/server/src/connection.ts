@@ -26,3 +26,10 @@ export async function checkout(pool: Pool): Promise<PoolClient> {
   };
   return client;
 }
+
+/** The Postgres error codes (SQLSTATE) the server acts on. */
+export const PG_ERROR = {
+  uniqueViolation: '23505',
+  deadlock: '40P01',
+  serializationFailure: '40001',
+} as const;

@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { randomUUID } from 'node:crypto';
+import { PG_ERROR } from '../connection';
 
 /** NOTIFY channel the replicator signals after each batch commits: a wake-up hint, never the truth. */
 export const CHANGES_CHANNEL = 'walsync_changes';
@@ -74,7 +75,7 @@ export async function appendToHistory(client: pg.ClientBase, changes: CapturedCh
   } catch (error) {
     // A unique position already stored: this is a replay after a crash. Write through a stage
     // that skips what is already there.
-    if ((error as { code?: string }).code !== '23505') throw error;
+    if ((error as { code?: string }).code !== PG_ERROR.uniqueViolation) throw error;
     await writeInOneTransaction(client, changes, capturedUpTo, STAGE);
   }
 }

@@ -6,7 +6,7 @@ import type { Metrics } from '../metrics';
 import { type PreparedChange, prepareChange } from './prepare-change';
 import { type KnownRow, type Receipt, decide, keyOf, lockRows, movedRow, plan, preparedName, refusal } from './write-statements';
 import { readReferences } from './references';
-import { checkout, connectionConfig } from '../connection';
+import { PG_ERROR, checkout, connectionConfig } from '../connection';
 
 /** The request as a whole is unusable (its shape, its size, its client id); no change in it was looked at. */
 export class WriteRequestError extends Error {
@@ -32,7 +32,6 @@ export interface WriteServiceOptions {
 const MAX_REMEMBERED_CLAIMS = 10_000;
 /** How often a batch is run again after a deadlock or serialization failure with another batch. */
 const MAX_CONFLICT_RETRIES = 5;
-const [DEADLOCK, SERIALIZATION_FAILURE] = ['40P01', '40001'];
 
 /**
  * The write API, the same for every door (`POST /changes` and `write` over the socket): checks the
@@ -121,7 +120,7 @@ export class WriteService {
       if (outcome.done) return { results: outcome.results };
       if ('ungroup' in outcome) grouped = false;
       else if ('conflict' in outcome) {
-        // A deadlock with another batch (both roll back one of them): nothing was written, run it again.
+        // A deadlock with another batch (Postgres rolled this one back): nothing was written, run it again.
         if (++conflicts > MAX_CONFLICT_RETRIES) throw outcome.conflict;
       }
       else if ('result' in outcome) answers[outcome.index] = outcome.result;
@@ -213,13 +212,13 @@ export class WriteService {
         // COMMIT of a failed transaction rolls it back. A multi-row statement cannot say which row
         // failed: run again one statement per change. Otherwise answer that change alone and run the rest again.
         const error = (outcomes[failed] as { error: unknown }).error as Error & { code?: string };
-        if (error.code === DEADLOCK || error.code === SERIALIZATION_FAILURE) return { done: false, conflict: error };
+        if (error.code === PG_ERROR.deadlock || error.code === PG_ERROR.serializationFailure) return { done: false, conflict: error };
         if (units[failed]!.indexes.length > 1) return { done: false, ungroup: true };
         const [index] = units[failed]!.indexes as [number];
         const change = answers[index] as PreparedChange;
         const rowKey = keyOf(change.table, change.key);
         // Another batch inserted the same key meanwhile: the row exists now, so run once more and let LWW decide.
-        if (error.code === '23505' && !before.has(rowKey) && !retried.has(index)) return { done: false, index, retry: true };
+        if (error.code === PG_ERROR.uniqueViolation && !before.has(rowKey) && !retried.has(index)) return { done: false, index, retry: true };
         return { done: false, index, result: refusal(change.changeId, error, before.get(rowKey)?.row ?? null) };
       }
       const rows = new Map<number, Row | null>();
