@@ -128,6 +128,27 @@ describe.each(postgresTargets())('the write API ($name)', (target) => {
     ]);
   });
 
+  it('refuses a write whose user is being removed from the workspace as it is checked (it waits for the removal, then sees it)', async () => {
+    const bobToken = await new Tokens(TEST_JWT_SECRET).issue(seed.users.bob);
+    const remover = await db.pool.connect();
+    const removal = `UPDATE workspace_member SET deleted_at = now() WHERE user_id = $1 AND workspace_id = $2`;
+    try {
+      // The removal is made but not committed when bob's batch is checked: the batch waits for it, then sees it.
+      await remover.query('BEGIN');
+      await remover.query(removal, [seed.users.bob, seed.workspaces.shared]);
+      const during = post({ clientId: 'client-bob', changes: [task(randomUUID(), { workspace_id: seed.workspaces.shared, project_id: seed.projects.launch, title: 'during the removal' }, 'insert', nextHlc('client-bob'))] }, { token: bobToken });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await remover.query('COMMIT');
+      const answered = await during;
+      expect(answered.status).toBe(200);
+      expect(answered.body.results[0]).toMatchObject({ status: 'error', code: 'forbidden_scope' });
+      expect(await db.query(`SELECT 1 FROM task WHERE title = 'during the removal'`)).toHaveLength(0);
+    } finally {
+      remover.release();
+      await db.query(`UPDATE workspace_member SET deleted_at = NULL WHERE user_id = $1 AND workspace_id = $2`, [seed.users.bob, seed.workspaces.shared]);
+    }
+  });
+
   it('resolves conflicts by last writer wins on the HLC, in both directions', async () => {
     const created = newTask('lww');
     await write([created]);

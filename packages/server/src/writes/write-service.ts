@@ -154,6 +154,9 @@ export class WriteService {
         // Foreign keys are deferrable (clients apply batches in any order); here a violation must
         // belong to the change that caused it, so it is checked per statement.
         client.query('SET CONSTRAINTS ALL IMMEDIATE'),
+        // The memberships are locked until COMMIT: a removal being made waits for this batch, or this
+        // batch for it (and then sees it). Unlocked, a batch checked before a removal committed after
+        // it, and its rows landed in a workspace the user had already left, in the stream's order.
         client.query<{ xid: string; receipts: Receipt[]; workspaces: string[] }>({
           name: 'walsync_write_head',
           text: `SELECT set_config('walsync.client_id', $1, true),
@@ -161,7 +164,7 @@ export class WriteService {
                   (pg_current_xact_id()::text::bigint % 4294967296)::text AS xid,
                   (SELECT coalesce(json_agg(json_build_object('changeId', change_id, 'hash', request_hash, 'result', result)), '[]')
                      FROM write_receipt WHERE change_id = ANY($2::uuid[])) AS receipts,
-                  (SELECT coalesce(array_agg(workspace_id), '{}') FROM (${membershipSql(3)}) m) AS workspaces`,
+                  (SELECT coalesce(array_agg(workspace_id), '{}') FROM (${membershipSql(3)} FOR SHARE) m) AS workspaces`,
           values: [clientId, writable.map((change) => change.changeId), userId],
         }),
         readReferences(client, writable, this.tables),
