@@ -108,8 +108,15 @@ export class RemoteApply {
     ]);
     const settleCases = this.syncedTables.map((table) => {
       const match = table.primaryKey.map((column) => `${quote(column)}::text = walsync_answer -> 'pk' ->> ${literal(column)}`).join(' AND ');
+      const columns = table.columns.map((column) => quote(column.name));
+      const sameKey = table.primaryKey.map((column) => `t.${quote(column)} = r.${quote(column)}`).join(' AND ');
       return `WHEN ${literal(table.name)} THEN
-            IF walsync_row IS NOT NULL THEN ${this.upsertSql(table, this.records(table, `jsonb_build_array(walsync_row)`), { pending: false, newerOnly: false })};
+            IF walsync_gone THEN
+              IF walsync_row IS NOT NULL THEN
+                UPDATE ${quote(table.name)} t SET (${columns.join(', ')}) = ROW(${columns.map((column) => `r.${column}`).join(', ')})
+                  FROM jsonb_populate_record(NULL::${quote(table.name)}, walsync_row) r WHERE ${sameKey} AND t.version < r.version;
+              END IF;
+            ELSIF walsync_row IS NOT NULL THEN ${this.upsertSql(table, this.records(table, `jsonb_build_array(walsync_row)`), { pending: false, newerOnly: false })};
             ELSE DELETE FROM ${quote(table.name)} WHERE ${match}; END IF;`;
     });
     return `
@@ -133,6 +140,7 @@ export class RemoteApply {
       walsync_row jsonb;
       walsync_held jsonb;
       walsync_held_version integer;
+      walsync_gone boolean;
     BEGIN
       PERFORM set_config('walsync.applying', 'on', true);
       FOR walsync_answer IN SELECT value FROM jsonb_array_elements(walsync_answers) LOOP
@@ -141,10 +149,16 @@ export class RemoteApply {
           CONTINUE;
         END IF;
         DELETE FROM walsync_outbox WHERE change_id = (walsync_answer ->> 'changeId')::uuid;
+        -- An answer to a change no longer in the outbox (answered already, or dropped with its
+        -- workspace) settles nothing: it may be older than what the replica got since (a snapshot of
+        -- the workspace regained), so it only brings a row the replica holds to a newer version.
+        walsync_gone := NOT FOUND;
         CONTINUE WHEN EXISTS (SELECT 1 FROM walsync_outbox WHERE table_name = walsync_answer ->> 'table' AND pk = walsync_answer -> 'pk');
         walsync_row := nullif(walsync_answer -> 'row', 'null'::jsonb);
-        DELETE FROM walsync_deferred WHERE table_name = walsync_answer ->> 'table' AND pk = walsync_answer -> 'pk' RETURNING row, version INTO walsync_held, walsync_held_version;
-        IF FOUND AND (walsync_row IS NULL OR (walsync_row ->> 'version')::numeric <= walsync_held_version) THEN walsync_row := walsync_held; END IF;
+        IF NOT walsync_gone THEN
+          DELETE FROM walsync_deferred WHERE table_name = walsync_answer ->> 'table' AND pk = walsync_answer -> 'pk' RETURNING row, version INTO walsync_held, walsync_held_version;
+          IF FOUND AND (walsync_row IS NULL OR (walsync_row ->> 'version')::numeric <= walsync_held_version) THEN walsync_row := walsync_held; END IF;
+        END IF;
         CASE walsync_answer ->> 'table'
           ${settleCases.join('\n          ')}
         END CASE;
@@ -198,6 +212,10 @@ export class RemoteApply {
         [workspaceId],
       );
       for (const write of unsent.rows) dropped.push(write);
+      await tx.query(
+        `DELETE FROM walsync_deferred d USING ${quote(table.name)} t WHERE d.table_name = ${literal(table.name)} AND d.pk = ${this.key(table, 't')} AND t.${quote(table.scope)} = $1`,
+        [workspaceId],
+      );
       await tx.query(`DELETE FROM ${quote(table.name)} WHERE ${quote(table.scope)} = $1`, [workspaceId]);
     }
     return dropped;

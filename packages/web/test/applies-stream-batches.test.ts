@@ -14,20 +14,7 @@ describe('applying a streamed batch in runs', () => {
   let project: string;
   let store: ReplicaStore;
   const taskRow = async (id: string) => (await db.query<any>(`SELECT title, version, deleted_at FROM task WHERE id = $1`, [id])).rows[0];
-  const row = (id: string, title: string, version: number, extra: Record<string, unknown> = {}) => ({
-    id,
-    workspace_id: workspace,
-    project_id: project,
-    title,
-    status: 'todo',
-    position: 0,
-    labels: [],
-    version,
-    hlc: `${String(1_700_000_000_000 + version).padStart(15, '0')}:000000:server`,
-    created_at: '2026-01-01T00:00:00Z',
-    updated_at: '2026-01-01T00:00:00Z',
-    ...extra,
-  });
+  const row = (id: string, title: string, version: number, extra: Record<string, unknown> = {}) => rowIn(workspace, project, id, title, version, extra);
   const upsert = (data: Record<string, unknown>): StreamChange => ({ table: 'task', op: 'update', data });
 
   beforeAll(async () => {
@@ -109,4 +96,50 @@ describe('applying a streamed batch in runs', () => {
     expect((await dropping).map((write) => write.pk)).toContainEqual({ id: own });
     expect(await taskRow(own)).toBeUndefined();
   });
+
+  it('lets a late answer to a write its workspace removal dropped take back nothing the regained workspace brought', async () => {
+    // A replica of its own: the tests above removed their workspace.
+    const { db, store, workspace, project } = await localReplica();
+    const taskRow = async (id: string) => (await db.query<any>(`SELECT title, version FROM task WHERE id = $1`, [id])).rows[0];
+    const row = (id: string, title: string, version: number) => rowIn(workspace, project, id, title, version);
+    const [task, created] = [crypto.randomUUID(), crypto.randomUUID()];
+    await store.applyChanges([upsert(row(task, 'server', 1))], '0/50');
+    await db.query(`UPDATE task SET title = 'mine' WHERE id = $1`, [task]);
+    await db.query(`INSERT INTO task (id, workspace_id, project_id, title) VALUES ($1, $2, $3, 'created')`, [created, workspace, project]);
+    const sent = (await store.unsent(500)).filter((each) => each.pk.id === task || each.pk.id === created);
+    // Another client's change is held back for the unsent write; then the user leaves the workspace
+    // (the writes were pushed, the server applied them before the removal, the answers are late).
+    await store.applyChanges([upsert(row(task, 'elsewhere', 3))], '0/51');
+    await store.removeScope(workspace);
+    // Back in the workspace: its snapshot has the rows as the server has them now.
+    await store.beginSnapshot(false, [workspace]);
+    await store.snapshotPage('task', [row(task, 'newest', 4), row(created, 'renamed', 2)]);
+    await store.endSnapshot('0/60');
+    await store.settle(sent, sent.map((change) => ({ changeId: change.changeId, status: 'applied', lsn: '0/52', row: row(String(change.pk.id), 'answer', change.pk.id === task ? 2 : 1) })));
+    expect(await taskRow(task)).toMatchObject({ title: 'newest', version: 4 });
+    expect(await taskRow(created)).toMatchObject({ title: 'renamed', version: 2 });
+    expect((await db.query(`SELECT 1 FROM walsync_deferred`)).rows).toEqual([]);
+    // A late answer newer than what the replica holds still brings the row on.
+    await store.settle(sent.slice(0, 1), [{ changeId: sent[0]!.changeId, status: 'applied', lsn: '0/61', row: row(String(sent[0]!.pk.id), 'later', 9) }]);
+    expect(await taskRow(String(sent[0]!.pk.id))).toMatchObject({ title: 'later', version: 9 });
+    await db.close();
+  });
 });
+
+/** A task row as the server sends it. */
+function rowIn(workspace: string, project: string, id: string, title: string, version: number, extra: Record<string, unknown> = {}) {
+  return {
+    id,
+    workspace_id: workspace,
+    project_id: project,
+    title,
+    status: 'todo',
+    position: 0,
+    labels: [],
+    version,
+    hlc: `${String(1_700_000_000_000 + version).padStart(15, '0')}:000000:server`,
+    created_at: '2026-01-01T00:00:00Z',
+    updated_at: '2026-01-01T00:00:00Z',
+    ...extra,
+  };
+}
