@@ -99,7 +99,9 @@ describe.each(postgresTargets())('subscriptions on the wire ($name)', (target) =
     const answer = await client.next('write_result');
     expect(answer.results.map((result: { status: string }) => result.status)).toEqual(['applied', 'applied']);
     const batch = await client.next((message) => message.type === 'changes' && message.changes.length > 0);
-    expect(batch.changes).toEqual([expect.objectContaining({ table: 'task', op: 'delete', old: expect.objectContaining({ id: leaving, project_id: seed.projects.launch }) })]);
+    // The row as the client could see it, with the version it left at (the answer's).
+    const left = (answer.results[0] as unknown as { row: { version: number } }).row;
+    expect(batch.changes).toEqual([expect.objectContaining({ table: 'task', op: 'delete', old: expect.objectContaining({ id: leaving, project_id: seed.projects.launch, version: left.version }) })]);
   });
 
   it('refuses, after the welcome, a subscription named in hello that the user cannot hold; refuses subscribe from a whole-scope client', async () => {

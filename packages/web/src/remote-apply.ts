@@ -47,12 +47,16 @@ export class RemoteApply {
     return `jsonb_build_object(${table.primaryKey.map((name) => `'${name}', ${alias}.${quote(name)}`).join(', ')})`;
   }
 
-  /** A plain delete of the rows with the keys in `source` (a record set with the table's columns), unless they have unsent writes. */
+  /**
+   * A plain delete of the rows with the keys in `source` (a record set with the table's columns),
+   * unless they have unsent writes, or the replica holds them newer than the version they were
+   * deleted or left at (an answer to a later write of this client, which kept the row, came first).
+   */
   private deleteSql(table: SyncedTable, source: string): string {
     const match = table.primaryKey.map((column) => `t.${quote(column)} = r.${quote(column)}`).join(' AND ');
     return `WITH r AS MATERIALIZED (SELECT * FROM ${source}),
                  held AS (${this.deferSql(table, 'NULL::jsonb', 'coalesce(r.version, 0)', 'r', 'r')})
-            DELETE FROM ${quote(table.name)} t USING r WHERE ${match} AND NOT ${this.pendingWrite(table, 'r')}`;
+            DELETE FROM ${quote(table.name)} t USING r WHERE ${match} AND (r.version IS NULL OR t.version <= r.version) AND NOT ${this.pendingWrite(table, 'r')}`;
   }
 
   /** Sets the server's row `row` (null: deleted) aside for a row with unsent local writes, unless a newer one is there. */

@@ -44,6 +44,8 @@ interface StatusInputs {
   pushing: boolean;
   /** The last attempt failed to apply what the server sent (cleared once live again). */
   failing: boolean;
+  /** Live from a stored position, before the server said the client has everything (`up_to_date`). */
+  catchingUp: boolean;
 }
 
 /**
@@ -54,7 +56,7 @@ const STATUS_OF: Record<ConnectionState, SyncStatus | ((connection: StatusInputs
   connecting: ({ reconnecting, failing }) => (failing ? 'error' : reconnecting ? 'offline' : 'connecting'),
   handshaking: ({ reconnecting, failing }) => (failing ? 'error' : reconnecting ? 'offline' : 'connecting'),
   hydrating: ({ failing }) => (failing ? 'error' : 'syncing'),
-  live: ({ pushing }) => (pushing ? 'syncing' : 'up-to-date'),
+  live: ({ pushing, catchingUp }) => (pushing || catchingUp ? 'syncing' : 'up-to-date'),
   backoff: ({ failing }) => (failing ? 'error' : 'offline'),
   refused: 'offline',
   failed: 'error',
@@ -112,6 +114,8 @@ export class SyncConnection {
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly onNetworkLost = () => this.socket && this.lose(this.socket);
   private readonly onNetworkBack = () => this.state === 'backoff' && this.connectNow();
+  /** Resumed from the stored position and not yet told `up_to_date`: the replica is usable, not current. */
+  private catchingUp = false;
 
   constructor(
     private readonly store: ReplicaStore,
@@ -133,7 +137,9 @@ export class SyncConnection {
 
   get status(): SyncStatus {
     const status = STATUS_OF[this.state];
-    return typeof status === 'function' ? status({ reconnecting: this.reconnecting, pushing: this.push.sending, failing: this.failure !== undefined }) : status;
+    return typeof status === 'function'
+      ? status({ reconnecting: this.reconnecting, pushing: this.push.sending, failing: this.failure !== undefined, catchingUp: this.catchingUp })
+      : status;
   }
 
   private lastStatus: SyncStatus | undefined;
@@ -302,6 +308,9 @@ export class SyncConnection {
         if (message.revert?.length) await this.store.revert(message.revert);
         await this.store.migrate(message.migrations);
         if ((await this.store.position()) === null) return; // a snapshot follows
+        // The session's first welcome: what happened while away streams in now, `syncing` until the
+        // server says it was all sent (a later welcome, of a migration, is not followed by up_to_date).
+        if (this.state === 'handshaking') this.catchingUp = true;
         // A newer build syncs tables this replica was never hydrated with: a whole snapshot brings them (the outbox stays).
         if (this.store.unhydrated.length > 0) {
           this.send({ type: 'resnapshot' });
@@ -352,6 +361,7 @@ export class SyncConnection {
         return;
       }
       case 'up_to_date':
+        this.catchingUp = false;
         return this.becomeLive();
       case 'resnapshot':
         this.enter('hydrating');

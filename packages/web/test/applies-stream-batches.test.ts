@@ -72,6 +72,19 @@ describe('applying a streamed batch in runs', () => {
     expect((await db.query<any>(`SELECT value FROM walsync_state WHERE key = 'position'`)).rows[0].value).toBe('0/31');
   });
 
+  it('never removes a row the replica holds newer than the version it left at (moved out and back by this client, the answer first)', async () => {
+    const id = crypto.randomUUID();
+    await store.applyChanges([upsert(row(id, 'server', 1))], '0/32');
+    await db.query(`UPDATE task SET title = 'out and back' WHERE id = $1`, [id]);
+    const [change] = (await store.unsent(500)).filter((each) => each.pk.id === id);
+    await store.settle([change!], [{ changeId: change!.changeId, status: 'applied', lsn: '0/33', row: row(id, 'back', 3) }]);
+    // The stream's removal of the row as it left (version 2), after the answer that brought it back at 3.
+    await store.applyChanges([{ table: 'task', op: 'delete', old: row(id, 'server', 2) }], '0/33');
+    expect(await taskRow(id)).toMatchObject({ title: 'back', version: 3 });
+    await store.applyChanges([{ table: 'task', op: 'delete', old: row(id, 'back', 3) }], '0/34');
+    expect(await taskRow(id)).toBeUndefined();
+  });
+
   it('never rolls back, in the snapshot of a workspace added while live, a row an answer to its own write brought further', async () => {
     const [mine, other] = [crypto.randomUUID(), crypto.randomUUID()];
     await store.applyChanges([upsert(row(mine, 'server', 1)), upsert(row(other, 'server', 1))], '0/40');

@@ -34,6 +34,32 @@ describe('the connection tells the truth', () => {
     }
   });
 
+  it('says syncing, not up-to-date, while a reopened replica catches up on what happened while it was closed', async () => {
+    const { db, seed, url, token } = fixture;
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'away ' || g FROM generate_series(1, 300) g`, [seed.workspaces.shared, seed.projects.launch]);
+    const first = await createSyncClient({ url, token, dataDir: dataDir('catching-up') });
+    await first.ready;
+    await waitFor('up to date', () => first.status === 'up-to-date');
+    await first.close();
+    // While it is closed: 300 rows change, in one transaction.
+    await db.query(`UPDATE task SET title = title || ' (changed)' WHERE title LIKE 'away %'`);
+    const reopened = await createSyncClient({ url, token, dataDir: dataDir('catching-up') });
+    let applied = 0;
+    const seen: Array<{ status: string; applied: number }> = [];
+    reopened.on('pull:applied', (event) => (applied += event.changes));
+    reopened.on('status', (status) => seen.push({ status, applied }));
+    try {
+      await reopened.ready;
+      await waitFor('up to date', () => reopened.status === 'up-to-date');
+      // The first up-to-date comes once the 300 changes are in; until then it was syncing.
+      expect(seen.find((each) => each.status === 'up-to-date')?.applied).toBe(300);
+      expect(seen.map((each) => each.status)).toContain('syncing');
+      expect((await reopened.db.query(`SELECT count(*)::int AS n FROM task WHERE title LIKE 'away % (changed)'`)).rows[0]).toEqual({ n: 300 });
+    } finally {
+      await reopened.close();
+    }
+  });
+
   it('refuses a URL that cannot be a walsync server before opening anything', async () => {
     for (const url of ['localhost:3000', 'not a url', 'ftp://127.0.0.1/sync', `${fixture.url.replace(/^http/, 'ws')}/elsewhere`, 'http://user:secret@127.0.0.1:1/']) {
       const refused = await createSyncClient({ url, token: fixture.token, dataDir: 'memory://' }).then(

@@ -279,7 +279,10 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedE
  * `asRemoval`: a row that moved out of the client's scope, sent as a delete of its old row.
  */
 export function toStreamChange(entry: FeedEntry, asRemoval = false): StreamChange {
-  if (entry.op === 'delete' || asRemoval) return { table: entry.table, op: 'delete', old: entry.old ?? undefined };
+  if (entry.op === 'delete') return { table: entry.table, op: 'delete', old: entry.old ?? undefined };
+  // A row that left what the client holds: the old row (what the client could see), with the version
+  // it left at, so a replica that holds it newer already (an answer to a later write that kept it) keeps it.
+  if (asRemoval) return { table: entry.table, op: 'delete', old: entry.old && entry.data && 'version' in entry.data ? { ...entry.old, version: entry.data.version } : entry.old ?? undefined };
   if (entry.op === 'truncate') return { table: entry.table, op: 'truncate' };
   return { table: entry.table, op: entry.op, data: entry.data ?? undefined };
 }

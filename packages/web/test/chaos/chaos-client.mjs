@@ -12,7 +12,45 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 let client;
 let running;
 
+/** WALSYNC_CHAOS_DEBUG: what went over the wire, one file per data directory (`<seed>-<client>.wire.log`). */
+let wireFile;
+if (process.env.WALSYNC_CHAOS_DEBUG) {
+  const { appendFileSync, mkdirSync } = await import('node:fs');
+  const { WebSocket } = await import('ws');
+  mkdirSync(process.env.WALSYNC_CHAOS_DEBUG, { recursive: true });
+  const wire = (direction, raw) => {
+    if (!wireFile) return;
+    let message;
+    try {
+      message = JSON.parse(String(raw));
+    } catch {
+      return;
+    }
+    const brief = { ...message };
+    if (Array.isArray(message.changes)) {
+      brief.changes = message.changes.map((change) =>
+        change.table ? `${change.op} ${change.table} ${(change.data ?? change.old ?? change.pk)?.id ?? ''} v${(change.data ?? change.old)?.version ?? ''} ${(change.data ?? change.old)?.workspace_id ?? ''}` : change.changeId,
+      );
+    }
+    if (Array.isArray(message.results)) brief.results = message.results.map((result) => `${result.changeId} ${result.status} ${result.code ?? result.reason ?? ''} v${result.row?.version ?? ''}`);
+    if (Array.isArray(message.rows)) brief.rows = message.rows.map((row) => `${row.id} v${row.version}`);
+    if (Array.isArray(message.migrations)) brief.migrations = message.migrations.length;
+    appendFileSync(wireFile, `${Date.now()} ${direction} ${JSON.stringify(brief)}\n`);
+  };
+  const emit = WebSocket.prototype.emit;
+  WebSocket.prototype.emit = function (event, ...args) {
+    if (event === 'message') wire('<', args[0]);
+    return emit.call(this, event, ...args);
+  };
+  const sendRaw = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data, ...rest) {
+    wire('>', data);
+    return sendRaw.call(this, data, ...rest);
+  };
+}
+
 async function open({ url, token, dataDir, subscriptions }) {
+  if (process.env.WALSYNC_CHAOS_DEBUG) wireFile = `${process.env.WALSYNC_CHAOS_DEBUG}/${dataDir.split('/').pop()}.wire.log`;
   // A killed predecessor's lock is taken over at once; retry anyway, as a restarted app would.
   for (let attempt = 0; ; attempt++) {
     try {
