@@ -17,6 +17,7 @@ export * from './shared';
 export { Synced, syncOptionsOf } from './schema/synced';
 export { TABLE_REFERENCE_END, TABLE_REFERENCE_START, tableReference, withTableReference } from './schema/table-reference';
 export { PUBLICATION, assertCaptureReady, installCapture } from './server/capture';
+export { addColumnIfMissing, createIndexIfMissing, relationExists } from './server/ddl';
 export { SCHEMA_CHANNEL, SCHEMA_TABLE, readSchema, storeSchema, type RecordedSchema } from './server/schema-record';
 export { readCatalog, storeCatalog, type CatalogResult } from './server/catalog';
 export { TYPEORM_MIGRATIONS_TABLE, createDataSource } from './server/data-source';

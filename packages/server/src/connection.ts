@@ -32,4 +32,6 @@ export const PG_ERROR = {
   uniqueViolation: '23505',
   deadlock: '40P01',
   serializationFailure: '40001',
+  /** lock_timeout ran out. */
+  lockNotAvailable: '55P03',
 } as const;

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ServerProcess, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServerProcess, waitFor } from '@walsync/test-support';
 
@@ -48,6 +49,29 @@ describe.each(postgresTargets())('two server processes on one database ($name)',
       `SELECT count(*)::int AS changes, count(DISTINCT data->>'name')::int AS names FROM change_history WHERE table_name = 'project' AND data->>'name' LIKE 'failover-%'`,
     );
     expect(summary).toEqual({ changes: written, names: written });
+  });
+
+  it('starts a server while open transactions hold the history and a synced table, without queueing for their locks', async () => {
+    // A snapshot reading the history and a write in progress, both open while another server starts:
+    // a start that changed the tables anyway (ALTER TABLE … IF NOT EXISTS, CREATE OR REPLACE TRIGGER)
+    // queued behind them, and capture and every session queued behind it.
+    servers.push(await startServerProcess(db.url));
+    const open = new pg.Client({ connectionString: db.url });
+    await open.connect();
+    try {
+      await open.query('BEGIN');
+      await open.query('SELECT count(*) FROM change_history');
+      await open.query(`UPDATE task SET title = title WHERE false`);
+      const started = Date.now();
+      const server = await startServerProcess(db.url);
+      servers.push(server);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      const [waiting] = await db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name LIKE 'walsync%'`);
+      expect(waiting).toEqual({ n: 0 });
+    } finally {
+      await open.query('ROLLBACK').catch(() => undefined);
+      await open.end();
+    }
   });
 
   it('stops cleanly on SIGTERM: the process exits 0 and the slot is released', async () => {

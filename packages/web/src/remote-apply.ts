@@ -112,13 +112,10 @@ export class RemoteApply {
     ]);
     const settleCases = this.syncedTables.map((table) => {
       const match = table.primaryKey.map((column) => `${quote(column)}::text = walsync_answer -> 'pk' ->> ${literal(column)}`).join(' AND ');
-      const columns = table.columns.map((column) => quote(column.name));
-      const sameKey = table.primaryKey.map((column) => `t.${quote(column)} = r.${quote(column)}`).join(' AND ');
       return `WHEN ${literal(table.name)} THEN
             IF walsync_gone THEN
-              IF walsync_row IS NOT NULL THEN
-                UPDATE ${quote(table.name)} t SET (${columns.join(', ')}) = ROW(${columns.map((column) => `r.${column}`).join(', ')})
-                  FROM jsonb_populate_record(NULL::${quote(table.name)}, walsync_row) r WHERE ${sameKey} AND t.version < r.version;
+              IF walsync_row IS NOT NULL AND coalesce((SELECT value::jsonb ? (walsync_row ->> ${literal(table.scope)}) FROM walsync_state WHERE key = 'workspaces'), true) THEN
+                ${this.upsertSql(table, this.records(table, `jsonb_build_array(walsync_row)`), { pending: false, newerOnly: true })};
               END IF;
             ELSIF walsync_row IS NOT NULL THEN ${this.upsertSql(table, this.records(table, `jsonb_build_array(walsync_row)`), { pending: false, newerOnly: false })};
             ELSE DELETE FROM ${quote(table.name)} WHERE ${match}; END IF;`;
@@ -154,8 +151,10 @@ export class RemoteApply {
         END IF;
         DELETE FROM walsync_outbox WHERE change_id = (walsync_answer ->> 'changeId')::uuid;
         -- An answer to a change no longer in the outbox (answered already, or dropped with its
-        -- workspace) settles nothing: it may be older than what the replica got since (a snapshot of
-        -- the workspace regained), so it only brings a row the replica holds to a newer version.
+        -- workspace while it was on its way) may be older than what the replica got since (the
+        -- snapshot of the workspace regained): it only brings a row of a workspace the replica holds
+        -- further, never back. It still counts: applied after that snapshot was read, the write
+        -- reaches the replica only so (the stream skips a client's own changes).
         walsync_gone := NOT FOUND;
         CONTINUE WHEN EXISTS (SELECT 1 FROM walsync_outbox WHERE table_name = walsync_answer ->> 'table' AND pk = walsync_answer -> 'pk');
         walsync_row := nullif(walsync_answer -> 'row', 'null'::jsonb);

@@ -116,6 +116,10 @@ describe('applying a streamed batch in runs', () => {
     const taskRow = async (id: string) => (await db.query<any>(`SELECT title, version FROM task WHERE id = $1`, [id])).rows[0];
     const row = (id: string, title: string, version: number) => rowIn(workspace, project, id, title, version);
     const [task, created] = [crypto.randomUUID(), crypto.randomUUID()];
+    // The workspace's own rows, as a snapshot of it brings them back.
+    const held = async (sql: string) => (await db.query<{ row: Record<string, unknown> }>(sql, [workspace])).rows.map((each) => each.row);
+    const workspaceRows = await held(`SELECT to_jsonb(t) AS row FROM workspace t WHERE id = $1`);
+    const projectRows = await held(`SELECT to_jsonb(t) AS row FROM project t WHERE workspace_id = $1`);
     await store.applyChanges([upsert(row(task, 'server', 1))], '0/50');
     await db.query(`UPDATE task SET title = 'mine' WHERE id = $1`, [task]);
     await db.query(`INSERT INTO task (id, workspace_id, project_id, title) VALUES ($1, $2, $3, 'created')`, [created, workspace, project]);
@@ -126,6 +130,8 @@ describe('applying a streamed batch in runs', () => {
     await store.removeScope(workspace);
     // Back in the workspace: its snapshot has the rows as the server has them now.
     await store.beginSnapshot(false, [workspace]);
+    await store.snapshotPage('workspace', workspaceRows);
+    await store.snapshotPage('project', projectRows);
     await store.snapshotPage('task', [row(task, 'newest', 4), row(created, 'renamed', 2)]);
     await store.endSnapshot('0/60');
     await store.settle(sent, sent.map((change) => ({ changeId: change.changeId, status: 'applied', lsn: '0/52', row: row(String(change.pk.id), 'answer', change.pk.id === task ? 2 : 1) })));
@@ -135,6 +141,19 @@ describe('applying a streamed batch in runs', () => {
     // A late answer newer than what the replica holds still brings the row on.
     await store.settle(sent.slice(0, 1), [{ changeId: sent[0]!.changeId, status: 'applied', lsn: '0/61', row: row(String(sent[0]!.pk.id), 'later', 9) }]);
     expect(await taskRow(String(sent[0]!.pk.id))).toMatchObject({ title: 'later', version: 9 });
+    // A dropped write the server applied after the regained workspace's snapshot was read: only its
+    // answer brings it (the stream skips the client's own changes) — but not while the workspace is away.
+    const late = { ...sent[1]!, changeId: crypto.randomUUID() };
+    const lateRow = row(crypto.randomUUID(), 'applied late', 1);
+    await store.removeScope(workspace);
+    await store.settle([late], [{ changeId: late.changeId, status: 'applied', lsn: '0/62', row: lateRow }]);
+    expect(await taskRow(String(lateRow.id))).toBeUndefined();
+    await store.beginSnapshot(false, [workspace]);
+    await store.snapshotPage('workspace', workspaceRows);
+    await store.snapshotPage('project', projectRows);
+    await store.endSnapshot('0/63');
+    await store.settle([late], [{ changeId: late.changeId, status: 'applied', lsn: '0/62', row: lateRow }]);
+    expect(await taskRow(String(lateRow.id))).toMatchObject({ title: 'applied late', version: 1 });
     await db.close();
   });
 });

@@ -66,15 +66,31 @@ export async function installCapture(client: pg.ClientBase, tables: SyncedTable[
       END IF;
       RETURN NEW;
     END $$`);
-  for (const table of tables) {
+  // Each step below takes a table lock only when something is missing (see ./ddl.ts): at a server start
+  // nothing is, and the tables are being written.
+  const stamped = await client.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+      WHERE t.tgname = 'walsync_stamp' AND t.tgfoid = 'walsync_stamp_row'::regproc AND t.tgtype = $1 AND t.tgenabled = 'O' AND c.relnamespace = current_schema()::regnamespace`,
+    [STAMP_TRIGGER_TYPE],
+  );
+  const has = new Set(stamped.rows.map((row) => row.name));
+  for (const table of tables.filter((each) => !has.has(each.name))) {
     await client.query(`CREATE OR REPLACE TRIGGER walsync_stamp BEFORE INSERT OR UPDATE ON ${quote(table.name)} FOR EACH ROW EXECUTE FUNCTION walsync_stamp_row()`);
   }
-  await client.query(`ALTER TABLE ${quote(TYPEORM_MIGRATIONS_TABLE)} REPLICA IDENTITY FULL`);
+  const identity = await client.query<{ identity: string }>(`SELECT relreplident::text AS identity FROM pg_class WHERE oid = to_regclass($1)`, [quote(TYPEORM_MIGRATIONS_TABLE)]);
+  if (identity.rows[0]?.identity !== 'f') await client.query(`ALTER TABLE ${quote(TYPEORM_MIGRATIONS_TABLE)} REPLICA IDENTITY FULL`);
   await createSchemaTable(client);
-  const published = [...tables.map((table) => table.name), TYPEORM_MIGRATIONS_TABLE, SCHEMA_TABLE].map(quote).join(', ');
+  const wanted = [...tables.map((table) => table.name), TYPEORM_MIGRATIONS_TABLE, SCHEMA_TABLE];
+  const published = wanted.map(quote).join(', ');
   const exists = await client.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [PUBLICATION]);
-  await client.query(exists.rowCount ? `ALTER PUBLICATION ${quote(PUBLICATION)} SET TABLE ${published}` : `CREATE PUBLICATION ${quote(PUBLICATION)} FOR TABLE ${published}`);
+  if (!exists.rowCount) return void (await client.query(`CREATE PUBLICATION ${quote(PUBLICATION)} FOR TABLE ${published}`));
+  const current = await client.query<{ name: string }>(`SELECT tablename AS name FROM pg_publication_tables WHERE pubname = $1 AND schemaname = current_schema()`, [PUBLICATION]);
+  const same = current.rows.length === wanted.length && current.rows.every((row) => wanted.includes(row.name));
+  if (!same) await client.query(`ALTER PUBLICATION ${quote(PUBLICATION)} SET TABLE ${published}`);
 }
+
+/** pg_trigger.tgtype of `BEFORE INSERT OR UPDATE … FOR EACH ROW`: ROW 1 | BEFORE 2 | INSERT 4 | UPDATE 16. */
+const STAMP_TRIGGER_TYPE = 1 | 2 | 4 | 16;
 
 /**
  * Refuses synced tables capture cannot serve: without REPLICA IDENTITY FULL a hard DELETE reaches

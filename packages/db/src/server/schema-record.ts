@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { addColumnIfMissing } from './ddl';
 import type { SyncedTable } from '../schema/tables';
 
 /** The channel a migration run notifies (at commit) so every running server reloads the schema. */
@@ -31,7 +32,7 @@ export async function createSchemaTable(client: Pick<pg.ClientBase, 'query'>): P
     tables jsonb NOT NULL,
     stored_at timestamptz NOT NULL DEFAULT now()
   )`);
-  await client.query(`ALTER TABLE ${SCHEMA_TABLE} ADD COLUMN IF NOT EXISTS reverted text[] NOT NULL DEFAULT '{}'`);
+  await addColumnIfMissing(client, SCHEMA_TABLE, 'reverted', `text[] NOT NULL DEFAULT '{}'`);
 }
 
 export interface RecordedSchema {

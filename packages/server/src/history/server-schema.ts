@@ -1,4 +1,5 @@
-import { PUBLICATION, SCHEMA_TABLE, type SyncedTable, TYPEORM_MIGRATIONS_TABLE, installCapture } from '@walsync/db/server';
+import { PUBLICATION, SCHEMA_TABLE, type SyncedTable, TYPEORM_MIGRATIONS_TABLE, addColumnIfMissing, createIndexIfMissing, installCapture } from '@walsync/db/server';
+import { PG_ERROR } from '../connection';
 import type pg from 'pg';
 
 export { PUBLICATION };
@@ -14,12 +15,32 @@ export { SCHEMA_TABLE };
  * The server-only part of the database, next to the shared schema: the permanent change history,
  * write receipts (idempotency), and capture (the stamp trigger and the publication, from
  * @walsync/db's installCapture, which refuses a synced table that would lose deletes). Idempotent;
- * serialised across server processes with an advisory lock.
+ * serialised across server processes with an advisory lock. Run at every start while the tables are
+ * in use: each step changes a table only when something is missing, and waits for its lock at most
+ * LOCK_WAIT before trying again (LOCK_ATTEMPTS times).
  */
 export async function ensureServerSchema(client: pg.ClientBase, tables: SyncedTable[]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await installServerSchema(client, tables);
+    } catch (error) {
+      // A step that has to change a table waits at most LOCK_WAIT for its lock, and then gives the
+      // queue back (capture and the sessions read and write those tables) and tries again.
+      if ((error as { code?: string }).code !== PG_ERROR.lockNotAvailable || attempt >= LOCK_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250 + Math.random() * 750));
+    }
+  }
+}
+
+/** How long a schema step at start waits for a table lock, and how often it tries. */
+const LOCK_WAIT = '2s';
+const LOCK_ATTEMPTS = 30;
+
+async function installServerSchema(client: pg.ClientBase, tables: SyncedTable[]): Promise<void> {
   await client.query('BEGIN');
   try {
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('walsync.server_schema'))`);
+    await client.query(`SET LOCAL lock_timeout = '${LOCK_WAIT}'`);
     await client.query(`
       CREATE TABLE IF NOT EXISTS change_history (
         id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -38,10 +59,14 @@ export async function ensureServerSchema(client: pg.ClientBase, tables: SyncedTa
         scope_id uuid,
         CONSTRAINT change_history_position UNIQUE (commit_lsn, op_index)
       )`);
-    await client.query(`CREATE INDEX IF NOT EXISTS change_history_scope ON change_history (scope_id, commit_lsn, op_index)`);
+    await createIndexIfMissing(client, 'change_history_scope', `CREATE INDEX IF NOT EXISTS change_history_scope ON change_history (scope_id, commit_lsn, op_index)`);
     // A row moved to another workspace: the one it left (only such moves have it).
-    await client.query(`ALTER TABLE change_history ADD COLUMN IF NOT EXISTS old_scope_id uuid`);
-    await client.query(`CREATE INDEX IF NOT EXISTS change_history_old_scope ON change_history (old_scope_id, commit_lsn, op_index) WHERE old_scope_id IS NOT NULL`);
+    await addColumnIfMissing(client, 'change_history', 'old_scope_id', 'uuid');
+    await createIndexIfMissing(
+      client,
+      'change_history_old_scope',
+      `CREATE INDEX IF NOT EXISTS change_history_old_scope ON change_history (old_scope_id, commit_lsn, op_index) WHERE old_scope_id IS NOT NULL`,
+    );
     await client.query(`
       CREATE TABLE IF NOT EXISTS write_receipt (
         change_id uuid PRIMARY KEY,
