@@ -11,6 +11,8 @@ export interface PushChannel {
   send(message: unknown): void;
   /** `sending` changed (the connection's status may have). */
   changed(): void;
+  /** The replica's scope is behind the server's: ask for a whole new snapshot (the outbox stays). */
+  resnapshot(): void;
 }
 
 /**
@@ -79,7 +81,7 @@ export class OutboxPush {
       this.channel.send({ type: 'write', requestId, changes: sent });
       const results = await answered;
       if (results.length === 0) return; // the connection dropped; the outbox is pushed again after reconnecting
-      await this.store.settle(sent, results);
+      const stale = await this.store.settle(sent, results);
       const count = (status: ChangeResult['status']) => results.filter((result) => result.status === status).length;
       this.events.emit('push', { sent: sent.length, applied: count('applied'), rejected: count('rejected'), errors: count('error') });
       results.forEach((result, index) => {
@@ -90,6 +92,7 @@ export class OutboxPush {
       results.forEach((result, index) => {
         if (result.status === 'error') this.events.emit('error', new Error(`change ${sent[index]!.changeId} was refused: ${result.code}: ${result.message}`));
       });
+      if (stale) return this.channel.resnapshot();
     }
   }
 }

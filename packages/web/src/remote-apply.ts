@@ -112,8 +112,11 @@ export class RemoteApply {
     ]);
     const settleCases = this.syncedTables.map((table) => {
       const match = table.primaryKey.map((column) => `${quote(column)}::text = walsync_answer -> 'pk' ->> ${literal(column)}`).join(' AND ');
+      const heldHere = `coalesce((SELECT value::jsonb ? t.${quote(table.scope)}::text FROM walsync_state WHERE key = 'workspaces'), true)`;
       return `WHEN ${literal(table.name)} THEN
-            IF walsync_gone THEN
+            IF walsync_forbidden AND EXISTS (SELECT 1 FROM ${quote(table.name)} t WHERE ${match} AND ${heldHere}) THEN
+              walsync_stale := true;
+            ELSIF walsync_gone THEN
               IF walsync_row IS NOT NULL AND coalesce((SELECT value::jsonb ? (walsync_row ->> ${literal(table.scope)}) FROM walsync_state WHERE key = 'workspaces'), true) THEN
                 ${this.upsertSql(table, this.records(table, `jsonb_build_array(walsync_row)`), { pending: false, newerOnly: true })};
               END IF;
@@ -135,13 +138,16 @@ export class RemoteApply {
       INSERT INTO walsync_state VALUES ('position', walsync_position) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
     END $walsync$;
 
-    CREATE OR REPLACE FUNCTION walsync_settle(walsync_answers jsonb) RETURNS void LANGUAGE plpgsql AS $walsync$
+    DROP FUNCTION IF EXISTS walsync_settle(jsonb);
+    CREATE FUNCTION walsync_settle(walsync_answers jsonb) RETURNS boolean LANGUAGE plpgsql AS $walsync$
     DECLARE
       walsync_answer jsonb;
       walsync_row jsonb;
       walsync_held jsonb;
       walsync_held_version integer;
       walsync_gone boolean;
+      walsync_forbidden boolean;
+      walsync_stale boolean := false;
     BEGIN
       PERFORM set_config('walsync.applying', 'on', true);
       FOR walsync_answer IN SELECT value FROM jsonb_array_elements(walsync_answers) LOOP
@@ -158,6 +164,7 @@ export class RemoteApply {
         walsync_gone := NOT FOUND;
         CONTINUE WHEN EXISTS (SELECT 1 FROM walsync_outbox WHERE table_name = walsync_answer ->> 'table' AND pk = walsync_answer -> 'pk');
         walsync_row := nullif(walsync_answer -> 'row', 'null'::jsonb);
+        walsync_forbidden := coalesce((walsync_answer ->> 'forbidden')::boolean, false) AND NOT walsync_gone;
         IF NOT walsync_gone THEN
           DELETE FROM walsync_deferred WHERE table_name = walsync_answer ->> 'table' AND pk = walsync_answer -> 'pk' RETURNING row, version INTO walsync_held, walsync_held_version;
           IF FOUND AND (walsync_row IS NULL OR (walsync_row ->> 'version')::numeric <= walsync_held_version) THEN walsync_row := walsync_held; END IF;
@@ -166,6 +173,7 @@ export class RemoteApply {
           ${settleCases.join('\n          ')}
         END CASE;
       END LOOP;
+      RETURN walsync_stale;
     END $walsync$;`;
   }
 
@@ -249,17 +257,21 @@ export class RemoteApply {
    * The server's answers to a push, in one statement: each answered change leaves the outbox (an
    * error stays, with its message). Once a row has no other unsent write, it becomes the server's
    * row: the answer's, or a newer one the stream delivered meanwhile (deferred); null or a deferred
-   * delete removes it.
+   * delete removes it. True when a write was refused as outside the user's workspaces although the
+   * replica holds the row's workspace: the replica's scope is behind the server's (the user left, and
+   * may be back before the session tells of it), so the row stays as it is and the caller asks for a
+   * new snapshot, which brings or removes it.
    */
-  async settle(db: PGliteInterface | Transaction, answers: Array<{ changeId: string; table: string; pk: Row; result: ChangeResult }>): Promise<void> {
+  async settle(db: PGliteInterface | Transaction, answers: Array<{ changeId: string; table: string; pk: Row; result: ChangeResult }>): Promise<boolean> {
     const rows = answers.map(({ changeId, table, pk, result }) => {
-      // Outside the user's scope on the server: not the user's data, so the write and its row go (reported as an error event).
-      if (result.status === 'error' && result.code === 'forbidden_scope') return { changeId, table, pk, row: null };
+      // Outside the user's scope on the server: not the user's data, so the write and its row go (reported as an error event)
+      // — unless the replica holds the row's workspace (see `settle`).
+      if (result.status === 'error' && result.code === 'forbidden_scope') return { changeId, table, pk, row: null, forbidden: true };
       if (result.status === 'error') return { changeId, error: `${result.code}: ${result.message}` };
       this.table(table);
       return { changeId, table, pk, row: result.row };
     });
-    await db.query(`SELECT walsync_settle($1::jsonb)`, [JSON.stringify(rows)]);
+    return (await db.query<{ stale: boolean }>(`SELECT walsync_settle($1::jsonb) AS stale`, [JSON.stringify(rows)])).rows[0]!.stale;
   }
 }
 
