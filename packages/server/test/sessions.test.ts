@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { formatHlc } from '@walsync/db/server';
 import { formatPosition, parsePosition } from '@walsync/db/server';
 import { Tokens, type WalsyncServer, pruneHistory } from '@walsync/server';
@@ -144,6 +145,26 @@ describe('sync sessions', () => {
     await db.query(`UPDATE project SET name = 'carol marker' WHERE id = $1`, [seed.projects.secret]);
     await carol.next((message) => message.type === 'changes' && message.changes.some((change: any) => change.data?.name === 'carol marker'));
     expect(JSON.stringify(carol.messages.slice(before))).not.toContain('carol cannot see');
+  });
+
+  it('tells a client of a workspace it lost before it refuses a write there, even before the stream brings the removal', async () => {
+    await db.query(`INSERT INTO workspace_member (workspace_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [seed.workspaces.shared, seed.users.carol]);
+    const carol = await connect('carol', 'carol-3');
+    // Capture held back (the history locked against its inserts): the session cannot learn of the removal from the stream.
+    const hold = new pg.Client({ connectionString: db.url });
+    await hold.connect();
+    try {
+      await hold.query('BEGIN');
+      await hold.query('LOCK TABLE change_history IN SHARE MODE');
+      await db.query(`DELETE FROM workspace_member WHERE workspace_id = $1 AND user_id = $2`, [seed.workspaces.shared, seed.users.carol]);
+      const answer = await insertTask(carol, 'carol-3', 'carol is out');
+      expect(answer.results[0]).toMatchObject({ status: 'error', code: 'forbidden_scope' });
+      const order = carol.messages.filter((message) => message.type === 'scope_removed' || message.type === 'write_result').map((message) => message.type);
+      expect(order).toEqual(['scope_removed', 'write_result']);
+    } finally {
+      await hold.query('ROLLBACK').catch(() => undefined);
+      await hold.end();
+    }
   });
 
   it('records acknowledgements, refuses acks of positions never sent, and resumes after a disconnect with what was missed', async () => {

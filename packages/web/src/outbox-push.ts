@@ -11,8 +11,6 @@ export interface PushChannel {
   send(message: unknown): void;
   /** `sending` changed (the connection's status may have). */
   changed(): void;
-  /** The replica's scope is behind the server's: ask for a whole new snapshot (the outbox stays). */
-  resnapshot(): void;
 }
 
 /**
@@ -81,7 +79,7 @@ export class OutboxPush {
       this.channel.send({ type: 'write', requestId, changes: sent });
       const results = await answered;
       if (results.length === 0) return; // the connection dropped; the outbox is pushed again after reconnecting
-      const stale = await this.store.settle(sent, results);
+      await this.store.settle(sent, results);
       const count = (status: ChangeResult['status']) => results.filter((result) => result.status === status).length;
       this.events.emit('push', { sent: sent.length, applied: count('applied'), rejected: count('rejected'), errors: count('error') });
       results.forEach((result, index) => {
@@ -92,7 +90,6 @@ export class OutboxPush {
       results.forEach((result, index) => {
         if (result.status === 'error') this.events.emit('error', new Error(`change ${sent[index]!.changeId} was refused: ${result.code}: ${result.message}`));
       });
-      if (stale) return this.channel.resnapshot();
     }
   }
 }

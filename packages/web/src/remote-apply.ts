@@ -115,7 +115,7 @@ export class RemoteApply {
       const heldHere = `coalesce((SELECT value::jsonb ? t.${quote(table.scope)}::text FROM walsync_state WHERE key = 'workspaces'), true)`;
       return `WHEN ${literal(table.name)} THEN
             IF walsync_forbidden AND EXISTS (SELECT 1 FROM ${quote(table.name)} t WHERE ${match} AND ${heldHere}) THEN
-              walsync_stale := true;
+              NULL; -- the replica's scope is behind the server's: its scope_removed takes the row, if it comes
             ELSIF walsync_gone THEN
               IF walsync_row IS NOT NULL AND coalesce((SELECT value::jsonb ? (walsync_row ->> ${literal(table.scope)}) FROM walsync_state WHERE key = 'workspaces'), true) THEN
                 ${this.upsertSql(table, this.records(table, `jsonb_build_array(walsync_row)`), { pending: false, newerOnly: true })};
@@ -138,8 +138,7 @@ export class RemoteApply {
       INSERT INTO walsync_state VALUES ('position', walsync_position) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
     END $walsync$;
 
-    DROP FUNCTION IF EXISTS walsync_settle(jsonb);
-    CREATE FUNCTION walsync_settle(walsync_answers jsonb) RETURNS boolean LANGUAGE plpgsql AS $walsync$
+    CREATE OR REPLACE FUNCTION walsync_settle(walsync_answers jsonb) RETURNS void LANGUAGE plpgsql AS $walsync$
     DECLARE
       walsync_answer jsonb;
       walsync_row jsonb;
@@ -147,7 +146,6 @@ export class RemoteApply {
       walsync_held_version integer;
       walsync_gone boolean;
       walsync_forbidden boolean;
-      walsync_stale boolean := false;
     BEGIN
       PERFORM set_config('walsync.applying', 'on', true);
       FOR walsync_answer IN SELECT value FROM jsonb_array_elements(walsync_answers) LOOP
@@ -173,7 +171,6 @@ export class RemoteApply {
           ${settleCases.join('\n          ')}
         END CASE;
       END LOOP;
-      RETURN walsync_stale;
     END $walsync$;`;
   }
 
@@ -257,12 +254,11 @@ export class RemoteApply {
    * The server's answers to a push, in one statement: each answered change leaves the outbox (an
    * error stays, with its message). Once a row has no other unsent write, it becomes the server's
    * row: the answer's, or a newer one the stream delivered meanwhile (deferred); null or a deferred
-   * delete removes it. True when a write was refused as outside the user's workspaces although the
-   * replica holds the row's workspace: the replica's scope is behind the server's (the user left, and
-   * may be back before the session tells of it), so the row stays as it is and the caller asks for a
-   * new snapshot, which brings or removes it.
+   * delete removes it. A write refused as outside the user's workspaces drops its row too — unless
+   * the replica holds the row's workspace: then the replica's scope is behind (the server's session
+   * answers such a refusal only after it said `scope_removed`, which takes the row; see SyncSession.write).
    */
-  async settle(db: PGliteInterface | Transaction, answers: Array<{ changeId: string; table: string; pk: Row; result: ChangeResult }>): Promise<boolean> {
+  async settle(db: PGliteInterface | Transaction, answers: Array<{ changeId: string; table: string; pk: Row; result: ChangeResult }>): Promise<void> {
     const rows = answers.map(({ changeId, table, pk, result }) => {
       // Outside the user's scope on the server: not the user's data, so the write and its row go (reported as an error event)
       // — unless the replica holds the row's workspace (see `settle`).
@@ -271,7 +267,7 @@ export class RemoteApply {
       this.table(table);
       return { changeId, table, pk, row: result.row };
     });
-    return (await db.query<{ stale: boolean }>(`SELECT walsync_settle($1::jsonb) AS stale`, [JSON.stringify(rows)])).rows[0]!.stale;
+    await db.query(`SELECT walsync_settle($1::jsonb)`, [JSON.stringify(rows)]);
   }
 }
 

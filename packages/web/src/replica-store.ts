@@ -330,18 +330,16 @@ export class ReplicaStore {
   /**
    * The server's answers to `sent`, in one statement: each entry leaves the outbox and its row
    * becomes the server's. A replica that holds subscriptions then lets go of the answered rows none
-   * of them selects (writes outside the subscriptions stay local only until answered). True when the
-   * replica's scope is behind the server's and it needs a new snapshot (see RemoteApply.settle).
+   * of them selects (writes outside the subscriptions stay local only until answered).
    */
-  async settle(sent: UnsentChange[], results: ChangeResult[]): Promise<boolean> {
+  async settle(sent: UnsentChange[], results: ChangeResult[]): Promise<void> {
     const answers = results.map((result, index) => ({ changeId: sent[index]!.changeId, table: sent[index]!.table, pk: sent[index]!.pk, result }));
     if (!this.partial) return this.apply.settle(this.db, answers);
-    return this.db.transaction(async (tx) => {
-      const stale = await this.apply.settle(tx, answers);
+    await this.db.transaction(async (tx) => {
+      await this.apply.settle(tx, answers);
       await tx.exec(`SET LOCAL walsync.applying = 'on'`);
       const held = (await this.subscriptions(tx)).map((each) => each.ref);
       await this.subscriptionRows.dropUnselected(tx, answers, held);
-      return stale;
     });
   }
 

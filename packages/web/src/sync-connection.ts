@@ -126,11 +126,6 @@ export class SyncConnection {
       isLive: () => this.state === 'live',
       send: (message) => this.send(message),
       changed: () => this.announce(),
-      resnapshot: () => {
-        if (this.state !== 'live') return;
-        this.send({ type: 'resnapshot' });
-        this.enter('hydrating');
-      },
     });
     // A session past its hello takes messages in order; before that (or offline) nothing is sent.
     this.subscriptions = new ClientSubscriptions(store, events, (message) => {

@@ -567,7 +567,17 @@ export class SyncSession {
 
   private async write(requestId: string, changes: unknown[]): Promise<void> {
     try {
-      const { results } = await this.deps.writes.applyBatch(this.userId, { clientId: this.clientId, changes });
+      const batch = { clientId: this.clientId, changes };
+      let { results } = await this.deps.writes.applyBatch(this.userId, batch);
+      if (results.some((result) => result.status === 'error' && result.code === 'forbidden_scope') && this.state === 'live') {
+        // The memberships may have changed before the stream brought the change to this session: the
+        // client must hear of a workspace it lost (scope_removed) before a refusal in it, and a write
+        // refused while the user was briefly out is run again once they are back (idempotent by changeId).
+        const before = this.scope.workspaces;
+        this.rescope = true;
+        await this.settleScope();
+        if ([...before].every((workspace) => this.scope.workspaces.has(workspace))) ({ results } = await this.deps.writes.applyBatch(this.userId, batch));
+      }
       this.send({ type: 'write_result', requestId, results });
     } catch (error) {
       if (!(error instanceof WriteRequestError)) throw error;
