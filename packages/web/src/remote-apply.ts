@@ -112,12 +112,11 @@ export class RemoteApply {
     ]);
     const settleCases = this.syncedTables.map((table) => {
       const match = table.primaryKey.map((column) => `${quote(column)}::text = walsync_answer -> 'pk' ->> ${literal(column)}`).join(' AND ');
-      const heldHere = `coalesce((SELECT value::jsonb ? t.${quote(table.scope)}::text FROM walsync_state WHERE key = 'workspaces'), true)`;
       return `WHEN ${literal(table.name)} THEN
-            IF walsync_forbidden AND EXISTS (SELECT 1 FROM ${quote(table.name)} t WHERE ${match} AND ${heldHere}) THEN
+            IF walsync_forbidden AND EXISTS (SELECT 1 FROM ${quote(table.name)} t WHERE ${match} AND ${heldWorkspace(`t.${quote(table.scope)}::text`)}) THEN
               NULL; -- the replica's scope is behind the server's: its scope_removed takes the row, if it comes
             ELSIF walsync_gone THEN
-              IF walsync_row IS NOT NULL AND coalesce((SELECT value::jsonb ? (walsync_row ->> ${literal(table.scope)}) FROM walsync_state WHERE key = 'workspaces'), true) THEN
+              IF walsync_row IS NOT NULL AND ${heldWorkspace(`walsync_row ->> ${literal(table.scope)}`)} THEN
                 ${this.upsertSql(table, this.records(table, `jsonb_build_array(walsync_row)`), { pending: false, newerOnly: true })};
               END IF;
             ELSIF walsync_row IS NOT NULL THEN ${this.upsertSql(table, this.records(table, `jsonb_build_array(walsync_row)`), { pending: false, newerOnly: false })};
@@ -269,6 +268,11 @@ export class RemoteApply {
     });
     await db.query(`SELECT walsync_settle($1::jsonb)`, [JSON.stringify(rows)]);
   }
+}
+
+/** Whether the replica holds the workspace `id` (a text expression); true for a replica from before its workspaces were recorded. */
+function heldWorkspace(id: string): string {
+  return `coalesce((SELECT value::jsonb ? (${id}) FROM walsync_state WHERE key = 'workspaces'), true)`;
 }
 
 interface Run {
