@@ -113,7 +113,7 @@ export class RemoteApply {
     const settleCases = this.syncedTables.map((table) => {
       const match = table.primaryKey.map((column) => `${quote(column)}::text = walsync_answer -> 'pk' ->> ${literal(column)}`).join(' AND ');
       return `WHEN ${literal(table.name)} THEN
-            IF walsync_forbidden AND EXISTS (SELECT 1 FROM ${quote(table.name)} t WHERE ${match} AND ${heldWorkspace(`t.${quote(table.scope)}::text`)}) THEN
+            IF walsync_forbidden AND NOT walsync_streamed AND EXISTS (SELECT 1 FROM ${quote(table.name)} t WHERE ${match} AND ${heldWorkspace(`t.${quote(table.scope)}::text`)}) THEN
               NULL; -- the replica's scope is behind the server's: its scope_removed takes the row, if it comes
             ELSIF walsync_gone THEN
               IF walsync_row IS NOT NULL AND ${heldWorkspace(`walsync_row ->> ${literal(table.scope)}`)} THEN
@@ -145,6 +145,7 @@ export class RemoteApply {
       walsync_held_version integer;
       walsync_gone boolean;
       walsync_forbidden boolean;
+      walsync_streamed boolean;
     BEGIN
       PERFORM set_config('walsync.applying', 'on', true);
       FOR walsync_answer IN SELECT value FROM jsonb_array_elements(walsync_answers) LOOP
@@ -162,8 +163,13 @@ export class RemoteApply {
         CONTINUE WHEN EXISTS (SELECT 1 FROM walsync_outbox WHERE table_name = walsync_answer ->> 'table' AND pk = walsync_answer -> 'pk');
         walsync_row := nullif(walsync_answer -> 'row', 'null'::jsonb);
         walsync_forbidden := coalesce((walsync_answer ->> 'forbidden')::boolean, false) AND NOT walsync_gone;
+        walsync_streamed := false;
         IF NOT walsync_gone THEN
+          -- What the stream brought of the row while the write was on its way (held back for it) is
+          -- the server's word at a later position: it applies, refused write or not (a row moved
+          -- out of the workspace leaves; kept, nothing would ever take it).
           DELETE FROM walsync_deferred WHERE table_name = walsync_answer ->> 'table' AND pk = walsync_answer -> 'pk' RETURNING row, version INTO walsync_held, walsync_held_version;
+          walsync_streamed := FOUND;
           IF FOUND AND (walsync_row IS NULL OR (walsync_row ->> 'version')::numeric <= walsync_held_version) THEN walsync_row := walsync_held; END IF;
         END IF;
         CASE walsync_answer ->> 'table'

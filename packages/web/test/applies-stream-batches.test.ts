@@ -179,6 +179,35 @@ describe('applying a streamed batch in runs', () => {
     expect(await taskRow(away)).toBeUndefined();
     await db.close();
   });
+
+  it('removes a row the stream moved out of the workspace while a refused write to it was on its way (chaos PG 18 seed 20)', async () => {
+    const { db, store, workspace, project } = await localReplica();
+    const taskRow = async (id: string) => (await db.query<any>(`SELECT title FROM task WHERE id = $1`, [id])).rows[0];
+    const [moved, changed] = [crypto.randomUUID(), crypto.randomUUID()];
+    await store.beginSnapshot(false, [workspace]);
+    await store.snapshotPage('task', [rowIn(workspace, project, moved, 'server', 1), rowIn(workspace, project, changed, 'server', 1)]);
+    await store.endSnapshot('0/80');
+    await db.query(`UPDATE task SET title = 'mine' WHERE id = ANY($1::uuid[])`, [[moved, changed]]);
+    const writes = await store.unsent(500);
+    // Meanwhile SQL moved one row to a workspace the user is not in (the stream removes it), and
+    // changed the other one; both wait behind the unsent writes.
+    await store.applyChanges(
+      [
+        { table: 'task', op: 'delete', old: rowIn(workspace, project, moved, 'server', 2) },
+        upsert(rowIn(workspace, project, changed, 'changed elsewhere', 2)),
+      ],
+      '0/81',
+    );
+    expect(await taskRow(moved)).toEqual({ title: 'mine' });
+    // The server refuses both writes (the rows' workspace, as the server reads them, is not the user's).
+    const forbidden = { status: 'error' as const, code: 'forbidden_scope' as const, message: 'not a member' };
+    await store.settle(writes, writes.map((write) => ({ changeId: write.changeId, ...forbidden })));
+    // The stream's word stands: the moved row is gone, the changed one is the server's.
+    expect(await taskRow(moved)).toBeUndefined();
+    expect(await taskRow(changed)).toEqual({ title: 'changed elsewhere' });
+    expect((await db.query(`SELECT 1 FROM walsync_deferred`)).rows).toEqual([]);
+    await db.close();
+  });
 });
 
 /** A task row as the server sends it. */
