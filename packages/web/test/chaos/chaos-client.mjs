@@ -12,12 +12,16 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 let client;
 let running;
 
-/** WALSYNC_CHAOS_DEBUG: what went over the wire, one file per data directory (`<seed>-<client>.wire.log`). */
+/**
+ * WALSYNC_CHAOS_WIRE (the suite sets it; else WALSYNC_CHAOS_DEBUG): what went over the wire, in
+ * brief, one file per data directory (`<seed>-<client>.wire.log`); a failing seed quotes it.
+ */
+const wireDir = process.env.WALSYNC_CHAOS_WIRE ?? process.env.WALSYNC_CHAOS_DEBUG;
 let wireFile;
-if (process.env.WALSYNC_CHAOS_DEBUG) {
+if (wireDir) {
   const { appendFileSync, mkdirSync } = await import('node:fs');
   const { WebSocket } = await import('ws');
-  mkdirSync(process.env.WALSYNC_CHAOS_DEBUG, { recursive: true });
+  mkdirSync(wireDir, { recursive: true });
   const wire = (direction, raw) => {
     if (!wireFile) return;
     let message;
@@ -27,6 +31,7 @@ if (process.env.WALSYNC_CHAOS_DEBUG) {
       return;
     }
     const brief = { ...message };
+    if (brief.token) brief.token = '…';
     if (Array.isArray(message.changes)) {
       brief.changes = message.changes.map((change) =>
         change.table ? `${change.op} ${change.table} ${(change.data ?? change.old ?? change.pk)?.id ?? ''} v${(change.data ?? change.old)?.version ?? ''} ${(change.data ?? change.old)?.workspace_id ?? ''}` : change.changeId,
@@ -50,7 +55,7 @@ if (process.env.WALSYNC_CHAOS_DEBUG) {
 }
 
 async function open({ url, token, dataDir, subscriptions }) {
-  if (process.env.WALSYNC_CHAOS_DEBUG) wireFile = `${process.env.WALSYNC_CHAOS_DEBUG}/${dataDir.split('/').pop()}.wire.log`;
+  if (wireDir) wireFile = `${wireDir}/${dataDir.split('/').pop()}.wire.log`;
   // A killed predecessor's lock is taken over at once; retry anyway, as a restarted app would.
   for (let attempt = 0; ; attempt++) {
     try {

@@ -17,7 +17,9 @@ import { FAULT_KINDS, describePlan, makePlan } from './schedule';
  *   WALSYNC_CHAOS_SEED=<n>       replay one seed (the failure message prints it)
  *   WALSYNC_CHAOS_SEEDS=<n>      how many seeds (from WALSYNC_CHAOS_FIRST_SEED, default 1)
  *   WALSYNC_CHAOS_CLIENTS, WALSYNC_CHAOS_OPS, WALSYNC_CHAOS_DURATION_MS
- *   WALSYNC_CHAOS_DEBUG=<dir>    each client's events (snapshots, pushes, subscriptions, errors) to a file per client
+ *   WALSYNC_CHAOS_DEBUG=<dir>    each client's events (snapshots, pushes, subscriptions, errors) to a file per client,
+ *                                and what went over its wire (always logged, to the scratch directory otherwise:
+ *                                a failing seed quotes the lines about the rows that diverged)
  *   WALSYNC_CHAOS_PG=15 | 18     only the machine's PostgreSQL 15, or only the embedded 18 (by default:
  *                                the seeds on 18, then seeds 101–103 on 15 where it is installed)
  *   WALSYNC_CHAOS_VERBOSE=1      print each seed's trace
@@ -68,6 +70,8 @@ describe.each(runs)('convergence under faults', ({ target, seeds }) => {
     const blankReplica = path.join(scratch.dir, 'blank');
     const processes = new ClientProcesses();
     beforeAll(async () => {
+      // Every client process logs the wire in brief, so that a failing seed can quote what its client was sent.
+      env.WALSYNC_CHAOS_WIRE = env.WALSYNC_CHAOS_DEBUG ?? path.join(scratch.dir, 'wire');
       cluster = await Cluster.start(target!, 2);
       // A replica as a new client starts it, from the template `yarn build:template` makes (the
       // client processes run the built package too): copied per client, which is quicker than unpacking.

@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { ChaosClient } from './chaos-clients';
 import type { Cluster } from './cluster';
 import { type Plan, type SubscriptionRef, finalSubscriptions } from './schedule';
@@ -94,7 +96,11 @@ export async function checkInvariants(cluster: Cluster, plan: Plan, clients: Cha
           `memberships of ${plan.clients[client.index]!.user}: ${memberships[0]?.entries ?? 'none'}`,
           `client ${client.clientId} acked ${sent[0]?.acked ?? "nothing"}`,
         );
-        throw new Error(`client ${client.index} (${client.clientId}, ${dump.status}) diverged from the server after 60 s of quiet:\n${last.slice(0, 12).join('\n')}${last.length > 12 ? `\n… ${last.length - 12} more` : ''}`);
+        throw new Error(
+          `client ${client.index} (${client.clientId}, ${dump.status}) diverged from the server after 60 s of quiet:\n${last.slice(0, 12).join('\n')}${last.length > 12 ? `\n… ${last.length - 12} more` : ''}` +
+            (await replicaDetail(client, ids, held)) +
+            wireLines(plan.seed, client.index, ids),
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
@@ -139,4 +145,33 @@ export async function checkInvariants(cluster: Cluster, plan: Plan, clients: Cha
   );
   if (repeated.length > 0) throw new Error(`change_history holds a change twice: ${JSON.stringify(repeated)}`);
   return compared;
+}
+
+/** What the client's replica says of `ids` beside the rows: its outbox, what it holds back, its subscriptions. */
+async function replicaDetail(client: ChaosClient, ids: string[], held: string): Promise<string> {
+  const list = ids.map((id) => `'${id}'`).join(', ') || `''`;
+  const dump = await client.request(
+    {
+      type: 'dump',
+      queries: {
+        outbox: `SELECT table_name, op, pk->>'id' AS id, attempts, last_error FROM walsync_outbox WHERE pk->>'id' IN (${list}) OR data->>'task_id' IN (${list})`,
+        deferred: `SELECT table_name, pk->>'id' AS id, version, row IS NULL AS removal FROM walsync_deferred WHERE pk->>'id' IN (${list})`,
+        held,
+      },
+    },
+    'dump',
+    30_000,
+  );
+  return `\nreplica: outbox ${JSON.stringify(dump.rows.outbox)}; held back ${JSON.stringify(dump.rows.deferred)}; subscriptions ${JSON.stringify(dump.rows.held)}`;
+}
+
+/** The last lines of the client's wire log (WALSYNC_CHAOS_WIRE) that name one of `ids`, or a subscription or a session's start. */
+function wireLines(seed: number, index: number, ids: string[]): string {
+  const file = process.env.WALSYNC_CHAOS_WIRE && path.join(process.env.WALSYNC_CHAOS_WIRE, `seed-${seed}-client-${index}.wire.log`);
+  if (!file || !existsSync(file) || ids.length === 0) return '';
+  const lines = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => ids.some((id) => line.includes(id)) || /"type":"(hello|subscribe|unsubscribe|unsubscribed|snapshot_start|snapshot_end|resnapshot|scope_removed)"/.test(line))
+    .map((line) => line.slice(0, 400));
+  return `\nwire (${file}), what names the rows, subscriptions and sessions, last 40:\n${lines.slice(-40).join('\n')}`;
 }
