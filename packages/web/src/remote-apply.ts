@@ -83,13 +83,13 @@ export class RemoteApply {
   }
 
   /**
-   * Whole rows, e.g. a snapshot page (unique keys); with `newerOnly`, a row never replaces a newer
+   * Whole rows as a JSON array, e.g. a snapshot page (unique keys); with `newerOnly`, a row never replaces a newer
    * version. An empty outbox spares the per-row pending check.
    */
-  async upsertRows(tx: Transaction, tableName: string, rows: Row[], options: { newerOnly: boolean }): Promise<void> {
+  async upsertRows(tx: Transaction, tableName: string, rowsJson: string, options: { newerOnly: boolean }): Promise<void> {
     const table = this.table(tableName);
     const pending = (await tx.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM walsync_outbox) AS any`)).rows[0]!.any;
-    await tx.query(this.upsertSql(table, this.records(table, '$1::jsonb'), { pending, newerOnly: options.newerOnly }), [JSON.stringify(rows)]);
+    await tx.query(this.upsertSql(table, this.records(table, '$1::jsonb'), { pending, newerOnly: options.newerOnly }), [rowsJson]);
   }
 
   /** Whether any synced table holds a row (a replacing snapshot into an empty database has nothing to remove). */
@@ -246,12 +246,12 @@ export class RemoteApply {
   }
 
   /** Remembers the keys of a snapshot page, so removeUnseen() knows what the server still has. */
-  async markSeen(tx: Transaction, tableName: string, rows: Row[]): Promise<void> {
+  async markSeen(tx: Transaction, tableName: string, rowsJson: string): Promise<void> {
     const table = this.table(tableName);
     const key = table.primaryKey.map((name) => `'${name}', r -> '${name}'`).join(', ');
     await tx.query(
       `INSERT INTO walsync_snapshot_seen SELECT $1, jsonb_build_object(${key}) FROM jsonb_array_elements($2::jsonb) r ON CONFLICT DO NOTHING`,
-      [table.name, JSON.stringify(rows)],
+      [table.name, rowsJson],
     );
   }
 

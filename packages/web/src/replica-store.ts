@@ -224,18 +224,20 @@ export class ReplicaStore {
   }
 
   /** One page of snapshot rows, in one transaction (none for a table this build does not sync). */
-  async snapshotPage(table: string, rows: Row[]): Promise<void> {
+  async snapshotPage(table: string, rows: Row[] | string): Promise<void> {
     const snapshot = this.runningSnapshot();
     if (!this.apply.syncs(table)) return;
-    if (rows.length > 0) snapshot.tables.add(table);
+    // The rows as JSON text (a page read without parsing them, see parseServerMessage) or as objects.
+    const json = typeof rows === 'string' ? rows : JSON.stringify(rows);
+    if (typeof rows === 'string' ? !/^\[\s*\]$/.test(rows) : rows.length > 0) snapshot.tables.add(table);
     await this.db.transaction(async (tx) => {
       // Snapshot rows come from one consistent server snapshot, parents first: no trigger (capture
       // would skip them anyway) and no foreign key needs to run for them.
       await tx.exec(`SET LOCAL walsync.applying = 'on'; SET LOCAL session_replication_role = replica`);
       // A snapshot of an added workspace runs beside the live stream and the answers to this client's
       // writes: a row an answer already brought further is newer than the snapshot's, and stays.
-      await this.apply.upsertRows(tx, table, rows, { newerOnly: !snapshot.replaces });
-      if (snapshot.tracksKeys) await this.apply.markSeen(tx, table, rows);
+      await this.apply.upsertRows(tx, table, json, { newerOnly: !snapshot.replaces });
+      if (snapshot.tracksKeys) await this.apply.markSeen(tx, table, json);
     });
   }
 

@@ -3,6 +3,27 @@ import { PROTOCOL_VERSION, type ServerMessage, ServerMessageSchema, formatIssues
 import type { SyncEndpoint } from './endpoint';
 import { SyncClientError } from './types';
 
+type SnapshotBatch = Extract<ServerMessage, { type: 'snapshot_batch' }>;
+
+/** A server message as the client reads it: a snapshot page's rows may stay JSON text (see `snapshotBatchText`). */
+export type ClientServerMessage = Exclude<ServerMessage, { type: 'snapshot_batch' }> | (Omit<SnapshotBatch, 'rows'> & { rows: SnapshotBatch['rows'] | string });
+
+/** A snapshot page as the server writes it: its rows are the JSON text after this, up to the closing brace. */
+const SNAPSHOT_BATCH = /^\{"type":"snapshot_batch","table":("(?:[^"\\]|\\.){1,200}"),"sent":(\d{1,15}),"total":(\d{1,15}),"rows":(?=\[)/;
+
+/**
+ * A snapshot page in the server's own layout, read without parsing its rows: they go to the replica
+ * as the JSON text they came in (parsing a page of thousands of rows into objects, checking them
+ * and writing them back as JSON for the database cost as much as storing them). The database reads
+ * the text as a JSON array of objects, or the page fails as a whole with its error (nothing of it is
+ * applied). Any other layout is read the usual way.
+ */
+function snapshotBatchText(text: string): ClientServerMessage | undefined {
+  const match = SNAPSHOT_BATCH.exec(text);
+  if (!match || !text.endsWith(']}')) return undefined;
+  return { type: 'snapshot_batch', table: JSON.parse(match[1]!) as string, sent: Number(match[2]), total: Number(match[3]), rows: text.slice(match[0].length, -1) };
+}
+
 /**
  * Why a socket to `endpoint` did not open, asked over plain HTTP (a WebSocket's failure says
  * nothing): a walsync server answers `GET /sync` with 426 and `{ walsync }`. Resolves to
@@ -45,9 +66,12 @@ function notWalsync(endpoint: SyncEndpoint, what: string): SyncClientError {
 }
 
 /** A frame as a server message, or what is wrong with it. */
-export function parseServerMessage(data: unknown): ServerMessage | { type: 'unusable'; problem: string } {
+export function parseServerMessage(data: unknown): ClientServerMessage | { type: 'unusable'; problem: string } {
   try {
-    const parsed = ServerMessageSchema.safeParse(JSON.parse(String(data)));
+    const text = String(data);
+    const batch = snapshotBatchText(text);
+    if (batch) return batch;
+    const parsed = ServerMessageSchema.safeParse(JSON.parse(text));
     return parsed.success ? parsed.data : { type: 'unusable', problem: formatIssues(parsed.error, 'message') };
   } catch (error) {
     return { type: 'unusable', problem: (error as Error).message };

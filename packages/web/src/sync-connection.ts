@@ -29,7 +29,7 @@
 import { PROTOCOL_VERSION, type ServerMessage, retryDelay } from '@walsync/db/browser';
 import type { SyncEmitter } from './emitter';
 import type { SocketFactory, SocketLike, SyncEndpoint } from './endpoint';
-import { parseServerMessage, probeEndpoint } from './server-answers';
+import { type ClientServerMessage, parseServerMessage, probeEndpoint } from './server-answers';
 
 export type { SocketFactory, SocketLike } from './endpoint';
 import { ClientSubscriptions } from './client-subscriptions';
@@ -301,7 +301,7 @@ export class SyncConnection {
     this.send(workspaces === null || position === null ? hello : { ...hello, workspaces });
   }
 
-  private async handle(message: ServerMessage): Promise<void> {
+  private async handle(message: ClientServerMessage): Promise<void> {
     switch (message.type) {
       case 'welcome':
         // The server reverted migrations this replica applied: roll them back first (a snapshot follows).

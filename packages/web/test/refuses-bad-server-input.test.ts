@@ -102,6 +102,34 @@ describe('a client facing bad server input', () => {
     expect(server.connections()).toBeGreaterThanOrEqual(4);
   });
 
+  it('stores a snapshot page in the server\'s layout without parsing its rows, and refuses one whose rows are not JSON objects', async () => {
+    const workspace = '0b6f5b38-5d1b-4a56-9c2e-8a1b2a0c0d03';
+    const welcome = (hello: { schemaVersion: string | null }) => ({
+      type: 'welcome',
+      userId: 'u',
+      clientId: 'c',
+      schemaVersion: migrations.at(-1)!.name,
+      migrations: migrations.slice(migrations.findIndex((each) => each.name === hello.schemaVersion) + 1),
+      workspaces: [workspace],
+    });
+    const row = JSON.stringify({ id: workspace, name: 'from the page', created_at: '2026-11-23T00:00:00+00:00', updated_at: '2026-11-23T00:00:00+00:00', version: 1, hlc: null, origin_client_id: null, deleted_at: null });
+    // Exactly as the server writes a page (SnapshotService): the client reads its rows as text.
+    const page = (rows: string) => `{"type":"snapshot_batch","table":"workspace","sent":1,"total":1,"rows":${rows}}`;
+    const start = { type: 'snapshot_start', position: '0/100', total: { workspace: 1 }, workspaces: [workspace], replace: true };
+    const { client, errors } = await clientOf([
+      [welcome, start, page('[1, 2]')],
+      [welcome, start, page(`[${row}],"rows":[]`)],
+      [welcome, start, page(`[${row}]`), { type: 'snapshot_end', position: '0/100' }],
+    ]);
+    await client.ready;
+    const failures = errors.filter((error) => (error as { code?: string }).code === 'apply_failed').map((error) => error.message);
+    expect(failures).toHaveLength(2);
+    expect(failures[0]).toMatch(/array of objects/);
+    expect(failures[1]).toMatch(/invalid input syntax for type json/);
+    expect((await client.db.query(`SELECT name FROM workspace`)).rows).toEqual([{ name: 'from the page' }]);
+    expect((await client.db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'position'`)).rows[0]?.value).toBe('0/100');
+  });
+
   it('skips migrations a server offers again that the replica already applied with the same checksum', async () => {
     const workspace = '0b6f5b38-5d1b-4a56-9c2e-8a1b2a0c0d02';
     // Every migration, though a replica from the migrated template has them all.
