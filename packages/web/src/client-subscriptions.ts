@@ -109,6 +109,14 @@ export class ClientSubscriptions {
     for (const each of stored.filter((subscription) => subscription.state === 'leaving')) await this.removed(each.key);
     const named = stored.filter((each) => (hasPosition ? each.state === 'ready' : each.state !== 'leaving'));
     this.named = new Set(named.map((each) => each.key));
+    // A pending subscription's rows from a snapshot cut short (the connection or the process went
+    // away mid-way) are as old as that snapshot, and the new session will not hold the subscription
+    // until it is asked for again — the stream may pass their changes, a move out of it among them,
+    // before that. So they go now; its new snapshot brings them as they are then.
+    if (hasPosition) {
+      const pending = stored.filter((each) => each.state === 'pending').map((each) => each.ref);
+      if (pending.length > 0) await this.store.dropUnhydrated(pending, named.map((each) => each.ref));
+    }
     return named.map((each) => each.ref);
   }
 

@@ -212,6 +212,14 @@ export class ReplicaStore {
     });
   }
 
+  /** Removes the rows only `pending` subscriptions select (none of `held` does), except rows with unsent writes. */
+  async dropUnhydrated(pending: SubscriptionRef[], held: SubscriptionRef[]): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.exec(`SET LOCAL walsync.applying = 'on'`);
+      for (const ref of pending) await this.subscriptionRows.removeOnly(tx, ref, held);
+    });
+  }
+
   /** A snapshot begins: `replace` drops the position until it ends (a crash meanwhile starts it over); `subscriptions`: those it brings. */
   async beginSnapshot(replace: boolean, workspaces: string[] = [], subscriptions: SubscriptionRef[] = []): Promise<void> {
     let tracksKeys = false;

@@ -69,7 +69,7 @@ export async function checkInvariants(cluster: Cluster, plan: Plan, clients: Cha
       const held = `SELECT name, params, state FROM walsync_subscription ORDER BY key`;
       const dump = await client.request({ type: 'dump', queries: { ...rowQueries(), held } }, 'dump', 30_000);
       last = Object.keys(server).flatMap((table) => differences(table, dump.rows[table]!, server[table]!));
-      if (dump.outbox !== 0) last.push(`${dump.outbox} changes still in the outbox`);
+      if (dump.outbox !== 0) last.unshift(`${dump.outbox} changes still in the outbox`);
       const stored = (dump.rows.held as Array<SubscriptionRef & { state: string }>).map((row) => `${refKey(row)} ${row.state}`).sort();
       if (JSON.stringify(stored) !== JSON.stringify(expected)) last.unshift(`subscriptions: the replica holds ${JSON.stringify(stored)}, the plan left ${JSON.stringify(expected)}`);
       if (last.length === 0) {
@@ -97,7 +97,7 @@ export async function checkInvariants(cluster: Cluster, plan: Plan, clients: Cha
           `client ${client.clientId} acked ${sent[0]?.acked ?? "nothing"}`,
         );
         throw new Error(
-          `client ${client.index} (${client.clientId}, ${dump.status}) diverged from the server after 60 s of quiet:\n${last.slice(0, 12).join('\n')}${last.length > 12 ? `\n… ${last.length - 12} more` : ''}` +
+          `client ${client.index} (${client.clientId}, ${dump.status}) diverged from the server after 60 s of quiet:\n${last.slice(0, 20).join('\n')}${last.length > 20 ? `\n… ${last.length - 20} more` : ''}` +
             (await replicaDetail(client, ids, held)) +
             wireLines(plan.seed, client.index, ids),
         );
