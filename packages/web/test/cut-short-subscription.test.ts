@@ -11,7 +11,7 @@ const [heldTask, addedTask] = ['3d1c6f0e-9a7b-4c1e-8f0a-5b2d7c9e1a04', '3d1c6f0e
 const stamp = { created_at: '2026-12-01T00:00:00+00:00', updated_at: '2026-12-01T00:00:00+00:00', version: 1, hlc: null, origin_client_id: null, deleted_at: null, column_hlcs: {} };
 const project = (id: string) => ({ id, workspace_id: workspace, name: id.slice(-2), ...stamp });
 const task = (id: string, projectId: string) => ({ id, workspace_id: workspace, project_id: projectId, title: id.slice(-2), status: 'todo', position: 0, labels: [], assignee_id: null, ...stamp });
-const subscription = (projectId: string) => ({ name: 'project', params: { projectId } });
+const subscription = (projectId: string) => ({ name: 'project' as const, params: { projectId } });
 /** A page as the server writes it. */
 const page = (table: string, rows: unknown[]) => `{"type":"snapshot_batch","table":"${table}","sent":${rows.length},"total":${rows.length},"rows":${JSON.stringify(rows)}}`;
 

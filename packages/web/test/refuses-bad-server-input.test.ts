@@ -30,6 +30,18 @@ async function hostileServer(scripts: Script | Script[]) {
   return { url: `http://127.0.0.1:${port}`, connections: () => connections, close: () => new Promise<void>((resolve) => sockets.close(() => resolve())) };
 }
 
+/** A welcome into `workspace` with the migrations the client lacks (none when its replica came from the migrated template). */
+function welcomeTo(workspace: string) {
+  return (hello: { schemaVersion: string | null }) => ({
+    type: 'welcome',
+    userId: 'u',
+    clientId: 'c',
+    schemaVersion: migrations.at(-1)!.name,
+    migrations: migrations.slice(migrations.findIndex((each) => each.name === hello.schemaVersion) + 1),
+    workspaces: [workspace],
+  });
+}
+
 describe('a client facing bad server input', () => {
   const closers: Array<() => Promise<void>> = [];
   afterAll(async () => {
@@ -49,15 +61,7 @@ describe('a client facing bad server input', () => {
 
   it('refuses a malformed message and a batch that fails to apply: nothing applied, position unmoved, outbox intact', async () => {
     const workspace = '0b6f5b38-5d1b-4a56-9c2e-8a1b2a0c0d01';
-    // The migrations the client lacks (none when its replica came from the migrated template).
-    const welcome = (hello: { schemaVersion: string | null }) => ({
-      type: 'welcome',
-      userId: 'u',
-      clientId: 'c',
-      schemaVersion: migrations.at(-1)!.name,
-      migrations: migrations.slice(migrations.findIndex((each) => each.name === hello.schemaVersion) + 1),
-      workspaces: [workspace],
-    });
+    const welcome = welcomeTo(workspace);
     const row = (name: string) => ({ id: workspace, name, created_at: '2026-11-23T00:00:00+00:00', updated_at: '2026-11-23T00:00:00+00:00', version: 1, hlc: null, origin_client_id: null, deleted_at: null });
     // One bad input a connection: a message after a bad one is never applied (the valid batch behind each is a witness).
     const witness = { type: 'changes', position: '0/150', changes: [{ table: 'workspace', op: 'insert', data: row('after a bad message') }] };
@@ -104,14 +108,7 @@ describe('a client facing bad server input', () => {
 
   it('stores a snapshot page in the server\'s layout without parsing its rows, and refuses one whose rows are not JSON objects', async () => {
     const workspace = '0b6f5b38-5d1b-4a56-9c2e-8a1b2a0c0d03';
-    const welcome = (hello: { schemaVersion: string | null }) => ({
-      type: 'welcome',
-      userId: 'u',
-      clientId: 'c',
-      schemaVersion: migrations.at(-1)!.name,
-      migrations: migrations.slice(migrations.findIndex((each) => each.name === hello.schemaVersion) + 1),
-      workspaces: [workspace],
-    });
+    const welcome = welcomeTo(workspace);
     const row = JSON.stringify({ id: workspace, name: 'from the page', created_at: '2026-11-23T00:00:00+00:00', updated_at: '2026-11-23T00:00:00+00:00', version: 1, hlc: null, origin_client_id: null, deleted_at: null });
     // Exactly as the server writes a page (SnapshotService): the client reads its rows as text.
     const page = (rows: string) => `{"type":"snapshot_batch","table":"workspace","sent":1,"total":1,"rows":${rows}}`;
