@@ -237,7 +237,7 @@ export class ReplicaStore {
     if (!this.apply.syncs(table)) return;
     // The rows as JSON text (a page read without parsing them, see parseServerMessage) or as objects.
     const json = typeof rows === 'string' ? rows : JSON.stringify(rows);
-    if (typeof rows === 'string' ? !/^\[\s*\]$/.test(rows) : rows.length > 0) snapshot.tables.add(table);
+    if (!/^\[\s*\]$/.test(json)) snapshot.tables.add(table);
     await this.db.transaction(async (tx) => {
       // Snapshot rows come from one consistent server snapshot, parents first: no trigger (capture
       // would skip them anyway) and no foreign key needs to run for them.
