@@ -3,11 +3,9 @@
  * and the client's status and events; the sync loop runs in the leader tab's Web Worker (./worker.ts).
  */
 import type { QueryOptions, Transaction } from '@electric-sql/pglite';
-import { type LiveNamespace, type LiveQuery, type LiveQueryResults, live } from '@electric-sql/pglite/live';
-
-/** The options form of `live.query` (PGlite does not export its type). */
-type LiveQueryOptions<T> = Extract<Parameters<LiveNamespace['query']>[0], { query: string }> & { callback?: (results: LiveQueryResults<T>) => void };
+import { type LiveQuery, type LiveQueryResults, live } from '@electric-sql/pglite/live';
 import { PGliteWorker } from '@electric-sql/pglite/worker';
+import { type LiveQueryOptions, TabLiveQueries } from './tab-live-queries';
 import { type LeaderMessage, type SerializedError, type TabMessage, channelName } from './tab-protocol';
 import { SyncEmitter, deferred } from './emitter';
 import { STORAGE_PREFERENCES, type Storage, type StoragePreference, replicaName } from './replica-names';
@@ -146,7 +144,10 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       if (event.data?.type === 'walsync:failed') this.fail(revive(event.data.error!));
       if (event.data?.type === 'walsync:leader') {
         this.leading = true;
-        this.routes.resolve();
+        // Live queries set up through the tab that led before are set up again here.
+        if (this.leader !== undefined) this.liveQueries?.leaderChanged();
+        this.leader = 'own';
+        this.knowRoute();
       }
       if (event.data?.type === 'walsync:result') answerReply(this.replies, event.data.id!, event.data);
       if (event.data?.type === 'walsync:live-rows') this.lives.get(event.data.id!)?.(event.data.results!);
@@ -165,10 +166,23 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   }
 
   private leading = false;
+  /** The leader statements go to: `own` (this tab's worker), another worker's id, or none known yet. */
+  private leader: string | undefined;
+  /** This tab's live queries, set up again when another worker takes over (see attach). */
+  private liveQueries: TabLiveQueries | undefined;
   /** Whether the worker has sent anything yet (its script loaded and ran). */
   private workerStarted = false;
-  /** Settled once a statement knows where to go: to this tab's own worker (it leads) or to the leader's. */
-  private readonly routes = deferred();
+  /**
+   * Settled once a statement knows where to go: to this tab's own worker (it leads) or to the leader's.
+   * A new one while a leader that closed has no successor yet (a reload's old page, say).
+   */
+  private routes = deferred();
+  private routeKnown = false;
+
+  private knowRoute(): void {
+    this.routeKnown = true;
+    this.routes.resolve();
+  }
 
   /** The database cannot be reached from this tab: `failed`, `ready` and every waiting statement reject. */
   private fail(error: Error): void {
@@ -207,13 +221,16 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       routed(() => (this.leading ? this.directTransaction(callback) : viaPGliteWorker.transaction(callback)))) as BrowserDb['transaction'];
     // The leader tab's live queries run in its worker, beside the replica (see DirectLive in ./worker.ts).
     // Windowed ones (offset and limit) and those of follower tabs keep PGlite's own path.
-    const liveViaPGliteWorker = db.live.query.bind(db.live) as (...args: unknown[]) => Promise<LiveQuery<unknown>>;
-    db.live.query = ((query: string | LiveQueryOptions<unknown>, params?: unknown[] | null, callback?: (results: LiveQueryResults<unknown>) => void) =>
+    const liveViaPGliteWorker = db.live.query.bind(db.live) as (options: LiveQueryOptions<unknown>) => Promise<LiveQuery<unknown>>;
+    const lives = new TabLiveQueries((options) =>
       routed(() => {
-        const options: LiveQueryOptions<unknown> = typeof query === 'string' ? { query, params, callback } : query;
-        if (!this.leading || options.offset !== undefined || options.limit !== undefined) return liveViaPGliteWorker(query, params, callback);
-        return this.directLive(options.query, options.params ?? undefined, options.callback, options.signal);
-      })) as BrowserDb['live']['query'];
+        if (!this.leading || options.offset !== undefined || options.limit !== undefined) return liveViaPGliteWorker(options);
+        return this.directLive(options.query, options.params ?? undefined, options.callback);
+      }),
+    );
+    this.liveQueries = lives;
+    db.live.query = ((query: string | LiveQueryOptions<unknown>, params?: unknown[] | null, callback?: (results: LiveQueryResults<unknown>) => void) =>
+      lives.query(typeof query === 'string' ? { query, params, callback } : query)) as BrowserDb['live']['query'];
   }
 
   private nextId = 0;
@@ -230,7 +247,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   private readonly lives = new Map<number, (results: LiveQueryResults<unknown>) => void>();
 
   /** A live query run by this tab's own worker: its first rows, then every new result to `callback` (and to those `subscribe` adds). */
-  private async directLive(sql: string, params: unknown[] | undefined, callback: ((results: LiveQueryResults<unknown>) => void) | undefined, signal?: AbortSignal): Promise<LiveQuery<unknown>> {
+  private async directLive(sql: string, params: unknown[] | undefined, callback: ((results: LiveQueryResults<unknown>) => void) | undefined): Promise<LiveQuery<unknown>> {
     const id = ++this.nextId;
     const callbacks = new Set(callback ? [callback] : []);
     this.lives.set(id, (results) => {
@@ -252,8 +269,6 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
         },
         refresh: () => this.direct({ type: 'walsync:live-refresh', live: id }),
       };
-      if (signal?.aborted) await stop();
-      else signal?.addEventListener('abort', () => void stop(), { once: true });
       return query;
     } catch (error) {
       this.lives.delete(id);
@@ -349,8 +364,18 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       else pending?.resolve();
       return;
     }
+    if (!this.leading && message.status === 'closed') {
+      // The leader is going (its tab closed or reloads): statements wait for the next one, and
+      // this tab, still open, says so rather than closed.
+      if (message.leader === this.leader) this.leaderLeft();
+      return;
+    }
+    if (!this.leading && message.leader !== this.leader) {
+      if (this.leader !== undefined) this.liveQueries?.leaderChanged();
+      this.leader = message.leader;
+    }
     this.heardLeader = true;
-    this.routes.resolve();
+    this.knowRoute();
     this.clientId = message.clientId || this.clientId;
     this.storage = message.storage ?? this.storage;
     if (message.error) {
@@ -371,6 +396,18 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
     if (message.status !== this.status) {
       this.status = message.status;
       this.events.emit('status', message.status);
+    }
+  }
+
+  /** The leader this follower asked closed: its statements wait for the next, which is asked for. */
+  private leaderLeft(): void {
+    this.heardLeader = false;
+    // Statements already waiting for a route wait on; once one was known, later ones wait for the next.
+    if (this.routeKnown) this.routes = deferred();
+    this.routeKnown = false;
+    if (this.status !== 'connecting') {
+      this.status = 'connecting';
+      this.events.emit('status', 'connecting');
     }
   }
 

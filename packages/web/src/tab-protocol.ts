@@ -10,7 +10,8 @@ export interface SerializedError {
 }
 
 export type LeaderMessage =
-  | { type: 'state' | 'leader'; status: SyncStatus; clientId: string; ready: boolean; error?: SerializedError; storage?: Storage }
+  /** `leader`: the leading worker's id (each worker makes its own), so a tab knows when another took over. */
+  | { type: 'state' | 'leader'; leader: string; status: SyncStatus; clientId: string; ready: boolean; error?: SerializedError; storage?: Storage }
   | { type: 'event'; name: string; args: unknown[] }
   | { type: 'flushed'; id: string; error?: SerializedError }
   | { type: 'durable'; id: string }

@@ -105,8 +105,10 @@ void worker({
     const channel = new BroadcastChannel(channelName(dataDir));
     const post = (message: LeaderMessage) => channel.postMessage(message);
     let failure: ReturnType<typeof serializeError> | undefined;
+    const leader = crypto.randomUUID();
     const state = (): Extract<LeaderMessage, { type: 'state' | 'leader' }> => ({
       type: 'state',
+      leader,
       status: client?.status ?? 'connecting',
       clientId: client?.clientId ?? '',
       ready,

@@ -157,10 +157,15 @@ describe.each([
     await waitFor('the second tab to lead', () => second.evaluate(() => window.client.isLeader));
     await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'after the handover')`, [seed.workspaces.shared, seed.projects.launch]);
     await waitFor('the new leader to sync', async () => (await sql(second, `SELECT 1 FROM task WHERE title = 'after the handover'`)).length === 1);
+    // The live query the tab set up through the old leader goes on in the new one.
+    await sql(second, `INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'live in the follower')`, [seed.workspaces.shared, seed.projects.launch]);
+    await waitFor("the follower's live query to go on after the handover", async () => (await second.evaluate('window.followerLive')) === 2);
     await sql(second, `INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'pushed by the new leader')`, [seed.workspaces.shared, seed.projects.launch]);
     await second.evaluate(() => window.client.flush());
     expect(await db.query(`SELECT 1 FROM task WHERE title = 'pushed by the new leader'`)).toHaveLength(1);
     expect(await second.evaluate(() => window.events.filter((event) => event.name === 'error'))).toEqual([]);
+    // The tab that stayed open never said it was closed (the old leader's close is not its own).
+    expect(await second.evaluate(() => window.events.filter((event) => event.name === 'status').map((event) => event.args[0]))).not.toContain('closed');
   });
 
   it.runIf(storage === 'auto')("runs the leader tab's live queries in its worker: new rows, refresh, unsubscribe, and a busy tab never holds the replica", async () => {
