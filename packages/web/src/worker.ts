@@ -72,6 +72,10 @@ export interface WorkerMeta {
 }
 
 let client: SyncClient | undefined;
+/** Set once this worker's tab closes it: the tabs hear `closed` at once and wait for the next leader. */
+let closing = false;
+/** Tells every tab this worker's state (set once it leads). */
+let announce: () => void = () => undefined;
 
 /** A moment of the worker's start, as a performance mark in its tab (`walsync:worker:<name>`), for profiling a page load. */
 const mark = (name: string) => postMessage({ type: 'walsync:mark', name, at: performance.timeOrigin + performance.now() });
@@ -109,13 +113,14 @@ void worker({
     const state = (): Extract<LeaderMessage, { type: 'state' | 'leader' }> => ({
       type: 'state',
       leader,
-      status: client?.status ?? 'connecting',
+      status: closing ? 'closed' : (client?.status ?? 'connecting'),
       clientId: client?.clientId ?? '',
       ready,
       error: failure,
       storage,
     });
     let ready = false;
+    announce = () => post(state());
     channel.onmessage = async ({ data }: MessageEvent<TabMessage>) => {
       if (data.type === 'hello') post(state());
       // A follower tab's statement, one message each way (the same as the leader tab's own, below).
@@ -224,6 +229,9 @@ mark('loaded');
 // The leader's own tab closes it cleanly before ending the worker: socket closed, database closed, lock released.
 addEventListener('message', (event: MessageEvent<{ type?: string }>) => {
   if (event.data?.type !== 'walsync:close') return;
+  // A reloading page's next page asks for the leader at once: it must not take this one, which is going.
+  closing = true;
+  announce();
   // PGlite's files still being stored wait too (within the tab's 5 s): the next start may be offline.
   const stored = Promise.race([artifactsStored(), new Promise((resolve) => setTimeout(resolve, 4_000))]);
   void Promise.all([client?.close(), stored]).finally(() => postMessage({ type: 'walsync:closed' }));
