@@ -6,6 +6,7 @@ export { validateMigration, validateMigrationList } from './client/validate-migr
 export { WalsyncError, isWalsyncError, messageOf, type WalsyncErrorCode } from './errors';
 export * from './protocol/sync';
 export * from './protocol/writes';
+export * from './protocol/rows';
 export { type Position, PositionSchema, comparePositions, formatPosition, isPosition, parsePosition } from './rules/position';
 export { COLUMN_CLOCKS, type ColumnMerge, clockedColumns, mergeColumns } from './rules/column-clocks';
 export { sha256Hex } from './rules/digest';

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { Tokens } from './auth/tokens';
 import { ensureServerSchema, ensureSlot } from './history/server-schema';
 import { buildHttpApp } from './http/app';
+import { RowsReader } from './sessions/rows-read';
 import { createMetrics } from './metrics';
 import { Capture } from './replication/capture';
 import { ChangeFeed, type FeedOptions } from './sessions/change-feed';
@@ -95,7 +96,8 @@ export class WalsyncServer {
         reloaded.catch((error) => options.log.warn({ err: error }, 'reloading the schema after a migration failed'));
         sync.schemaMoved(reloaded);
       });
-      const app = buildHttpApp({ pool, capture, writes, tokens, metrics, slotName: options.slotName, log: options.log, clients: () => sync.clients });
+      const rows = new RowsReader(snapshots, () => tables, subscriptionDefinitions);
+      const app = buildHttpApp({ pool, capture, writes, rows, tokens, metrics, slotName: options.slotName, log: options.log, clients: () => sync.clients });
       if (options.app) await registerDemoApp(app, { pool, tokens }, options.app);
       sync.attach(app.server);
       await capture.start();

@@ -16,6 +16,7 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 import { type Subscription, type SubscriptionInput, type SubscriptionParamsOf, SyncClientError, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
 
 export type { Storage, StoragePreference } from './replica-names';
+export { readRows, type ReadRowsOptions } from './rows-read';
 export {
   SyncClientError,
   type Subscription,
@@ -144,9 +145,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       if (event.data?.type === 'walsync:failed') this.fail(revive(event.data.error!));
       if (event.data?.type === 'walsync:leader') {
         this.leading = true;
-        // Live queries set up through the tab that led before are set up again here.
-        if (this.leader !== undefined) this.liveQueries?.leaderChanged();
-        this.leader = 'own';
+        this.followLeader('own');
         this.knowRoute();
       }
       if (event.data?.type === 'walsync:result') answerReply(this.replies, event.data.id!, event.data);
@@ -370,10 +369,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       if (message.leader === this.leader) this.leaderLeft();
       return;
     }
-    if (!this.leading && message.leader !== this.leader) {
-      if (this.leader !== undefined) this.liveQueries?.leaderChanged();
-      this.leader = message.leader;
-    }
+    if (!this.leading) this.followLeader(message.leader);
     this.heardLeader = true;
     this.knowRoute();
     this.clientId = message.clientId || this.clientId;
@@ -397,6 +393,13 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       this.status = message.status;
       this.events.emit('status', message.status);
     }
+  }
+
+  /** Statements go to this leader from now on; live queries set up through the one before are set up again through it. */
+  private followLeader(leader: string): void {
+    if (leader === this.leader) return;
+    if (this.leader !== undefined) this.liveQueries?.leaderChanged();
+    this.leader = leader;
   }
 
   /** The leader this follower asked closed: its statements wait for the next, which is asked for. */

@@ -1,10 +1,11 @@
 import { PROTOCOL_VERSION, WRITE_LIMITS } from '@walsync/db/server';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { AuthenticationError, type Tokens } from '../auth/tokens';
 import type { Metrics } from '../metrics';
 import type { Capture } from '../replication/capture';
+import { RowsReadError, type RowsReader } from '../sessions/rows-read';
 import { WriteRequestError, type WriteService } from '../writes/write-service';
 import { readHealth } from './health';
 
@@ -12,6 +13,7 @@ export interface HttpDependencies {
   pool: pg.Pool;
   capture: Capture;
   writes: WriteService;
+  rows: RowsReader;
   tokens: Tokens;
   metrics: Metrics;
   slotName: string;
@@ -23,7 +25,8 @@ export interface HttpDependencies {
 const errorBody = (code: string, message: string) => ({ error: { code, message } });
 
 /**
- * The HTTP surface: `GET /health`, `GET /metrics`, `POST /changes` (the write API with a bearer JWT).
+ * The HTTP surface: `GET /health`, `GET /metrics`, `POST /changes` (the write API) and `POST /rows`
+ * (a one-off read for a first paint), both with a bearer JWT.
  */
 export function buildHttpApp(deps: HttpDependencies): FastifyInstance {
   const app = Fastify({
@@ -52,18 +55,40 @@ export function buildHttpApp(deps: HttpDependencies): FastifyInstance {
     return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
-  app.post('/changes', async (request, reply) => {
-    let userId: string;
+  /** The user a request's bearer JWT names; undefined once the request was answered 401. */
+  const user = async (request: FastifyRequest, reply: FastifyReply): Promise<string | undefined> => {
     try {
-      ({ userId } = await deps.tokens.verify(request.headers.authorization));
+      return (await deps.tokens.verify(request.headers.authorization)).userId;
     } catch (error) {
-      if (error instanceof AuthenticationError) return reply.status(401).send(errorBody('unauthenticated', error.message));
-      throw error;
+      if (!(error instanceof AuthenticationError)) throw error;
+      void reply.status(401).send(errorBody('unauthenticated', error.message));
+      return undefined;
     }
+  };
+
+  app.post('/changes', async (request, reply) => {
+    const userId = await user(request, reply);
+    if (userId === undefined) return reply;
     try {
       return await deps.writes.applyBatch(userId, request.body);
     } catch (error) {
       if (error instanceof WriteRequestError) return reply.status({ too_large: 413, forbidden_client: 403, invalid_batch: 400 }[error.code]).send(errorBody(error.code, error.message));
+      throw error;
+    }
+  });
+
+  app.post('/rows', async (request, reply) => {
+    const userId = await user(request, reply);
+    if (userId === undefined) return reply;
+    try {
+      const answer = await deps.rows.read(userId, request.body, () => request.raw.socket.destroyed);
+      if (answer === undefined) return reply;
+      return reply.type('application/json').send(answer);
+    } catch (error) {
+      if (error instanceof RowsReadError) {
+        const status = { invalid_request: 400, unknown_subscription: 400, invalid_params: 400, forbidden: 403, too_large: 413 }[error.code];
+        return reply.status(status).send(errorBody(error.code, error.message));
+      }
       throw error;
     }
   });

@@ -31,7 +31,7 @@ export interface SnapshotSelection {
 }
 
 /** The condition that selects a table's rows, with its parameters (numbered from $1). */
-function selectionWhere(table: SyncedTable, selection: SnapshotSelection): { where: string; params: unknown[] } | undefined {
+export function selectionWhere(table: SyncedTable, selection: SnapshotSelection): { where: string; params: unknown[] } | undefined {
   const rule = selection.tables.get(table.name);
   if (!rule) return undefined;
   const params: unknown[] = [selection.workspaces];
@@ -171,6 +171,25 @@ export class Snapshots {
     readonly gate: SnapshotGate,
     private readonly stallMs: number,
   ) {}
+
+  /**
+   * Runs `read` on a snapshot connection once the gate admits it (one of the user's places, as a
+   * snapshot would take): a one-off read such as `POST /rows`. Undefined when `abandoned()` came first.
+   */
+  async read<T>(userId: string, abandoned: () => boolean, read: (client: pg.ClientBase) => Promise<T>): Promise<{ value: T } | undefined> {
+    const release = await this.gate.enter(userId, abandoned);
+    if (!release) return undefined;
+    try {
+      const client = await checkout(this.pool);
+      try {
+        return { value: await read(client) };
+      } finally {
+        client.release();
+      }
+    } finally {
+      release();
+    }
+  }
 
   /**
    * Sends a snapshot of what `meet` selects once it knows the snapshot's fence (`replace`: it replaces
