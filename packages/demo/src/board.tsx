@@ -1,7 +1,8 @@
 import { useHasLastResults, useLiveQuery, useOptimisticLiveQuery, usePendingCount, useSubscription, useSyncEvent, useSyncStatus } from '@walsync/react';
 import type { BrowserSyncClient, SyncStatus } from '@walsync/web/browser';
-import { useEffect, useRef, useState } from 'react';
+import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState } from 'react';
 import { type ColumnPage, type BoardWrite, STATUSES, type Status, type Task, type Write, BOARD_QUERY, applyWrite, newId } from './board-writes';
+import { type FirstTask, type FirstView, type Project, byCreation, firstPages, lastProjectKey } from './first-view';
 import type { Session } from './session';
 
 const STATUS_NAMES: Record<Status, string> = { todo: 'To do', doing: 'Doing', done: 'Done' };
@@ -44,10 +45,31 @@ function useSync(client: BrowserSyncClient) {
   return { status, ready, progress, notice, dismiss: () => setNotice(undefined) };
 }
 
-export function Board({ client, session }: { client: BrowserSyncClient; session: Session }) {
+/** The first view once read (undefined before, or when it could not be). */
+function useFirstView(read: Promise<FirstView> | undefined): FirstView | undefined {
+  const [view, setView] = useState<FirstView>();
+  useEffect(() => {
+    let cancelled = false;
+    read?.then(
+      (first) => !cancelled && setView(first),
+      (error: Error) => console.warn(`the board's first view could not be read (it waits for the replica): ${error.message}`),
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [read]);
+  return view;
+}
+
+/**
+ * The board. `firstView` (a first visit: no last view kept) paints it from rows read once from the
+ * server while the new replica starts and hydrates; each query's own rows take over once the replica holds them.
+ */
+export function Board({ client, session, firstView }: { client: BrowserSyncClient; session: Session; firstView?: Promise<FirstView> }) {
   const sync = useSync(client);
   // A reload paints the board's last view at once (kept by the provider) while the replica opens.
   const resumed = useHasLastResults();
+  const first = useFirstView(firstView);
   return (
     <div className="app">
       <header>
@@ -76,7 +98,11 @@ export function Board({ client, session }: { client: BrowserSyncClient; session:
           {sync.notice.text} <small>(click to dismiss)</small>
         </div>
       )}
-      {sync.ready || resumed ? <Workspaces client={client} session={session} /> : !sync.progress && <p className="loading">Opening your workspace…</p>}
+      {sync.ready || resumed || first ? (
+        <Workspaces client={client} session={session} first={first} replicaReady={sync.ready} />
+      ) : (
+        !sync.progress && <p className="loading">Opening your workspace…</p>
+      )}
     </div>
   );
 }
@@ -90,14 +116,7 @@ function Pending() {
   );
 }
 
-interface Project {
-  id: string;
-  name: string;
-  workspace_id: string;
-  created_at: string;
-}
-
-function Workspaces({ client, session }: { client: BrowserSyncClient; session: Session }) {
+function Workspaces({ client, session, first, replicaReady }: { client: BrowserSyncClient; session: Session; first: FirstView | undefined; replicaReady: boolean }) {
   // One live query for the navigation: each workspace with its projects.
   const workspaces = useLiveQuery<{ id: string; name: string; projects: Project[] }>(
     `SELECT w.id, w.name,
@@ -105,9 +124,12 @@ function Workspaces({ client, session }: { client: BrowserSyncClient; session: S
                        FILTER (WHERE p.id IS NOT NULL), '[]') AS projects
        FROM workspace w LEFT JOIN project p ON p.workspace_id = w.id AND p.deleted_at IS NULL
       WHERE w.deleted_at IS NULL GROUP BY w.id, w.name ORDER BY w.name`,
+    [],
+    // Until the replica has synced, the navigation read from the server (a first visit).
+    { placeholder: replicaReady ? undefined : first?.workspaces },
   );
-  const projects = (workspaces ?? []).flatMap((workspace) => workspace.projects).sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.name.localeCompare(b.name)));
-  const lastProject = `walsync-demo:project:${session.user.id}`;
+  const projects = (workspaces ?? []).flatMap((workspace) => workspace.projects).sort(byCreation);
+  const lastProject = lastProjectKey(session);
   const [selected, setSelected] = useState<string | undefined>(() => localStorage.getItem(lastProject) ?? undefined);
   const [newProject, setNewProject] = useState('');
   const project = projects.find((candidate) => candidate.id === selected) ?? projects[0];
@@ -156,7 +178,15 @@ function Workspaces({ client, session }: { client: BrowserSyncClient; session: S
         </form>
       </nav>
       {project ? (
-        <Columns key={project.id} client={client} session={session} project={project} notHeld={!held.ready && held.offline} />
+        <Columns
+          key={project.id}
+          client={client}
+          session={session}
+          project={project}
+          held={held.ready}
+          notHeld={!held.ready && held.offline}
+          firstTasks={!held.ready && first?.board?.projectId === project.id ? first?.board?.tasks : undefined}
+        />
       ) : (
         <p className="loading">No projects yet.</p>
       )}
@@ -184,6 +214,12 @@ function useHeldProject(client: BrowserSyncClient, session: Session, projectId: 
   return { ready, error, offline: status === 'offline' };
 }
 
+/**
+ * Whether the replica holds the project on screen, and a promise of when it does: a first visit's
+ * board is painted from the server before, and its writes and comment reads wait for it.
+ */
+const ProjectHeld = createContext<{ held: boolean; whenHeld(): Promise<void> }>({ held: true, whenHeld: () => Promise.resolve() });
+
 /** Cards a column shows at first, and how many more each time its end scrolls into view. */
 const PAGE = 40;
 
@@ -197,23 +233,41 @@ function Columns({
   client,
   session,
   project,
+  held,
   notHeld,
+  firstTasks,
 }: {
   client: BrowserSyncClient;
   session: Session;
   project: { id: string; name: string; workspace_id: string };
+  /** The replica holds the project's tasks. */
+  held: boolean;
   /** The project's tasks are not on this device, and cannot load now (offline). */
   notHeld: boolean;
+  /** The project's tasks read from the server, shown until the replica holds them (a first visit). */
+  firstTasks: FirstTask[] | undefined;
 }) {
   const [title, setTitle] = useState('');
   const [limits, setLimits] = useState<Record<Status, number>>({ todo: PAGE, doing: PAGE, done: PAGE });
   const [failure, setFailure] = useState<string>();
+  const placeholder = useMemo(() => firstTasks && firstPages(firstTasks, limits), [firstTasks, limits]);
   const { rows: pages, write: optimistic } = useOptimisticLiveQuery<ColumnPage, BoardWrite>(
     BOARD_QUERY,
     [project.id, limits.todo, limits.doing, limits.done],
     applyWrite,
+    { placeholder },
   );
-  const write: Write = (action, run) => void optimistic(action, run).then(() => setFailure(undefined), (error: Error) => setFailure(error.message));
+  // A write waits until the replica holds the project (a first visit paints it before): an UPDATE of
+  // a row not there yet would change nothing, an INSERT would miss its parent.
+  const isHeld = useRef(held);
+  isHeld.current = held;
+  const whenHeld = useCallback(() => (isHeld.current ? Promise.resolve() : client.subscribe('project', { projectId: project.id }).ready), [client, project.id]);
+  const projectHeld = useMemo(() => ({ held, whenHeld }), [held, whenHeld]);
+  const write: Write = (action, run) =>
+    void optimistic(action, () => whenHeld().then(run)).then(
+      () => setFailure(undefined),
+      (error: Error) => setFailure(error.message),
+    );
   const add = () => {
     const text = title.trim();
     if (!text) return;
@@ -229,49 +283,51 @@ function Columns({
     );
   };
   return (
-    <main className="board">
-      {notHeld && (
-        <p className="message" data-testid="project-not-held">
-          This project's tasks are not on this device yet; they load when you are back online.
-        </p>
-      )}
-      <form
-        className="new-task"
-        onSubmit={(event) => {
-          event.preventDefault();
-          add();
-        }}
-      >
-        <h2>{project.name}</h2>
-        <input data-testid="new-task-title" value={title} onChange={(event) => setTitle(event.target.value)} placeholder="What needs doing?" aria-label="New task title" />
-        <button data-testid="add-task" type="submit">
-          Add task
-        </button>
-      </form>
-      {failure && (
-        <div className="message error" data-testid="write-failed" onClick={() => setFailure(undefined)}>
-          Your change could not be made: {failure} <small>(click to dismiss)</small>
+    <ProjectHeld.Provider value={projectHeld}>
+      <main className="board">
+        {notHeld && (
+          <p className="message" data-testid="project-not-held">
+            This project's tasks are not on this device yet; they load when you are back online.
+          </p>
+        )}
+        <form
+          className="new-task"
+          onSubmit={(event) => {
+            event.preventDefault();
+            add();
+          }}
+        >
+          <h2>{project.name}</h2>
+          <input data-testid="new-task-title" value={title} onChange={(event) => setTitle(event.target.value)} placeholder="What needs doing?" aria-label="New task title" />
+          <button data-testid="add-task" type="submit">
+            Add task
+          </button>
+        </form>
+        {failure && (
+          <div className="message error" data-testid="write-failed" onClick={() => setFailure(undefined)}>
+            Your change could not be made: {failure} <small>(click to dismiss)</small>
+          </div>
+        )}
+        <div className="columns">
+          {STATUSES.map((status) => {
+            const page = pages?.find((row) => row.status === status);
+            return (
+              <Column
+                key={status}
+                client={client}
+                session={session}
+                write={write}
+                project={project}
+                status={status}
+                count={page?.n ?? 0}
+                tasks={page?.cards ?? []}
+                more={() => setLimits((current) => ({ ...current, [status]: current[status] + PAGE }))}
+              />
+            );
+          })}
         </div>
-      )}
-      <div className="columns">
-        {STATUSES.map((status) => {
-          const page = pages?.find((row) => row.status === status);
-          return (
-            <Column
-              key={status}
-              client={client}
-              session={session}
-              write={write}
-              project={project}
-              status={status}
-              count={page?.n ?? 0}
-              tasks={page?.cards ?? []}
-              more={() => setLimits((current) => ({ ...current, [status]: current[status] + PAGE }))}
-            />
-          );
-        })}
-      </div>
-    </main>
+      </main>
+    </ProjectHeld.Provider>
   );
 }
 
@@ -326,7 +382,19 @@ function Column({
   );
 }
 
-function Card({ client, session, write, task, workspaceId }: { client: BrowserSyncClient; session: Session; write: Write; task: Task; workspaceId: string }) {
+function Card({
+  client,
+  session,
+  write,
+  task,
+  workspaceId,
+}: {
+  client: BrowserSyncClient;
+  session: Session;
+  write: Write;
+  task: Task;
+  workspaceId: string;
+}) {
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(task.title);
   const [open, setOpen] = useState(false);
@@ -401,9 +469,12 @@ function Card({ client, session, write, task, workspaceId }: { client: BrowserSy
 }
 
 function Comments({ client, session, taskId, workspaceId }: { client: BrowserSyncClient; session: Session; taskId: string; workspaceId: string }) {
+  const project = useContext(ProjectHeld);
   const comments = useLiveQuery<{ id: string; body: string; mine: boolean }>(
     `SELECT id, body, author_id = $2 AS mine FROM comment WHERE task_id = $1 AND deleted_at IS NULL ORDER BY created_at`,
     [taskId, session.user.id],
+    // A first visit's card, before the replica holds its project: no comments read yet.
+    { placeholder: project.held ? undefined : [] },
   );
   const [body, setBody] = useState('');
   return (
@@ -419,7 +490,7 @@ function Comments({ client, session, taskId, workspaceId }: { client: BrowserSyn
           const text = body.trim();
           if (!text) return;
           setBody('');
-          void client.db.query(`INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, $4)`, [workspaceId, taskId, session.user.id, text]);
+          void project.whenHeld().then(() => client.db.query(`INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, $4)`, [workspaceId, taskId, session.user.id, text]));
         }}
       >
         <input value={body} onChange={(event) => setBody(event.target.value)} placeholder="Add a comment" data-testid="new-comment" aria-label="New comment" />

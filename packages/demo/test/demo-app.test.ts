@@ -29,6 +29,8 @@ describe('the demo task board in Chromium', () => {
     const page = await browser.page(`http://127.0.0.1:${port}/?user=${user}@demo.test`);
     await page.setViewportSize({ width: 1280, height: 760 });
     await page.getByTestId('task-card').first().waitFor({ timeout: 60_000 });
+    // The first cards of a new profile come from the server (its first view): the tests here are about the replica's.
+    await page.waitForFunction(`performance.getEntriesByName('walsync:ready').length > 0`, undefined, { timeout: 60_000 });
     return page;
   };
   const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
@@ -192,6 +194,47 @@ describe('the demo task board in Chromium', () => {
     await alice.waitForFunction(`performance.getEntriesByName('walsync:ready').length > 0`, undefined, { timeout: 30_000 });
     await db.query(`UPDATE task SET title = 'Renamed after the reload' WHERE title = 'Written while offline'`);
     await alice.getByTestId('task-title').filter({ hasText: 'Renamed after the reload' }).waitFor({ timeout: 10_000 });
+  });
+
+  it("paints a first visit's board from the server before the replica has opened, and a task added then lands once it has", async () => {
+    // A new browser profile (no last view), its client's worker script held back: the replica cannot
+    // open, so the cards can come only from the rows read once from the server (POST /rows).
+    const browser = await launchBrowser(path.join(scratch.dir, 'alice-first-visit'));
+    browsers.push(browser);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const isWorker = (url: URL) => url.pathname.endsWith('/worker.js');
+    await browser.context.route(isWorker, async (route) => {
+      await held;
+      await route.continue().catch(() => undefined);
+    });
+    const page = await browser.context.newPage();
+    try {
+      await page.goto(`http://127.0.0.1:${port}/?user=alice@demo.test`);
+      const [{ id: projectId }] = (await db.query<{ id: string }>(
+        `SELECT p.id FROM project p JOIN workspace_member m ON m.workspace_id = p.workspace_id JOIN app_user u ON u.id = m.user_id
+          WHERE u.email = 'alice@demo.test' AND p.deleted_at IS NULL AND m.deleted_at IS NULL ORDER BY p.created_at, p.name LIMIT 1`,
+      )) as [{ id: string }];
+      const columns = await db.query<{ status: string; n: number }>(`SELECT status::text, count(*)::int AS n FROM task WHERE project_id = $1 AND deleted_at IS NULL GROUP BY status`, [projectId]);
+      const titles = (await db.query<{ title: string }>(`SELECT title FROM task WHERE project_id = $1 AND deleted_at IS NULL`, [projectId])).map((row) => row.title).sort();
+      expect(titles.length).toBeGreaterThan(0);
+      await expect.poll(() => cardTitles(page), { timeout: 15_000 }).toEqual(titles);
+      for (const { status, n } of columns) expect(await page.locator(`section.column[data-column="${status}"] .count`).textContent()).toBe(String(n));
+      expect(await page.evaluate(`performance.getEntriesByName('walsync:ready').length`)).toBe(0);
+      // A task added now shows at once, and is written once the replica is there.
+      await page.getByTestId('new-task-title').fill('Added before the replica opened');
+      await page.getByTestId('add-task').click();
+      await page.getByTestId('task-title').filter({ hasText: 'Added before the replica opened' }).waitFor({ timeout: 5_000 });
+      expect(await db.query(`SELECT 1 FROM task WHERE title = 'Added before the replica opened'`)).toHaveLength(0);
+    } finally {
+      release();
+      await browser.context.unroute(isWorker);
+    }
+    await expect.poll(async () => (await db.query(`SELECT 1 FROM task WHERE title = 'Added before the replica opened'`)).length, { timeout: 30_000 }).toBe(1);
+    // The board is the replica's now: a change on the server shows, and the card added stays.
+    await db.query(`UPDATE task SET title = 'Renamed on the server' WHERE title = 'Added before the replica opened'`);
+    await page.getByTestId('task-title').filter({ hasText: 'Renamed on the server' }).waitFor({ timeout: 20_000 });
+    expect(await page.evaluate(`performance.getEntriesByName('walsync:ready').length`)).toBe(1);
   });
 
   it('loads a project the device does not hold with its progress bar, and works offline with the projects it holds', async () => {

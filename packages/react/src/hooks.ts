@@ -13,10 +13,16 @@ import { useLastResults, useQueryOrder, useSyncClient } from './provider';
  * query showed last time come first, until the replica answers. A query that fails is reported on
  * the console (with its SQL) and stays `undefined`.
  *
+ * `placeholder`: rows to show while the replica cannot answer yet — a first paint made from rows
+ * read once from the server (`readRows`) while a new replica starts, gets its schema and hydrates.
+ * While it is given the query is not sent (a new replica may not have its tables yet); pass
+ * `undefined` once the replica holds what it reads (`ready`, or the subscription's `ready`), and the
+ * placeholder stays on screen until the replica's rows come.
+ *
  * @example
  *   const open = useLiveQuery<{ id: string; title: string }>(`SELECT id, title FROM task WHERE status = $1`, ['todo']);
  */
-export function useLiveQuery<T = Record<string, unknown>>(sql: string, params: unknown[] = []): T[] | undefined {
+export function useLiveQuery<T = Record<string, unknown>>(sql: string, params: unknown[] = [], options: LiveQueryOptions<T> = {}): T[] | undefined {
   const client = useSyncClient();
   const last = useLastResults();
   const order = useQueryOrder();
@@ -26,7 +32,11 @@ export function useLiveQuery<T = Record<string, unknown>>(sql: string, params: u
   // The query whose plain answer came (or failed): its live query may start.
   const [answered, setAnswered] = useState<string>();
   const failed = useCallback((error: Error) => console.error(`@walsync/react: the live query failed: ${error.message}\n${sql}`), [sql]);
+  const waiting = options.placeholder !== undefined;
+  const placeholder = useRef<T[]>(undefined);
+  if (options.placeholder) placeholder.current = options.placeholder;
   useEffect(() => {
+    if (waiting) return;
     let cancelled = false;
     order.first(() => client.db.query<T>(sql, stable)).then(
       (answer) => {
@@ -43,7 +53,7 @@ export function useLiveQuery<T = Record<string, unknown>>(sql: string, params: u
     return () => {
       cancelled = true;
     };
-  }, [client, order, sql, key, stable, failed]);
+  }, [client, order, sql, key, stable, failed, waiting]);
   // Set up once the page's first queries are answered (QueryOrder): theirs are not kept behind it.
   const start = answered === key;
   useEffect(() => {
@@ -73,7 +83,12 @@ export function useLiveQuery<T = Record<string, unknown>>(sql: string, params: u
   useEffect(() => {
     if (current) last?.set(key, current);
   }, [last, current, key]);
-  return current ?? result?.rows ?? last?.get<T>(key);
+  return options.placeholder ?? current ?? result?.rows ?? last?.get<T>(key) ?? placeholder.current;
+}
+
+export interface LiveQueryOptions<T> {
+  /** Shown instead of the replica's rows while given (see `useLiveQuery`). */
+  placeholder?: T[];
 }
 
 function useStable<T>(value: T, key: string): T {
@@ -126,7 +141,8 @@ interface ShownWrite<T, A> {
  * A live query that shows the app's own writes in the frame they are made. `write(action, run)`
  * shows `apply(rows, action)` at once (in the render of the event that wrote, not in a later one),
  * runs `run` (the SQL), and keeps showing the action until the live query re-reads the tables after
- * it; the live rows, which hold the write, take over in that same render. Changes that arrive
+ * it; the live rows, which hold the write, take over in that same render. With a `placeholder`
+ * (see `useLiveQuery`) the actions are shown on top of it, and a write waits for the replica. Changes that arrive
  * meanwhile are shown with the action on top, so `apply` must also accept rows that already hold
  * it. `write` resolves once `run` did (the write is in the replica); if `run` fails, the action is
  * taken back and `write` rejects with the error.
@@ -142,8 +158,9 @@ export function useOptimisticLiveQuery<T, A>(
   sql: string,
   params: unknown[],
   apply: (rows: T[], action: A) => T[],
+  options: LiveQueryOptions<T> = {},
 ): { rows: T[] | undefined; write(action: A, run: () => Promise<unknown>): Promise<void> } {
-  const live = useLiveQuery<T>(sql, params);
+  const live = useLiveQuery<T>(sql, params, options);
   const current = useRef(live);
   current.current = live;
   const [writes, setWrites] = useState<Array<ShownWrite<T, A>>>([]);

@@ -15,4 +15,4 @@
  *   }
  */
 export { SyncProvider, useHasLastResults, useSyncClient, type SyncClientLike } from './provider';
-export { useLiveQuery, useOptimisticLiveQuery, usePendingCount, useSubscription, useSyncEvent, useSyncStatus } from './hooks';
+export { type LiveQueryOptions, useLiveQuery, useOptimisticLiveQuery, usePendingCount, useSubscription, useSyncEvent, useSyncStatus } from './hooks';
