@@ -60,7 +60,8 @@ export async function demoFigures(): Promise<Figure[]> {
     const page = await browser.context.newPage();
     await watchFirstCard(page);
     await page.goto(board);
-    figures.push({ issue: 17, name: 'first page load to a usable board, cold', value: (await firstCardAt(page)) / 1000, unit: 's', goal: '<= 1.5', note: "new browser profile, from the navigation's start to the first card on the page's clock: the replica from the build's migrated template, hydration, first render" });
+    figures.push({ issue: 17, name: 'first page load to a usable board, cold', value: (await firstCardAt(page)) / 1000, unit: 's', goal: '<= 1.5', note: "new browser profile, from the navigation's start to the first card on the page's clock: sign-in, the board read once from the server (POST /rows), first render; the replica starts meanwhile" });
+    figures.push({ issue: 17, name: "first page load to the replica's board, cold", value: (await boardHeldAt(page)) / 1000, unit: 's', note: "the same load, to the board served by the replica (the project's subscription ready): the replica from the build's migrated template, hydration" });
     const { reloads, opened } = await reloadFive(page);
     const storage = await page.evaluate(() => (window as unknown as { walsync?: { storage?: string } }).walsync?.storage ?? 'unknown');
     figures.push({ issue: 17, name: 'page reload to a usable board', value: median(reloads) / 1000, unit: 's', goal: '<= 0.5', note: `median of 5, to the first card: the board's last view, kept by SyncProvider's lastResults, until the replica answers` });
@@ -188,6 +189,11 @@ async function firstCardAt(page: Page): Promise<number> {
   return (await page.waitForFunction('window.__walsyncFirstCard', undefined, { timeout: 60_000 }).then((handle) => handle.jsonValue())) as number;
 }
 
+/** When the board became the replica's (the demo's `walsync:board-held` mark), in ms from the navigation's start. */
+async function boardHeldAt(page: Page): Promise<number> {
+  return (await page.waitForFunction(`performance.getEntriesByName('walsync:board-held')[0]?.startTime`, undefined, { timeout: 120_000 }).then((handle) => handle.jsonValue())) as number;
+}
+
 /** Five reloads: to the first card, and to the client's ready mark (the replica open), in ms from the navigation's start. */
 async function reloadFive(page: Page): Promise<{ reloads: number[]; opened: number[] }> {
   const reloads: number[] = [];
@@ -301,7 +307,8 @@ async function atScale(scratch: string, board: string): Promise<Figure[]> {
     await watchFirstCard(page);
     await page.goto(board);
     const complete = await boardComplete(page, total);
-    figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: first load to the last card`, value: complete / 1000, unit: 's', goal: '<= 3', note: `new browser profile, from the navigation's start on the page's clock: the project's ${total} tasks hydrated and each column's first page shown` });
+    figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: first load to the last card`, value: complete / 1000, unit: 's', goal: '<= 3', note: `new browser profile, from the navigation's start on the page's clock: every column's count (${total} tasks) and first page shown, from the board read once from the server while the replica starts` });
+    figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: first load to the replica's board`, value: (await boardHeldAt(page)) / 1000, unit: 's', note: `the same load, to the board served by the replica: the project's ${total} tasks hydrated into it` });
     step('reloads');
     const { reloads, opened } = await reloadFive(page);
     figures.push({ issue: 17, name: `${SCALE.toLocaleString('en')} tasks: page reload to a usable board`, value: median(reloads) / 1000, unit: 's', goal: '<= 1', note: `median of 5, to the first card (the replica open: ${(median(opened) / 1000).toFixed(2)} s)` });
