@@ -189,6 +189,26 @@ describe('sync sessions', () => {
     expect(await back.next('up_to_date')).toEqual({ type: 'up_to_date', position: missed.position });
   });
 
+  it('sends a row changed many times while its client was away once, at its latest version', async () => {
+    // Another user stays connected, so the server follows its change history as it grows.
+    const alice = await connect('alice', 'alice-watching');
+    const carol = await connect('carol', 'carol-away');
+    const [{ id: task }] = (await db.query<{ id: string }>(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'away 0') RETURNING id`, [seed.workspaces.other, seed.projects.secret])) as [{ id: string }];
+    const seen = await carol.next(changesWith('away 0'));
+    carol.close();
+    for (let i = 1; i <= 30; i++) await db.query(`UPDATE task SET title = $2 WHERE id = $1`, [task, `away ${i}`]);
+    await db.query(`UPDATE project SET name = 'Secret, renamed' WHERE id = $1`, [seed.projects.secret]);
+    await db.query(`UPDATE project SET name = 'after carol''s' WHERE id = $1`, [seed.projects.launch]);
+    // Every commit read by the server before the client is back: its catch-up reads them all at once.
+    await alice.next(changesWith("after carol's"));
+    const back = await connect('carol', 'carol-away', seen.position);
+    const batch = await back.next(changesWith('Secret, renamed'));
+    const ofTask = batch.changes.filter((change: any) => change.data?.id === task);
+    expect(ofTask).toHaveLength(1);
+    expect(ofTask[0].data).toMatchObject({ title: 'away 30', version: 31 });
+    expect(batch.changes.map((change: any) => change.table)).toEqual(['task', 'project']);
+  });
+
   it('tells a client to re-snapshot when its position is older than retained history or ahead of the server', async () => {
     const alice = await connect('alice', 'alice-3');
     await db.query(`UPDATE project SET name = 'before pruning' WHERE id = $1`, [seed.projects.launch]);

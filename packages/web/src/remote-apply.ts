@@ -1,5 +1,5 @@
 import type { PGliteInterface, Transaction } from '@electric-sql/pglite';
-import { type ChangeResult, type Row, type StreamChange, type SyncedTable, quoteIdent as quote, quoteLiteral as literal } from '@walsync/db/browser';
+import { type ChangeResult, type Row, type StreamChange, type SyncedTable, latestPerKey, quoteIdent as quote, quoteLiteral as literal } from '@walsync/db/browser';
 
 /**
  * Writes the server's rows into PGlite. Every statement runs with `walsync.applying = on`, so
@@ -210,7 +210,7 @@ export class RemoteApply {
       if (last && last.table === table && last.kind === kind && kind !== 'truncate') last.rows.push(row!);
       else result.push({ table, kind, rows: row ? [row] : [] });
     }
-    for (const run of result) run.rows = lastPerKey(run.table, run.rows);
+    for (const run of result) run.rows = latestPerKey(run.table.primaryKey, run.rows);
     return result;
   }
 
@@ -285,21 +285,6 @@ interface Run {
   table: SyncedTable;
   kind: 'upsert' | 'delete' | 'truncate';
   rows: Row[];
-}
-
-/**
- * One row per key, as applying the run's rows one by one would leave it (a statement may touch a
- * row only once): a row never replaces a newer version, so the newest wins, the later on a tie.
- */
-function lastPerKey(table: SyncedTable, rows: Row[]): Row[] {
-  if (rows.length === 1) return rows;
-  const byKey = new Map<string, Row>();
-  for (const row of rows) {
-    const key = JSON.stringify(table.primaryKey.map((column) => row[column]));
-    const kept = byKey.get(key);
-    if (!kept || !(Number(kept.version) > Number(row.version))) byKey.set(key, row);
-  }
-  return [...byKey.values()];
 }
 
 /** A local write that was never sent and never will be (its workspace is no longer the user's). */

@@ -222,7 +222,7 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedE
    * position they reach: the commit LSN of the last transaction considered, which may be past the
    * last entry returned (transactions outside the scope still move a reader on).
    */
-  async read(after: bigint, scope: Scope, limit = 2_000): Promise<{ entries: FeedEntry[]; upTo: bigint }> {
+  async read(after: bigint, scope: Scope, limit = 5_000): Promise<{ entries: FeedEntry[]; upTo: bigint }> {
     if (after >= this.tail) return { entries: [], upTo: after };
     if (after >= this.windowStart) {
       const start = this.firstAfter(after);

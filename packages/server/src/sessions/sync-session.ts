@@ -10,6 +10,7 @@ import {
   type SubscriptionRef,
   type SyncErrorCode,
   type SyncedTable,
+  collapseRuns,
   formatIssues,
   formatPosition,
   parsePosition,
@@ -136,6 +137,14 @@ export class SyncSession {
     clearTimeout(this.advanceTimer);
     this.stopExpiry?.();
   }
+
+  /** Each synced table's primary key, for the schema the process serves now. */
+  private primaryKeys(): Map<string, readonly string[]> {
+    const tables = this.deps.tables();
+    if (this.keysOf?.tables !== tables) this.keysOf = { tables, keys: new Map(tables.map((table) => [table.name, table.primaryKey])) };
+    return this.keysOf.keys;
+  }
+  private keysOf: { tables: SyncedTable[]; keys: Map<string, readonly string[]> } | undefined;
 
   private send(message: ServerMessage | string): void {
     if (this.state === 'closed' || this.socket.readyState !== this.socket.OPEN) return;
@@ -495,7 +504,8 @@ export class SyncSession {
       if (route !== 'skip') changes.push(toStreamChange(entry, route === 'remove'));
     }
     this.position = upTo;
-    if (changes.length > 0 || ownChanges) this.tell(changes);
+    // A row changed many times (a catch-up after days away) goes once, as the replica would apply it.
+    if (changes.length > 0 || ownChanges) this.tell(collapseRuns(changes, (table) => this.primaryKeys().get(table)));
     else this.scheduleIdleAdvance();
     return membershipChanged;
   }
