@@ -41,7 +41,8 @@ describe('two server processes on one database', () => {
 
     // The follower's client keeps receiving when the leader dies: the follower takes over capture.
     await leader.kill();
-    for (let i = 0; i < 20; i++) await db.query(`UPDATE project SET name = $2 WHERE id = $1`, [seed.projects.launch, `after takeover ${i}`]);
+    // Twenty rows (one row changed twenty times may reach a client as its last version only).
+    for (let i = 0; i < 20; i++) await db.query(`INSERT INTO project (workspace_id, name) VALUES ($1, $2)`, [seed.workspaces.shared, `after takeover ${i}`]);
     await received(onEach[1]!, 'after takeover 19');
     const names = onEach[1]!.messages
       .filter((message) => message.type === 'changes')

@@ -37,7 +37,8 @@ export function collapseRuns(changes: StreamChange[], primaryKey: (table: string
         run = run.filter((change) => kept.has(change.data as Row));
       }
     }
-    result.push(...run);
+    // Not push(...run): a run may hold more rows than a call takes arguments (a 150,000-row transaction).
+    for (const change of run) result.push(change);
     run = [];
   };
   for (const change of changes) {
