@@ -1,7 +1,7 @@
 import { useHasLastResults, useLiveQuery, usePendingCount, useSubscription, useSyncEvent, useSyncStatus } from '@walsync/react';
 import type { BrowserSyncClient, SyncStatus } from '@walsync/web/browser';
 import { useEffect, useState } from 'react';
-import { type FirstView, type Project, byCreation, lastProjectKey } from './first-view';
+import { type FirstView, type Project, byCreation, lastProjectKey, openedProject } from './first-view';
 import { Columns } from './project-board';
 import type { Session } from './session';
 
@@ -131,7 +131,7 @@ function Workspaces({ client, session, first, replicaReady }: { client: BrowserS
   const lastProject = lastProjectKey(session);
   const [selected, setSelected] = useState<string | undefined>(() => localStorage.getItem(lastProject) ?? undefined);
   const [newProject, setNewProject] = useState('');
-  const project = projects.find((candidate) => candidate.id === selected) ?? projects[0];
+  const project = openedProject(projects, selected);
   const held = useHeldProject(client, session, project?.id);
   if (!workspaces) return null;
   const choose = (id: string) => {

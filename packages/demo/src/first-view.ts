@@ -33,12 +33,14 @@ export type FirstTask = Task & { created_at: string };
 type Rows = Record<string, unknown>[];
 const live = (rows: Rows | undefined) => (rows ?? []).filter((row) => row.deleted_at === null);
 
-/** Projects in the board's order: oldest first, then by name. */
-export const byCreation = (a: Project, b: Project) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.name.localeCompare(b.name));
+/** Text in code-point order (as the timestamps and the board's queries compare). */
+const compareText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/** The project the board shows: the one last chosen on this device, else the first. */
-export function openedProject(projects: Project[], session: Session): Project | undefined {
-  const chosen = localStorage.getItem(lastProjectKey(session));
+/** Projects in the board's order: oldest first, then by name. */
+export const byCreation = (a: Project, b: Project) => compareText(a.created_at, b.created_at) || a.name.localeCompare(b.name);
+
+/** The project the board shows: `chosen` (the one last chosen on this device) if it is there, else the first. */
+export function openedProject(projects: Project[], chosen: string | null | undefined): Project | undefined {
   return projects.find((project) => project.id === chosen) ?? [...projects].sort(byCreation)[0];
 }
 
@@ -58,8 +60,8 @@ export async function readFirstView(session: Session): Promise<FirstView> {
         .sort(byCreation)
         .map(({ id, name, workspace_id, created_at }) => ({ id, name, workspace_id, created_at })),
     }))
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const opened = openedProject(projects, session);
+    .sort((a, b) => compareText(a.name, b.name));
+  const opened = openedProject(projects, localStorage.getItem(lastProjectKey(session)));
   if (!opened) return { workspaces };
   const held = await readRows({ url, token: session.token, subscriptions: [{ name: 'project', params: { projectId: opened.id } }] });
   const comments = new Map<string, number>();
@@ -79,7 +81,7 @@ export async function readFirstView(session: Session): Promise<FirstView> {
 /** The board's columns from the first view's tasks, `shown` cards each, as BOARD_QUERY orders them. */
 export function firstPages(tasks: FirstTask[], shown: Record<Task['status'], number>): ColumnPage[] {
   return STATUSES.map((status) => {
-    const column = tasks.filter((task) => task.status === status).sort((a, b) => a.position - b.position || (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
+    const column = tasks.filter((task) => task.status === status).sort((a, b) => a.position - b.position || compareText(a.created_at, b.created_at));
     return { status, n: column.length, cards: column.slice(0, shown[status]) };
   });
 }

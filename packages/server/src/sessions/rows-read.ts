@@ -1,7 +1,7 @@
 import { ROWS_LIMITS, RowsRequestSchema, type SubscriptionDefinition, type SyncedTable, formatIssues, quoteIdent } from '@walsync/db/server';
 import { Scope } from '../auth/scope';
 import { ClientView } from './client-view';
-import { type Snapshots, selectionWhere } from './snapshot';
+import { type Snapshots, selectedTables } from './snapshot';
 
 /** Why a read is refused: nothing was read. */
 export class RowsReadError extends Error {
@@ -47,11 +47,7 @@ export class RowsReader {
           const result = await view.subscribe(client, scope, tables, ref);
           if ('refusal' in result) throw new RowsReadError(result.refusal.code, result.refusal.message);
         }
-        const selection = view.selection(tables, [...scope.workspaces]);
-        const selected = tables.flatMap((table) => {
-          const where = selectionWhere(table, selection);
-          return where ? [{ table, ...where }] : [];
-        });
+        const selected = selectedTables(tables, view.selection(tables, [...scope.workspaces]));
         let total = 0;
         for (const { table, where, params } of selected) {
           total += (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${quoteIdent(table.name)} WHERE ${where}`, params)).rows[0]!.n;

@@ -31,7 +31,7 @@ export interface SnapshotSelection {
 }
 
 /** The condition that selects a table's rows, with its parameters (numbered from $1). */
-export function selectionWhere(table: SyncedTable, selection: SnapshotSelection): { where: string; params: unknown[] } | undefined {
+function selectionWhere(table: SyncedTable, selection: SnapshotSelection): { where: string; params: unknown[] } | undefined {
   const rule = selection.tables.get(table.name);
   if (!rule) return undefined;
   const params: unknown[] = [selection.workspaces];
@@ -46,6 +46,14 @@ export function selectionWhere(table: SyncedTable, selection: SnapshotSelection)
     where += ` AND (${any.join(' OR ') || 'false'})`;
   }
   return { where, params };
+}
+
+/** The tables `selection` reads, each with the condition that selects its rows (and its parameters). */
+export function selectedTables(tables: SyncedTable[], selection: SnapshotSelection): Array<{ table: SyncedTable; where: string; params: unknown[] }> {
+  return tables.flatMap((table) => {
+    const where = selectionWhere(table, selection);
+    return where ? [{ table, ...where }] : [];
+  });
 }
 
 /** Every table, all of its rows in `workspaces`: a client that holds its whole scope. */
@@ -110,10 +118,7 @@ export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[],
 /** The counts, then the pages, of `selection`, inside the snapshot's transaction. */
 async function readSnapshot(client: pg.ClientBase, tables: SyncedTable[], selection: SnapshotSelection, position: string, sink: SnapshotSink, pageBytes: number): Promise<void> {
   const total: Record<string, number> = {};
-  const selected = tables.flatMap((table) => {
-    const where = selectionWhere(table, selection);
-    return where ? [{ table, ...where }] : [];
-  });
+  const selected = selectedTables(tables, selection);
   for (const { table, where, params } of selected) {
     const counted = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${quoteIdent(table.name)} WHERE ${where}`, params);
     total[table.name] = counted.rows[0]!.n;
