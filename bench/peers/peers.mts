@@ -71,8 +71,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-/** Resident memory of a process and its descendants (zero-cache is six processes), in MB. */
-function treeRss(root: number): number {
+/** `root` and every process below it (zero-cache is six processes). */
+function processTree(root: number): Set<number> {
   const parents = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -88,15 +88,45 @@ function treeRss(root: number): number {
     grew = false;
     for (const [pid, parent] of parents) if (tree.has(parent) && !tree.has(pid)) grew = tree.add(pid).size > 0;
   }
-  let pages = 0;
-  for (const pid of tree) {
+  return tree;
+}
+
+/** Sums a number read from each live process of the tree under `root` (0 for one that exited meanwhile). */
+function sumOverTree(root: number, read: (pid: number) => number): number {
+  let total = 0;
+  for (const pid of processTree(root)) {
     try {
-      pages += Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
+      total += read(pid);
     } catch {
       // exited meanwhile
     }
   }
-  return (pages * 4096) / 2 ** 20;
+  return total;
+}
+
+/** Resident memory of a process and its descendants, in MB. */
+function treeRss(root: number): number {
+  return (sumOverTree(root, (pid) => Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1])) * 4096) / 2 ** 20;
+}
+
+/** CPU time (clock ticks, user and system) the tree under `root` has used. */
+function treeCpu(root: number): number {
+  return sumOverTree(root, (pid) => {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  });
+}
+
+/**
+ * Waits until every tree under `roots` is idle (under 10% of a core over 250 ms; at most 30 s): a
+ * figure is taken with neither server still busy with earlier work (both decode every commit).
+ */
+async function quiet(roots: number[]): Promise<void> {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+    const before = roots.map(treeCpu);
+    await sleep(250);
+    if (roots.every((root, index) => treeCpu(root) - before[index]! <= 2)) return;
+  }
 }
 
 async function seed(db: pg.Client) {
@@ -331,6 +361,7 @@ export async function peerFigures(log: (line: string) => void): Promise<{ figure
     const walsyncLast = await awayCommits(walsyncSpace);
     // The connected client has the last commit: the server has them all before the away one returns.
     while ((await w.db.query<{ title: string }>(`SELECT title FROM task WHERE id = $1`, [walsyncLast.id])).rows[0]?.title !== walsyncLast.title) await sleep(20);
+    await quiet([server.pid, zero.pid]);
     const walsyncBack = performance.now();
     const back = await createSyncClient({ url: server.url, token: awayToken, dataDir: walsyncDir });
     open.push(back);
@@ -345,6 +376,7 @@ export async function peerFigures(log: (line: string) => void): Promise<{ figure
     await zAway.close();
     const zeroLast = await awayCommits(zeroSpace);
     await zTasks.until((rows) => rows.some((row) => row.id === zeroLast.id && row.title === zeroLast.title));
+    await quiet([server.pid, zero.pid]);
     const zeroBack = performance.now();
     const zReturned = zeroClient(zero.url, 'zero-away', zeroDir);
     open.push(zReturned);

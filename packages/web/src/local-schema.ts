@@ -155,10 +155,10 @@ export function localSchemaSql(tables: SyncedTable[]): string {
  * the app's first queries wait.
  */
 export async function ensureLocalSchema(db: PGliteInterface, tables: SyncedTable[]): Promise<void> {
-  const sql = localSchemaSql(tables);
+  const { sql, hash } = installSqlOf(tables);
   // The install SQL's own hash: any change to it (a new build, other tables) reinstalls it, and so
   // does a new schema version (a migration may have recreated a table and dropped its triggers).
-  const key = sha256Hex(JSON.stringify([sql, await appliedSchemaVersion(db)]));
+  const key = `${hash}:${(await appliedSchemaVersion(db)) ?? ''}`;
   const installed = await db
     .query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'local_schema'`)
     .then((result) => result.rows[0]?.value)
@@ -168,6 +168,18 @@ export async function ensureLocalSchema(db: PGliteInterface, tables: SyncedTable
     await tx.exec(sql);
     await setState(tx, 'local_schema', key);
   });
+}
+
+/** The install SQL of a build's tables and its hash, made once per process (every connect checks them). */
+const installs = new WeakMap<SyncedTable[], { sql: string; hash: string }>();
+function installSqlOf(tables: SyncedTable[]): { sql: string; hash: string } {
+  let install = installs.get(tables);
+  if (!install) {
+    const sql = localSchemaSql(tables);
+    install = { sql, hash: sha256Hex(sql) };
+    installs.set(tables, install);
+  }
+  return install;
 }
 
 /** Sets one `walsync_state` value. */

@@ -119,6 +119,8 @@ export class ReplicaStore {
    * skipped, one with another checksum is refused as drift. Throws `migration_failed`.
    */
   async migrate(offered: ExtractedMigration[]): Promise<void> {
+    // Nothing offered (a resume at the server's schema): every migration recorded here is applied.
+    if (offered.length === 0) return ensureLocalSchema(this.db, this.tables);
     const known = new Map((await appliedMigrations(this.db)).map((migration) => [migration.name, migration]));
     for (const migration of offered) known.set(migration.name, migration);
     const result = await createMigrationAPI(this.db, { migrations: [...known.values()] }).migrateToLatest();

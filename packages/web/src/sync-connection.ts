@@ -70,6 +70,13 @@ const QUIET_MS = 3_000;
 /** …and one silent for this long is gone (the process stopped, the network dropped): offline. */
 const SILENT_MS = 7_000;
 
+/**
+ * Acks go at most this often, the newest position waiting: each is a write to the server's database,
+ * and a socket sending more than 100 messages a second is closed as a flood (a fast stream is many
+ * small batches). A later ack only means the server learns the position later.
+ */
+const ACK_INTERVAL_MS = 100;
+
 /** Close codes after which retrying with the same token, client id or schema cannot succeed. */
 const REFUSALS = new Set([4401, 4403, 4409]);
 
@@ -112,6 +119,8 @@ export class SyncConnection {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private pendingAck: string | undefined;
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the last ack was planned (see ACK_INTERVAL_MS). */
+  private ackedAt = 0;
   private readonly onNetworkLost = () => this.socket && this.lose(this.socket);
   private readonly onNetworkBack = () => this.state === 'backoff' && this.connectNow();
   /** Resumed from the stored position and not yet told `up_to_date`: the replica is usable, not current. */
@@ -398,7 +407,8 @@ export class SyncConnection {
    * Acks a position once everything committed up to it is in storage (invariant 3). Where storing is
    * costly (IndexedDB: whole files copied), acks are coalesced: one store and one ack, for the newest
    * position, `ackDelayMs` after the first; a late ack only means the server learns it later (a client
-   * resumes from the position in its own database). The next batch is applied meanwhile.
+   * resumes from the position in its own database). The next batch is applied meanwhile. Acks are
+   * at least ACK_INTERVAL_MS apart.
    */
   private ackWhenStored(position: string): void {
     this.pendingAck = position;
@@ -406,13 +416,14 @@ export class SyncConnection {
     const socket = this.socket;
     this.ackTimer = setTimeout(() => {
       this.ackTimer = undefined;
+      this.ackedAt = Date.now();
       const acked = this.pendingAck!;
       this.pendingAck = undefined;
       this.store.durable().then(
         () => socket === this.socket && this.send({ type: 'sync_ack', position: acked }),
         (error: Error) => this.events.emit('error', new SyncClientError('apply_failed', `storing the replica failed, so ${acked} was not acked: ${error.message}`, { cause: error })),
       );
-    }, this.options.ackDelayMs);
+    }, Math.max(this.options.ackDelayMs, this.ackedAt + ACK_INTERVAL_MS - Date.now()));
   }
 
   /** Pushes the outbox now (when live), or once more after the push under way. */
