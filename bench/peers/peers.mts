@@ -118,15 +118,17 @@ function treeCpu(root: number): number {
 }
 
 /**
- * Waits until every tree under `roots` is idle (under 10% of a core over 250 ms; at most 30 s): a
- * figure is taken with neither server still busy with earlier work (both decode every commit).
+ * Waits until every tree under `roots` is idle (under 10% of a core over 250 ms): a figure is taken
+ * with neither server still busy with earlier work (both decode every commit). After 30 s it goes on
+ * and says so through `log`, so a figure taken on a busy machine is not presented as a quiet one.
  */
-async function quiet(roots: number[]): Promise<void> {
+async function quiet(roots: number[], log: (line: string) => void): Promise<void> {
   for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
     const before = roots.map(treeCpu);
     await sleep(250);
     if (roots.every((root, index) => treeCpu(root) - before[index]! <= 2)) return;
   }
+  log('the servers were still busy after 30 s; measuring anyway');
 }
 
 async function seed(db: pg.Client) {
@@ -361,14 +363,13 @@ export async function peerFigures(log: (line: string) => void): Promise<{ figure
     const walsyncLast = await awayCommits(walsyncSpace);
     // The connected clients have the last commit: the server has sent them all before the away one
     // returns, and neither still applies them in this process while it catches up.
-    for (const client of [w, wb]) {
-      while ((await client.db.query<{ title: string }>(`SELECT title FROM task WHERE id = $1`, [walsyncLast.id])).rows[0]?.title !== walsyncLast.title) await sleep(20);
-    }
-    await quiet([server.pid, zero.pid]);
+    const holdsLast = async (client: SyncClient) => (await client.db.query<{ title: string }>(`SELECT title FROM task WHERE id = $1`, [walsyncLast.id])).rows[0]?.title === walsyncLast.title;
+    for (const client of [w, wb]) while (!(await holdsLast(client))) await sleep(20);
+    await quiet([server.pid, zero.pid], log);
     const walsyncBack = performance.now();
     const back = await createSyncClient({ url: server.url, token: awayToken, dataDir: walsyncDir });
     open.push(back);
-    while ((await back.db.query<{ title: string }>(`SELECT title FROM task WHERE id = $1`, [walsyncLast.id])).rows[0]?.title !== walsyncLast.title) await sleep(2);
+    while (!(await holdsLast(back))) await sleep(2);
     const walsyncCatchUp = (performance.now() - walsyncBack) / 1000;
     const zeroDir = path.join(scratch, 'zero-away');
     mkdirSync(zeroDir);
@@ -379,7 +380,7 @@ export async function peerFigures(log: (line: string) => void): Promise<{ figure
     await zAway.close();
     const zeroLast = await awayCommits(zeroSpace);
     for (const tasks of [zTasks, zbTasks]) await tasks.until((rows) => rows.some((row) => row.id === zeroLast.id && row.title === zeroLast.title));
-    await quiet([server.pid, zero.pid]);
+    await quiet([server.pid, zero.pid], log);
     const zeroBack = performance.now();
     const zReturned = zeroClient(zero.url, 'zero-away', zeroDir);
     open.push(zReturned);
