@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import fastifyStatic from '@fastify/static';
@@ -51,13 +51,15 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 
 /** Chromium as a process of its own (so a test can kill it), with a profile that outlives it. */
 export async function launchBrowser(userDataDir: string): Promise<RunningBrowser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not at ${CHROMIUM}: run bash scripts/ensure-chromium.sh (or set WALSYNC_CHROMIUM to a Chromium binary)`);
   mkdirSync(userDataDir, { recursive: true });
   const child = spawn(CHROMIUM, [...FLAGS, `--user-data-dir=${userDataDir}`, 'about:blank'], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
   running.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => (running.delete(child), resolve())));
   let output = '';
   const endpoint = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Chromium did not start:\n${output}`)), 30_000);
+    const fail = (error: Error) => (clearTimeout(timer), reject(error));
+    const timer = setTimeout(() => fail(new Error(`Chromium did not start:\n${output}`)), 30_000);
     child.stderr!.on('data', (chunk: Buffer) => {
       output = (output + chunk).slice(-10_000);
       const match = /DevTools listening on (ws:\/\/\S+)/.exec(output);
@@ -66,7 +68,8 @@ export async function launchBrowser(userDataDir: string): Promise<RunningBrowser
         resolve(match[1]!);
       }
     });
-    child.once('exit', (code) => reject(new Error(`Chromium exited (${code}) while starting:\n${output}`)));
+    child.once('exit', (code) => fail(new Error(`Chromium exited (${code}) while starting:\n${output}`)));
+    child.once('error', (error) => fail(new Error(`Chromium (${CHROMIUM}) could not start: ${error.message}`)));
   });
   const browser = await chromium.connectOverCDP(endpoint);
   const context = browser.contexts()[0]!;
