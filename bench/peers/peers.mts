@@ -18,6 +18,7 @@ import { type SyncClient, createSyncClient } from '@walsync/web';
 import pg from 'pg';
 import { BENCH_SECRET, startServerProcess } from '../harness.ts';
 import { median, percentile } from '../report.ts';
+import type { AwayOrder, Commit } from './away.mts';
 import type { CrowdOrder } from './crowd.mts';
 import { mutators, watchTasks, zeroClient } from './zero-clients.mts';
 
@@ -226,6 +227,33 @@ async function stopCrowd(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+/** A returning client in its own process (away.mts): holds its workspace and closes; `back` reopens it and times the catch-up. */
+async function awayProcess(order: AwayOrder) {
+  const child = fork(path.join(HERE, 'away.mts'), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  started.add(child);
+  const ask = <T,>(message: AwayOrder | { back: Commit }) =>
+    new Promise<T>((resolve, reject) => {
+      const exited = (code: number | null) => reject(new Error(`the ${order.system} away client exited (${code})`));
+      child.once('exit', exited);
+      child.once('message', (answer: T & { error?: string }) => {
+        child.off('exit', exited);
+        if (answer.error) reject(new Error(`the ${order.system} away client failed: ${answer.error}`));
+        else resolve(answer);
+      });
+      child.send(message);
+    });
+  await ask<{ away: true }>(order);
+  return {
+    back: async (last: Commit) => (await ask<{ seconds: number }>({ back: last })).seconds,
+    async close() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.send('stop');
+      await exited;
+    },
+  };
+}
+
 export async function peerFigures(log: (line: string) => void): Promise<{ figures: PeerFigure[]; postgres: string; notes: string }> {
   const figures: PeerFigure[] = [];
   const scratch = mkdtempSync(path.join(tmpdir(), 'walsync-peers-'));
@@ -355,44 +383,31 @@ export async function peerFigures(log: (line: string) => void): Promise<{ figure
       for (let i = 0; i < AWAY_COMMITS; i++) await db.query(`UPDATE task SET title = $2 WHERE id = $1`, [rows[i % rows.length], `away ${i}`]);
       return { id: rows[(AWAY_COMMITS - 1) % rows.length]!, title: `away ${AWAY_COMMITS - 1}` };
     };
-    const walsyncDir = path.join(scratch, 'walsync-away');
-    const awayToken = await tokens.issue(users.away);
-    const away = await createSyncClient({ url: server.url, token: awayToken, dataDir: walsyncDir });
-    await away.ready;
-    await away.close();
+    // Each returning client in a process of its own (see away.mts): its reopen is its own work only.
+    const walsyncAway = await awayProcess({ system: 'walsync', url: server.url, token: await tokens.issue(users.away), dataDir: path.join(scratch, 'walsync-away') });
+    open.push(walsyncAway);
     const walsyncLast = await awayCommits(walsyncSpace);
     // The connected clients have the last commit: the server has sent them all before the away one
     // returns, and neither still applies them in this process while it catches up.
     const holdsLast = async (client: SyncClient) => (await client.db.query<{ title: string }>(`SELECT title FROM task WHERE id = $1`, [walsyncLast.id])).rows[0]?.title === walsyncLast.title;
     for (const client of [w, wb]) while (!(await holdsLast(client))) await sleep(20);
     await quiet([server.pid, zero.pid], log);
-    const walsyncBack = performance.now();
-    const back = await createSyncClient({ url: server.url, token: awayToken, dataDir: walsyncDir });
-    open.push(back);
-    while (!(await holdsLast(back))) await sleep(2);
-    const walsyncCatchUp = (performance.now() - walsyncBack) / 1000;
+    const walsyncCatchUp = await walsyncAway.back(walsyncLast);
     const zeroDir = path.join(scratch, 'zero-away');
     mkdirSync(zeroDir);
-    const zAway = zeroClient(zero.url, 'zero-away', zeroDir);
-    const zAwayTasks = watchTasks(zAway, zeroSpace.id);
-    await zAwayTasks.until((_, complete) => complete);
-    zAwayTasks.destroy();
-    await zAway.close();
+    const zeroAway = await awayProcess({ system: 'zero', url: zero.url, user: 'zero-away', storeDirectory: zeroDir, workspaceId: zeroSpace.id });
+    open.push(zeroAway);
     const zeroLast = await awayCommits(zeroSpace);
     for (const tasks of [zTasks, zbTasks]) await tasks.until((rows) => rows.some((row) => row.id === zeroLast.id && row.title === zeroLast.title));
     await quiet([server.pid, zero.pid], log);
-    const zeroBack = performance.now();
-    const zReturned = zeroClient(zero.url, 'zero-away', zeroDir);
-    open.push(zReturned);
-    await watchTasks(zReturned, zeroSpace.id).until((rows) => rows.some((row) => row.id === zeroLast.id && row.title === zeroLast.title));
-    const zeroCatchUp = (performance.now() - zeroBack) / 1000;
+    const zeroCatchUp = await zeroAway.back(zeroLast);
     figures.push({
       name: `catch-up of a client away for ${AWAY_COMMITS.toLocaleString('en')} commits`,
       unit: 'commits/s',
       walsync: AWAY_COMMITS / walsyncCatchUp,
       zero: AWAY_COMMITS / zeroCatchUp,
       kind: 'rate',
-      note: `single-row UPDATEs of its workspace's 500 rows by SQL while the client was closed; from reopening (a replica on disk: walsync's PGlite, Zero's SQLite store), once both servers are idle, to the last commit's value in it (walsync ${walsyncCatchUp.toFixed(2)} s, Zero ${zeroCatchUp.toFixed(2)} s)`,
+      note: `single-row UPDATEs of its workspace's 500 rows by SQL while the client was closed; from reopening (a replica on disk: walsync's PGlite, Zero's SQLite store; each system's client in a process of its own), once both servers are idle, to the last commit's value in it (walsync ${walsyncCatchUp.toFixed(2)} s, Zero ${zeroCatchUp.toFixed(2)} s)`,
     });
     log('catch-up');
     return { figures, postgres: postgres.version, notes: NOTES };

@@ -1,0 +1,71 @@
+/**
+ * The client that goes away and comes back, for the catch-up figure: one system's client on disk, in
+ * a process of its own, so its reopen does not pay for the bench process's heap (both systems' other
+ * clients, every sample so far). PGlite's start runs a full garbage collection of its process: in the
+ * bench's process it took 380 ms instead of 170–200 (see notes.md). Forked by peers.mts, one per
+ * system; told what to be over IPC, it opens its client until it holds the workspace, closes it and
+ * answers `{ away }`; told the last commit (`back`), it reopens, answers `{ seconds }` from the
+ * reopen to that commit's value in it, and closes on `stop`.
+ */
+import { type SyncClient, createSyncClient } from '@walsync/web';
+import { type BenchZero, watchTasks, zeroClient } from './zero-clients.mts';
+
+export type AwayOrder =
+  | { system: 'walsync'; url: string; token: string; dataDir: string }
+  | { system: 'zero'; url: string; user: string; storeDirectory: string; workspaceId: string };
+
+export interface Commit {
+  id: string;
+  title: string;
+}
+
+/** One system's client: open it, and resolve once it holds `last` (or its whole workspace). */
+interface Away {
+  open(last?: Commit): Promise<void>;
+  close(): Promise<void>;
+}
+
+function walsyncAway(order: Extract<AwayOrder, { system: 'walsync' }>): Away {
+  let client: SyncClient | undefined;
+  const holds = async (last: Commit) => (await client!.db.query<{ title: string }>(`SELECT title FROM task WHERE id = $1`, [last.id])).rows[0]?.title === last.title;
+  return {
+    async open(last) {
+      client = await createSyncClient({ url: order.url, token: order.token, dataDir: order.dataDir });
+      await client.ready;
+      while (last && !(await holds(last))) await new Promise((resolve) => setTimeout(resolve, 2));
+    },
+    close: async () => client?.close(),
+  };
+}
+
+function zeroAway(order: Extract<AwayOrder, { system: 'zero' }>): Away {
+  let client: BenchZero | undefined;
+  return {
+    async open(last) {
+      client = zeroClient(order.url, 'zero-away', order.storeDirectory);
+      const tasks = watchTasks(client, order.workspaceId);
+      await tasks.until((rows, complete) => (last ? rows.some((row) => row.id === last.id && row.title === last.title) : complete));
+      tasks.destroy();
+    },
+    close: async () => client?.close(),
+  };
+}
+
+let away: Away | undefined;
+
+process.on('message', (message: AwayOrder | { back: Commit } | 'stop') => {
+  const answer = (work: Promise<object>) =>
+    work.then(
+      (result) => process.send?.(result),
+      (error: Error) => process.send?.({ error: error.stack ?? String(error) }),
+    );
+  if (message === 'stop') {
+    void (away?.close() ?? Promise.resolve()).finally(() => process.exit(0));
+  } else if ('back' in message) {
+    const began = performance.now();
+    answer(away!.open(message.back).then(() => ({ seconds: (performance.now() - began) / 1000 })));
+  } else {
+    away = message.system === 'walsync' ? walsyncAway(message) : zeroAway(message);
+    answer(away.open().then(() => away!.close()).then(() => ({ away: true })));
+  }
+});
