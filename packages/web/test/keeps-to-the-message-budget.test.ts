@@ -51,8 +51,9 @@ describe('an honest client keeps to the server’s message budget', () => {
         if (tries > 1500) throw new Error('the last commit never arrived');
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      // The stream was faster than the budget: one ack per commit would have been closed as a flood.
-      expect(perSecond).toBeGreaterThan(300);
+      // The stream was faster than the budget (1.5 times it, so a loaded CI machine still proves it):
+      // one ack per commit would have been closed as a flood.
+      expect(perSecond).toBeGreaterThan(150);
       expect(errors).toEqual([]);
       expect(statuses).not.toContain('offline');
       expect((await db.query<{ title: string }>(`SELECT title FROM task WHERE id = $1`, [mine]))[0]!.title).toBe('mine 300');
