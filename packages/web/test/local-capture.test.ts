@@ -18,8 +18,18 @@ describe('capturing local writes in PGlite', () => {
     await db.close();
   });
 
-  it('does not capture remote applies', async () => {
+  it('does not capture remote applies: their inserts, updates and deletes (a delete removes the row, no tombstone)', async () => {
+    const triggerCalls = await db.transaction(async (tx) => {
+      await tx.exec(`SET LOCAL walsync.applying = 'on'; SET LOCAL track_functions = 'all'`);
+      const { rows } = await tx.query<{ id: string }>(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'remote') RETURNING id`, [workspace, project]);
+      await tx.query(`INSERT INTO task (id, workspace_id, project_id, title) VALUES ($1, $2, $3, 'upserted') ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title`, [rows[0]!.id, workspace, project]);
+      await tx.query(`DELETE FROM task WHERE id = $1`, [rows[0]!.id]);
+      return (await tx.query(`SELECT funcname, calls FROM pg_stat_xact_user_functions WHERE funcname IN ('walsync_local_write', 'walsync_tombstone')`)).rows;
+    });
     expect(await outbox()).toEqual([]);
+    // The triggers' WHEN skips an apply before PL/pgSQL is entered: an upsert would call a BEFORE trigger twice a row.
+    expect(triggerCalls).toEqual([]);
+    expect((await db.query(`SELECT 1 FROM task WHERE title IN ('remote', 'upserted')`)).rows).toEqual([]);
   });
 
   it('captures inserts, changed columns of updates, and local deletes as tombstones, in the same transaction, stamped with increasing HLCs', async () => {
