@@ -4,6 +4,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { WebSocket } from 'ws';
 import { REPLICA_START_PARAMS } from './pglite-start';
 import { LOCK_FILES, lockReplica } from './replica-lock';
+import { EarlyHello, type HelloFields, parseHelloFields } from './early-hello';
 import { syncEndpoint } from './endpoint';
 import { SyncClient } from './sync-client';
 import type { SocketLike } from './sync-connection';
@@ -38,8 +39,22 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
     }
   }
   try {
-    const db = await openLocalDatabase(options.dataDir);
-    const client = new SyncClient({ db, options, openSocket: (url) => new WebSocket(url) as unknown as SocketLike, release });
+    const openSocket = (url: string) => new WebSocket(url) as unknown as SocketLike;
+    const hello = options.dataDir.startsWith('memory://') ? undefined : path.join(options.dataDir, HELLO_FILE);
+    // The session starts while PGlite does (≈150 ms): its hello is the one the replica had at close.
+    const fields = hello ? readHelloFields(hello) : undefined;
+    const early = fields && (options.clientId ?? fields.clientId) === fields.clientId ? new EarlyHello(openSocket, syncEndpoint(options.url), options.token, fields) : undefined;
+    let db: PGlite;
+    try {
+      db = await openLocalDatabase(options.dataDir);
+    } catch (error) {
+      early?.discard();
+      throw error;
+    }
+    // Read once: a start that does not close cleanly leaves no hello behind (kept while the database could not open: left as it was).
+    if (hello) rmSync(hello, { force: true });
+    const saveHello = hello ? (saved: HelloFields) => writeFileSync(hello, JSON.stringify(saved)) : undefined;
+    const client = new SyncClient({ db, options, openSocket, release, early, saveHello });
     reportLostLock = (error) => client.lostLock(error);
     await client.start();
     return client;
@@ -71,6 +86,14 @@ async function openLocalDatabase(dataDir: string): Promise<PGlite> {
   }
 }
 
+/** What the replica's hello said when it last closed (read and removed at the next start). */
+const HELLO_FILE = 'walsync.hello.json';
+
+/** The saved hello fields, if any. */
+function readHelloFields(file: string): HelloFields | undefined {
+  return existsSync(file) ? parseHelloFields(readFileSync(file, 'utf8')) : undefined;
+}
+
 /** Marks a replica being unpacked from the template: a start killed half-way begins again. */
 const UNPACKING = 'walsync.unpacking';
 
@@ -80,7 +103,7 @@ function newReplicaTemplate(dataDir: string): Blob | undefined {
   const file = [path.join(__dirname, 'replica.tar.gz'), path.join(__dirname, '../dist/replica.tar.gz')].find((place) => existsSync(place));
   if (!file) return undefined;
   if (!dataDir.startsWith('memory://')) {
-    const entries = readdirSync(dataDir).filter((entry) => !LOCK_FILES.includes(entry));
+    const entries = readdirSync(dataDir).filter((entry) => !LOCK_FILES.includes(entry) && entry !== HELLO_FILE);
     if (entries.includes(UNPACKING)) {
       // A start killed while unpacking: nothing was synced into these files yet, so begin again.
       for (const entry of entries) rmSync(path.join(dataDir, entry), { recursive: true, force: true });

@@ -1,6 +1,7 @@
 import type { PGlite } from '@electric-sql/pglite';
 import { type SyncedTable, syncedTables } from '@walsync/db/browser';
 import { SyncEmitter, deferred } from './emitter';
+import type { EarlyHello, HelloFields } from './early-hello';
 import { syncEndpoint } from './endpoint';
 import { ReplicaStore } from './replica-store';
 import { type SocketFactory, SyncConnection } from './sync-connection';
@@ -19,6 +20,10 @@ export interface SyncClientParts {
   /** A captured local write is pushed this long after it (the browser lets the tab's live queries re-run first). */
   pushDelayMs?: number;
   tables?: SyncedTable[];
+  /** A session opened while PGlite started (Node): taken over when the replica's hello is the same. */
+  early?: EarlyHello;
+  /** Keeps what the replica's hello says at close, for the next start's early hello. */
+  saveHello?: (fields: HelloFields) => void;
 }
 
 /**
@@ -55,6 +60,15 @@ export class SyncClient implements SyncHandle<PGlite> {
 
   /** Opens the replica's state and starts syncing in the background. Throws `bad_url` for a URL that cannot be a walsync server. */
   async start(): Promise<void> {
+    try {
+      await this.open();
+    } catch (error) {
+      this.parts.early?.discard();
+      throw error;
+    }
+  }
+
+  private async open(): Promise<void> {
     const endpoint = syncEndpoint(this.parts.options.url);
     const opened = await this.store.open(this.parts.options.clientId);
     this.clientId = opened.clientId;
@@ -71,6 +85,7 @@ export class SyncClient implements SyncHandle<PGlite> {
       ackDelayMs: this.parts.ackDelayMs ?? 0,
       onReady: () => this.readiness.resolve(),
       onStopped: (error) => this.readiness.reject(error),
+      early: this.parts.early,
     });
     this.connection = connection;
     this.started.resolve();
@@ -83,7 +98,10 @@ export class SyncClient implements SyncHandle<PGlite> {
       else connection.schedulePush();
     });
     await this.store.durable();
-    connection.start();
+    const early = this.parts.early;
+    if (!early) return connection.start();
+    // The early session's messages are ready to apply: the app subscribes to their events first (createSyncClient has returned).
+    setTimeout(() => (connection.state === 'closed' ? early.discard() : connection.start()), 0);
   }
 
   /**
@@ -136,9 +154,17 @@ export class SyncClient implements SyncHandle<PGlite> {
     void this.close().catch(() => undefined);
   }
 
+  /** Keeps the hello of a replica that has a position (a replica that cannot say one keeps nothing). */
+  private async saveHello(): Promise<void> {
+    if (!this.parts.saveHello || !this.connection) return;
+    const fields = await this.connection.helloFields().catch(() => undefined);
+    if (fields?.position) this.parts.saveHello(fields);
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.connection?.close();
+      await this.saveHello();
       await this.unlisten?.();
       await this.store.close();
       await this.parts.release?.();

@@ -26,10 +26,11 @@
  * `flush()` rejects with the cause until a later connection, on the backoff, gets the replica live
  * again from its stored position (a fixed server, a new migration).
  */
-import { PROTOCOL_VERSION, type ServerMessage, retryDelay } from '@walsync/db/browser';
+import { type ServerMessage, retryDelay } from '@walsync/db/browser';
 import type { SyncEmitter } from './emitter';
 import type { SocketFactory, SocketLike, SyncEndpoint } from './endpoint';
 import { type ClientServerMessage, parseServerMessage, probeEndpoint } from './server-answers';
+import { type EarlyHello, type HelloFields, helloMessage } from './early-hello';
 
 export type { SocketFactory, SocketLike } from './endpoint';
 import { ClientSubscriptions } from './client-subscriptions';
@@ -91,6 +92,8 @@ export interface SyncConnectionOptions {
   onReady(): void;
   /** The connection stopped for good (refused, failed) before or after ready. */
   onStopped(error: SyncClientError): void;
+  /** A session opened while the replica started, taken over if its hello is the replica's (see EarlyHello). */
+  early?: EarlyHello;
 }
 
 export class SyncConnection {
@@ -172,17 +175,38 @@ export class SyncConnection {
     globalThis.addEventListener?.('offline', this.onNetworkLost);
     globalThis.addEventListener?.('online', this.onNetworkBack);
     this.heartbeat = setInterval(() => this.checkHeartbeat(), 1_000);
-    this.connectNow();
+    const early = this.options.early;
+    if (early) void this.adopt(early).catch((error: Error) => this.events.emit('error', error));
+    else this.connectNow();
+  }
+
+  /**
+   * Takes over the session opened while the replica started when the replica says the same hello
+   * (the same position, workspaces, subscriptions, schema and id); what it brought meanwhile is
+   * handled now, in order. Any other hello: that socket is closed unread and a new session starts.
+   */
+  private async adopt(early: EarlyHello): Promise<void> {
+    const fields = await this.helloFields();
+    if (this.stopped || !early.matches(fields)) {
+      early.discard();
+      return this.connectNow();
+    }
+    this.attach(early.socket, early.opened);
+    for (const data of early.messages.splice(0)) this.receive(early.socket, data);
   }
 
   private connectNow(): void {
     clearTimeout(this.retryTimer);
     if (this.stopped) return;
-    this.enter('connecting');
-    const socket = this.options.openSocket(this.options.endpoint.socketUrl);
+    this.attach(this.options.openSocket(this.options.endpoint.socketUrl), false);
+  }
+
+  /** Makes `socket` the session's; `helloSent`: it is open and has said hello already (adopted). */
+  private attach(socket: SocketLike, helloSent: boolean): void {
+    this.enter(helloSent ? 'handshaking' : 'connecting');
     this.socket = socket;
     this.lastHeard = Date.now();
-    let opened = false;
+    let opened = helloSent;
     socket.onopen = () => {
       opened = true;
       this.lastHeard = Date.now();
@@ -303,11 +327,17 @@ export class SyncConnection {
   }
 
   private async hello(socket: SocketLike): Promise<void> {
+    const fields = await this.helloFields();
+    if (socket !== this.socket) return;
+    this.send(helloMessage(this.options.token, fields));
+  }
+
+  /** What the hello says about the replica, now (kept at close for the next start's early hello). */
+  async helloFields(): Promise<HelloFields> {
     const [schemaVersion, position, workspaces] = await Promise.all([this.store.schemaVersion(), this.store.position(), this.store.workspaces()]);
     const subscriptions = await this.subscriptions.beforeHello(position !== null);
-    if (socket !== this.socket) return;
-    const hello = { type: 'hello', protocol: PROTOCOL_VERSION, token: this.options.token, clientId: this.options.clientId, schemaVersion, position, ...(subscriptions ? { subscriptions } : {}) };
-    this.send(workspaces === null || position === null ? hello : { ...hello, workspaces });
+    const fields: HelloFields = { clientId: this.options.clientId, schemaVersion, position, ...(subscriptions ? { subscriptions } : {}) };
+    return workspaces === null || position === null ? fields : { ...fields, workspaces };
   }
 
   private async handle(message: ClientServerMessage): Promise<void> {
