@@ -60,6 +60,34 @@ describe('the connection tells the truth', () => {
     }
   });
 
+  it('says up-to-date only with what was committed before its hello, also when capture has not stored that yet', async () => {
+    const { db, seed, url, token } = fixture;
+    const first = await createSyncClient({ url, token, dataDir: dataDir('capture-behind') });
+    await first.ready;
+    await waitFor('up to date', () => first.status === 'up-to-date');
+    await first.close();
+    // While this lock is held capture cannot store anything: the commit below is in WAL, not in change_history.
+    const holder = await db.pool.connect();
+    let reopened: SyncClient | undefined;
+    try {
+      await holder.query(`BEGIN; LOCK TABLE change_history IN SHARE MODE`);
+      await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'committed before the hello')`, [seed.workspaces.shared, seed.projects.launch]);
+      reopened = await createSyncClient({ url, token, dataDir: dataDir('capture-behind') });
+      const seen: string[] = [];
+      reopened.on('status', (status) => seen.push(status));
+      await waitFor('syncing', () => seen.includes('syncing'));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(seen).not.toContain('up-to-date');
+      await holder.query('COMMIT');
+      await waitFor('up to date', () => reopened!.status === 'up-to-date');
+      expect((await reopened.db.query(`SELECT count(*)::int AS n FROM task WHERE title = 'committed before the hello'`)).rows[0]).toEqual({ n: 1 });
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+      await reopened?.close();
+    }
+  });
+
   it('refuses a URL that cannot be a walsync server before opening anything', async () => {
     for (const url of ['localhost:3000', 'not a url', 'ftp://127.0.0.1/sync', `${fixture.url.replace(/^http/, 'ws')}/elsewhere`, 'http://user:secret@127.0.0.1:1/']) {
       const refused = await createSyncClient({ url, token: fixture.token, dataDir: 'memory://' }).then(

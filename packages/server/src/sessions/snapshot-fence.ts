@@ -30,6 +30,12 @@ export function snapshotFence(snapshot: string, head: bigint, insertLsn: bigint)
   return { head, insertLsn, visible: (xid) => precedes(xid, xmin) || (precedes(xid, xmax) && !inProgress.has(xid)) };
 }
 
+/** The WAL insert position now (a position of the stream, as a snapshot's fence reads it). */
+export async function walInsertPosition(pool: Pick<pg.Pool, 'query'>): Promise<bigint> {
+  const result = await pool.query<{ insert: string }>(`SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text AS insert`);
+  return BigInt(result.rows[0]!.insert);
+}
+
 /**
  * Waits until change_history holds every transaction that ended before `lsn` and this process's
  * feed has read them: a fence message is written to WAL, which capture confirms as soon as what

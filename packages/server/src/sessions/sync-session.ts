@@ -27,7 +27,7 @@ import type { SessionRouter } from './session-router';
 import { MessageBudget, drained } from './flow-control';
 import { type SchemaOffer, schemaOffer, welcomeMessage } from './schema-offer';
 import type { SnapshotSelection, Snapshots } from './snapshot';
-import { type SnapshotFence, awaitCapture, seesEverythingBefore } from './snapshot-fence';
+import { type SnapshotFence, awaitCapture, seesEverythingBefore, walInsertPosition } from './snapshot-fence';
 import { ClientView, type Refusal } from './client-view';
 
 export interface SessionDependencies {
@@ -81,6 +81,12 @@ export class SyncSession {
   private rescope = false;
   /** After a resume, a verify or a snapshot, until the stream reaches the feed's tail (then up_to_date). */
   private catchingUp = false;
+  /**
+   * The WAL position a resumed client must have before it is told up_to_date: what was written when
+   * it said hello. A commit just before the hello, not yet captured, is still "while it was away".
+   */
+  private upToDateAt = 0n;
+  private awaitingCapture = false;
   private pumping = false;
   private pumpAgain = false;
   private advanceTimer: NodeJS.Timeout | undefined;
@@ -277,7 +283,7 @@ export class SyncSession {
       await this.hydrate('position_ahead', `position ${formatPosition(from)} is ahead of this server's history (${this.deps.feed.tailPosition})`);
       return false;
     }
-    const horizon = await historyHorizon(this.deps.pool);
+    const [horizon, now] = await Promise.all([historyHorizon(this.deps.pool), walInsertPosition(this.deps.pool)]);
     if (from < horizon) {
       await this.hydrate('history_pruned', `history before ${formatPosition(horizon)} was pruned; position ${formatPosition(from)} is older`);
       return false;
@@ -287,6 +293,7 @@ export class SyncSession {
     this.sentPosition = from;
     this.state = 'live';
     this.catchingUp = true;
+    this.upToDateAt = now;
     return true;
   }
 
@@ -473,10 +480,21 @@ export class SyncSession {
     // that it reaches the `lsn` their answers carry (read after COMMIT, it may lie past the commit).
     const following = this.followCaptureUntil > Date.now() && this.deps.feed.captured > this.position;
     if (following) this.position = this.deps.feed.captured;
-    // Caught up after a resume, a verify or a snapshot: the client is told once that it has everything.
+    // Caught up after a resume, a verify or a snapshot: the client is told once that it has everything
+    // (after a resume: everything committed before its hello, once capture has stored it).
+    if (this.catchingUp && this.deps.feed.captured < this.upToDateAt) return this.awaitCapture();
     if (this.catchingUp) this.tell([], 'up_to_date');
     else if (following) this.tell([]);
     this.catchingUp = false;
+  }
+
+  /** Streams on once capture reached `upToDateAt` (a session that cannot wait is closed; the client resumes). */
+  private awaitCapture(): void {
+    if (this.awaitingCapture) return;
+    this.awaitingCapture = true;
+    void awaitCapture(this.deps.pool, this.deps.feed, this.upToDateAt)
+      .then(() => this.pump(), (error) => this.abandon('waiting for capture to reach the hello failed', error))
+      .finally(() => (this.awaitingCapture = false));
   }
 
   /**
