@@ -189,6 +189,30 @@ describe('sync sessions', () => {
     expect(await back.next('up_to_date')).toEqual({ type: 'up_to_date', position: missed.position });
   });
 
+  it('says up_to_date after a resume only once capture has what was committed before the hello, also when a verify comes meanwhile', async () => {
+    const bob = await connect('bob', 'bob-held');
+    await db.query(`UPDATE project SET name = 'before the hold' WHERE id = $1`, [seed.projects.launch]);
+    const seen = await bob.next(changesWith('before the hold'));
+    bob.close();
+    // Capture cannot store anything while the lock is held: the commits below are in WAL only.
+    const holder = await db.pool.connect();
+    try {
+      await holder.query(`BEGIN; LOCK TABLE change_history IN SHARE MODE`);
+      await db.query(`UPDATE project SET name = 'secret, while held' WHERE id = $1`, [seed.projects.secret]);
+      const back = await connect('bob', 'bob-held', seen.position);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      back.send({ type: 'sync_verify', position: seen.position });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(back.messages.some((message) => message.type === 'up_to_date')).toBe(false);
+      await holder.query('COMMIT');
+      // Carol's project is not bob's: nothing to send, but the position that hello and verify stood at is reached.
+      expect(await back.next('up_to_date')).toMatchObject({ type: 'up_to_date' });
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+    }
+  });
+
   it('sends a row changed many times while its client was away once, at its latest version', async () => {
     // Another user stays connected, so the server follows its change history as it grows.
     const alice = await connect('alice', 'alice-watching');

@@ -488,13 +488,20 @@ export class SyncSession {
     this.catchingUp = false;
   }
 
-  /** Streams on once capture reached `upToDateAt` (a session that cannot wait is closed; the client resumes). */
+  /**
+   * Streams on once capture reached `upToDateAt` (a session that cannot wait is closed; the client
+   * resumes). A verify meanwhile may have moved `upToDateAt` on: the pump that follows waits again.
+   */
   private awaitCapture(): void {
     if (this.awaitingCapture) return;
     this.awaitingCapture = true;
-    void awaitCapture(this.deps.pool, this.deps.feed, this.upToDateAt)
-      .then(() => this.pump(), (error) => this.abandon('waiting for capture to reach the hello failed', error))
-      .finally(() => (this.awaitingCapture = false));
+    void awaitCapture(this.deps.pool, this.deps.feed, this.upToDateAt).then(
+      () => {
+        this.awaitingCapture = false;
+        this.pump();
+      },
+      (error) => this.abandon('waiting for capture to reach the hello failed', error),
+    );
   }
 
   /**
