@@ -193,6 +193,7 @@ describe('hostile input at every boundary', () => {
     { boundary: 'write', input: 'SQL in a column name', run: () => expectError(change({ op: 'update', data: { 'title"; DROP TABLE task; --': 'x' } }), 'unknown_column', /has no column "title"; DROP TABLE task; --"/) },
     { boundary: 'write', input: 'a value outside the enum', run: () => expectError(change({ op: 'update', data: { status: 'archived' } }), 'invalid_value', /status must be one of todo, doing, done/) },
     { boundary: 'write', input: 'a string for a number', run: () => expectError(change({ op: 'update', data: { position: 'first' } }), 'invalid_value', /position must be a finite number/) },
+    { boundary: 'write', input: 'columns as an array', run: () => expectError(change({ op: 'update', data: ['x'] as never }), 'invalid_change', /data: expected an object of column values/) },
     { boundary: 'write', input: 'a key that is not a uuid', run: () => expectError(change({ op: 'update', pk: { id: 'not-a-uuid' }, data: { title: 'x' } }), 'invalid_value', /id must be a uuid/) },
     { boundary: 'write', input: 'a key with an extra column', run: () => expectError(change({ op: 'update', pk: { id: randomUUID(), other: 1 }, data: { title: 'x' } }), 'invalid_change', /pk of task must hold exactly id/) },
     { boundary: 'write', input: 'an update that changes nothing', run: () => expectError(change({ op: 'update', data: {} }), 'invalid_change', /at least one column/) },

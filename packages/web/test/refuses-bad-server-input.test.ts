@@ -106,6 +106,21 @@ describe('a client facing bad server input', () => {
     expect(server.connections()).toBeGreaterThanOrEqual(4);
   });
 
+  it('refuses a changes batch whose row is not an object of column values, naming where', async () => {
+    const workspace = '0b6f5b38-5d1b-4a56-9c2e-8a1b2a0c0d04';
+    const welcome = welcomeTo(workspace);
+    const { client, errors } = await clientOf([
+      welcome,
+      { type: 'snapshot_start', position: '0/100', total: {}, workspaces: [workspace], replace: true },
+      { type: 'snapshot_end', position: '0/100' },
+      { type: 'changes', position: '0/200', changes: [{ table: 'workspace', op: 'insert', data: [workspace, 'a row as an array'] }] },
+    ]);
+    await client.ready;
+    await waitFor('the bad batch to be reported', () => errors.length >= 1);
+    expect(errors[0]).toMatchObject({ code: 'bad_server_message', message: expect.stringMatching(/changes\.0\.data.*expected an object of column values/) });
+    expect((await client.db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'position'`)).rows[0]?.value).toBe('0/100');
+  });
+
   it('stores a snapshot page in the server\'s layout without parsing its rows, and refuses one whose rows are not JSON objects', async () => {
     const workspace = '0b6f5b38-5d1b-4a56-9c2e-8a1b2a0c0d03';
     const welcome = welcomeTo(workspace);

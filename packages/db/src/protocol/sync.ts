@@ -70,9 +70,9 @@ export const StreamChangeSchema = z.strictObject({
   table: z.string(),
   op: z.enum(['insert', 'update', 'delete', 'truncate']),
   /** The row after an insert or update (tombstones are updates with deleted_at set). */
-  data: z.record(z.string(), z.unknown()).optional(),
+  data: RowSchema.optional(),
   /** The row before a delete. */
-  old: z.record(z.string(), z.unknown()).optional(),
+  old: RowSchema.optional(),
 });
 export type StreamChange = z.infer<typeof StreamChangeSchema>;
 
