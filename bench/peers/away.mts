@@ -31,8 +31,16 @@ function walsyncAway(order: Extract<AwayOrder, { system: 'walsync' }>): Away {
   return {
     async open(last) {
       client = await createSyncClient({ url: order.url, token: order.token, dataDir: order.dataDir });
+      // Looked for once now and after each batch the client applies, as an app's live query would
+      // (polling would queue its reads on the replica's one connection, ahead of the apply).
+      const applied = new Promise<void>((resolve, reject) => {
+        if (!last) return resolve();
+        const check = () => void holds(last).then((found) => found && (off(), resolve()), reject);
+        const off = client!.on('pull:applied', check);
+        check();
+      });
       await client.ready;
-      while (last && !(await holds(last))) await new Promise((resolve) => setTimeout(resolve, 2));
+      await applied;
     },
     close: async () => client?.close(),
   };
