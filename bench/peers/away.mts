@@ -4,8 +4,9 @@
  * clients, every sample so far). PGlite's start runs a full garbage collection of its process: in the
  * bench's process it took 380 ms instead of 170–200 (see notes.md). Forked by peers.mts, one per
  * system; told what to be over IPC, it opens its client until it holds the workspace, closes it and
- * answers `{ away }`; told the last commit (`back`), it reopens, answers `{ seconds }` from the
- * reopen to that commit's value in it, and closes on `stop`.
+ * answers `{ away }`; told the last commit (`back`), it reopens, closes again once that commit's
+ * value is in it and answers `{ seconds }` from the reopen to that value (the close is not timed);
+ * it ends on `stop`.
  */
 import { type SyncClient, createSyncClient } from '@walsync/web';
 import { type BenchZero, watchTasks, zeroClient } from './zero-clients.mts';
@@ -71,7 +72,8 @@ process.on('message', (message: AwayOrder | { back: Commit } | 'stop') => {
     void (away?.close() ?? Promise.resolve()).finally(() => process.exit(0));
   } else if ('back' in message) {
     const began = performance.now();
-    answer(away!.open(message.back).then(() => ({ seconds: (performance.now() - began) / 1000 })));
+    // Closed again after the timed return, for the next round's.
+    answer(away!.open(message.back).then(async () => ({ seconds: (performance.now() - began) / 1000, closed: await away!.close() })));
   } else {
     away = message.system === 'walsync' ? walsyncAway(message) : zeroAway(message);
     answer(away.open().then(() => away!.close()).then(() => ({ away: true })));
