@@ -50,8 +50,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const started = new Set<ChildProcess>();
 /** walsync's server (the harness starts it): killed on exit if its own stop never ran. */
 const serverPids = new Set<number>();
-/** Processes that lead their own process group (zero-cache forks its workers into it). */
-const groupLeaders = new Set<ChildProcess>();
 function stopAll(signal: NodeJS.Signals = 'SIGTERM'): void {
   const kill = (pid: number) => {
     try {
@@ -61,12 +59,17 @@ function stopAll(signal: NodeJS.Signals = 'SIGTERM'): void {
     }
   };
   for (const child of started) {
-    if (child.exitCode === null && child.signalCode === null) kill(groupLeaders.has(child) ? -child.pid! : child.pid!);
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    // zero-cache's workers each lead a process group of their own, and outlive their parent: every
+    // process below the child is found first, then each is stopped.
+    for (const pid of processTree(child.pid!)) kill(pid);
   }
   for (const pid of serverPids) kill(pid);
 }
 process.once('exit', () => stopAll('SIGKILL'));
-// A bench stopped by a signal stops what it started too (a signal skips 'exit' handlers).
+// A bench stopped by a signal stops what it started too (a signal skips 'exit' handlers). `yarn bench`
+// runs under `node --import tsx`: the `tsx` command's parent SIGKILLs a child that has not taken a
+// signal within 60 ms, which a busy bench often has not, and this handler would never run.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     stopAll('SIGKILL');
@@ -178,7 +181,6 @@ async function startZero(scratch: string, databaseUrl: string) {
     },
   });
   started.add(cache);
-  groupLeaders.add(cache);
   const url = `http://127.0.0.1:${port}`;
   // It answers HTTP once it has copied the upstream tables and listens.
   for (let attempt = 0; ; attempt++) {
