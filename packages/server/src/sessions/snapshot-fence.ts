@@ -30,9 +30,12 @@ export function snapshotFence(snapshot: string, head: bigint, insertLsn: bigint)
   return { head, insertLsn, visible: (xid) => precedes(xid, xmin) || (precedes(xid, xmax) && !inProgress.has(xid)) };
 }
 
-/** The WAL insert position now (a position of the stream, as a snapshot's fence reads it). */
+/** The WAL insert position now, as SQL: a position of the stream, read as text (`BigInt` takes it). */
+export const WAL_INSERT_POSITION = `(pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text`;
+
+/** The WAL insert position now (as a snapshot's fence reads it, in the snapshot's own statement). */
 export async function walInsertPosition(pool: Pick<pg.Pool, 'query'>): Promise<bigint> {
-  const result = await pool.query<{ insert: string }>(`SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text AS insert`);
+  const result = await pool.query<{ insert: string }>(`SELECT ${WAL_INSERT_POSITION} AS insert`);
   return BigInt(result.rows[0]!.insert);
 }
 

@@ -4,7 +4,7 @@ import type { WebSocket } from 'ws';
 import { checkout } from '../connection';
 import { Stalled, drained } from './flow-control';
 import type { SnapshotGate } from './snapshot-gate';
-import { type SnapshotFence, snapshotFence } from './snapshot-fence';
+import { type SnapshotFence, WAL_INSERT_POSITION, snapshotFence } from './snapshot-fence';
 
 export interface SnapshotPage {
   table: string;
@@ -94,7 +94,7 @@ export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[],
       // Never older than the pruning horizon: with the history pruned empty, 0/0 would send the client straight back to re-snapshot.
       const head = await client.query<{ head: string | null; snapshot: string; insert: string }>(
         `SELECT greatest((SELECT max(commit_lsn) FROM change_history), (SELECT pruned_through FROM walsync_history_horizon))::text AS head,
-                pg_current_snapshot()::text AS snapshot, (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text AS insert`,
+                pg_current_snapshot()::text AS snapshot, ${WAL_INSERT_POSITION} AS insert`,
       );
       const { head: headLsn, snapshot, insert } = head.rows[0]!;
       const fence = snapshotFence(snapshot, BigInt(headLsn ?? 0), BigInt(insert));
