@@ -72,8 +72,14 @@ process.on('message', (message: AwayOrder | { back: Commit } | 'stop') => {
     void (away?.close() ?? Promise.resolve()).finally(() => process.exit(0));
   } else if ('back' in message) {
     const began = performance.now();
-    // Closed again after the timed return, for the next round's.
-    answer(away!.open(message.back).then(async () => ({ seconds: (performance.now() - began) / 1000, closed: await away!.close() })));
+    answer(
+      away!.open(message.back).then(async () => {
+        const seconds = (performance.now() - began) / 1000;
+        // Closed again, untimed, for the next round's return.
+        await away!.close();
+        return { seconds };
+      }),
+    );
   } else {
     away = message.system === 'walsync' ? walsyncAway(message) : zeroAway(message);
     answer(away.open().then(() => away!.close()).then(() => ({ away: true })));

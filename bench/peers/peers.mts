@@ -382,10 +382,7 @@ export async function peerFigures(log: (line: string) => void): Promise<{ figure
 
     // Catch-up: a client on disk goes away, 5,000 commits change its workspace's rows, it comes back.
     const ids = async (space: { id: string }) => (await db.query(`SELECT id FROM task WHERE workspace_id = $1 AND title LIKE 'seed %' ORDER BY id`, [space.id])).rows.map((row) => row.id as string);
-    const seeded = new Map<string, string[]>();
-    const awayCommits = async (space: { id: string }, round: number): Promise<Commit> => {
-      const rows = seeded.get(space.id) ?? (await ids(space));
-      seeded.set(space.id, rows);
+    const awayCommits = async (rows: string[], round: number): Promise<Commit> => {
       for (let i = 0; i < AWAY_COMMITS; i++) await db.query(`UPDATE task SET title = $2 WHERE id = $1`, [rows[i % rows.length], `away ${round}.${i}`]);
       return { id: rows[(AWAY_COMMITS - 1) % rows.length]!, title: `away ${round}.${AWAY_COMMITS - 1}` };
     };
@@ -407,9 +404,10 @@ export async function peerFigures(log: (line: string) => void): Promise<{ figure
     };
     // One reopen is one sample of a half-second on a shared machine: the systems take turns, and each figure is the median.
     const catchUps: Record<'walsync' | 'zero', number[]> = { walsync: [], zero: [] };
+    const [walsyncSeeded, zeroSeeded] = [await ids(walsyncSpace), await ids(zeroSpace)];
     for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
-      for (const [system, away, space, holds] of [['walsync', walsyncAway, walsyncSpace, walsyncHolds], ['zero', zeroAway, zeroSpace, zeroHolds]] as const) {
-        const last = await awayCommits(space, round);
+      for (const [system, away, rows, holds] of [['walsync', walsyncAway, walsyncSeeded, walsyncHolds], ['zero', zeroAway, zeroSeeded, zeroHolds]] as const) {
+        const last = await awayCommits(rows, round);
         await holds(last);
         await quiet([server.pid, zero.pid], log);
         catchUps[system].push(await away.back(last));
