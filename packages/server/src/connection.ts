@@ -1,12 +1,13 @@
 import type { ClientConfig, Pool, PoolClient } from 'pg';
 
 /**
- * Settings for every connection the server opens. TimeZone is UTC so that timestamps in
- * snapshots, write results and decoded changes (the WAL sender formats with its own session's
- * settings) all read alike, whatever the database's default.
+ * Settings for every connection the server opens, with `settings` of its own. TimeZone is UTC so
+ * that timestamps in snapshots, write results and decoded changes (the WAL sender formats with its
+ * own session's settings) all read alike, whatever the database's default.
  */
-export function connectionConfig(url: string, applicationName: string): ClientConfig {
-  return { connectionString: url, application_name: applicationName, options: '-c TimeZone=UTC' };
+export function connectionConfig(url: string, applicationName: string, settings: Record<string, string> = {}): ClientConfig {
+  const options = Object.entries({ TimeZone: 'UTC', ...settings }).map(([name, value]) => `-c ${name}=${value}`);
+  return { connectionString: url, application_name: applicationName, options: options.join(' ') };
 }
 
 /**

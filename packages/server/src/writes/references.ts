@@ -1,4 +1,5 @@
-import { type ChangeResult, type Row, type SyncedTable, quoteIdent } from '@walsync/db/server';
+import { type ChangeResult, type Row, type SyncedTable, UUID_PATTERN, quoteIdent } from '@walsync/db/server';
+import { castOf, columnMap, toParameter } from './columns';
 import type pg from 'pg';
 import type { PreparedChange } from './prepare-change';
 import type { KnownRow } from './write-statements';
@@ -61,16 +62,20 @@ export async function readReferences(
   const index: ReferenceIndex = { scopes: new Map(), memberships: new Set() };
   await Promise.all([
     ...[...ids].map(async ([table, values]) => {
-      const key = table.primaryKey[0]!;
-      const text = `SELECT ${quoteIdent(key)}::text AS id, ${quoteIdent(table.scope)}::text AS scope FROM ${quoteIdent(table.name)} WHERE ${quoteIdent(key)}::text = ANY($1::text[])`;
-      const result = await client.query<{ id: string; scope: string }>(text, [[...values]]);
+      // Compared as the key's own type, so its index serves the read (as text, every write scanned
+      // the whole table). A value that is not of that type names no row: it is not sent.
+      const key = columnMap(table).get(table.primaryKey[0]!)!;
+      const typed = [...values].filter((value) => toParameter(key, value).ok);
+      if (typed.length === 0) return;
+      const text = `SELECT ${quoteIdent(key.name)}::text AS id, ${quoteIdent(table.scope)}::text AS scope FROM ${quoteIdent(table.name)} WHERE ${quoteIdent(key.name)} = ANY($1::${castOf(key)}[])`;
+      const result = await client.query<{ id: string; scope: string }>(text, [typed]);
       for (const row of result.rows) index.scopes.set(keyOf(table, [row.id]), row.scope);
     }),
     (async () => {
       if (users.size === 0) return;
       const result = await client.query<{ member: string }>(
-        `SELECT user_id::text || ':' || workspace_id::text AS member FROM workspace_member WHERE user_id::text = ANY($1::text[]) AND deleted_at IS NULL`,
-        [[...users]],
+        `SELECT user_id::text || ':' || workspace_id::text AS member FROM workspace_member WHERE user_id = ANY($1::uuid[]) AND deleted_at IS NULL`,
+        [[...users].filter((user) => UUID_PATTERN.test(user))],
       );
       for (const row of result.rows) index.memberships.add(row.member);
     })(),
