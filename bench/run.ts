@@ -95,14 +95,20 @@ ${peers}
   response and a second process on two cores add 2–4 ms. A 100-change batch of inserts goes as one
   multi-row statement with its receipts; what remains (≈0.2 ms a row) is Postgres' own work per row:
   the stamping trigger, two foreign keys, three indexes, the receipt row.
-  Over the socket (#18): a probe with the server in the bench's process, 290 writes, p50 of the phases
-  inside the service: the connection 0.02 ms, the first round trip (BEGIN, \`SET CONSTRAINTS\`, the head
-  query that takes an xid and emits the client's message, the references, the row locks) 1.1 ms,
-  deciding 0.2 ms, the statements 0.5 ms, COMMIT 0.74 ms; write → write_result 4.0–6.2 ms against
-  3.1–4.9 ms inside the service in the same runs. A single-row autocommit \`INSERT\` on the same
-  Postgres takes 1.2 ms (0.4 ms with \`synchronous_commit = off\`, which walsync does not use: an
-  answered write must survive a crash), so a durable write is ≈1 ms before anything walsync does;
-  ≤ 2 ms over the socket would leave ≈1 ms for the checks, the statements and both processes' work.
+  Over the socket (#18): the bench's writes came after 11,000 rows written through the API, and
+  every one of them scanned the whole \`task\` table: Postgres had settled on plans for the write's
+  statements while the table was small (5.0 ms a socket write in a probe, 2.3 ms after an \`ANALYZE\`);
+  a comment's write scanned it too, its reference to its task compared as text. The write pool now
+  plans no sequential scan where an index serves, and references compare as the key's type (see
+  docs/decisions.md):
+  6.2 ms → 2.9 ms in the bench on the same machine. What is left, p50 of each step in a probe (grown
+  table, writes 10 ms apart, server in its own process; ≈2.1 ms in all): the socket and the server's
+  event loop 0.19 ms, parsing the message 0.10 ms, the checks and a connection 0.13 ms, the first round
+  trip (BEGIN, \`SET CONSTRAINTS\`, the head query that takes an xid and emits the client's message,
+  the references, the row locks) 0.52 ms, the statements 0.40 ms, COMMIT 0.43 ms, the answer back
+  0.26 ms. A single-row autocommit \`INSERT\` on the same Postgres takes 1.2 ms (0.4 ms with
+  \`synchronous_commit = off\`, which walsync does not use: an answered write must survive a crash), so
+  a durable write is ≈1 ms before anything walsync does.
 - **Local write with capture (#5, #16).** One BEFORE trigger stamps the row, writes its outbox entry
   and NOTIFYs. Measured part by part (copies of \`task\` in one PGlite, each with one piece of the
   trigger removed, inserts interleaved; plain insert 0.21 ms): the trigger was 2.0× a plain insert in
