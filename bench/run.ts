@@ -71,28 +71,44 @@ ${peers}
 
 - **Run-to-run variation.** This VM shares two cores with its neighbours: the same code gives figures
   up to 1.5–2× apart from one full run to the next, so a figure near its goal can be met in one run
-  and missed in the next. The notes below give the ranges seen. In the run above, for one, the two #19
-  figures read 1.11 s and 142 ms (a plain PGlite insert took 0.60 ms, against 0.35 ms in the run
-  before); \`yarn bench partial\` straight after it read 0.96 s and 32 ms, and the run before 0.84 s
-  and 76 ms.
+  and missed in the next. The notes below give the ranges seen. On the slower VM of earlier runs, one
+  full run read the two #19 figures as 1.11 s and 142 ms (a plain PGlite insert took 0.60 ms, against
+  0.35 ms in the run before); \`yarn bench partial\` straight after it read 0.96 s and 32 ms.
+- **#19 \`subscribe\` → \`ready\`, where the time goes** (a profile of the Node client on that VM, the
+  same 1,000,000 tasks): the client's event loop is 90–96% busy from \`subscribe\` to \`ready\`, so the
+  client is the bound, not the server. Of 0.8–0.9 s, storing the rows in PGlite takes 0.55–0.66 s
+  (25–30 µs a row: half of it \`jsonb_populate_recordset\` reading the JSON, half the insert with four
+  indexes; a COPY into a staging table and an insert from it measured no faster, 125–145 ms against
+  137 ms for 5,000 rows). Parsing each 2 MB page into objects, checking them with the message schema
+  and writing them back as JSON for the database took 15–50 ms a page; pages in the server's layout
+  now go to the replica as the text they came in (\`parseServerMessage\`), which took the median from
+  1.02–1.11 s to 0.79–0.88 s. The first of the three runs is slower (1.28 s). Timed inside the server,
+  its first snapshot of the project spends 590 ms in the two \`count(*)\` that give the exact totals
+  (20–26 ms in the later rounds): the first read of 10,000 rows spread over a task table of 1,000,000,
+  several times larger than the embedded Postgres' 128 MB of shared buffers, so each row is a page
+  fetched from the OS; a \`VACUUM ANALYZE\` after loading changed nothing (the scope condition needs the
+  heap). Everything before it — the subscription checked, the gate, the fence read and reached, the
+  stream brought to it — takes 40 ms. The later rounds read those pages from shared buffers.
 - **Capture throughput.** On this 2-core machine the Postgres side alone (COPY of the same rows into
-  \`change_history\` with its jsonb \`data\`, uuid key, position and scope indexes) tops out near 22,000 rows/s
-  when nothing else runs; during capture the WAL sender, Node's decoding and that COPY share the two
+  \`change_history\` with its jsonb \`data\`, uuid key, position and scope indexes) topped out near 22,000 rows/s
+  in an early probe on the slower VM when nothing else ran; during capture the WAL sender, Node's decoding and that COPY share the two
   cores. Measured alternatives: \`INSERT … json_to_recordset\` 14,500 rows/s, random uuid keys −20%,
   \`json\` instead of \`jsonb\` +40% (the design requires \`jsonb\`). The capture path is COPY with
   time-ordered ids and no per-change copies; 50,000/s needs more cores or a narrower history row.
   \`yarn bench server\` now measures that COPY in the same run (the captured rows, from a file on the
-  server, into a copy of \`change_history\`): 60,600 rows/s in the run above (42,000–44,000 in probes
-  that sent the same rows from a client in 1,000- and 10,000-row transactions) against 15,000–19,000
-  captured, while decoding alone reads 63,000–170,000. A CPU profile of the capture (200,000 inserts)
+  server, into a copy of \`change_history\`): 84,500 rows/s in the run above against 38,600 captured
+  and 157,000 decoded (on the slower VM of earlier runs: 60,600 against 15,000–19,000 captured and
+  63,000–170,000 decoded; 42,000–44,000 in probes that sent the same rows from a client in 1,000- and
+  10,000-row transactions). Capture runs at 0.46× of that COPY alone here, 0.32× there. A CPU profile of the capture (200,000 inserts)
   showed the server's change feed reading every captured row back (parsing its \`jsonb\`) for a window
   no session used: a server without clients now moves its feed without reading rows (alternating
   runs: 16.5 k/s on average before, 18.5 k/s after). What is left in Node is the decoding, building the
   COPY text (≈5 µs a row) and garbage collection (≈2 s of 11); Node waits about half the time, and
   the two cores are shared with the WAL sender and the COPY.
-- **Write API.** The write service applies one change in about 3 ms: two pipelined round trips and a
-  durable commit, while the same process captures the change it just wrote. Over HTTP, parsing, the
-  response and a second process on two cores add 2–4 ms. A 100-change batch of inserts goes as one
+- **Write API.** The write service applies one change in 1.4–3 ms (this machine; the slower VM of
+  earlier runs): two pipelined round trips and a durable commit, while the same process captures the
+  change it just wrote. Over HTTP, parsing, the response and a second process on two cores add about
+  1 ms here (2–4 ms on that VM). A 100-change batch of inserts goes as one
   multi-row statement with its receipts; what remains (≈0.2 ms a row) is Postgres' own work per row:
   the stamping trigger, two foreign keys, three indexes, the receipt row.
   Over the socket (#18): the bench's writes came after 11,000 rows written through the API, and
@@ -101,7 +117,7 @@ ${peers}
   a comment's write scanned it too, its reference to its task compared as text. The write pool now
   plans no sequential scan where an index serves, and references compare as the key's type (see
   docs/decisions.md):
-  6.2 ms → 2.9 ms in the bench on the same machine. What is left, p50 of each step in a probe (grown
+  6.2 ms → 2.9 ms in \`yarn bench server\` on the same machine (1.3 ms in the run above). What is left, p50 of each step in a probe (grown
   table, writes 10 ms apart, server in its own process; ≈2.1 ms in all): the socket and the server's
   event loop 0.19 ms, parsing the message 0.10 ms, the checks and a connection 0.13 ms, the first round
   trip (BEGIN, \`SET CONSTRAINTS\`, the head query that takes an xid and emits the client's message,
