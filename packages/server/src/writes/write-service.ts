@@ -57,12 +57,11 @@ export class WriteService {
     this.tables = new Map(options.tables.map((table) => [table.name, table]));
     // Every read a write makes is by key (the rows it touches, the rows it references, its receipts,
     // the user's memberships), so its connections plan no sequential scan where an index serves
-    // (`enable_seqscan = off`). Postgres settles on one plan
-    // per prepared statement after five runs, made for the table's size then: one made while `task`
-    // was small read the whole table at every write once it had grown (the server starts with the
-    // app, before its users; a plan is only remade after an ANALYZE), about 2 ms more per 10,000
-    // rows (a probe: 2.1 ms a socket write became 4.5 ms once 11,000 tasks were written). Planning
-    // every run instead (`plan_cache_mode`) cost 0.3–0.4 ms a write.
+    // (`enable_seqscan = off`). Postgres settles on one plan per prepared statement after five runs,
+    // made for the table's size then, and remakes it only after an ANALYZE: one made while `task` was
+    // small read the whole table at every write once it had grown (a server starts before its users
+    // write), about 2 ms more per 10,000 rows (a probe: 2.1 ms a socket write became 4.5 ms once
+    // 11,000 tasks were written). Planning every run instead (`plan_cache_mode`) cost 0.3–0.4 ms a write.
     const settings = { enable_seqscan: 'off' };
     this.pool = new pg.Pool({ ...connectionConfig(options.databaseUrl, 'walsync-writes', settings), max: 8, pipeline: true } as pg.PoolConfig);
     this.pool.on('error', options.onConnectionError ?? (() => undefined));
