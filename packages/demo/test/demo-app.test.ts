@@ -34,6 +34,22 @@ describe('the demo task board in Chromium', () => {
     return page;
   };
   const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
+  /**
+   * Waits for `title` in `page`; on a timeout the error also says where each side stood (the pages'
+   * status and pending count, and whether the server has the row), so a failure in CI tells which
+   * side stalled.
+   */
+  const waitForTitle = async (page: Page, title: string, timeout: number) => {
+    try {
+      await page.getByTestId('task-title').filter({ hasText: title }).waitFor({ timeout });
+    } catch (error) {
+      const state = async (name: string, each: Page) =>
+        `${name}: ${await each.getByTestId('sync-status').textContent({ timeout: 1_000 }).catch(() => '?')}, ${await each.getByTestId('pending-count').textContent({ timeout: 1_000 }).catch(() => 'none')} pending`;
+      const stored = (await db.query(`SELECT 1 FROM task WHERE title = $1`, [title])).length > 0;
+      const where = [await state('alice', alice), await state('bob', bob), `the server ${stored ? 'has' : 'does not have'} the row`];
+      throw new Error(`"${title}" did not appear within ${timeout} ms (${where.join('; ')})`, { cause: error });
+    }
+  };
   const addTask = async (page: Page, title: string) => {
     await page.getByTestId('new-task-title').fill(title);
     await page.getByTestId('add-task').click();
@@ -163,7 +179,7 @@ describe('the demo task board in Chromium', () => {
     await shot(alice, 'board-offline');
 
     await serve();
-    await bob.getByTestId('task-title').filter({ hasText: 'Written while offline' }).waitFor({ timeout: 30_000 });
+    await waitForTitle(bob, 'Written while offline', 30_000);
     await expect.poll(() => alice.getByTestId('pending-count').textContent(), { timeout: 15_000 }).toBe('0');
     await expect.poll(() => alice.getByTestId('sync-status').textContent(), { timeout: 15_000 }).toBe('online');
     expect(await db.query(`SELECT 1 FROM task WHERE title = 'Written while offline'`)).toHaveLength(1);
@@ -193,7 +209,7 @@ describe('the demo task board in Chromium', () => {
     // Then the replica opens, and the board is the replica's: a change arrives and shows as before.
     await alice.waitForFunction(`performance.getEntriesByName('walsync:ready').length > 0`, undefined, { timeout: 30_000 });
     await db.query(`UPDATE task SET title = 'Renamed after the reload' WHERE title = 'Written while offline'`);
-    await alice.getByTestId('task-title').filter({ hasText: 'Renamed after the reload' }).waitFor({ timeout: 10_000 });
+    await waitForTitle(alice, 'Renamed after the reload', 10_000);
   });
 
   it("paints a first visit's board from the server before the replica has opened, and a task added then lands once it has", async () => {
