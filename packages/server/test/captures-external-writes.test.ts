@@ -104,6 +104,19 @@ describe.each(postgresTargets())('capture of external writes ($name)', (target) 
     expect(captured.hlc).toMatch(/^\d{15}:\d{6}:server$/);
   });
 
+  it("keeps text and jsonb that carry COPY's special characters (backslashes, tabs, newlines, \\N) unchanged", async () => {
+    const [project] = await db.query(`SELECT id FROM project WHERE workspace_id = $1 LIMIT 1`, [workspace]);
+    const title = 'tab\there\nnew line\r\\N back\\slash "quoted" é ✓';
+    const labels = ['C:\\path\\to', 'line\nbreak', '\\N', 'tab\t', { 'key\\': 'va"l\\ue' }];
+    await db.query(`INSERT INTO task (workspace_id, project_id, title, labels) VALUES ($1, $2, $3, $4)`, [workspace, project!.id, title, JSON.stringify(labels)]);
+    const captured = await waitFor('the task to be captured', async () => {
+      const [row] = await db.query(`SELECT h.data, h.data = to_jsonb(t.*) AS same FROM change_history h JOIN task t ON t.id = (h.data->>'id')::uuid WHERE t.title = $1`, [title]);
+      return row;
+    });
+    expect(captured.data).toMatchObject({ title, labels });
+    expect(captured.same).toBe(true);
+  });
+
   it('stamps external writes: version and updated_at move, the HLC orders after the row it overwrote', async () => {
     const [before] = await db.query(`SELECT version, updated_at, hlc FROM task WHERE title = 'exact'`);
     await db.query(`UPDATE task SET title = 'exact' WHERE title = 'exact'`);

@@ -30,8 +30,11 @@ export interface CapturedChange {
 
 const COLUMNS = ['lsn', 'commit_lsn', 'op_index', 'table_name', 'operation', 'data', 'old_data', 'transaction_id', 'schema_version', 'timestamp', 'client_id', 'scope_id', 'old_scope_id'] as const;
 const STAGE = 'change_history_stage';
-/** One COPY statement carries at most this many rows, so a huge transaction never becomes one huge string. */
-const COPY_CHUNK = 10_000;
+/**
+ * The COPY is sent in pieces of this many rows, each built while Postgres stores the one before
+ * (one string for a whole batch kept Postgres waiting until the last row was built).
+ */
+const COPY_PIECE = 500;
 
 const NEEDS_ESCAPE = /[\\\n\r\t]/;
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
@@ -39,7 +42,12 @@ const ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r'
 /** A value in COPY's text format. */
 function copyValue(value: unknown): string {
   if (value === null || value === undefined) return '\\N';
-  const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
+  if (typeof value === 'object') {
+    // JSON text has no raw newline, carriage return or tab (JSON.stringify escapes them): only its backslashes need doubling.
+    const json = JSON.stringify(value);
+    return json.includes('\\') ? json.replaceAll('\\', '\\\\') : json;
+  }
+  const text = String(value);
   return NEEDS_ESCAPE.test(text) ? text.replace(/[\\\n\r\t]/g, (character) => ESCAPES[character]!) : text;
 }
 
@@ -54,13 +62,16 @@ export function timeOrderedUuid(now = Date.now()): string {
   return `${time.slice(0, 8)}-${time.slice(8, 12)}-7${random.slice(15)}`;
 }
 
-function copyRows(changes: CapturedChange[]): string {
-  let text = '';
-  for (const change of changes) {
-    // Time-ordered ids (UUIDv7) append to the primary key's B-tree instead of splitting random pages.
-    text += `${timeOrderedUuid()}\t${COLUMNS.map((column) => copyValue(change[column])).join('\t')}\n`;
+/** The changes as COPY text, a piece at a time, built as the COPY takes them. */
+function* copyPieces(changes: CapturedChange[]): Generator<string> {
+  for (let start = 0; start < changes.length; start += COPY_PIECE) {
+    let text = '';
+    for (const change of changes.slice(start, start + COPY_PIECE)) {
+      // Time-ordered ids (UUIDv7) append to the primary key's B-tree instead of splitting random pages.
+      text += `${timeOrderedUuid()}\t${COLUMNS.map((column) => copyValue(change[column])).join('\t')}\n`;
+    }
+    yield text;
   }
-  return text;
 }
 
 /**
@@ -86,10 +97,8 @@ async function writeInOneTransaction(client: pg.ClientBase, changes: CapturedCha
     if (target === STAGE) {
       await client.query(`CREATE TEMP TABLE IF NOT EXISTS ${STAGE} (LIKE change_history INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`);
     }
-    for (let start = 0; start < changes.length; start += COPY_CHUNK) {
-      const copy = client.query(copyFrom(`COPY ${target} (id, ${COLUMNS.map((column) => `"${column}"`).join(', ')}) FROM STDIN`));
-      await pipeline(Readable.from([copyRows(changes.slice(start, start + COPY_CHUNK))]), copy);
-    }
+    const copy = client.query(copyFrom(`COPY ${target} (id, ${COLUMNS.map((column) => `"${column}"`).join(', ')}) FROM STDIN`));
+    await pipeline(Readable.from(copyPieces(changes), { objectMode: false }), copy);
     if (target === STAGE) {
       await client.query(
         `INSERT INTO change_history SELECT * FROM ${STAGE} ORDER BY commit_lsn, op_index ON CONFLICT ON CONSTRAINT change_history_position DO NOTHING`,
