@@ -89,22 +89,23 @@ ${peers}
   fetched from the OS; a \`VACUUM ANALYZE\` after loading changed nothing (the scope condition needs the
   heap). Everything before it — the subscription checked, the gate, the fence read and reached, the
   stream brought to it — takes 40 ms. The later rounds read those pages from shared buffers.
-- **Capture throughput.** On this 2-core machine the Postgres side alone (COPY of the same rows into
-  \`change_history\` with its jsonb \`data\`, uuid key, position and scope indexes) topped out near 22,000 rows/s
-  in an early probe on the slower VM when nothing else ran; during capture the WAL sender, Node's decoding and that COPY share the two
-  cores. Measured alternatives: \`INSERT … json_to_recordset\` 14,500 rows/s, random uuid keys −20%,
-  \`json\` instead of \`jsonb\` +40% (the design requires \`jsonb\`). The capture path is COPY with
-  time-ordered ids and no per-change copies; 50,000/s needs more cores or a narrower history row.
-  \`yarn bench server\` now measures that COPY in the same run (the captured rows, from a file on the
-  server, into a copy of \`change_history\`): 84,500 rows/s in the run above against 38,600 captured
-  and 157,000 decoded (on the slower VM of earlier runs: 60,600 against 15,000–19,000 captured and
-  63,000–170,000 decoded; 42,000–44,000 in probes that sent the same rows from a client in 1,000- and
-  10,000-row transactions). Capture runs at 0.46× of that COPY alone here, 0.32× there. A CPU profile of the capture (200,000 inserts)
-  showed the server's change feed reading every captured row back (parsing its \`jsonb\`) for a window
-  no session used: a server without clients now moves its feed without reading rows (alternating
-  runs: 16.5 k/s on average before, 18.5 k/s after). What is left in Node is the decoding, building the
-  COPY text (≈5 µs a row) and garbage collection (≈2 s of 11); Node waits about half the time, and
-  the two cores are shared with the WAL sender and the COPY.
+- **Capture throughput.** \`yarn bench server\` measures three things in one run: the raw pgoutput
+  decode, the capture into \`change_history\`, and Postgres' own COPY of the same rows into a copy of
+  \`change_history\` (from a file on the server, with its indexes: the write capture cannot avoid).
+  Until 2026-12-07 capture built each batch's COPY text whole before sending any of it. Timed per
+  batch in a probe (200,000 inserts, this machine): about 250 ms building 50,000 rows, then 650–965 ms
+  of COPY, back to back, so Postgres waited for Node and Node for Postgres; the processes used about
+  1.4 of the two cores, and capture ran at 38–40 k changes/s (0.25× of the decode in the full run of
+  2026-12-06). The COPY now goes in pieces of 500 rows, each built while Postgres stores the one
+  before: 54–56 k changes/s in the same probe, with the two cores nearly full (Node ≈80%, the COPY
+  ≈60%, the WAL sender 25–30%). The bench also stopped polling \`count(*)\` every 20 ms during the
+  capture (7–16% of a core on a growing table); it counts at each batch's NOTIFY. What is left in
+  Node is the decoding, the COPY text (a \`JSON.stringify\` per row) and garbage collection. Not taken:
+  binary COPY (a \`jsonb\` value's binary form is its text behind a version byte, so Postgres parses it
+  all the same; only the uuid, integer and timestamp columns would be spared), \`json\` instead of
+  \`jsonb\` (+40% in an early probe; the design requires \`jsonb\`), and random instead of
+  time-ordered ids (−20%). Earlier: a server without sessions moves its feed without reading captured
+  rows back.
 - **Write API.** The write service applies one change in 1.4–3 ms (this machine; the slower VM of
   earlier runs): two pipelined round trips and a durable commit, while the same process captures the
   change it just wrote. Over HTTP, parsing, the response and a second process on two cores add about
