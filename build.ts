@@ -72,6 +72,8 @@ async function buildDb(types: Promise<void>[]): Promise<void> {
     ],
   });
   writeFileSync(path.join(dist, 'browser.meta.json'), JSON.stringify(browser.metafile));
+  // The retry policy alone, for the browser worker's bootstrap, which must stay a few kilobytes.
+  await build({ ...library, entryPoints: [path.join(dir, 'src/rules/retry.ts')], outfile: path.join(dist, 'retry.mjs'), platform: 'neutral', format: 'esm' });
 }
 
 /** An application, not a library: bundles only; `yarn typecheck` checks its types. */
@@ -93,14 +95,6 @@ const nodeOnlyModulesAreEmpty: Plugin = {
   setup(plugin) {
     plugin.onResolve({ filter: /^(node:.*|fs|fs\/promises|path|crypto|url|module)$/ }, (args) => ({ path: args.path, namespace: 'node-only' }));
     plugin.onLoad({ filter: /.*/, namespace: 'node-only' }, () => ({ contents: 'export {}', loader: 'js' }));
-  },
-};
-
-/** The bootstrap's `import('./worker-main.js')` stays an import of the file beside it. */
-const workerMainIsLoadedBeside: Plugin = {
-  name: 'worker-main-is-loaded-beside',
-  setup(plugin) {
-    plugin.onResolve({ filter: /^\.\/worker-main\.js$/ }, (args) => ({ path: args.path, external: true }));
   },
 };
 
@@ -134,7 +128,7 @@ async function buildWeb(): Promise<void> {
     platform: 'browser',
     format: 'esm',
     minify: true,
-    plugins: [nodeOnlyModulesAreEmpty, workerMainIsLoadedBeside],
+    plugins: [nodeOnlyModulesAreEmpty],
   });
   const pglite = path.dirname(requireFromHere.resolve('@electric-sql/pglite', { paths: [dir] }));
   mkdirSync(dist, { recursive: true });

@@ -170,6 +170,10 @@ describe('the demo task board in Chromium', () => {
   it('keeps local data across a reload, and edits made while the server is down sync when it returns', async () => {
     await alice.reload();
     await alice.getByTestId('task-title').filter({ hasText: 'Renamed from psql' }).waitFor({ timeout: 10_000 });
+    // That card can be the page's last view; the server stops once the replica is open (its worker's
+    // code comes from the server: a worker that cannot load it waits for the server, see
+    // browser-connection-truth.test.ts).
+    await alice.waitForFunction(`performance.getEntriesByName('walsync:ready').length > 0`, undefined, { timeout: 30_000 });
 
     await server!.stop();
     server = undefined;

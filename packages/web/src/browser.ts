@@ -6,7 +6,7 @@ import type { QueryOptions, Transaction } from '@electric-sql/pglite';
 import { type LiveQuery, type LiveQueryResults, live } from '@electric-sql/pglite/live';
 import { PGliteWorker } from '@electric-sql/pglite/worker';
 import { type LiveQueryOptions, TabLiveQueries } from './tab-live-queries';
-import { type LeaderMessage, type SerializedError, type TabMessage, channelName } from './tab-protocol';
+import { type BootMessage, type LeaderMessage, type SerializedError, type TabMessage, bootChannelName, channelName } from './tab-protocol';
 import { SyncEmitter, deferred } from './emitter';
 import { STORAGE_PREFERENCES, type Storage, type StoragePreference, replicaName } from './replica-names';
 import { syncEndpoint } from './endpoint';
@@ -66,8 +66,10 @@ export async function createSyncClient(options: BrowserSyncClientOptions): Promi
   // A URL that cannot be a walsync server is refused before a worker starts.
   syncEndpoint(options.url);
   // The bootstrap (./worker-boot.ts) learns the replica's name from its URL, to start PGlite's files if it will lead.
-  const worker = new Worker(options.workerUrl ?? new URL(`./worker.js?replica=${encodeURIComponent(name)}`, import.meta.url), { type: 'module' });
-  const client = new BrowserSyncClient(worker, name);
+  // `boot` names the channel it tells this tab on while it cannot load its code (the server away).
+  const boot = crypto.randomUUID();
+  const worker = new Worker(options.workerUrl ?? new URL(`./worker.js?replica=${encodeURIComponent(name)}&boot=${boot}`, import.meta.url), { type: 'module' });
+  const client = new BrowserSyncClient(worker, name, boot);
   try {
     // The tab's handle comes back at once, before the worker's script has loaded (a reload's longest
     // wait): a page paints its last view meanwhile, and statements wait until a leader is known.
@@ -136,11 +138,14 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
     private readonly worker: Worker,
     /** The replica's name. */
     readonly dataDir: string,
+    /** The worker's boot channel (see bootChannelName). */
+    boot?: string,
   ) {
     this.ready = this.readiness.promise;
     this.failed = this.failure.promise;
     this.worker.addEventListener('message', (event: MessageEvent<{ type?: string; error?: SerializedError; id?: number; result?: never; name?: string; at?: number; results?: LiveQueryResults<unknown> }>) => {
       this.workerStarted = true;
+      this.boot?.close();
       if (event.data?.type === 'walsync:mark') performance.mark(`walsync:worker:${event.data.name}`, { startTime: event.data.at! - performance.timeOrigin });
       if (event.data?.type === 'walsync:failed') this.fail(revive(event.data.error!));
       if (event.data?.type === 'walsync:leader') {
@@ -157,6 +162,11 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       event.preventDefault();
       this.fail(new Error(`the walsync worker could not start${(event as ErrorEvent).message ? ` (${(event as ErrorEvent).message})` : ''}: is worker.js served beside the client, or workerUrl right?`));
     });
+    if (boot) {
+      this.boot = new BroadcastChannel(bootChannelName(boot));
+      // Only before the worker started: a failure after it is still reported (the error listener above).
+      this.boot.onmessage = ({ data }: MessageEvent<BootMessage>) => data?.type === 'unreachable' && !this.workerStarted && this.setStatus('offline');
+    }
     this.channel = new BroadcastChannel(channelName(dataDir));
     this.channel.onmessage = ({ data }: MessageEvent<LeaderMessage>) => this.receive(data);
     // Asks for the leader's state until it answers (the leader may still be starting).
@@ -171,6 +181,8 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   private liveQueries: TabLiveQueries | undefined;
   /** Whether the worker has sent anything yet (its script loaded and ran). */
   private workerStarted = false;
+  /** The worker's bootstrap speaks here until it started (see bootChannelName). */
+  private readonly boot: BroadcastChannel | undefined;
   /**
    * Settled once a statement knows where to go: to this tab's own worker (it leads) or to the leader's.
    * A new one while a leader that closed has no successor yet (a reload's old page, say).
@@ -188,6 +200,13 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
     this.failure.reject(error);
     this.readiness.reject(error);
     this.routes.reject(error);
+    this.setStatus('error');
+  }
+
+  private setStatus(status: SyncStatus): void {
+    if (status === this.status) return;
+    this.status = status;
+    this.events.emit('status', status);
   }
 
   /** Whether this tab's worker is the one that syncs (told by the worker itself when it is elected). */
@@ -389,10 +408,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       for (const pending of this.asked.values()) pending.reject(new SyncClientError('leader_changed', 'the leader tab closed before it answered; the statement may or may not have run'));
       this.asked.clear();
     }
-    if (message.status !== this.status) {
-      this.status = message.status;
-      this.events.emit('status', message.status);
-    }
+    this.setStatus(message.status);
   }
 
   /** Statements go to this leader from now on; live queries set up through the one before are set up again through it. */
@@ -408,10 +424,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
     // Statements already waiting for a route wait on; once one was known, later ones wait for the next.
     if (this.routeKnown) this.routes = deferred();
     this.routeKnown = false;
-    if (this.status !== 'connecting') {
-      this.status = 'connecting';
-      this.events.emit('status', 'connecting');
-    }
+    this.setStatus('connecting');
   }
 
   /**
@@ -466,6 +479,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
 
   dispose(): void {
     clearInterval(this.hello);
+    this.boot?.close();
     this.channel.close();
   }
 

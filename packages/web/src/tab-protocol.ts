@@ -36,3 +36,12 @@ export function serializeError(error: unknown): SerializedError {
   const { name, message, code } = error as { name?: string; message?: string; code?: string };
   return { name: name ?? 'Error', message: message ?? String(error), ...(code ? { code } : {}) };
 }
+
+/**
+ * The channel a worker's bootstrap speaks on before PGliteWorker's handshake (which takes no other
+ * message first): one per worker, named by the tab that started it (`?boot=` in the worker's URL).
+ */
+export const bootChannelName = (boot: string) => `walsync-boot:${boot}`;
+
+/** The bootstrap cannot reach the server for the worker's code; it asks again on the backoff. */
+export type BootMessage = { type: 'unreachable' };

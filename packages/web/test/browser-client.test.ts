@@ -405,7 +405,7 @@ describe.each([
     try {
       await openClient(page, { url: serverUrl(), token, dataDir: 'bootstrap', storage });
       await waitFor("the bootstrap's fetches", () => ['/dist/pglite.wasm', '/dist/pglite.data', '/dist/replica.tar.gz'].every((file) => web.requests.slice(from).includes(file)));
-      expect(web.requests.slice(from).filter((url) => url.startsWith('/dist/worker'))).toEqual([expect.stringMatching(/^\/dist\/worker\.js\?replica=bootstrap$/), '/dist/worker-main.js']);
+      expect(web.requests.slice(from).filter((url) => url.startsWith('/dist/worker'))).toEqual([expect.stringMatching(/^\/dist\/worker\.js\?replica=bootstrap&boot=[0-9a-f-]{36}$/), '/dist/worker-main.js']);
     } finally {
       release();
     }

@@ -76,6 +76,47 @@ describe('the browser client tells the truth about its connection', () => {
     await page.evaluate(() => window.client.close());
   });
 
+  it("shows offline while the worker's code cannot be fetched, and starts once it can", async () => {
+    // The server that serves the client's code goes away after the page loaded, before the worker asked for its main module.
+    let away = true;
+    const isWorkerMain = (url: URL) => url.pathname.endsWith('/worker-main.js');
+    let imports = 0;
+    await page.context().route(isWorkerMain, (route) => {
+      if (route.request().method() === 'GET') imports++;
+      return away ? route.abort('connectionrefused') : route.continue();
+    });
+    try {
+      await open(page, { url: server.url, token, dataDir: 'idb://code-away' });
+      await page.waitForFunction(() => window.client.status === 'offline', undefined, { timeout: 10_000 });
+      // Asked again on the backoff meanwhile, and still not started.
+      await expect.poll(() => imports, { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
+      expect(await page.evaluate(() => window.settled)).toBeUndefined();
+      away = false;
+      await page.waitForFunction(() => window.settled !== undefined, undefined, { timeout: 20_000 });
+      expect(await page.evaluate(() => window.settled)).toBe('resolved');
+      await page.waitForFunction(() => window.client.status === 'up-to-date', undefined, { timeout: 15_000 });
+      expect(await page.evaluate(async () => (await window.client.db.query(`SELECT name FROM project`)).rows)).toEqual([{ name: 'Launch' }]);
+      expect(await page.evaluate(() => window.errors)).toEqual([]);
+    } finally {
+      await page.context().unroute(isWorkerMain);
+      await page.evaluate(() => window.client?.close());
+    }
+  });
+
+  it('reports a worker whose code the server does not have as an error, not as connecting', async () => {
+    const isWorkerMain = (url: URL) => url.pathname.endsWith('/worker-main.js');
+    await page.context().route(isWorkerMain, (route) => route.fulfill({ status: 404, body: 'not here' }));
+    try {
+      await open(page, { url: server.url, token, dataDir: 'idb://code-missing' });
+      await page.waitForFunction(() => window.settled !== undefined, undefined, { timeout: 15_000 });
+      expect(await page.evaluate(() => window.client.status)).toBe('error');
+      expect(await page.evaluate(() => window.client.ready.catch((error: Error) => error.message))).toMatch(/the walsync worker could not start/);
+    } finally {
+      await page.context().unroute(isWorkerMain);
+      await page.evaluate(() => window.client?.close());
+    }
+  });
+
   it('connects with the sync endpoint (ws://…/sync), shows offline within 10 s of a SIGSTOP of the server, and recovers', async () => {
     await open(page, { url: `${server.url.replace(/^http/, 'ws')}/sync`, token, dataDir: 'idb://silent' });
     await page.evaluate(() => window.client.ready);
