@@ -72,16 +72,14 @@ export function localSchemaSql(tables: SyncedTable[]): string {
     -- the trigger itself: one UPDATE … RETURNING, no nested call (see walsync_local_write).
     DROP FUNCTION IF EXISTS walsync_local_hlc();
 
-    -- The receive rule: a timestamp seen from elsewhere moves the local clock past it.
-    CREATE OR REPLACE FUNCTION walsync_observe_hlc(seen text) RETURNS void LANGUAGE plpgsql AS $$
-    DECLARE last text := (SELECT value FROM walsync_state WHERE key = 'hlc');
-    BEGIN
-      IF seen IS NULL OR seen !~ '^[0-9]{15}:[0-9]{6}:' THEN RETURN; END IF;
-      IF last IS NULL OR substr(seen, 1, 22) > substr(last, 1, 22) THEN
-        INSERT INTO walsync_state VALUES ('hlc', substr(seen, 1, 23) || (SELECT value FROM walsync_state WHERE key = 'client_id'))
-        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
-      END IF;
-    END $$;
+    -- The receive rule: a timestamp seen from elsewhere moves the local clock past it. Plain SQL, so
+    -- an apply that calls it outside PL/pgSQL (a new backend's first batch) does not load PL/pgSQL.
+    CREATE OR REPLACE FUNCTION walsync_observe_hlc(seen text) RETURNS void LANGUAGE sql AS $$
+      INSERT INTO walsync_state
+        SELECT 'hlc', substr(seen, 1, 23) || value FROM walsync_state WHERE key = 'client_id' AND seen ~ '^[0-9]{15}:[0-9]{6}:'
+      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
+        WHERE walsync_state.value IS NULL OR substr(EXCLUDED.value, 1, 22) > substr(walsync_state.value, 1, 22)
+    $$;
 
     -- One BEFORE trigger per row stamps a local write and records it in the outbox, in the same
     -- transaction (a second, AFTER trigger would cost another call and another to_jsonb per write).

@@ -1,6 +1,9 @@
 import type { PGliteInterface, Transaction } from '@electric-sql/pglite';
 import { type ChangeResult, type Row, type StreamChange, type SyncedTable, latestPerKey, quoteIdent as quote, quoteLiteral as literal } from '@walsync/db/browser';
 
+/** Stores the replica's position `value` (an SQL expression). */
+const positionSql = (value: string) => `INSERT INTO walsync_state VALUES ('position', ${value}) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`;
+
 /**
  * Writes the server's rows into PGlite. Every statement runs with `walsync.applying = on`, so
  * nothing here is captured into the outbox, and a row with unsent local changes keeps them: the
@@ -52,11 +55,13 @@ export class RemoteApply {
    * unless they have unsent writes, or the replica holds them newer than the version they were
    * deleted or left at (an answer to a later write of this client, which kept the row, came first).
    */
-  private deleteSql(table: SyncedTable, source: string): string {
+  private deleteSql(table: SyncedTable, source: string, options: { pending: boolean }): string {
     const match = table.primaryKey.map((column) => `t.${quote(column)} = r.${quote(column)}`).join(' AND ');
+    const remove = `DELETE FROM ${quote(table.name)} t USING r WHERE ${match} AND (r.version IS NULL OR t.version <= r.version)`;
+    if (!options.pending) return `WITH r AS (SELECT * FROM ${source}) ${remove}`;
     return `WITH r AS MATERIALIZED (SELECT * FROM ${source}),
                  held AS (${this.deferSql(table, 'NULL::jsonb', 'coalesce(r.version, 0)', 'r', 'r')})
-            DELETE FROM ${quote(table.name)} t USING r WHERE ${match} AND (r.version IS NULL OR t.version <= r.version) AND NOT ${this.pendingWrite(table, 'r')}`;
+            ${remove} AND NOT ${this.pendingWrite(table, 'r')}`;
   }
 
   /** Sets the server's row `row` (null: deleted) aside for a row with unsent local writes, unless a newer one is there. */
@@ -107,7 +112,7 @@ export class RemoteApply {
   installSql(): string {
     const applyCases = this.syncedTables.flatMap((table) => [
       `WHEN ${literal(`${table.name}:upsert`)} THEN ${this.upsertSql(table, this.records(table, `walsync_run -> 'rows'`), { pending: true, newerOnly: true })};`,
-      `WHEN ${literal(`${table.name}:delete`)} THEN ${this.deleteSql(table, this.records(table, `walsync_run -> 'rows'`))};`,
+      `WHEN ${literal(`${table.name}:delete`)} THEN ${this.deleteSql(table, this.records(table, `walsync_run -> 'rows'`), { pending: true })};`,
       `WHEN ${literal(`${table.name}:truncate`)} THEN DELETE FROM ${quote(table.name)};`,
     ]);
     const settleCases = this.syncedTables.map((table) => {
@@ -134,7 +139,7 @@ export class RemoteApply {
         END CASE;
       END LOOP;
       PERFORM walsync_observe_hlc(walsync_newest);
-      INSERT INTO walsync_state VALUES ('position', walsync_position) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+      ${positionSql('walsync_position')};
     END $walsync$;
 
     CREATE OR REPLACE FUNCTION walsync_settle(walsync_answers jsonb) RETURNS void LANGUAGE plpgsql AS $walsync$
@@ -193,8 +198,39 @@ export class RemoteApply {
         if (typeof row.hlc === 'string' && (!newest || row.hlc > newest)) newest = row.hlc;
       }
     }
+    const first = !this.appliedBefore;
+    this.appliedBefore = true;
+    if (first && (await this.applyAsStatements(db, runs, newest, position))) return;
     const sent = runs.map((run) => ({ key: `${run.table.name}:${run.kind}`, rows: run.rows }));
     await db.query(`SELECT walsync_apply_changes($1::jsonb, $2, $3)`, [JSON.stringify(sent), newest, position]);
+  }
+
+  /** Whether a batch was applied on this connection yet (see applyAsStatements). */
+  private appliedBefore = false;
+
+  /**
+   * A connection's first batch (a returning client's catch-up, the batch a user waits for), as plain
+   * statements in one transaction when no local write waits (nothing to defer, nothing to keep):
+   * on a new backend, loading PL/pgSQL and planning walsync_apply_changes' statements cost about
+   * 25 ms of a 40 ms apply of 500 rows; the statements alone take 15. Later batches use the function
+   * (one round trip each, its plans kept). False, and nothing done, when the outbox holds a write.
+   */
+  private async applyAsStatements(db: PGliteInterface, runs: Run[], newest: string | null, position: string): Promise<boolean> {
+    return db.transaction(async (tx) => {
+      if ((await tx.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM walsync_outbox) AS any`)).rows[0]!.any) return false;
+      await tx.exec(`SET LOCAL walsync.applying = 'on'`);
+      for (const run of runs) {
+        if (run.kind === 'truncate') await tx.exec(`DELETE FROM ${quote(run.table.name)}`);
+        else {
+          const rows = this.records(run.table, '$1::jsonb');
+          const sql = run.kind === 'upsert' ? this.upsertSql(run.table, rows, { pending: false, newerOnly: true }) : this.deleteSql(run.table, rows, { pending: false });
+          await tx.query(sql, [JSON.stringify(run.rows)]);
+        }
+      }
+      await tx.query(`SELECT walsync_observe_hlc($1)`, [newest]);
+      await tx.query(positionSql('$1'), [position]);
+      return true;
+    });
   }
 
   /** Consecutive changes of one kind to one table, in the batch's order; one row per key in a run. */

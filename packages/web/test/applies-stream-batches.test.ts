@@ -1,6 +1,6 @@
 import type { PGlite } from '@electric-sql/pglite';
-import type { StreamChange } from '@walsync/db/browser';
-import type { ReplicaStore } from '@walsync/web';
+import { type StreamChange, syncedTables } from '@walsync/db/browser';
+import { ReplicaStore } from '@walsync/web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localReplica } from './support/local-replica';
 
@@ -8,17 +8,31 @@ import { localReplica } from './support/local-replica';
  * A changes batch is applied as runs (consecutive changes of one kind to one table, one statement
  * each, one row per key): the result must be what applying its changes one by one would give.
  */
-describe('applying a streamed batch in runs', () => {
+describe.each([
+  { how: 'walsync_apply_changes', first: false },
+  // A connection's first batch goes as plain statements when no local write waits; each batch here is such a first one.
+  { how: "a connection's first batch", first: true },
+])('applying a streamed batch in runs ($how)', ({ first }) => {
   let db: PGlite;
   let workspace: string;
   let project: string;
   let store: ReplicaStore;
+  /**
+   * How the batches of a test reach a replica: through its store, warmed by a first batch, or
+   * (`first`) each through a store just made on the same database, as a reopened replica's.
+   */
+  const applier = async (db: PGlite, store: ReplicaStore) => {
+    if (!first) await store.applyChanges([], '0/1');
+    return (changes: StreamChange[], position: string) => (first ? new ReplicaStore(db, syncedTables) : store).applyChanges(changes, position);
+  };
+  let apply: Awaited<ReturnType<typeof applier>>;
   const taskRow = async (id: string) => (await db.query<any>(`SELECT title, version, deleted_at FROM task WHERE id = $1`, [id])).rows[0];
   const row = (id: string, title: string, version: number, extra: Record<string, unknown> = {}) => rowIn(workspace, project, id, title, version, extra);
   const upsert = (data: Record<string, unknown>): StreamChange => ({ table: 'task', op: 'update', data });
 
   beforeAll(async () => {
     ({ db, store, workspace, project } = await localReplica());
+    apply = await applier(db, store);
   });
   afterAll(async () => {
     await db.close();
@@ -26,18 +40,18 @@ describe('applying a streamed batch in runs', () => {
 
   it('keeps the newest version of a row changed twice in one run, whatever the order', async () => {
     const [a, b] = [crypto.randomUUID(), crypto.randomUUID()];
-    await store.applyChanges([upsert(row(a, 'a2', 2)), upsert(row(b, 'b3', 3)), upsert(row(a, 'a3', 3)), upsert(row(b, 'b2', 2))], '0/10');
+    await apply([upsert(row(a, 'a2', 2)), upsert(row(b, 'b3', 3)), upsert(row(a, 'a3', 3)), upsert(row(b, 'b2', 2))], '0/10');
     expect(await taskRow(a)).toMatchObject({ title: 'a3', version: 3 });
     expect(await taskRow(b)).toMatchObject({ title: 'b3', version: 3 });
     // A later batch with an older version never rolls a row back.
-    await store.applyChanges([upsert(row(a, 'a1', 1))], '0/11');
+    await apply([upsert(row(a, 'a1', 1))], '0/11');
     expect(await taskRow(a)).toMatchObject({ title: 'a3', version: 3 });
     expect((await db.query<any>(`SELECT value FROM walsync_state WHERE key = 'position'`)).rows[0].value).toBe('0/11');
   });
 
   it('keeps the batch order across runs: parents before children, a delete then an insert of the same row', async () => {
     const [parent, child, again] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
-    await store.applyChanges(
+    await apply(
       [
         { table: 'project', op: 'insert', data: { id: parent, workspace_id: workspace, name: 'new', version: 1, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' } },
         upsert(row(child, 'child', 1, { project_id: parent })),
@@ -53,10 +67,10 @@ describe('applying a streamed batch in runs', () => {
 
   it('holds a streamed row back while the row has an unsent local write, and applies the newer one with the answer', async () => {
     const id = crypto.randomUUID();
-    await store.applyChanges([upsert(row(id, 'server', 1))], '0/30');
+    await apply([upsert(row(id, 'server', 1))], '0/30');
     await db.query(`UPDATE task SET title = 'local' WHERE id = $1`, [id]);
     const [change] = (await store.unsent(500)).filter((each) => each.pk.id === id);
-    await store.applyChanges([upsert(row(id, 'elsewhere 5', 5)), upsert(row(id, 'elsewhere 4', 4))], '0/31');
+    await apply([upsert(row(id, 'elsewhere 5', 5)), upsert(row(id, 'elsewhere 4', 4))], '0/31');
     expect(await taskRow(id)).toMatchObject({ title: 'local' });
     // The server answers the local write with an older row than the one it streamed meanwhile.
     await store.settle([change!], [{ changeId: change!.changeId, status: 'applied', lsn: '0/1', row: row(id, 'answer', 3) }]);
@@ -67,27 +81,27 @@ describe('applying a streamed batch in runs', () => {
   it('applies a batch whole or not at all', async () => {
     const id = crypto.randomUUID();
     const broken = row(crypto.randomUUID(), 'orphan', 1, { project_id: crypto.randomUUID() });
-    await expect(store.applyChanges([upsert(row(id, 'lost', 1)), { table: 'comment', op: 'insert', data: { id: crypto.randomUUID() } }, upsert(broken)], '0/40')).rejects.toThrow();
+    await expect(apply([upsert(row(id, 'lost', 1)), { table: 'comment', op: 'insert', data: { id: crypto.randomUUID() } }, upsert(broken)], '0/40')).rejects.toThrow();
     expect(await taskRow(id)).toBeUndefined();
     expect((await db.query<any>(`SELECT value FROM walsync_state WHERE key = 'position'`)).rows[0].value).toBe('0/31');
   });
 
   it('never removes a row the replica holds newer than the version it left at (moved out and back by this client, the answer first)', async () => {
     const id = crypto.randomUUID();
-    await store.applyChanges([upsert(row(id, 'server', 1))], '0/32');
+    await apply([upsert(row(id, 'server', 1))], '0/32');
     await db.query(`UPDATE task SET title = 'out and back' WHERE id = $1`, [id]);
     const [change] = (await store.unsent(500)).filter((each) => each.pk.id === id);
     await store.settle([change!], [{ changeId: change!.changeId, status: 'applied', lsn: '0/33', row: row(id, 'back', 3) }]);
     // The stream's removal of the row as it left (version 2), after the answer that brought it back at 3.
-    await store.applyChanges([{ table: 'task', op: 'delete', old: row(id, 'server', 2) }], '0/33');
+    await apply([{ table: 'task', op: 'delete', old: row(id, 'server', 2) }], '0/33');
     expect(await taskRow(id)).toMatchObject({ title: 'back', version: 3 });
-    await store.applyChanges([{ table: 'task', op: 'delete', old: row(id, 'back', 3) }], '0/34');
+    await apply([{ table: 'task', op: 'delete', old: row(id, 'back', 3) }], '0/34');
     expect(await taskRow(id)).toBeUndefined();
   });
 
   it('never rolls back, in the snapshot of a workspace added while live, a row an answer to its own write brought further', async () => {
     const [mine, other] = [crypto.randomUUID(), crypto.randomUUID()];
-    await store.applyChanges([upsert(row(mine, 'server', 1)), upsert(row(other, 'server', 1))], '0/40');
+    await apply([upsert(row(mine, 'server', 1)), upsert(row(other, 'server', 1))], '0/40');
     await db.query(`UPDATE task SET title = 'mine' WHERE id = $1`, [mine]);
     const [change] = (await store.unsent(500)).filter((each) => each.pk.id === mine);
     // The snapshot was read before the write committed; the answer comes first.
@@ -113,6 +127,7 @@ describe('applying a streamed batch in runs', () => {
   it('lets a late answer to a write its workspace removal dropped take back nothing the regained workspace brought', async () => {
     // A replica of its own: the tests above removed their workspace.
     const { db, store, workspace, project } = await localReplica();
+    const apply = await applier(db, store);
     const taskRow = async (id: string) => (await db.query<any>(`SELECT title, version FROM task WHERE id = $1`, [id])).rows[0];
     const row = (id: string, title: string, version: number) => rowIn(workspace, project, id, title, version);
     const [task, created] = [crypto.randomUUID(), crypto.randomUUID()];
@@ -120,13 +135,13 @@ describe('applying a streamed batch in runs', () => {
     const held = async (sql: string) => (await db.query<{ row: Record<string, unknown> }>(sql, [workspace])).rows.map((each) => each.row);
     const workspaceRows = await held(`SELECT to_jsonb(t) AS row FROM workspace t WHERE id = $1`);
     const projectRows = await held(`SELECT to_jsonb(t) AS row FROM project t WHERE workspace_id = $1`);
-    await store.applyChanges([upsert(row(task, 'server', 1))], '0/50');
+    await apply([upsert(row(task, 'server', 1))], '0/50');
     await db.query(`UPDATE task SET title = 'mine' WHERE id = $1`, [task]);
     await db.query(`INSERT INTO task (id, workspace_id, project_id, title) VALUES ($1, $2, $3, 'created')`, [created, workspace, project]);
     const sent = (await store.unsent(500)).filter((each) => each.pk.id === task || each.pk.id === created);
     // Another client's change is held back for the unsent write; then the user leaves the workspace
     // (the writes were pushed, the server applied them before the removal, the answers are late).
-    await store.applyChanges([upsert(row(task, 'elsewhere', 3))], '0/51');
+    await apply([upsert(row(task, 'elsewhere', 3))], '0/51');
     await store.removeScope(workspace);
     // Back in the workspace: its snapshot has the rows as the server has them now.
     await store.beginSnapshot(false, [workspace]);
@@ -182,6 +197,7 @@ describe('applying a streamed batch in runs', () => {
 
   it('removes a row the stream moved out of the workspace while a refused write to it was on its way (chaos PG 18 seed 20)', async () => {
     const { db, store, workspace, project } = await localReplica();
+    const apply = await applier(db, store);
     const taskRow = async (id: string) => (await db.query<any>(`SELECT title FROM task WHERE id = $1`, [id])).rows[0];
     const [moved, changed] = [crypto.randomUUID(), crypto.randomUUID()];
     await store.beginSnapshot(false, [workspace]);
@@ -191,7 +207,7 @@ describe('applying a streamed batch in runs', () => {
     const writes = await store.unsent(500);
     // Meanwhile SQL moved one row to a workspace the user is not in (the stream removes it), and
     // changed the other one; both wait behind the unsent writes.
-    await store.applyChanges(
+    await apply(
       [
         { table: 'task', op: 'delete', old: rowIn(workspace, project, moved, 'server', 2) },
         upsert(rowIn(workspace, project, changed, 'changed elsewhere', 2)),

@@ -74,5 +74,10 @@ describe('capturing local writes in PGlite', () => {
     const [last] = (await db.query<{ hlc: string }>(`SELECT hlc FROM walsync_outbox ORDER BY seq DESC LIMIT 1`)).rows;
     expect(last!.hlc > future.slice(0, 22)).toBe(true);
     expect(parseHlc(last!.hlc)).toMatchObject({ node: 'client-a', counter: 8 });
+    // An older timestamp, or something that is not one, never moves it back.
+    const clock = async () => (await db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'hlc'`)).rows[0]!.value;
+    const before = await clock();
+    for (const seen of [`${String(Date.now() - 3_600_000).padStart(15, '0')}:000009:client-c`, 'not a timestamp', null]) await db.query(`SELECT walsync_observe_hlc($1)`, [seen]);
+    expect(await clock()).toBe(before);
   });
 });
