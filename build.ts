@@ -6,6 +6,7 @@
  * inlined), then declarations in dist/types/.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -174,16 +175,20 @@ async function buildDemo(): Promise<void> {
  * dist/replica.tar.gz: a PGlite data directory with every migration applied, which a browser's new
  * replica starts from instead of running initdb and the migrations itself (≈4 s in a worker). It is
  * the same SQL the MigrationAPI would apply, recorded in the same client_migration rows. Kept while
- * the migrations are unchanged (dist/replica.json holds their checksums); written atomically, since a
+ * the migrations and the client's own SQL are unchanged (dist/replica.json holds their checksums); written atomically, since a
  * browser may fetch it while it is made (`yarn start` makes it while the server starts).
  */
 export async function buildReplicaTemplate(): Promise<void> {
   const dist = path.join(root, 'packages/web/dist');
   const catalog = JSON.parse(readFileSync(path.join(root, 'packages/db/dist/catalog.json'), 'utf8')) as { migrations: Array<{ checksum: string }> };
-  const key = { revision: 5, migrations: catalog.migrations.map((migration) => migration.checksum) };
+  const browser = (await import(pathToFileURL(path.join(root, 'packages/db/dist/browser.mjs')).href)) as typeof import('./packages/db/src/browser');
+  const { ensureLocalSchema, localSchemaSql } = await import('./packages/web/src/local-schema');
+  // The client's own SQL counts too: a template with an older one is reinstalled at every new replica's first connect.
+  const localSchema = createHash('sha256').update(localSchemaSql(browser.syncedTables)).digest('hex');
+  const key = { revision: 5, migrations: catalog.migrations.map((migration) => migration.checksum), localSchema };
   const stamp = path.join(dist, 'replica.json');
   const made = existsSync(stamp) ? (JSON.parse(readFileSync(stamp, 'utf8')) as typeof key) : undefined;
-  if (existsSync(path.join(dist, 'replica.tar.gz')) && JSON.stringify({ revision: made?.revision, migrations: made?.migrations }) === JSON.stringify(key)) return;
+  if (existsSync(path.join(dist, 'replica.tar.gz')) && JSON.stringify({ revision: made?.revision, migrations: made?.migrations, localSchema: made?.localSchema }) === JSON.stringify(key)) return;
   const { PGlite } = await import('@electric-sql/pglite');
   const tar = await import('tar');
   const dir = mkdtempSync(path.join(tmpdir(), 'walsync-template-'));
@@ -191,12 +196,10 @@ export async function buildReplicaTemplate(): Promise<void> {
     const pglite = await PGlite.create(dir);
     let wal: string;
     try {
-      const browser = (await import(pathToFileURL(path.join(root, 'packages/db/dist/browser.mjs')).href)) as typeof import('./packages/db/src/browser');
       const result = await browser.createMigrationAPI(pglite).migrateToLatest();
       if (result.error) throw new Error(`the replica template could not be migrated: ${result.error.message}`);
       // The client's own tables and capture triggers, as a client of this build installs them (it
       // skips the install when the recorded key matches: ≈0.1 s of a first start).
-      const { ensureLocalSchema } = await import('./packages/web/src/local-schema');
       await ensureLocalSchema(pglite, browser.syncedTables);
       // A replica uses the database "postgres" only: without template0 and template1 it is 14 MB smaller.
       await pglite.exec(`UPDATE pg_database SET datistemplate = false WHERE datname IN ('template0', 'template1')`);
