@@ -110,7 +110,7 @@ export async function demoFigures(): Promise<Figure[]> {
     } finally {
       process.kill(-start.pid, 'SIGCONT');
     }
-    await page.locator('[data-testid="sync-status"][data-status="up-to-date"]').waitFor({ timeout: 30_000 });
+    await backUpToDate(page);
     await other.close();
     await page.close();
     figures.push(...(await atScale(scratch, board)));
@@ -120,6 +120,32 @@ export async function demoFigures(): Promise<Figure[]> {
     rmSync(scratch, { recursive: true, force: true });
   }
   return figures;
+}
+
+/**
+ * Waits for the board to say up-to-date again after the server resumed; if it does not within 30 s,
+ * the error says which statuses it showed meanwhile (every 500 ms) and what the page logged.
+ */
+async function backUpToDate(page: Page): Promise<void> {
+  const logged: string[] = [];
+  const onConsole = (message: { text(): string }) => logged.push(message.text());
+  page.on('console', onConsole);
+  const began = performance.now();
+  const seen: string[] = [];
+  const sample = setInterval(() => {
+    void page
+      .getByTestId('sync-status')
+      .getAttribute('data-status')
+      .then((status) => seen.push(`${((performance.now() - began) / 1000).toFixed(1)} s ${status}`), () => undefined);
+  }, 500);
+  try {
+    await page.locator('[data-testid="sync-status"][data-status="up-to-date"]').waitFor({ timeout: 30_000 });
+  } catch (error) {
+    throw new Error(`the board did not say up-to-date within 30 s of the server resuming; it said ${seen.join(', ')}; the page logged: ${logged.join(' | ') || 'nothing'}`, { cause: error });
+  } finally {
+    clearInterval(sample);
+    page.off('console', onConsole);
+  }
 }
 
 /**
