@@ -52,8 +52,9 @@ export class RemoteApply {
 
   /**
    * A plain delete of the rows with the keys in `source` (a record set with the table's columns),
-   * unless they have unsent writes, or the replica holds them newer than the version they were
-   * deleted or left at (an answer to a later write of this client, which kept the row, came first).
+   * unless the replica holds them newer than the version they were deleted or left at (an answer to
+   * a later write of this client, which kept the row, came first). With `pending`, rows with unsent
+   * writes stay too, their delete set aside (deferred) for the answer.
    */
   private deleteSql(table: SyncedTable, source: string, options: { pending: boolean }): string {
     const match = table.primaryKey.map((column) => `t.${quote(column)} = r.${quote(column)}`).join(' AND ');
@@ -205,11 +206,11 @@ export class RemoteApply {
     await db.query(`SELECT walsync_apply_changes($1::jsonb, $2, $3)`, [JSON.stringify(sent), newest, position]);
   }
 
-  /** Whether a batch was applied on this connection yet (see applyAsStatements). */
+  /** Whether a batch was applied through this database handle yet, so on its backend (see applyAsStatements). */
   private appliedBefore = false;
 
   /**
-   * A connection's first batch (a returning client's catch-up, the batch a user waits for), as plain
+   * A database handle's first batch (a returning client's catch-up, the batch a user waits for), as plain
    * statements in one transaction when no local write waits (nothing to defer, nothing to keep):
    * on a new backend, loading PL/pgSQL and planning walsync_apply_changes' statements cost about
    * 25 ms of a 40 ms apply of 500 rows; the statements alone take 15. Later batches use the function

@@ -10,8 +10,8 @@ import { localReplica } from './support/local-replica';
  */
 describe.each([
   { how: 'walsync_apply_changes', first: false },
-  // A connection's first batch goes as plain statements when no local write waits; each batch here is such a first one.
-  { how: "a connection's first batch", first: true },
+  // A database handle's first batch goes as plain statements when no local write waits; each batch here is such a first one.
+  { how: "a database handle's first batch", first: true },
 ])('applying a streamed batch in runs ($how)', ({ first }) => {
   let db: PGlite;
   let workspace: string;
