@@ -6,7 +6,6 @@
  * inlined), then declarations in dist/types/.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -175,16 +174,17 @@ async function buildDemo(): Promise<void> {
  * dist/replica.tar.gz: a PGlite data directory with every migration applied, which a browser's new
  * replica starts from instead of running initdb and the migrations itself (≈4 s in a worker). It is
  * the same SQL the MigrationAPI would apply, recorded in the same client_migration rows. Kept while
- * the migrations and the client's own SQL are unchanged (dist/replica.json holds their checksums); written atomically, since a
- * browser may fetch it while it is made (`yarn start` makes it while the server starts).
+ * the migrations and the client's own SQL are unchanged (dist/replica.json holds their checksums);
+ * written atomically, since a browser may fetch it while it is made (`yarn start` makes it while the
+ * server starts).
  */
 export async function buildReplicaTemplate(): Promise<void> {
   const dist = path.join(root, 'packages/web/dist');
   const catalog = JSON.parse(readFileSync(path.join(root, 'packages/db/dist/catalog.json'), 'utf8')) as { migrations: Array<{ checksum: string }> };
   const browser = (await import(pathToFileURL(path.join(root, 'packages/db/dist/browser.mjs')).href)) as typeof import('./packages/db/src/browser');
-  const { ensureLocalSchema, localSchemaSql } = await import('./packages/web/src/local-schema');
+  const { ensureLocalSchema, localSchemaHash } = await import('./packages/web/src/local-schema');
   // The client's own SQL counts too: a template with an older one is reinstalled at every new replica's first connect.
-  const localSchema = createHash('sha256').update(localSchemaSql(browser.syncedTables)).digest('hex');
+  const localSchema = localSchemaHash(browser.syncedTables);
   const key = { revision: 5, migrations: catalog.migrations.map((migration) => migration.checksum), localSchema };
   const stamp = path.join(dist, 'replica.json');
   const made = existsSync(stamp) ? (JSON.parse(readFileSync(stamp, 'utf8')) as typeof key) : undefined;

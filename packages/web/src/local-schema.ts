@@ -174,6 +174,11 @@ export async function ensureLocalSchema(db: PGliteInterface, tables: SyncedTable
   });
 }
 
+/** The hash of the local schema a client of this build installs for `tables` (the key ensureLocalSchema records). */
+export function localSchemaHash(tables: SyncedTable[]): string {
+  return installSqlOf(tables).hash;
+}
+
 /** The install SQL of a build's tables and its hash, made once per process (every connect checks them). */
 const installs = new WeakMap<SyncedTable[], { sql: string; hash: string }>();
 function installSqlOf(tables: SyncedTable[]): { sql: string; hash: string } {

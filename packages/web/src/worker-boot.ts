@@ -21,7 +21,7 @@ async function prefetchIfLeading(replica: string | null): Promise<void> {
 /**
  * Loads the worker's main module, built beside this one. A page can come up and lose the server
  * before the worker asked for it (the network dropped, the server restarted): then the tab is told
- * (on its boot channel; its status is \`offline\`) and the module is asked for again on the client's
+ * (on its boot channel; its status is `offline`) and the module is asked for again on the client's
  * backoff until it loads. A server that answers without the module (a wrong setup) or a module
  * that throws fails the start as before: the tab reports it.
  */
