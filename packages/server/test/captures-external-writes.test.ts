@@ -104,17 +104,26 @@ describe.each(postgresTargets())('capture of external writes ($name)', (target) 
     expect(captured.hlc).toMatch(/^\d{15}:\d{6}:server$/);
   });
 
-  it("keeps text and jsonb that carry COPY's special characters (backslashes, tabs, newlines, \\N) unchanged", async () => {
+  // A commit of one row is stored by one statement, one of many rows by COPY (its text format escapes them).
+  it.each([1, 150])("keeps text and jsonb that carry COPY's special characters (backslashes, tabs, newlines, \\N) unchanged, %i rows in a commit", async (rows) => {
     const [project] = await db.query(`SELECT id FROM project WHERE workspace_id = $1 LIMIT 1`, [workspace]);
-    const title = 'tab\there\nnew line\r\\N back\\slash "quoted" é ✓';
+    const title = `tab\there\nnew line\r\\N back\\slash "quoted" é ✓ ${rows}`;
     const labels = ['C:\\path\\to', 'line\nbreak', '\\N', 'tab\t', { 'key\\': 'va"l\\ue' }];
-    await db.query(`INSERT INTO task (workspace_id, project_id, title, labels) VALUES ($1, $2, $3, $4)`, [workspace, project!.id, title, JSON.stringify(labels)]);
-    const captured = await waitFor('the task to be captured', async () => {
-      const [row] = await db.query(`SELECT h.data, h.data = to_jsonb(t.*) AS same FROM change_history h JOIN task t ON t.id = (h.data->>'id')::uuid WHERE t.title = $1`, [title]);
-      return row;
+    await db.query(`INSERT INTO task (workspace_id, project_id, title, labels) SELECT $1, $2, $3, $4 FROM generate_series(1, $5)`, [
+      workspace,
+      project!.id,
+      title,
+      JSON.stringify(labels),
+      rows,
+    ]);
+    const captured = await waitFor('the tasks to be captured', async () => {
+      const found = await db.query(`SELECT h.data, h.data = to_jsonb(t.*) AS same FROM change_history h JOIN task t ON t.id = (h.data->>'id')::uuid WHERE t.title = $1`, [title]);
+      return found.length === rows ? found : undefined;
     });
-    expect(captured.data).toMatchObject({ title, labels });
-    expect(captured.same).toBe(true);
+    for (const row of captured) {
+      expect(row.data).toMatchObject({ title, labels });
+      expect(row.same).toBe(true);
+    }
   });
 
   it('stamps external writes: version and updated_at move, the HLC orders after the row it overwrote', async () => {

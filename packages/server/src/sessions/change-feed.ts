@@ -4,7 +4,10 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { CHANGES_CHANNEL, type Operation } from '../history/change-history';
 import type { Scope } from '../auth/scope';
-import { connectionConfig } from '../connection';
+import { checkout, connectionConfig } from '../connection';
+
+/** A pool or one of its connections. */
+type Queryable = Pick<pg.Pool, 'query'>;
 
 /** One row of change_history, as sessions use it. */
 export interface FeedEntry {
@@ -86,7 +89,7 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedE
   constructor(private readonly options: FeedOptions) {
     super();
     this.setMaxListeners(0);
-    this.reader = new pg.Pool({ ...connectionConfig(options.url, 'walsync-feed'), max: 4 });
+    this.reader = new pg.Pool({ ...connectionConfig(options.url, 'walsync-feed'), max: 4, pipeline: true } as pg.PoolConfig);
     this.reader.on('error', (error) => options.log.warn({ err: error }, 'change feed connection failed'));
   }
 
@@ -153,12 +156,7 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedE
       try {
         do {
           this.pollAgain = false;
-          // Read before the rows: whatever ends at or before it was committed to change_history before the slot moved.
-          const confirmed = await this.confirmedPosition();
-          const skipTo = this.watched() ? undefined : await this.lastCommitAfter(this.tail);
-          // Checked again in the same turn as the tail moves: a session that came meanwhile gets the rows.
-          const skipped = skipTo !== undefined && !this.watched();
-          const { entries, upTo } = skipped ? { entries: [], upTo: skipTo } : await this.query(this.tail, undefined, READ_LIMIT);
+          const { confirmed, entries, upTo, skipped } = await this.readNew();
           if (skipped && upTo > this.tail) {
             this.window = [];
             this.windowStart = upTo;
@@ -185,6 +183,29 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedE
     })();
   }
 
+  /**
+   * The slot's confirmed position, then what change_history holds after the tail (or, while no
+   * session watches, only how far it reaches). One round trip: both statements go down one pipelined
+   * connection, which runs them in order, so the slot is read before the rows' snapshot is taken —
+   * whatever ends at or before it was committed to change_history before the slot moved.
+   */
+  private async readNew(): Promise<{ confirmed: bigint; entries: FeedEntry[]; upTo: bigint; skipped: boolean }> {
+    const client = await checkout(this.reader);
+    try {
+      const watched = this.watched();
+      const [confirmed, read] = await Promise.all([
+        this.confirmedPosition(client),
+        watched ? this.query(this.tail, undefined, READ_LIMIT, client) : this.lastCommitAfter(this.tail, client),
+      ]);
+      if (typeof read !== 'bigint') return { confirmed, ...read, skipped: false };
+      // Checked again in the same turn as the tail moves: a session that came meanwhile gets the rows.
+      if (!this.watched()) return { confirmed, entries: [], upTo: read, skipped: true };
+      return { confirmed, ...(await this.query(this.tail, undefined, READ_LIMIT, client)), skipped: false };
+    } finally {
+      client.release();
+    }
+  }
+
   /** Reads what is new now and resolves when done (a resume that names a position this process has not seen yet). */
   async refresh(): Promise<void> {
     this.poll();
@@ -193,13 +214,13 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedE
   }
 
   /** The newest commit in change_history after `after` (`after` when there is none). */
-  private async lastCommitAfter(after: bigint): Promise<bigint> {
-    const result = await this.reader.query<{ last: string | null }>(`SELECT max(commit_lsn)::text AS last FROM change_history WHERE commit_lsn > $1`, [after.toString()]);
+  private async lastCommitAfter(after: bigint, client: Queryable = this.reader): Promise<bigint> {
+    const result = await client.query<{ last: string | null }>(`SELECT max(commit_lsn)::text AS last FROM change_history WHERE commit_lsn > $1`, [after.toString()]);
     return BigInt(result.rows[0]!.last ?? after);
   }
 
-  private async confirmedPosition(): Promise<bigint> {
-    const result = await this.reader.query<{ confirmed: string | null }>(
+  private async confirmedPosition(client: Queryable): Promise<bigint> {
+    const result = await client.query<{ confirmed: string | null }>(
       `SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1`,
       [this.options.slotName],
     );
@@ -252,10 +273,10 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedE
   }
 
   /** The database path: rows after `after` up to the tail known now, in whole transactions. */
-  private async query(after: bigint, scope: Scope | undefined, limit: number): Promise<{ entries: FeedEntry[]; upTo: bigint }> {
+  private async query(after: bigint, scope: Scope | undefined, limit: number, client: Queryable = this.reader): Promise<{ entries: FeedEntry[]; upTo: bigint }> {
     const ceiling = scope ? this.tail : BigInt('9223372036854775807');
     const scopeParams = scope?.params() ?? [];
-    const result = await this.reader.query(
+    const result = await client.query(
       `SELECT commit_lsn, table_name, operation, data, old_data, client_id, scope_id, old_scope_id FROM change_history
         WHERE commit_lsn > $1 AND commit_lsn <= $2 ${scope ? `AND ${scope.sqlCondition(4)}` : ''} ORDER BY commit_lsn, op_index LIMIT $3`,
       [after.toString(), ceiling.toString(), limit, ...scopeParams],
@@ -265,7 +286,7 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedE
     // The limit may cut the last transaction; finish it with a read of its own.
     const last = entries.at(-1)!.commitLsn;
     const kept = entries.filter((entry) => entry.commitLsn !== last);
-    const rest = await this.reader.query(
+    const rest = await client.query(
       `SELECT commit_lsn, table_name, operation, data, old_data, client_id, scope_id, old_scope_id FROM change_history
         WHERE commit_lsn = $1 ${scope ? `AND ${scope.sqlCondition(2)}` : ''} ORDER BY op_index`,
       [last.toString(), ...scopeParams],
