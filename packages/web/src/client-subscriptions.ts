@@ -33,17 +33,17 @@ export class ClientSubscriptions {
 
   /** `client.subscribe(name, params)`. */
   subscribe(ref: SubscriptionRef): Subscription {
-    const checked = this.store.subscriptionRows.check(ref);
+    const checked = this.store.subscriptions.rows.check(ref);
     const refuse = (message: string): Subscription => {
       const ready = Promise.reject(new SyncClientError('invalid_subscription', message));
       ready.catch(() => undefined);
       return { name: ref.name, params: ref.params, ready, unsubscribe: async () => undefined };
     };
     if ('problem' in checked) return refuse(checked.problem);
-    if (!this.store.partial) return refuse('this client holds its whole scope (it was made without `subscriptions`), so it already has every row a subscription selects');
+    if (!this.store.subscriptions.partial) return refuse('this client holds its whole scope (it was made without `subscriptions`), so it already has every row a subscription selects');
     const { key } = checked;
     const ready = this.readyOf(key);
-    void this.store.addSubscription(key, checked.ref).then(
+    void this.store.subscriptions.add(key, checked.ref).then(
       (state) => (state === 'ready' ? ready.resolve() : this.request(key, checked.ref)),
       (error: Error) => ready.reject(error),
     );
@@ -67,13 +67,13 @@ export class ClientSubscriptions {
 
   /** `client.unsubscribe(name, params)`: drops a subscription the replica holds (nothing when it holds none such). */
   async unsubscribeRef(ref: SubscriptionRef): Promise<void> {
-    const checked = this.store.subscriptionRows.check(ref);
+    const checked = this.store.subscriptions.rows.check(ref);
     if ('problem' in checked) throw new SyncClientError('invalid_subscription', checked.problem);
     return this.unsubscribe(checked.key, checked.ref);
   }
 
   private async unsubscribe(key: string, ref: SubscriptionRef): Promise<void> {
-    if (!(await this.store.markLeaving(key))) return;
+    if (!(await this.store.subscriptions.markLeaving(key))) return;
     this.requested.delete(key);
     const done = this.leaving.get(key) ?? deferred<void>();
     this.leaving.set(key, done);
@@ -91,7 +91,7 @@ export class ClientSubscriptions {
     this.requested = new Set();
     this.leavingSent = new Set();
     // Unsubscribes waiting for that session: offline now, their rows go at once (the next hello does not name them).
-    void this.store.subscriptions().then(async (stored) => {
+    void this.store.subscriptions.list().then(async (stored) => {
       for (const each of stored.filter((subscription) => subscription.state === 'leaving' && this.leaving.has(subscription.key))) await this.removed(each.key);
     }).catch((error: Error) => this.events.emit('error', error));
   }
@@ -102,10 +102,10 @@ export class ClientSubscriptions {
    * position, the subscriptions whose rows it holds; for a new one, every one to hydrate.
    */
   async beforeHello(hasPosition: boolean): Promise<SubscriptionRef[] | undefined> {
-    if (!this.store.partial) return undefined;
+    if (!this.store.subscriptions.partial) return undefined;
     this.requested = new Set();
     this.leavingSent = new Set();
-    const stored = await this.store.subscriptions();
+    const stored = await this.store.subscriptions.list();
     for (const each of stored.filter((subscription) => subscription.state === 'leaving')) await this.removed(each.key);
     const named = stored.filter((each) => (hasPosition ? each.state === 'ready' : each.state !== 'leaving'));
     this.named = new Set(named.map((each) => each.key));
@@ -115,15 +115,15 @@ export class ClientSubscriptions {
     // before that. So they go now; its new snapshot brings them as they are then.
     if (hasPosition) {
       const pending = stored.filter((each) => each.state === 'pending').map((each) => each.ref);
-      if (pending.length > 0) await this.store.dropUnhydrated(pending, named.map((each) => each.ref));
+      if (pending.length > 0) await this.store.subscriptions.dropUnhydrated(pending, named.map((each) => each.ref));
     }
     return named.map((each) => each.ref);
   }
 
   /** The session is live: subscriptions still pending are asked for. */
   async live(): Promise<void> {
-    if (!this.store.partial) return;
-    for (const each of await this.store.subscriptions()) {
+    if (!this.store.subscriptions.partial) return;
+    for (const each of await this.store.subscriptions.list()) {
       if (each.state === 'pending') this.request(each.key, each.ref);
       if (each.state === 'leaving' && this.named.has(each.key) && !this.leavingSent.has(each.key)) {
         if (this.send({ type: 'unsubscribe', subscription: each.ref })) this.leavingSent.add(each.key);
@@ -135,23 +135,23 @@ export class ClientSubscriptions {
   /** A snapshot brought these subscriptions' rows (the store marked them ready). */
   hydrated(refs: SubscriptionRef[]): void {
     for (const ref of refs) {
-      const checked = this.store.subscriptionRows.check(ref);
+      const checked = this.store.subscriptions.rows.check(ref);
       if ('key' in checked) this.ready.get(checked.key)?.resolve();
     }
   }
 
   /** The server's answer to an unsubscribe: the rows go now, unless the app subscribed again meanwhile. */
   async unsubscribed(ref: SubscriptionRef): Promise<void> {
-    const checked = this.store.subscriptionRows.check(ref);
+    const checked = this.store.subscriptions.rows.check(ref);
     if ('key' in checked) await this.removed(checked.key);
   }
 
   /** The server refused a subscription: nothing of it is held; `ready` rejects and an `error` says why. */
   async refused(ref: SubscriptionRef, code: string, message: string): Promise<void> {
-    const checked = this.store.subscriptionRows.check(ref);
+    const checked = this.store.subscriptions.rows.check(ref);
     const error = new SyncClientError('subscription_refused', `the server refused subscription ${ref.name} ${JSON.stringify(ref.params)} (${code}): ${message}`);
     if ('key' in checked) {
-      await this.store.removeSubscription(checked.key);
+      await this.store.subscriptions.remove(checked.key);
       this.requested.delete(checked.key);
       this.ready.get(checked.key)?.reject(error);
       this.ready.delete(checked.key);
@@ -160,7 +160,7 @@ export class ClientSubscriptions {
   }
 
   private async removed(key: string): Promise<void> {
-    if (await this.store.removeSubscription(key, { ifLeaving: true })) this.ready.delete(key);
+    if (await this.store.subscriptions.remove(key, { ifLeaving: true })) this.ready.delete(key);
     this.leaving.get(key)?.resolve();
     this.leaving.delete(key);
   }

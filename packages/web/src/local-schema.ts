@@ -191,6 +191,11 @@ function installSqlOf(tables: SyncedTable[]): { sql: string; hash: string } {
   return install;
 }
 
+/** One `walsync_state` value (null when it was never set). */
+export async function readState(db: PGliteInterface | Transaction, key: string): Promise<string | null> {
+  return (await db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = $1`, [key])).rows[0]?.value ?? null;
+}
+
 /** Sets one `walsync_state` value. */
 export async function setState(db: PGliteInterface | Transaction, key: string, value: string): Promise<void> {
   await db.query(`INSERT INTO walsync_state VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [key, value]);

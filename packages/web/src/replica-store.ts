@@ -16,10 +16,11 @@ import {
   isPosition,
   quoteIdent,
 } from '@walsync/db/browser';
-import { ensureLocalSchema, setState, writtenColumns } from './local-schema';
+import { ensureLocalSchema, readState, setState, writtenColumns } from './local-schema';
 import { type DroppedWrite, RemoteApply } from './remote-apply';
 import { SyncClientError } from './types';
-import { SUBSCRIPTION_TABLE_SQL, type StoredSubscription, SubscriptionRows } from './subscription-rows';
+import { SUBSCRIPTION_TABLE_SQL } from './subscription-rows';
+import { StoredSubscriptions } from './stored-subscriptions';
 
 interface RunningSnapshot {
   replaces: boolean;
@@ -61,9 +62,8 @@ export class ReplicaStore {
   unhydrated: string[] = [];
   /** The running snapshot replaces what the replica has (and must remove what the server no longer has). */
   private snapshot: RunningSnapshot | undefined;
-  readonly subscriptionRows: SubscriptionRows;
-  /** The replica holds subscriptions only (not its whole scope): decided when it is made, stored with it. */
-  partial = false;
+  /** The subscriptions the replica holds, and the rows they select. */
+  readonly subscriptions: StoredSubscriptions;
 
   constructor(
     readonly db: PGlite,
@@ -71,7 +71,7 @@ export class ReplicaStore {
     definitions: readonly SubscriptionDefinition[] = subscriptionDefinitions,
   ) {
     this.apply = new RemoteApply(tables);
-    this.subscriptionRows = new SubscriptionRows(definitions, tables);
+    this.subscriptions = new StoredSubscriptions(db, definitions, tables);
   }
 
   get tables(): SyncedTable[] {
@@ -151,75 +151,6 @@ export class ReplicaStore {
   async workspaces(): Promise<string[] | null> {
     const held = await this.state('workspaces');
     return held === null ? null : (JSON.parse(held) as string[]);
-  }
-
-  /**
-   * Whether the replica holds subscriptions only, and which. A new replica holds subscriptions when
-   * `requested` is given (else its whole scope), and that stays with it; requested subscriptions it
-   * does not hold yet are added (pending). Throws `invalid_subscription` for subscriptions a replica
-   * that holds its whole scope was opened with, or that no definition allows.
-   */
-  async openSubscriptions(requested: SubscriptionRef[] | undefined, fresh: boolean): Promise<StoredSubscription[]> {
-    const mode = await this.state('mode');
-    if (mode === 'whole' && requested) {
-      throw new SyncClientError('invalid_subscription', 'this replica holds its whole scope (it was made without subscriptions); open a new dataDir to hold subscriptions only');
-    }
-    this.partial = mode === 'subscriptions' || (mode === null && requested !== undefined);
-    if (mode === null && (fresh || requested)) await setState(this.db, 'mode', this.partial ? 'subscriptions' : 'whole');
-    for (const ref of requested ?? []) {
-      const checked = this.subscriptionRows.check(ref);
-      if ('problem' in checked) throw new SyncClientError('invalid_subscription', checked.problem);
-      await this.addSubscription(checked.key, checked.ref);
-    }
-    return this.subscriptions();
-  }
-
-  async subscriptions(db: PGlite | Transaction = this.db): Promise<StoredSubscription[]> {
-    const result = await db.query<StoredSubscription & { name: string; params: SubscriptionRef['params'] }>(`SELECT key, name, params, state FROM walsync_subscription ORDER BY added_at, key`);
-    return result.rows.map((row) => ({ key: row.key, ref: { name: row.name, params: row.params }, state: row.state }));
-  }
-
-  /** Stores a subscription as pending (a leaving one is wanted again); returns its state. */
-  async addSubscription(key: string, ref: SubscriptionRef): Promise<StoredSubscription['state']> {
-    const result = await this.db.query<{ state: StoredSubscription['state'] }>(
-      `INSERT INTO walsync_subscription (key, name, params, state) VALUES ($1, $2, $3, 'pending')
-         ON CONFLICT (key) DO UPDATE SET state = CASE WHEN walsync_subscription.state = 'leaving' THEN 'pending' ELSE walsync_subscription.state END
-         RETURNING state`,
-      [key, ref.name, JSON.stringify(ref.params)],
-    );
-    return result.rows[0]!.state;
-  }
-
-  /** An unsubscribe is on its way to the server; false when the replica does not hold the subscription. */
-  async markLeaving(key: string): Promise<boolean> {
-    return ((await this.db.query(`UPDATE walsync_subscription SET state = 'leaving' WHERE key = $1`, [key])).affectedRows ?? 0) > 0;
-  }
-
-  /**
-   * Forgets a subscription and removes the rows only it selected (rows with unsent writes stay until
-   * their answers settle them). `ifLeaving`: only when it is still leaving (not wanted again meanwhile).
-   */
-  async removeSubscription(key: string, options: { ifLeaving?: boolean } = {}): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
-      await tx.exec(`SET LOCAL walsync.applying = 'on'`);
-      const removed = await tx.query<{ name: string; params: SubscriptionRef['params'] }>(
-        `DELETE FROM walsync_subscription WHERE key = $1 ${options.ifLeaving ? `AND state = 'leaving'` : ''} RETURNING name, params`,
-        [key],
-      );
-      const ref = removed.rows[0];
-      if (!ref) return false;
-      const remaining = await tx.query<{ name: string; params: SubscriptionRef['params'] }>(`SELECT name, params FROM walsync_subscription`);
-      await this.subscriptionRows.removeOnly(tx, ref, remaining.rows);
-      return true;
-    });
-  }
-
-  /** Removes the rows only `pending` subscriptions select (none of `held` does), except rows with unsent writes. */
-  async dropUnhydrated(pending: SubscriptionRef[], held: SubscriptionRef[]): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      await tx.exec(`SET LOCAL walsync.applying = 'on'`);
-      for (const ref of pending) await this.subscriptionRows.removeOnly(tx, ref, held);
-    });
   }
 
   /** A snapshot begins: `replace` drops the position until it ends (a crash meanwhile starts it over); `subscriptions`: those it brings. */
@@ -346,12 +277,12 @@ export class ReplicaStore {
    */
   async settle(sent: UnsentChange[], results: ChangeResult[]): Promise<void> {
     const answers = results.map((result, index) => ({ changeId: sent[index]!.changeId, table: sent[index]!.table, pk: sent[index]!.pk, result }));
-    if (!this.partial) return this.apply.settle(this.db, answers);
+    if (!this.subscriptions.partial) return this.apply.settle(this.db, answers);
     await this.db.transaction(async (tx) => {
       await this.apply.settle(tx, answers);
       await tx.exec(`SET LOCAL walsync.applying = 'on'`);
-      const held = (await this.subscriptions(tx)).map((each) => each.ref);
-      await this.subscriptionRows.dropUnselected(tx, answers, held);
+      const held = (await this.subscriptions.list(tx)).map((each) => each.ref);
+      await this.subscriptions.rows.dropUnselected(tx, answers, held);
     });
   }
 
@@ -410,7 +341,7 @@ export class ReplicaStore {
     await setState(db, 'synced_tables', JSON.stringify(this.tables.map((table) => table.name)));
   }
 
-  private async state(key: string, db: PGlite | Transaction = this.db): Promise<string | null> {
-    return (await db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = $1`, [key])).rows[0]?.value ?? null;
+  private state(key: string, db: PGlite | Transaction = this.db): Promise<string | null> {
+    return readState(db, key);
   }
 }

@@ -72,7 +72,7 @@ export class SyncClient implements SyncHandle<PGlite> {
     const endpoint = syncEndpoint(this.parts.options.url);
     const opened = await this.store.open(this.parts.options.clientId);
     this.clientId = opened.clientId;
-    await this.store.openSubscriptions(this.parts.options.subscriptions, opened.position === null);
+    await this.store.subscriptions.open(this.parts.options.subscriptions, opened.position === null);
     // Reported once the caller has had a chance to subscribe (createSyncClient has returned).
     if (opened.repaired) setTimeout(() => this.events.emit('error', opened.repaired!), 0);
     // A replica that finished its first sync is usable at once, offline too; the session catches up when it connects.
