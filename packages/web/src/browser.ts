@@ -10,9 +10,8 @@ import { type BootMessage, type LeaderMessage, type SerializedError, type TabMes
 import { SyncEmitter, deferred } from './emitter';
 import { STORAGE_PREFERENCES, type Storage, type StoragePreference, replicaName } from './replica-names';
 import { syncEndpoint } from './endpoint';
-import type { DirectLive, DirectQuery, DirectStep, WorkerMeta } from './worker';
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+import type { WorkerMeta } from './worker';
+import { OwnWorker, type PendingReply, type WorkerReply, answerReply, crossesAsData } from './own-worker';
 import { type Subscription, type SubscriptionInput, type SubscriptionParamsOf, SyncClientError, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
 
 export type { Storage, StoragePreference } from './replica-names';
@@ -93,26 +92,6 @@ export async function createSyncClient(options: BrowserSyncClientOptions): Promi
   }
 }
 
-/** Query options a message can carry (paramTypes, rowMode); parsers, serializers and blobs cannot. */
-function crossesAsData(options: QueryOptions | undefined): boolean {
-  if (options === undefined) return true;
-  return Object.entries(options).every(([name, value]) => value === undefined || name === 'paramTypes' || name === 'rowMode');
-}
-
-/** A statement sent to the leader's worker, waiting for its reply. */
-interface PendingReply {
-  resolve: (result: never) => void;
-  reject: (error: Error) => void;
-}
-
-/** Settles the statement `id` of `pending` with the worker's reply: its result, or its error with Postgres' fields. */
-function answerReply<K>(pending: Map<K, PendingReply>, id: K, reply: { result?: unknown; error?: { message?: unknown } }): void {
-  const waiting = pending.get(id);
-  pending.delete(id);
-  if (reply.error) waiting?.reject(Object.assign(new Error(String(reply.error.message)), reply.error));
-  else waiting?.resolve(reply.result as never);
-}
-
 /** A tab's handle on the replica; the leader tab's worker runs the SyncClient, every tab sees its status and events. */
 export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   db!: BrowserDb;
@@ -143,7 +122,8 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   ) {
     this.ready = this.readiness.promise;
     this.failed = this.failure.promise;
-    this.worker.addEventListener('message', (event: MessageEvent<{ type?: string; error?: SerializedError; id?: number; result?: never; name?: string; at?: number; results?: LiveQueryResults<unknown> }>) => {
+    this.own = new OwnWorker(worker, (channel, listener, tx) => this.db.listen(channel, listener, tx));
+    this.worker.addEventListener('message', (event: MessageEvent<WorkerReply & { error?: SerializedError; name?: string; at?: number }>) => {
       this.workerStarted = true;
       this.boot?.close();
       if (event.data?.type === 'walsync:mark') performance.mark(`walsync:worker:${event.data.name}`, { startTime: event.data.at! - performance.timeOrigin });
@@ -153,8 +133,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
         this.followLeader('own');
         this.knowRoute();
       }
-      if (event.data?.type === 'walsync:result') answerReply(this.replies, event.data.id!, event.data);
-      if (event.data?.type === 'walsync:live-rows') this.lives.get(event.data.id!)?.(event.data.results!);
+      this.own.receive(event.data);
     });
     // An error before the worker said anything: its script did not load (or threw as it loaded).
     this.worker.addEventListener('error', (event) => {
@@ -175,6 +154,8 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   }
 
   private leading = false;
+  /** This tab's own worker, asked directly while this tab leads (see attach). */
+  private readonly own: OwnWorker;
   /** The leader statements go to: `own` (this tab's worker), another worker's id, or none known yet. */
   private leader: string | undefined;
   /** This tab's live queries, set up again when another worker takes over (see attach). */
@@ -226,24 +207,24 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
     db.query = ((sql: string, params?: unknown[], options?: QueryOptions) =>
       routed(() => {
         if (!crossesAsData(options)) return viaPGliteWorker.query(sql, params as never, options as never);
-        if (this.leading) return this.direct({ type: 'walsync:query', sql, params, options });
+        if (this.leading) return this.own.query({ sql, params, options });
         return this.ask({ sql, params, options: options as Record<string, unknown> | undefined });
       })) as BrowserDb['query'];
     db.exec = ((sql: string, options?: QueryOptions) =>
       routed(() => {
         if (options !== undefined) return viaPGliteWorker.exec(sql, options as never);
-        if (this.leading) return this.direct({ type: 'walsync:query', sql, exec: true });
+        if (this.leading) return this.own.query({ sql, exec: true });
         return this.ask({ sql, exec: true });
       })) as BrowserDb['exec'];
     db.transaction = (<T>(callback: (tx: Transaction) => Promise<T>) =>
-      routed(() => (this.leading ? this.directTransaction(callback) : viaPGliteWorker.transaction(callback)))) as BrowserDb['transaction'];
+      routed(() => (this.leading ? this.own.transaction(callback) : viaPGliteWorker.transaction(callback)))) as BrowserDb['transaction'];
     // The leader tab's live queries run in its worker, beside the replica (see DirectLive in ./worker.ts).
     // Windowed ones (offset and limit) and those of follower tabs keep PGlite's own path.
     const liveViaPGliteWorker = db.live.query.bind(db.live) as (options: LiveQueryOptions<unknown>) => Promise<LiveQuery<unknown>>;
     const lives = new TabLiveQueries((options) =>
       routed(() => {
         if (!this.leading || options.offset !== undefined || options.limit !== undefined) return liveViaPGliteWorker(options);
-        return this.directLive(options.query, options.params ?? undefined, options.callback);
+        return this.own.live(options.query, options.params ?? undefined, options.callback);
       }),
     );
     this.liveQueries = lives;
@@ -251,100 +232,17 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       lives.query(typeof query === 'string' ? { query, params, callback } : query)) as BrowserDb['live']['query'];
   }
 
-  private nextId = 0;
-  private readonly replies = new Map<number, PendingReply>();
-
-  private direct(message: Omit<DirectQuery, 'id'> | Omit<DirectStep, 'id'> | DistributiveOmit<DirectLive, 'id'>, id = ++this.nextId): Promise<never> {
-    return new Promise((resolve, reject) => {
-      this.replies.set(id, { resolve, reject });
-      this.worker.postMessage({ ...message, id });
-    });
-  }
-
-  /** The callbacks of this tab's live queries in its worker, by id. */
-  private readonly lives = new Map<number, (results: LiveQueryResults<unknown>) => void>();
-
-  /** A live query run by this tab's own worker: its first rows, then every new result to `callback` (and to those `subscribe` adds). */
-  private async directLive(sql: string, params: unknown[] | undefined, callback: ((results: LiveQueryResults<unknown>) => void) | undefined): Promise<LiveQuery<unknown>> {
-    const id = ++this.nextId;
-    const callbacks = new Set(callback ? [callback] : []);
-    this.lives.set(id, (results) => {
-      for (const each of callbacks) each(results);
-    });
-    let stopped: Promise<void> | undefined;
-    const stop = () => {
-      this.lives.delete(id);
-      return (stopped ??= this.direct({ type: 'walsync:live-stop', live: id }));
-    };
-    try {
-      const initialResults = (await this.direct({ type: 'walsync:live', sql, params }, id)) as LiveQueryResults<unknown>;
-      const query: LiveQuery<unknown> = {
-        initialResults,
-        subscribe: (each) => void callbacks.add(each),
-        unsubscribe: async (each) => {
-          if (each) callbacks.delete(each);
-          if (!each || callbacks.size === 0) await stop();
-        },
-        refresh: () => this.direct({ type: 'walsync:live-refresh', live: id }),
-      };
-      return query;
-    } catch (error) {
-      this.lives.delete(id);
-      throw error;
-    }
-  }
-
   /** This tab's statements out to the leader's worker (`ask`), by id; ids are this tab's own. */
   private readonly asked = new Map<string, PendingReply>();
+  private asks = 0;
   private readonly tabId = Math.random().toString(36).slice(2);
 
   private ask(message: { sql: string; params?: unknown[]; options?: Record<string, unknown>; exec?: boolean }): Promise<never> {
-    const id = `${this.tabId}:${++this.nextId}`;
+    const id = `${this.tabId}:${++this.asks}`;
     return new Promise((resolve, reject) => {
       this.asked.set(id, { resolve, reject });
       this.post({ type: 'query', id, ...message });
     });
-  }
-
-  /** A transaction run by the leader's worker, its statements sent one message each (see worker.ts). */
-  private async directTransaction<T>(callback: (tx: Transaction) => Promise<T>): Promise<T> {
-    // The transaction is known by its `begin` step's id.
-    const id = ++this.nextId;
-    await this.direct({ type: 'walsync:tx', tx: id, step: 'begin' }, id);
-    let closed = false;
-    const step = (kind: DirectStep['step'], sql?: string, params?: unknown[], options?: QueryOptions) =>
-      this.direct({ type: 'walsync:tx', tx: id, step: kind, sql, params, options });
-    const tx = {
-      query: (sql: string, params?: unknown[], options?: QueryOptions) => {
-        if (!crossesAsData(options)) throw new TypeError('in the leader tab, a transaction takes query options that are data only (paramTypes, rowMode), not parsers or blobs');
-        return step('query', sql, params, options);
-      },
-      exec: (sql: string) => step('exec', sql),
-      sql: (strings: TemplateStringsArray, ...values: unknown[]) => step('query', strings.reduce((text, part, index) => `${text}$${index}${part}`), values),
-      rollback: async () => {
-        closed = true;
-        await step('rollback');
-      },
-      // LISTEN runs in the transaction; PGliteWorker keeps the listener and delivers the notices.
-      listen: (channel: string, listener: (payload: string) => void) => this.db.listen(channel, listener, tx),
-      get closed() {
-        return closed;
-      },
-    } as unknown as Transaction;
-    try {
-      const result = await callback(tx);
-      if (!closed) {
-        closed = true;
-        await step('commit');
-      }
-      return result;
-    } catch (error) {
-      if (!closed) {
-        closed = true;
-        await step('rollback').catch(() => undefined);
-      }
-      throw error;
-    }
   }
 
   on<K extends keyof SyncEvents>(event: K, listener: (...args: SyncEvents[K]) => void): () => void {
