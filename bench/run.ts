@@ -118,7 +118,11 @@ ${peers}
   a comment's write scanned it too, its reference to its task compared as text. The write pool now
   plans no sequential scan where an index serves, and references compare as the key's type (see
   docs/decisions.md):
-  6.2 ms → 2.9 ms in \`yarn bench server\` on the same machine (1.3 ms in the run above). What is left, p50 of each step in a probe (grown
+  6.2 ms → 2.9 ms in \`yarn bench server\` on the same machine. Since, the figure follows the
+  machine: 1.3–2.4 ms in full runs, and 1.59 ms in \`yarn bench server\` early on 2026-12-07, then
+  2.67–2.74 ms on the same code an hour later (2.90–3.00 ms after capture's single-statement batches,
+  whose work now starts while the write's answer is on its way: an external commit reaches
+  change_history in 0.52–0.61 ms instead of 1.02–1.25, two runs each). What is left, p50 of each step in a probe (grown
   table, writes 10 ms apart, server in its own process; ≈2.1 ms in all): the socket and the server's
   event loop 0.19 ms, parsing the message 0.10 ms, the checks and a connection 0.13 ms, the first round
   trip (BEGIN, \`SET CONSTRAINTS\`, the head query that takes an xid and emits the client's message,
@@ -211,8 +215,10 @@ ${peers}
 - **Hydration into a Node client (#5)** lands at 14,300–19,900 rows/s from run to run, 1.07–1.6× PGlite's
   own bulk insert of the same rows measured in the same run: the client's part is that insert plus the
   WebSocket and \`JSON.parse\`; the rest is the server's, as for the bare client above.
-- **External commit → change_history (#3)** p50 is 2.5–3.9 ms from run to run against 3 ms: the WAL
-  sender, the decoding and the COPY share two cores with the rest of the benchmark's processes.
+- **External commit → change_history (#3)** p50 was 2.5–3.9 ms from run to run on the slower VM of
+  earlier runs (the WAL sender, the decoding and the COPY share two cores with the rest of the
+  benchmark's processes), and 0.84–1.25 ms on this machine while each commit took BEGIN, COPY, NOTIFY
+  and COMMIT; 0.52–0.63 ms since a batch of up to 100 changes goes as one statement with its NOTIFY.
 - **Hydration of 100,000 rows** lands at 38,000–55,000 rows/s from run to run: Postgres' \`row_to_json\`
   over the workspace does about 120,000 rows/s alone here, and the rest goes to the server's pg decoding,
   the WebSocket, and the client's \`JSON.parse\` (≈250 ms for 100,000 rows), all on two cores.

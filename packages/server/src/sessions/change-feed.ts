@@ -214,7 +214,7 @@ export class ChangeFeed extends EventEmitter<{ advanced: [bigint, readonly FeedE
   }
 
   /** The newest commit in change_history after `after` (`after` when there is none). */
-  private async lastCommitAfter(after: bigint, client: Queryable = this.reader): Promise<bigint> {
+  private async lastCommitAfter(after: bigint, client: Queryable): Promise<bigint> {
     const result = await client.query<{ last: string | null }>(`SELECT max(commit_lsn)::text AS last FROM change_history WHERE commit_lsn > $1`, [after.toString()]);
     return BigInt(result.rows[0]!.last ?? after);
   }
