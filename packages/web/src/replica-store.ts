@@ -19,8 +19,7 @@ import {
 import { ensureLocalSchema, readState, setState, writtenColumns } from './local-schema';
 import { type DroppedWrite, RemoteApply } from './remote-apply';
 import { SyncClientError } from './types';
-import { SUBSCRIPTION_TABLE_SQL } from './subscription-rows';
-import { StoredSubscriptions } from './stored-subscriptions';
+import { SUBSCRIPTION_TABLE_SQL, StoredSubscriptions } from './stored-subscriptions';
 
 interface RunningSnapshot {
   replaces: boolean;

@@ -1,8 +1,17 @@
 import type { PGlite, Transaction } from '@electric-sql/pglite';
 import type { SubscriptionDefinition, SubscriptionRef, SyncedTable } from '@walsync/db/browser';
 import { readState, setState } from './local-schema';
-import { type StoredSubscription, SubscriptionRows } from './subscription-rows';
+import { SubscriptionRows } from './subscription-rows';
 import { SyncClientError } from './types';
+
+/** A subscription as the replica stores it. `pending`: asked for, its rows not (all) here yet; `leaving`: unsubscribed, the server's answer not yet here. */
+export interface StoredSubscription {
+  key: string;
+  ref: SubscriptionRef;
+  state: 'pending' | 'ready' | 'leaving';
+}
+
+export const SUBSCRIPTION_TABLE_SQL = `CREATE TABLE IF NOT EXISTS walsync_subscription (key text PRIMARY KEY, name text NOT NULL, params jsonb NOT NULL, state text NOT NULL, added_at timestamptz NOT NULL DEFAULT now())`;
 
 /**
  * The subscriptions a replica stores (`walsync_subscription`), each `pending`, `ready` or `leaving`,

@@ -1,15 +1,6 @@
 import type { Transaction } from '@electric-sql/pglite';
 import { type SubscriptionDefinition, type SubscriptionRef, type SyncedTable, checkSubscription, quoteIdent as quote, quoteLiteral as literal } from '@walsync/db/browser';
 
-/** A subscription as the replica stores it. `pending`: asked for, its rows not (all) here yet; `leaving`: unsubscribed, the server's answer not yet here. */
-export interface StoredSubscription {
-  key: string;
-  ref: SubscriptionRef;
-  state: 'pending' | 'ready' | 'leaving';
-}
-
-export const SUBSCRIPTION_TABLE_SQL = `CREATE TABLE IF NOT EXISTS walsync_subscription (key text PRIMARY KEY, name text NOT NULL, params jsonb NOT NULL, state text NOT NULL, added_at timestamptz NOT NULL DEFAULT now())`;
-
 /**
  * The SQL over a replica's rows that its subscriptions decide: which rows a set of subscriptions
  * selects (the same rules the server routes by, see ClientView), and removing what none selects.

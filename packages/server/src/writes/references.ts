@@ -2,8 +2,7 @@ import { type ChangeResult, type Row, type SyncedTable, UUID_PATTERN, quoteIdent
 import { castOf, columnMap, toParameter } from './columns';
 import type pg from 'pg';
 import type { PreparedChange } from './prepare-change';
-import type { KnownRow } from './write-statements';
-import { keyOf } from './write-statements';
+import { type KnownRow, keyOf } from './known-rows';
 
 /**
  * References stay inside the scope: a row's foreign keys to other synced tables must name a row of

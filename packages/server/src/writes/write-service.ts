@@ -4,7 +4,8 @@ import { membershipSql } from '../auth/scope';
 import { CLIENT_MESSAGE_PREFIX } from '../history/server-schema';
 import type { Metrics } from '../metrics';
 import { type PreparedChange, prepareChange } from './prepare-change';
-import { type KnownRow, type Receipt, decide, keyOf, lockRows, movedRow, plan, preparedName, refusal } from './write-statements';
+import { type KnownRow, keyOf, movedRow } from './known-rows';
+import { type Receipt, decide, lockRows, plan, preparedName, refusal } from './write-statements';
 import { readReferences } from './references';
 import { PG_ERROR, checkout, connectionConfig } from '../connection';
 

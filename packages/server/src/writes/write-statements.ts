@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { castOf, columnMap } from './columns';
 import type { PreparedChange } from './prepare-change';
+import { type KnownRow, keyOf, movedRow } from './known-rows';
 import { type ReferenceIndex, refusedReference } from './references';
 
 /**
@@ -44,21 +45,6 @@ export interface Unit {
   /** The row each change ends with, from what the statement returned. */
   rowsFor(returned: Row[]): Array<Row | null>;
 }
-
-/** What the batch knows of a row while deciding: whether it exists, its scope and its HLC. */
-export interface KnownRow {
-  scope: unknown;
-  hlc: unknown;
-  /** The row as read before the batch (rejections within the batch re-read it in SQL). */
-  row: Row;
-}
-
-/** The current row of a change that moves it to another workspace (its kept references must follow). */
-export function movedRow(change: PreparedChange, existing: KnownRow | undefined): Row | undefined {
-  return existing && change.scope !== undefined && change.scope !== existing.scope ? existing.row : undefined;
-}
-
-export const keyOf = (table: SyncedTable, values: unknown[]) => `${table.name}:${JSON.stringify(values)}`;
 
 /** What the batch knows while it decides, change by change, as if each earlier one had applied. */
 export interface DecisionState {
