@@ -2,7 +2,6 @@ import type { PGliteInterface, Transaction } from '@electric-sql/pglite';
 import { HLC_VARIABLES, HLC_WALL_PLPGSQL, SERVER_MANAGED_COLUMNS, type SyncedTable, appliedSchemaVersion, hlcAfterSql, quoteIdent as quote, quoteLiteral, sha256Hex } from '@walsync/db/browser';
 import { RemoteApply } from './remote-apply';
 
-
 /**
  * The columns of `table` a local write sends: not the server-managed ones, not those the schema's
  * triggers derive, and not a column a later migration added (this replica applied it, this build

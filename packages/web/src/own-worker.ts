@@ -38,11 +38,12 @@ export function answerReply<K>(pending: Map<K, PendingReply>, id: K, reply: { re
   else waiting?.resolve(reply.result as never);
 }
 
-
 /** LISTEN inside a transaction, as PGliteWorker runs it (it keeps the listener and delivers the notices). */
 type Listen = (channel: string, listener: (payload: string) => void, tx: Transaction) => Promise<unknown>;
 
 /**
+ * This tab's worker, asked directly: each statement is a message with an id, answered by one reply.
+ *
  * @example
  *   const own = new OwnWorker(worker, db.listen.bind(db));
  *   worker.addEventListener('message', (event) => own.receive(event.data));

@@ -64,7 +64,6 @@ export const WRITE_ERROR_CODES = [
 ] as const;
 export type WriteErrorCode = (typeof WRITE_ERROR_CODES)[number];
 
-
 /** Why a well-formed change did not become the server's state; `row` is what the server holds instead. */
 export const REJECT_REASONS = ['stale', 'not_found', 'constraint'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];

@@ -5,7 +5,6 @@ export { READ_ONLY_TABLES, quoteIdent };
 /** Columns the server sets itself; a client's values for them are ignored. */
 export const SERVER_MANAGED: ReadonlySet<string> = new Set(SERVER_MANAGED_COLUMNS);
 
-
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$/;
 const MAX_TEXT = 100_000;
 /** Deeper JSON is refused per change (Postgres' own parser would fail the whole statement on its stack). */
