@@ -6,7 +6,8 @@ import type { QueryOptions, Transaction } from '@electric-sql/pglite';
 import { type LiveQuery, type LiveQueryResults, live } from '@electric-sql/pglite/live';
 import { PGliteWorker } from '@electric-sql/pglite/worker';
 import { type LiveQueryOptions, TabLiveQueries } from './tab-live-queries';
-import { type BootMessage, type LeaderMessage, type SerializedError, type TabMessage, bootChannelName, channelName } from './tab-protocol';
+import { type LeaderMessage, type SerializedError, type TabMessage, channelName, reviveError } from './tab-protocol';
+import { type BootMessage, bootChannelName } from './boot-channel';
 import { SyncEmitter, deferred } from './emitter';
 import { STORAGE_PREFERENCES, type Storage, type StoragePreference, replicaName } from './replica-names';
 import { syncEndpoint } from './endpoint';
@@ -43,9 +44,6 @@ export interface BrowserSyncClientOptions extends SyncClientOptions {
   /** Where the worker bundle is served; by default `worker.js` beside this module. */
   workerUrl?: string | URL;
 }
-
-const revive = (error: SerializedError) =>
-  error.code ? new SyncClientError(error.code as SyncClientError['code'], error.message) : Object.assign(new Error(error.message), { name: error.name });
 
 export type BrowserDb = PGliteWorker & { live: import('@electric-sql/pglite/live').LiveNamespace };
 
@@ -92,6 +90,14 @@ export async function createSyncClient(options: BrowserSyncClientOptions): Promi
   }
 }
 
+/** Settles the request `id` of `pending` with the leader's answer: done, or the error it sent. */
+function settleRequest(pending: Map<string, { resolve: () => void; reject: (error: Error) => void }>, id: string, error: SerializedError | undefined): void {
+  const waiting = pending.get(id);
+  pending.delete(id);
+  if (error) waiting?.reject(reviveError(error));
+  else waiting?.resolve();
+}
+
 /** A tab's handle on the replica; the leader tab's worker runs the SyncClient, every tab sees its status and events. */
 export class BrowserSyncClient implements SyncHandle<BrowserDb> {
   db!: BrowserDb;
@@ -127,7 +133,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       this.workerStarted = true;
       this.boot?.close();
       if (event.data?.type === 'walsync:mark') performance.mark(`walsync:worker:${event.data.name}`, { startTime: event.data.at! - performance.timeOrigin });
-      if (event.data?.type === 'walsync:failed') this.fail(revive(event.data.error!));
+      if (event.data?.type === 'walsync:failed') this.fail(reviveError(event.data.error!));
       if (event.data?.type === 'walsync:leader') {
         this.leading = true;
         this.followLeader('own');
@@ -255,7 +261,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
 
   private receive(message: LeaderMessage): void {
     if (message.type === 'event') {
-      const args = message.name === 'error' ? [revive(message.args[0] as SerializedError)] : message.args;
+      const args = message.name === 'error' ? [reviveError(message.args[0] as SerializedError)] : message.args;
       // The status is the leader's state's (below): its event is not replayed from here.
       if (message.name !== 'status') this.events.emit(message.name as keyof SyncEvents, ...(args as never));
       return;
@@ -266,20 +272,8 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
       return;
     }
     if (message.type === 'result') return answerReply(this.asked, message.id, message);
-    if (message.type === 'subscribed' || message.type === 'unsubscribed') {
-      const pending = this.subscriptionRequests.get(message.id);
-      this.subscriptionRequests.delete(message.id);
-      if (message.error) pending?.reject(revive(message.error));
-      else pending?.resolve();
-      return;
-    }
-    if (message.type === 'flushed') {
-      const pending = this.flushes.get(message.id);
-      this.flushes.delete(message.id);
-      if (message.error) pending?.reject(revive(message.error));
-      else pending?.resolve();
-      return;
-    }
+    if (message.type === 'subscribed' || message.type === 'unsubscribed') return settleRequest(this.subscriptionRequests, message.id, message.error);
+    if (message.type === 'flushed') return settleRequest(this.flushes, message.id, message.error);
     if (!this.leading && message.status === 'closed') {
       // The leader is going (its tab closed or reloads): statements wait for the next one, and
       // this tab, still open, says so rather than closed.
@@ -292,7 +286,7 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
     this.clientId = message.clientId || this.clientId;
     this.storage = message.storage ?? this.storage;
     if (message.error) {
-      const error = revive(message.error);
+      const error = reviveError(message.error);
       this.failure.reject(error);
       this.readiness.reject(error);
     }

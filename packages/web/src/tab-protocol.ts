@@ -1,7 +1,7 @@
 /** Messages between the leader's worker and every tab of one database, on one BroadcastChannel. */
 import type { SubscriptionRef } from '@walsync/db/browser';
 import type { Storage } from './replica-names';
-import type { SyncStatus } from './types';
+import { SyncClientError, type SyncStatus } from './types';
 
 export interface SerializedError {
   name: string;
@@ -37,11 +37,7 @@ export function serializeError(error: unknown): SerializedError {
   return { name: name ?? 'Error', message: message ?? String(error), ...(code ? { code } : {}) };
 }
 
-/**
- * The channel a worker's bootstrap speaks on before PGliteWorker's handshake (which takes no other
- * message first): one per worker, named by the tab that started it (`?boot=` in the worker's URL).
- */
-export const bootChannelName = (boot: string) => `walsync-boot:${boot}`;
-
-/** The bootstrap cannot reach the server for the worker's code; it asks again on the backoff. */
-export type BootMessage = { type: 'unreachable' };
+/** The error `serializeError` sent, in the tab that receives it: a SyncClientError again where it had a code. */
+export function reviveError(error: SerializedError): Error {
+  return error.code ? new SyncClientError(error.code as SyncClientError['code'], error.message) : Object.assign(new Error(error.message), { name: error.name });
+}

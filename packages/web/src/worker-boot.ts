@@ -8,7 +8,7 @@
  */
 import { retryDelay } from '@walsync/db/retry';
 import { opfsExists, startPrefetch } from './browser-artifacts';
-import { type BootMessage, bootChannelName } from './tab-protocol';
+import { type BootMessage, bootChannelName } from './boot-channel';
 
 async function prefetchIfLeading(replica: string | null): Promise<void> {
   if (!replica) return;
