@@ -35,6 +35,7 @@ import { type EarlyHello, type HelloFields, helloMessage } from './early-hello';
 export type { SocketFactory, SocketLike } from './endpoint';
 import { ClientSubscriptions } from './client-subscriptions';
 import { OutboxPush } from './outbox-push';
+import { StoredAcks } from './stored-acks';
 import type { ReplicaStore } from './replica-store';
 import { SyncClientError, type SyncStatus } from './types';
 
@@ -71,13 +72,6 @@ const QUIET_MS = 3_000;
 /** …and one silent for this long is gone (the process stopped, the network dropped): offline. */
 const SILENT_MS = 7_000;
 
-/**
- * Acks go at most this often, the newest position waiting: each is a write to the server's database,
- * and a socket sending more than 100 messages a second is closed as a flood (a fast stream is many
- * small batches). A later ack only means the server learns the position later.
- */
-const ACK_INTERVAL_MS = 100;
-
 /** Close codes after which retrying with the same token, client id or schema cannot succeed. */
 const REFUSALS = new Set([4401, 4403, 4409]);
 
@@ -86,7 +80,7 @@ export interface SyncConnectionOptions {
   token: string;
   clientId: string;
   openSocket: SocketFactory;
-  /** How long acks wait to be coalesced with later ones (see `ackWhenStored`): 0 in Node, where storing is free. */
+  /** How long acks wait to be coalesced with later ones (see StoredAcks): 0 in Node, where storing is free. */
   ackDelayMs: number;
   /** The first hydration is done, or the replica had done it before. */
   onReady(): void;
@@ -120,10 +114,7 @@ export class SyncConnection {
   private lastHeard = 0;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private pendingAck: string | undefined;
-  private ackTimer: ReturnType<typeof setTimeout> | undefined;
-  /** When the last ack was planned (see ACK_INTERVAL_MS). */
-  private ackedAt = 0;
+  private readonly acks: StoredAcks;
   private readonly onNetworkLost = () => this.socket && this.lose(this.socket);
   private readonly onNetworkBack = () => this.state === 'backoff' && this.connectNow();
   /** Resumed from the stored position and not yet told `up_to_date`: the replica is usable, not current. */
@@ -134,6 +125,7 @@ export class SyncConnection {
     private readonly events: SyncEmitter,
     private readonly options: SyncConnectionOptions,
   ) {
+    this.acks = new StoredAcks(store, events, options.ackDelayMs);
     this.push = new OutboxPush(store, events, {
       isLive: () => this.state === 'live',
       send: (message) => this.send(message),
@@ -275,8 +267,7 @@ export class SyncConnection {
     else socket.close();
     this.push.connectionLost();
     this.subscriptions.disconnected();
-    clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
+    this.acks.cancel();
   }
 
   /** Refused or a wrong URL: not retried; `error` is reported once. */
@@ -433,27 +424,10 @@ export class SyncConnection {
     void this.subscriptions.live().catch((error: Error) => this.events.emit('error', error));
   }
 
-  /**
-   * Acks a position once everything committed up to it is in storage (invariant 3). Where storing is
-   * costly (IndexedDB: whole files copied), acks are coalesced: one store and one ack, for the newest
-   * position, `ackDelayMs` after the first; a late ack only means the server learns it later (a client
-   * resumes from the position in its own database). The next batch is applied meanwhile. Acks are
-   * at least ACK_INTERVAL_MS apart.
-   */
+  /** Acks `position` once it is stored, on the socket the message came on (see StoredAcks). */
   private ackWhenStored(position: string): void {
-    this.pendingAck = position;
-    if (this.ackTimer) return;
     const socket = this.socket;
-    this.ackTimer = setTimeout(() => {
-      this.ackTimer = undefined;
-      this.ackedAt = Date.now();
-      const acked = this.pendingAck!;
-      this.pendingAck = undefined;
-      this.store.durable().then(
-        () => socket === this.socket && this.send({ type: 'sync_ack', position: acked }),
-        (error: Error) => this.events.emit('error', new SyncClientError('apply_failed', `storing the replica failed, so ${acked} was not acked: ${error.message}`, { cause: error })),
-      );
-    }, Math.max(this.options.ackDelayMs, this.ackedAt + ACK_INTERVAL_MS - Date.now()));
+    this.acks.ackWhenStored(position, (acked) => socket === this.socket && this.send({ type: 'sync_ack', position: acked }));
   }
 
   /** Pushes the outbox now (when live), or once more after the push under way. */
@@ -481,7 +455,7 @@ export class SyncConnection {
       socket.close();
       this.push.connectionLost();
     }
-    clearTimeout(this.ackTimer);
+    this.acks.cancel();
     await this.queue.catch(() => undefined);
     await this.push.done();
   }
