@@ -274,10 +274,12 @@ export class BrowserSyncClient implements SyncHandle<BrowserDb> {
     if (message.type === 'result') return answerReply(this.asked, message.id, message);
     if (message.type === 'subscribed' || message.type === 'unsubscribed') return settleRequest(this.subscriptionRequests, message.id, message.error);
     if (message.type === 'flushed') return settleRequest(this.flushes, message.id, message.error);
-    if (!this.leading && message.status === 'closed') {
-      // The leader is going (its tab closed or reloads): statements wait for the next one, and
-      // this tab, still open, says so rather than closed.
-      if (message.leader === this.leader) this.leaderLeft();
+    if (message.status === 'closed') {
+      // A leader is going (its tab closed or reloads), and it is never this tab's own worker: this tab
+      // closes its channel before its worker closes. A follower's statements wait for the next leader,
+      // and the tab, still open, says so rather than closed. A tab that leads already (its worker took
+      // over before the old leader's last word arrived on the channel) has nothing to take from it.
+      if (!this.leading && message.leader === this.leader) this.leaderLeft();
       return;
     }
     if (!this.leading) this.followLeader(message.leader);
