@@ -5,14 +5,15 @@
  *
  * Each system has its own workspace for the latency figures, so a commit wakes one system's clients
  * only; both servers still decode every commit (one Postgres, two slots). The 100,000-row workspace is
- * one, read by both. Every process started here is stopped in `finally`, and on exit.
+ * one, read by both. Every process started here is stopped in `finally`, and on exit; a SIGKILL of
+ * the bench is left to reaper.mts.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { LocalPostgres, freePort, runServerMigrations } from '@walsync/db/server';
+import { LocalPostgres, freePort, runServerMigrations, runningLocalPostgres } from '@walsync/db/server';
 import { Tokens } from '@walsync/server';
 import { type SyncClient, createSyncClient } from '@walsync/web';
 import pg from 'pg';
@@ -20,6 +21,7 @@ import { BENCH_SECRET, startServerProcess } from '../harness.ts';
 import { median, percentile } from '../report.ts';
 import type { AwayOrder, Commit } from './away.mts';
 import type { CrowdOrder } from './crowd.mts';
+import { processTree, startTime } from './process-tree.mts';
 import { mutators, watchTasks, zeroClient } from './zero-clients.mts';
 
 export interface PeerFigure {
@@ -48,6 +50,23 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Every process this run started, stopped by `stopAll` (on success, failure, and exit). */
 const started = new Set<ChildProcess>();
+/**
+ * What stops them when nothing here can: a SIGKILL of the bench skips every handler, and zero-cache,
+ * Postgres and the clients' processes would outlive it. See reaper.mts.
+ */
+const lifeline = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'reaper.mts')], { cwd: HERE, detached: true, stdio: ['pipe', 'ignore', 'inherit'] });
+lifeline.unref();
+(lifeline.stdin as unknown as { unref(): void }).unref();
+/** Tells the reaper of a process to stop, or a directory to remove, if the bench is killed. */
+function register(what: { pid?: number; dir?: string }): void {
+  if (what.pid !== undefined) lifeline.stdin!.write(`pid ${what.pid} ${startTime(what.pid)}\n`);
+  if (what.dir !== undefined) lifeline.stdin!.write(`dir ${what.dir}\n`);
+}
+function track(child: ChildProcess): ChildProcess {
+  started.add(child);
+  register({ pid: child.pid! });
+  return child;
+}
 /** walsync's server (the harness starts it): killed on exit if its own stop never ran. */
 const serverPids = new Set<number>();
 function stopAll(signal: NodeJS.Signals = 'SIGTERM'): void {
@@ -66,7 +85,11 @@ function stopAll(signal: NodeJS.Signals = 'SIGTERM'): void {
   }
   for (const pid of serverPids) kill(pid);
 }
-process.once('exit', () => stopAll('SIGKILL'));
+process.once('exit', () => {
+  stopAll('SIGKILL');
+  // Everything is stopped: the reaper has nothing left to do.
+  lifeline.stdin!.end('done\n');
+});
 // A bench stopped by a signal stops what it started too (a signal skips 'exit' handlers). `yarn bench`
 // runs under `node --import tsx`: the `tsx` command's parent SIGKILLs a child that has not taken a
 // signal within 60 ms, which a busy bench often has not, and this handler would never run.
@@ -75,26 +98,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     stopAll('SIGKILL');
     process.exit(130);
   });
-}
-
-/** `root` and every process below it (zero-cache is six processes). */
-function processTree(root: number): Set<number> {
-  const parents = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const tree = new Set([root]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [pid, parent] of parents) if (tree.has(parent) && !tree.has(pid)) grew = tree.add(pid).size > 0;
-  }
-  return tree;
 }
 
 /** Sums a number read from each live process of the tree under `root` (0 for one that exited meanwhile). */
@@ -158,7 +161,7 @@ async function seed(db: pg.Client) {
 async function startZero(scratch: string, databaseUrl: string) {
   const apiPort = await freePort();
   const api = fork(path.join(HERE, 'zero-api.mts'), [String(apiPort), databaseUrl], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
-  started.add(api);
+  track(api);
   await new Promise<void>((resolve, reject) => {
     api.once('message', () => resolve());
     api.once('exit', (code) => reject(new Error(`zero's query/mutate endpoint exited (${code})`)));
@@ -180,7 +183,7 @@ async function startZero(scratch: string, databaseUrl: string) {
       ZERO_LOG_LEVEL: 'error',
     },
   });
-  started.add(cache);
+  track(cache);
   const url = `http://127.0.0.1:${port}`;
   // It answers HTTP once it has copied the upstream tables and listens.
   for (let attempt = 0; ; attempt++) {
@@ -216,7 +219,7 @@ async function samples(count: number, one: (i: number) => Promise<number>): Prom
 
 async function crowd(order: CrowdOrder): Promise<ChildProcess> {
   const child = fork(path.join(HERE, 'crowd.mts'), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
-  started.add(child);
+  track(child);
   child.send(order);
   await new Promise<void>((resolve, reject) => {
     child.once('message', (answer: { ready?: true; error?: string }) => (answer.ready ? resolve() : reject(new Error(`the ${order.system} crowd failed: ${answer.error}`))));
@@ -234,7 +237,7 @@ async function stopCrowd(child: ChildProcess): Promise<void> {
 /** A returning client in its own process (away.mts): holds its workspace and closes; `back` reopens it and times the catch-up. */
 async function awayProcess(order: AwayOrder) {
   const child = fork(path.join(HERE, 'away.mts'), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
-  started.add(child);
+  track(child);
   const ask = <T,>(message: AwayOrder | { back: Commit }) =>
     new Promise<T>((resolve, reject) => {
       const exited = (code: number | null) => reject(new Error(`the ${order.system} away client exited (${code})`));
@@ -262,7 +265,9 @@ export async function peerFigures(log: (line: string) => void): Promise<{ figure
   const figures: PeerFigure[] = [];
   const scratch = mkdtempSync(path.join(tmpdir(), 'walsync-peers-'));
   chmodSync(scratch, 0o755);
+  register({ dir: scratch });
   const postgres = await LocalPostgres.start({ dataDir: path.join(scratch, 'data'), settings: { max_connections: 300 } });
+  register({ pid: runningLocalPostgres(path.join(scratch, 'data'))?.pid });
   const db = new pg.Client({ connectionString: postgres.url });
   const open: Array<{ close(): Promise<void> }> = [];
   try {
@@ -275,6 +280,7 @@ export async function peerFigures(log: (line: string) => void): Promise<{ figure
     const tokens = new Tokens(BENCH_SECRET);
     const server = await startServerProcess(postgres.url);
     serverPids.add(server.pid);
+    register({ pid: server.pid });
     open.push({ close: () => server.stop() });
     const zero = await startZero(scratch, postgres.url);
     const insert = (space: { id: string; project: string }, id: string, title: string) =>
