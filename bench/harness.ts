@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,11 +8,30 @@ import pg from 'pg';
 
 export const BENCH_SECRET = 'walsync-bench-secret-0123456789';
 
+/** A setting the bench cannot run with: printed as it is, without a stack. */
+export class BenchSetupError extends Error {}
+
+/** The Postgres binaries the benches start: WALSYNC_PG_BIN_DIR, as for `yarn start`, or the embedded Postgres 18. */
+export const BENCH_PG_BIN_DIR = process.env.WALSYNC_PG_BIN_DIR || undefined;
+
+/** How the page names the Postgres the benches ran on, e.g. `embedded Postgres 18` or `PostgreSQL 15.14 (/usr/lib/postgresql/15/bin)`. */
+export function benchPostgres(): string {
+  if (!BENCH_PG_BIN_DIR) return 'embedded Postgres 18';
+  let reported: string;
+  try {
+    reported = execFileSync(path.join(BENCH_PG_BIN_DIR, 'postgres'), ['--version'], { encoding: 'utf8' });
+  } catch (error) {
+    throw new BenchSetupError(`WALSYNC_PG_BIN_DIR=${BENCH_PG_BIN_DIR} holds no postgres the bench can run (${(error as Error).message}): give the bin directory of a Postgres installation, e.g. /usr/lib/postgresql/15/bin`);
+  }
+  const version = /PostgreSQL\)\s+(\S+)/.exec(reported)?.[1] ?? reported.trim();
+  return `PostgreSQL ${version} (${BENCH_PG_BIN_DIR})`;
+}
+
 /** A fresh, migrated Postgres for one benchmark, removed afterwards. */
 export async function withPostgres<T>(work: (url: string) => Promise<T>): Promise<T> {
   const scratch = mkdtempSync(path.join(tmpdir(), 'walsync-bench-'));
   chmodSync(scratch, 0o755);
-  const postgres = await LocalPostgres.start({ dataDir: path.join(scratch, 'data') });
+  const postgres = await LocalPostgres.start({ dataDir: path.join(scratch, 'data'), binDir: BENCH_PG_BIN_DIR });
   try {
     await runServerMigrations(postgres.url);
     return await work(postgres.url);

@@ -4,6 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { BenchSetupError, benchPostgres } from './harness';
 import { type Figure, machine, table } from './report';
 import { dbFigures } from './suites/db';
 import { serverFigures } from './suites/server';
@@ -16,6 +17,8 @@ import { currentPeersSection, runPeers } from './suites/peers';
 
 async function main(): Promise<void> {
   const only = process.argv[2];
+  // A WALSYNC_PG_BIN_DIR without a Postgres in it stops the bench before it measures anything.
+  console.log(`bench: on ${benchPostgres()}`);
   // Beside a peer (#18): its own run and its own section of the page, never part of the full run.
   if (only === 'peers') return runPeers();
   const figures: Figure[] = [];
@@ -37,7 +40,7 @@ async function main(): Promise<void> {
     `# Benchmarks
 
 Measured by \`yarn bench\` on ${date}, on ${machine()}. Every figure comes from real engines
-(embedded Postgres 18, PGlite) on this machine; rerun the command to refresh this page.
+(${benchPostgres()}, PGlite) on this machine; rerun the command to refresh this page.
 
 ${report}
 
@@ -229,6 +232,6 @@ ${peers}
 }
 
 main().catch((error) => {
-  console.error(error);
+  console.error(error instanceof BenchSetupError ? `bench: ${error.message}` : error);
   process.exit(1);
 });

@@ -17,7 +17,7 @@ import { LocalPostgres, freePort, runServerMigrations, runningLocalPostgres } fr
 import { Tokens } from '@walsync/server';
 import { type SyncClient, createSyncClient } from '@walsync/web';
 import pg from 'pg';
-import { BENCH_SECRET, startServerProcess } from '../harness.ts';
+import { BENCH_PG_BIN_DIR, BENCH_SECRET, benchPostgres, startServerProcess } from '../harness.ts';
 import { median, percentile } from '../report.ts';
 import type { AwayOrder, Commit } from './away.mts';
 import type { CrowdOrder } from './crowd.mts';
@@ -266,7 +266,7 @@ export async function peerFigures(log: (line: string) => void): Promise<{ figure
   const scratch = mkdtempSync(path.join(tmpdir(), 'walsync-peers-'));
   chmodSync(scratch, 0o755);
   register({ dir: scratch });
-  const postgres = await LocalPostgres.start({ dataDir: path.join(scratch, 'data'), settings: { max_connections: 300 } });
+  const postgres = await LocalPostgres.start({ dataDir: path.join(scratch, 'data'), binDir: BENCH_PG_BIN_DIR, settings: { max_connections: 300 } });
   register({ pid: runningLocalPostgres(path.join(scratch, 'data'))?.pid });
   const db = new pg.Client({ connectionString: postgres.url });
   const open: Array<{ close(): Promise<void> }> = [];
@@ -430,7 +430,7 @@ export async function peerFigures(log: (line: string) => void): Promise<{ figure
       note: `single-row UPDATEs of its workspace's 500 rows by SQL while the client was closed; from reopening (a replica on disk: walsync's PGlite, Zero's SQLite store; each system's client in a process of its own), once both servers are idle, to the last commit's value in it; the median of ${CATCH_UP_ROUNDS} returns each, the systems taking turns (walsync ${listed(catchUps.walsync)} s, Zero ${listed(catchUps.zero)} s)`,
     });
     log('catch-up');
-    return { figures, postgres: postgres.version, notes: NOTES };
+    return { figures, postgres: benchPostgres(), notes: NOTES };
   } finally {
     for (const client of open.reverse()) await client.close().catch(() => undefined);
     stopAll();

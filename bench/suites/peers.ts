@@ -60,7 +60,7 @@ export async function runPeers(): Promise<void> {
 Measured on ${new Date().toISOString().slice(0, 10)} in one run of \`yarn bench peers\` (${((performance.now() - began) / 1000).toFixed(0)} s), on ${machine()}:
 walsync ${version(path.resolve(__dirname, '../../packages/web/package.json'))} (PGlite ${version(path.resolve(__dirname, '../../node_modules/@electric-sql/pglite/package.json'))}) and
 \`@rocicorp/zero\` ${zero} (zero-cache and its SQLite replica, its Node client on the in-memory store), both servers on the
-same embedded Postgres ${run.postgres}, each with its own slot and publication. Ratio > 1: walsync ahead (zero ÷ walsync for
+same ${run.postgres}, each with its own slot and publication. Ratio > 1: walsync ahead (zero ÷ walsync for
 times and memory, walsync ÷ zero for rates).
 
 | figure | walsync | zero | ratio | how |

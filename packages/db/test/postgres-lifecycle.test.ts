@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { LocalPostgres, defaultLocalDataDir, isWalsyncError, openDatabase } from '@walsync/db/server';
@@ -83,6 +83,19 @@ describe.runIf(userInfo().uid === 0)('a checkout in a private directory, as root
     rmSync(path.dirname(dataDir), { recursive: true, force: true });
     // A directory the user chose is never moved: a clear error instead.
     await expect(LocalPostgres.start({ dataDir: path.join(privateDir, 'chosen') })).rejects.toThrow(/cannot reach .*chmod o\+x .*WALSYNC_DATA_DIR/);
+  });
+});
+
+describe('WALSYNC_PG_BIN_DIR', () => {
+  const scratch = scratchDir('bin-dir');
+  afterAll(() => scratch.remove());
+
+  it('refuses a directory without Postgres in it, naming what is missing, and creates no data directory', async () => {
+    const dataDir = path.join(scratch.dir, 'data');
+    const attempt = openDatabase({ dataDir, env: { WALSYNC_PG_BIN_DIR: path.join(scratch.dir, 'no-such-bin') } });
+    await expect(attempt).rejects.toSatisfy((error: unknown) => isWalsyncError(error, 'POSTGRES_START'));
+    expect(await attempt.catch((error: Error) => error.message)).toMatch(/no-such-bin holds no postgres or initdb: give the bin directory of a Postgres installation/);
+    expect(existsSync(dataDir)).toBe(false);
   });
 });
 

@@ -105,6 +105,17 @@ export function runningLocalPostgres(dataDir: string): { url: string; pid: numbe
   return { url: `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`, pid, port };
 }
 
+/** Refuses a binaries directory without Postgres in it before anything is created. */
+function assertPostgresBinaries(binDir: string): void {
+  const missing = ['postgres', 'initdb'].filter((name) => !existsSync(path.join(binDir, name)));
+  if (missing.length === 0) return;
+  throw new WalsyncError(
+    'POSTGRES_START',
+    `${binDir} holds no ${missing.join(' or ')}: give the bin directory of a Postgres installation (e.g. /usr/lib/postgresql/15/bin), or leave it unset for the embedded Postgres 18.`,
+    { binDir, missing },
+  );
+}
+
 /** Refuses to start a second Postgres on a data directory a running one holds. */
 function assertNotInUse(dataDir: string): void {
   const pidFile = path.join(dataDir, 'postmaster.pid');
@@ -148,6 +159,7 @@ export class LocalPostgres {
   static async start(options: LocalPostgresOptions): Promise<LocalPostgres> {
     const dataDir = path.resolve(options.dataDir);
     const ids = runAsIds();
+    if (options.binDir !== undefined) assertPostgresBinaries(options.binDir);
     const binDir = reachableBinDir(options.binDir ?? (await embeddedBinDir()), ids, options.onLog);
     assertNotInUse(dataDir);
     const password = initialise(dataDir, binDir, ids, options.onLog);
