@@ -3,7 +3,7 @@ export { AuthenticationError, Tokens, type Principal } from './auth/tokens';
 export { DEV_JWT_SECRET, loadConfig, type ServerConfig } from './config';
 export { CHANGES_CHANNEL, type CapturedChange, type Operation, appendToHistory } from './history/change-history';
 export { Scope, membershipSql } from './auth/scope';
-export { CLIENT_MESSAGE_PREFIX, PUBLICATION, ensureServerSchema } from './history/server-schema';
+export { CLIENT_MESSAGE_PREFIX, PUBLICATION, assertCaptureReady, ensureServerSchema } from './history/server-schema';
 export type { Health } from './http/health';
 export { Capture } from './replication/capture';
 export { LeaderElection } from './replication/leader';

@@ -6,6 +6,7 @@ import pino from 'pino';
 import { loadConfig } from './config';
 import { connectionConfig } from './connection';
 import { DEMO_USERS, seedDemo } from './demo/seed';
+import { assertCaptureReady } from './history/server-schema';
 import { WalsyncServer } from './walsync-server';
 
 interface Flags {
@@ -34,6 +35,16 @@ async function seed(url: string): Promise<string> {
   const pool = new pg.Pool({ ...connectionConfig(url, 'walsync-seed'), max: 1 });
   try {
     return await seedDemo(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
+/** assertCaptureReady over a connection of its own. */
+async function checkCapture(url: string): Promise<void> {
+  const pool = new pg.Pool({ ...connectionConfig(url, 'walsync-check'), max: 1 });
+  try {
+    await assertCaptureReady(pool);
   } finally {
     await pool.end();
   }
@@ -68,6 +79,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 
   try {
+    // A Postgres capture cannot read is refused before the migrations change it.
+    await checkCapture(database.url);
     const applied = await runServerMigrations(database.url);
     if (applied.length > 0) log.info({ applied }, 'applied migrations');
     if (flags.seed || (flags.demo && !config.databaseUrl)) log.info({ demo: await seed(database.url) }, 'demo data');

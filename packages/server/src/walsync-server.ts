@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { Tokens } from './auth/tokens';
-import { ensureServerSchema, ensureSlot } from './history/server-schema';
+import { assertCaptureReady, ensureServerSchema, ensureSlot } from './history/server-schema';
 import { buildHttpApp } from './http/app';
 import { RowsReader } from './sessions/rows-read';
 import { createMetrics } from './metrics';
@@ -65,6 +65,7 @@ export class WalsyncServer {
     const metrics = createMetrics();
     try {
       // The schema the last migration run recorded (a newer build's, when a newer build migrated), else this build's.
+      await assertCaptureReady(pool);
       let tables = (await readSchema(pool))?.tables ?? (await describeSyncedTables());
       const client = await checkout(pool);
       try {

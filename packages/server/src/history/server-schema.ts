@@ -1,4 +1,4 @@
-import { PUBLICATION, SCHEMA_TABLE, type SyncedTable, TYPEORM_MIGRATIONS_TABLE, addColumnIfMissing, createIndexIfMissing, installCapture } from '@walsync/db/server';
+import { PUBLICATION, SCHEMA_TABLE, type SyncedTable, TYPEORM_MIGRATIONS_TABLE, WalsyncError, addColumnIfMissing, createIndexIfMissing, installCapture } from '@walsync/db/server';
 import { PG_ERROR } from '../connection';
 import type pg from 'pg';
 
@@ -105,6 +105,36 @@ async function installServerSchema(client: pg.ClientBase, tables: SyncedTable[])
  * so every commit after that is captured, whichever process becomes leader. Safe against a
  * concurrent creator.
  */
+/** The oldest Postgres walsync runs on: pgoutput's logical messages (a write's client id) came in 14. */
+const MIN_SERVER_VERSION = 140000;
+
+/**
+ * Refuses, before anything is created, a Postgres that cannot feed capture: older than 14, or not
+ * set up for logical decoding (a stock Postgres runs with `wal_level = replica`). Each problem is
+ * named with its fix; without this check the server would stop at its replication slot with
+ * Postgres' own words, after the migrations had run.
+ *
+ * @example
+ *   await assertCaptureReady(pool); // throws WalsyncError CAPTURE_NOT_READY
+ */
+export async function assertCaptureReady(client: Pick<pg.ClientBase, 'query'>): Promise<void> {
+  const { rows } = await client.query<{ version: number; shown: string; wal_level: string; slots: number; senders: number }>(
+    `SELECT current_setting('server_version_num')::int AS version, current_setting('server_version') AS shown,
+            current_setting('wal_level') AS wal_level, current_setting('max_replication_slots')::int AS slots,
+            current_setting('max_wal_senders')::int AS senders`,
+  );
+  const settings = rows[0]!;
+  const problems: string[] = [];
+  if (settings.version < MIN_SERVER_VERSION) problems.push(`it is PostgreSQL ${settings.shown}; walsync needs 14 or newer`);
+  if (settings.wal_level !== 'logical') {
+    problems.push(`wal_level is ${settings.wal_level}; walsync reads changes by logical decoding: run ALTER SYSTEM SET wal_level = logical and restart Postgres (on a managed service, turn its logical replication setting on)`);
+  }
+  if (settings.slots < 1) problems.push('max_replication_slots is 0; walsync keeps one slot: set it to at least 1 (ALTER SYSTEM SET max_replication_slots = 10) and restart Postgres');
+  if (settings.senders < 1) problems.push('max_wal_senders is 0; capture streams over one: set it to at least 1 (ALTER SYSTEM SET max_wal_senders = 10) and restart Postgres');
+  if (problems.length === 0) return;
+  throw new WalsyncError('CAPTURE_NOT_READY', `this Postgres cannot feed walsync's capture, and nothing was changed in it: ${problems.join('; ')}.`, { ...settings });
+}
+
 export async function ensureSlot(client: pg.ClientBase, slotName: string): Promise<void> {
   try {
     await client.query(
