@@ -14,8 +14,15 @@ export class BenchSetupError extends Error {}
 /** The Postgres binaries the benches start: WALSYNC_PG_BIN_DIR, as for `yarn start`, or the embedded Postgres 18. */
 export const BENCH_PG_BIN_DIR = process.env.WALSYNC_PG_BIN_DIR || undefined;
 
-/** How the page names the Postgres the benches ran on, e.g. `embedded Postgres 18` or `PostgreSQL 15.14 (/usr/lib/postgresql/15/bin)`. */
+let benchPostgresName: string | undefined;
+
+/** How the page names the Postgres the benches ran on, e.g. `embedded Postgres 18` or `PostgreSQL 15.14 (/usr/lib/postgresql/15/bin)`; asked of the binary once. */
 export function benchPostgres(): string {
+  benchPostgresName ??= namePostgres();
+  return benchPostgresName;
+}
+
+function namePostgres(): string {
   if (!BENCH_PG_BIN_DIR) return 'embedded Postgres 18';
   let reported: string;
   try {

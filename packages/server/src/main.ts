@@ -30,21 +30,11 @@ function parseFlags(argv: string[]): Flags {
   return program.opts<Flags>();
 }
 
-/** Seeds the demo data into a fresh database (idempotent). */
-async function seed(url: string): Promise<string> {
-  const pool = new pg.Pool({ ...connectionConfig(url, 'walsync-seed'), max: 1 });
+/** Runs `work` over a connection of its own (named `name` in pg_stat_activity), closed afterwards. */
+async function onOwnConnection<T>(url: string, name: string, work: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  const pool = new pg.Pool({ ...connectionConfig(url, name), max: 1 });
   try {
-    return await seedDemo(pool);
-  } finally {
-    await pool.end();
-  }
-}
-
-/** assertCaptureReady over a connection of its own. */
-async function checkCapture(url: string): Promise<void> {
-  const pool = new pg.Pool({ ...connectionConfig(url, 'walsync-check'), max: 1 });
-  try {
-    await assertCaptureReady(pool);
+    return await work(pool);
   } finally {
     await pool.end();
   }
@@ -80,10 +70,10 @@ async function main(): Promise<void> {
 
   try {
     // A Postgres capture cannot read is refused before the migrations change it.
-    await checkCapture(database.url);
+    await onOwnConnection(database.url, 'walsync-check', assertCaptureReady);
     const applied = await runServerMigrations(database.url);
     if (applied.length > 0) log.info({ applied }, 'applied migrations');
-    if (flags.seed || (flags.demo && !config.databaseUrl)) log.info({ demo: await seed(database.url) }, 'demo data');
+    if (flags.seed || (flags.demo && !config.databaseUrl)) log.info({ demo: await onOwnConnection(database.url, 'walsync-seed', seedDemo) }, 'demo data');
     server = await WalsyncServer.start({
       databaseUrl: database.url,
       port: config.port,

@@ -64,8 +64,8 @@ export class WalsyncServer {
     const snapshots = new Snapshots(snapshotPool, new SnapshotGate(limits), limits.stallMs);
     const metrics = createMetrics();
     try {
-      // The schema the last migration run recorded (a newer build's, when a newer build migrated), else this build's.
       await assertCaptureReady(pool);
+      // The schema the last migration run recorded (a newer build's, when a newer build migrated), else this build's.
       let tables = (await readSchema(pool))?.tables ?? (await describeSyncedTables());
       const client = await checkout(pool);
       try {

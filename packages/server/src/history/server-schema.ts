@@ -100,11 +100,6 @@ async function installServerSchema(client: pg.ClientBase, tables: SyncedTable[])
   }
 }
 
-/**
- * Creates the logical replication slot if it does not exist. Done before a server reports ready,
- * so every commit after that is captured, whichever process becomes leader. Safe against a
- * concurrent creator.
- */
 /** The oldest Postgres walsync runs on: pgoutput's logical messages (a write's client id) came in 14. */
 const MIN_SERVER_VERSION = 140000;
 
@@ -135,6 +130,11 @@ export async function assertCaptureReady(client: Pick<pg.ClientBase, 'query'>): 
   throw new WalsyncError('CAPTURE_NOT_READY', `this Postgres cannot feed walsync's capture, and nothing was changed in it: ${problems.join('; ')}.`, { ...settings });
 }
 
+/**
+ * Creates the logical replication slot if it does not exist. Done before a server reports ready,
+ * so every commit after that is captured, whichever process becomes leader. Safe against a
+ * concurrent creator.
+ */
 export async function ensureSlot(client: pg.ClientBase, slotName: string): Promise<void> {
   try {
     await client.query(
