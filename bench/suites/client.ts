@@ -69,6 +69,34 @@ export async function clientFigures(): Promise<Figure[]> {
     }
     figures.push({ issue: 5, name: 'client A write → client B applied, p50', value: median(latencies), unit: 'ms', goal: '<= 20', note: 'loopback, server in its own process; B polled every 0.5 ms' });
     figures.push({ issue: 5, name: 'client A write → client B applied, p99', value: percentile(latencies, 99), unit: 'ms', goal: '<= 80' });
+
+    // A long-lived replica: every task of the workspace updated 100 times by SQL on the server, as
+    // fast as the server commits them; once B has the last and has been quiet, how big is its task
+    // table, and how long does a scan of it take? (PGlite runs no autovacuum; see ReplicaVacuum.)
+    const tasks = (await db.query(`SELECT count(*)::int AS n FROM task WHERE workspace_id = $1`, [workspace])).rows[0].n as number;
+    const unchurned = (await b.db.query<{ heap: number }>(`SELECT pg_relation_size('task')::float8 AS heap`)).rows[0]!.heap;
+    for (let i = 0; i < 100; i++) await db.query(`UPDATE task SET title = $2 || ' ' || id WHERE workspace_id = $1`, [workspace, `churn ${i}`]);
+    const churned = async () => (await b.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM task WHERE title LIKE 'churn 99 %'`)).rows[0]!.n === tasks;
+    while (!(await churned())) await new Promise((resolve) => setTimeout(resolve, 20));
+    const stats = async () =>
+      (await b.db.query<{ heap: number; dead: number }>(`SELECT pg_relation_size(relid)::float8 AS heap, n_dead_tup::int AS dead FROM pg_stat_user_tables WHERE relname = 'task'`)).rows[0]!;
+    const quietBy = Date.now() + 10_000;
+    while ((await stats()).dead > 50 + 0.2 * tasks && Date.now() < quietBy) await new Promise((resolve) => setTimeout(resolve, 100));
+    const scans: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const started = performance.now();
+      await b.db.query(`SELECT count(*) FROM task WHERE title LIKE 'none%'`);
+      scans.push(performance.now() - started);
+    }
+    const heapMb = (await stats()).heap / 1e6;
+    figures.push({
+      issue: 5,
+      name: `a replica's task table after ${(tasks * 100).toLocaleString('en')} streamed updates of its ${tasks} rows, once quiet`,
+      value: heapMb,
+      unit: 'MB',
+      goal: '<= 5',
+      note: `${(unchurned / 1e6).toFixed(2)} MB before; a scan of it ${median(scans).toFixed(2)} ms (median of 20); the client's own vacuum (PGlite runs no autovacuum)`,
+    });
     await a.close();
     await b.close();
     await plain.close();
