@@ -3,6 +3,6 @@ export { createSyncClient } from './node';
 export { SyncClient } from './sync-client';
 export { readRows, type ReadRowsOptions } from './rows-read';
 export { ReplicaStore, type OpenedReplica, type UnsentChange } from './replica-store';
-export { ReplicaVacuum } from './replica-vacuum';
+export { ReplicaUpkeep } from './replica-upkeep';
 export type { ConnectionState } from './sync-connection';
 export { SyncClientError, type Subscription, type SubscriptionInput, type SubscriptionParamsOf, type SyncClientErrorCode, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';

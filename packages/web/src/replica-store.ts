@@ -20,7 +20,7 @@ import { ensureLocalSchema, readState, setState, writtenColumns } from './local-
 import { type DroppedWrite, RemoteApply } from './remote-apply';
 import { SyncClientError } from './types';
 import { SUBSCRIPTION_TABLE_SQL, StoredSubscriptions } from './stored-subscriptions';
-import { ReplicaVacuum } from './replica-vacuum';
+import { ReplicaUpkeep } from './replica-upkeep';
 
 interface RunningSnapshot {
   replaces: boolean;
@@ -64,8 +64,8 @@ export class ReplicaStore {
   private snapshot: RunningSnapshot | undefined;
   /** The subscriptions the replica holds, and the rows they select. */
   readonly subscriptions: StoredSubscriptions;
-  /** Reclaims what the replica's writes leave behind (PGlite runs no autovacuum); told of every write. */
-  readonly vacuum: ReplicaVacuum;
+  /** Vacuums and checkpoints the replica (PGlite runs no autovacuum and no checkpointer); told of every write. */
+  readonly upkeep: ReplicaUpkeep;
 
   constructor(
     readonly db: PGlite,
@@ -74,8 +74,8 @@ export class ReplicaStore {
   ) {
     this.apply = new RemoteApply(tables);
     this.subscriptions = new StoredSubscriptions(db, definitions, tables);
-    this.vacuum = new ReplicaVacuum(db, (error) =>
-      this.onStoreFailed(new SyncClientError('vacuum_failed', `the replica's own VACUUM failed (syncing goes on; the next write tries again): ${error.message}`, { cause: error })),
+    this.upkeep = new ReplicaUpkeep(db, (error) =>
+      this.onStoreFailed(new SyncClientError('upkeep_failed', `the replica's own VACUUM or CHECKPOINT failed (syncing goes on; the next write tries again): ${error.message}`, { cause: error })),
     );
   }
 
@@ -210,7 +210,7 @@ export class ReplicaStore {
       // queries learn of a change: one empty statement per table they wrote tells them, now that the rows are whole.
       for (const table of snapshot.tables) await tx.exec(`DELETE FROM ${quoteIdent(table)} WHERE false`);
     });
-    this.vacuum.written();
+    this.upkeep.written();
     if (snapshot.replaces) this.unhydrated = [];
     return snapshot.replaces;
   }
@@ -223,7 +223,7 @@ export class ReplicaStore {
   /** A changes batch and its position, in one statement (so one transaction). */
   async applyChanges(changes: StreamChange[], position: string): Promise<void> {
     await this.apply.applyChanges(this.db, changes, position);
-    this.vacuum.written(changes.length);
+    this.upkeep.written(changes.length);
   }
 
   /** How many workspace removals were asked for: an `unsent` read that one overtook reads again. */
@@ -232,7 +232,7 @@ export class ReplicaStore {
   /** The user left a workspace: its rows go, and the unsent writes to them (returned, to be reported). */
   async removeScope(workspaceId: string): Promise<DroppedWrite[]> {
     this.scopeRemovals++;
-    this.vacuum.written();
+    this.upkeep.written();
     return this.db.transaction(async (tx) => {
       await tx.exec(`SET LOCAL walsync.applying = 'on'`);
       const dropped = await this.apply.removeScope(tx, workspaceId);
@@ -285,7 +285,7 @@ export class ReplicaStore {
    */
   async settle(sent: UnsentChange[], results: ChangeResult[]): Promise<void> {
     const answers = results.map((result, index) => ({ changeId: sent[index]!.changeId, table: sent[index]!.table, pk: sent[index]!.pk, result }));
-    this.vacuum.written(answers.length);
+    this.upkeep.written(answers.length);
     if (!this.subscriptions.partial) return this.apply.settle(this.db, answers);
     await this.db.transaction(async (tx) => {
       await this.apply.settle(tx, answers);
@@ -340,7 +340,7 @@ export class ReplicaStore {
 
   /** Stores what was applied, then closes the database (the next start resumes from it). */
   async close(): Promise<void> {
-    await this.vacuum.close();
+    await this.upkeep.close();
     clearTimeout(this.storeTimer);
     await this.durable().catch(() => undefined);
     await this.db.close();

@@ -93,7 +93,7 @@ export class SyncClient implements SyncHandle<PGlite> {
       this.events.emit('captured');
       // A local write is stored right away (the outbox entry with it), not only with the next ack.
       this.store.storeSoon(this.parts.storeDelayMs ?? 0);
-      this.store.vacuum.written();
+      this.store.upkeep.written();
       const pushDelayMs = this.parts.pushDelayMs ?? 0;
       if (pushDelayMs > 0) setTimeout(() => connection.schedulePush(), pushDelayMs);
       else connection.schedulePush();

@@ -43,8 +43,8 @@ export type SyncClientErrorCode =
   | 'invalid_subscription'
   /** The server refused a subscription (outside the user's scope, or unknown to it): nothing of it is held. */
   | 'subscription_refused'
-  /** The replica's own VACUUM or ANALYZE failed (see ReplicaVacuum): syncing goes on; the next write tries again. */
-  | 'vacuum_failed'
+  /** The replica's own VACUUM, ANALYZE or CHECKPOINT failed (see ReplicaUpkeep): syncing goes on; the next write tries again. */
+  | 'upkeep_failed'
   | 'closed';
 
 const BRAND = Symbol.for('walsync.client_error');
