@@ -31,6 +31,28 @@ interface RunningSnapshot {
   tables: Set<string>;
 }
 
+/** How often a store runs over the files again when a statement removed one while it was under way. */
+const STORE_RUNS = 3;
+
+/**
+ * Stores the replica's files. PGlite's IndexedDB store (Emscripten's `syncfs`) lists the files, waits
+ * for IndexedDB, then reads each one: a statement that ran meanwhile and removed a file (a
+ * checkpoint recycling a WAL segment, a migration dropping a table) failed the whole store with
+ * `ENOENT`. Run again, it lists the files as they are now. A failure is an Error with a message
+ * (Emscripten's own has only an `errno`).
+ */
+async function storeFiles(fs: NonNullable<PGlite['fs']>): Promise<void> {
+  for (let run = 1; ; run++) {
+    try {
+      return await fs.syncToFs(false);
+    } catch (error) {
+      if (run < STORE_RUNS) continue;
+      if (error instanceof Error) throw error;
+      throw new Error(`the file system failed with errno ${(error as { errno?: number }).errno ?? String(error)}`, { cause: error });
+    }
+  }
+}
+
 /** A local write waiting for the server's answer, as it is pushed. */
 export type UnsentChange = Change;
 
@@ -316,7 +338,7 @@ export class ReplicaStore {
       .catch(() => undefined)
       .then(() => {
         this.storeQueued = undefined;
-        return fs.syncToFs(false);
+        return storeFiles(fs);
       });
     this.storeQueued = queued;
     this.storing = queued;

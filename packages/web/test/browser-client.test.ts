@@ -124,6 +124,39 @@ describe.each([
     expect(events).not.toContain('error');
   });
 
+  it('vacuums and checkpoints its replica while the stream updates the same rows again and again (PGlite has no background workers)', async () => {
+    const browser = await launch('upkeep');
+    const page = await browser.page(harness());
+    const [project] = await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, 'churn') RETURNING id`, [seed.workspaces.shared]);
+    await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'churn' FROM generate_series(1, 500)`, [seed.workspaces.shared, project!.id]);
+    await openClient(page, { url: serverUrl(), token, dataDir: 'idb://upkeep', storage });
+    await page.evaluate(() => window.client.ready);
+    const replica = async () =>
+      (
+        await sql<{ vacuums: number; redo: string; written: string; segments: number }>(
+          page,
+          `SELECT (SELECT vacuum_count::int FROM pg_stat_user_tables WHERE relname = 'task') AS vacuums, redo_lsn::text AS redo,
+                  pg_current_wal_insert_lsn()::text AS written, (SELECT count(*)::int FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$') AS segments
+             FROM pg_control_checkpoint()`,
+        )
+      )[0]!;
+    const before = await replica();
+    // The project's 500 tasks updated by SQL until the replica wrote more than 40 MB of WAL applying them.
+    for (let round = 0; ; round++) {
+      for (let i = 0; i < 20; i++) await db.query(`UPDATE task SET title = $2 || repeat('x', 200) WHERE project_id = $1`, [project!.id, `churn ${round}.${i} `]);
+      await waitFor('the page to apply the round', async () => (await sql(page, `SELECT 1 FROM task WHERE title LIKE $1 LIMIT 1`, [`churn ${round}.19 %`])).length === 1);
+      const { bytes } = (await sql<{ bytes: string }>(page, `SELECT (pg_current_wal_insert_lsn() - $1::pg_lsn)::text AS bytes`, [before.written]))[0]!;
+      if (Number(bytes) > 40 * 1024 * 1024) break;
+      expect(round).toBeLessThan(30);
+    }
+    const after = await waitFor('the replica to vacuum and checkpoint', async () => {
+      const now = await replica();
+      return now.vacuums > before.vacuums && now.redo !== before.redo && now;
+    });
+    expect(after.segments).toBeLessThanOrEqual(6);
+    expect(await page.evaluate(() => window.events.filter((event) => event.name === 'error').map((event) => String(event.args[0])))).toEqual([]);
+  });
+
   it('shares one leader between two tabs, and another tab takes over when the leader closes', async () => {
     const browser = await launch('tabs');
     const first = await browser.page(harness());
