@@ -15,6 +15,31 @@ const IN_TRANSACTION = '25001';
 const UNDEFINED_TABLE = '42P01';
 
 /**
+ * The tables autovacuum would vacuum or analyze now: past `threshold + scale factor × live rows`,
+ * each from the table's own storage parameter when it has one (`ALTER TABLE … SET
+ * (autovacuum_vacuum_threshold = …)`), else from the replica's setting; none where `autovacuum` is
+ * off, nor a table with `autovacuum_enabled = false`.
+ */
+const DUE_SQL = `
+  SELECT * FROM (
+    SELECT s.schemaname AS schema, s.relname AS name,
+           s.n_dead_tup > coalesce(o.vacuum_threshold, current_setting('autovacuum_vacuum_threshold')::float8)
+                          + coalesce(o.vacuum_scale, current_setting('autovacuum_vacuum_scale_factor')::float8) * s.n_live_tup AS vacuum,
+           s.n_mod_since_analyze > coalesce(o.analyze_threshold, current_setting('autovacuum_analyze_threshold')::float8)
+                                   + coalesce(o.analyze_scale, current_setting('autovacuum_analyze_scale_factor')::float8) * s.n_live_tup AS "analyze"
+      FROM pg_stat_user_tables s
+      JOIN pg_class c ON c.oid = s.relid
+      CROSS JOIN LATERAL (
+        SELECT bool_and(CASE WHEN option_name = 'autovacuum_enabled' THEN option_value::bool END) AS enabled,
+               max(CASE WHEN option_name = 'autovacuum_vacuum_threshold' THEN option_value::float8 END) AS vacuum_threshold,
+               max(CASE WHEN option_name = 'autovacuum_vacuum_scale_factor' THEN option_value::float8 END) AS vacuum_scale,
+               max(CASE WHEN option_name = 'autovacuum_analyze_threshold' THEN option_value::float8 END) AS analyze_threshold,
+               max(CASE WHEN option_name = 'autovacuum_analyze_scale_factor' THEN option_value::float8 END) AS analyze_scale
+          FROM pg_options_to_table(c.reloptions)) o
+     WHERE current_setting('autovacuum')::bool AND coalesce(o.enabled, true)) tables
+   WHERE vacuum OR "analyze"`;
+
+/**
  * What Postgres' background processes do and PGlite's single backend does not: autovacuum and the
  * checkpointer. Without them nothing reclaimed the row versions that applied changes, local writes
  * and the outbox leave behind (550 tasks updated 100 times each by the stream: a 45 MB task table
@@ -24,7 +49,7 @@ const UNDEFINED_TABLE = '42P01';
  *
  * Once the replica was written and then quiet for a second (at the latest five seconds after the
  * first write, or at once after a thousand rows), each table past Postgres' own autovacuum
- * thresholds (the replica's `autovacuum_vacuum_*` and `autovacuum_analyze_*` settings) is vacuumed
+ * thresholds (see DUE_SQL: the table's storage parameters, else the replica's settings) is vacuumed
  * or analyzed, and the replica checkpoints when 32 MB of WAL were written since its last
  * checkpoint. It runs between the replica's other statements (PGlite runs one at a time).
  *
@@ -79,14 +104,7 @@ export class ReplicaUpkeep {
     try {
       // The counts of the last second's writes may still wait in this backend: sent now (at this statement's end), read by the next.
       await this.db.query('SELECT pg_stat_force_next_flush()');
-      const due = await this.db.query<{ schema: string; name: string; vacuum: boolean; analyze: boolean }>(
-        `SELECT * FROM (
-           SELECT schemaname AS schema, relname AS name,
-                  n_dead_tup > current_setting('autovacuum_vacuum_threshold')::float8 + current_setting('autovacuum_vacuum_scale_factor')::float8 * n_live_tup AS vacuum,
-                  n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8 + current_setting('autovacuum_analyze_scale_factor')::float8 * n_live_tup AS "analyze"
-             FROM pg_stat_user_tables) tables
-          WHERE vacuum OR "analyze"`,
-      );
+      const due = await this.db.query<{ schema: string; name: string; vacuum: boolean; analyze: boolean }>(DUE_SQL);
       for (const table of due.rows) {
         if (this.closed) return;
         const name = `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;

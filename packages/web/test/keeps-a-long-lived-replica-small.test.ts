@@ -106,6 +106,30 @@ describe('the replica upkeep', () => {
     }
   });
 
+  it("leaves alone a table whose autovacuum the app turned off, as Postgres' autovacuum would", async () => {
+    const { db } = await localReplica();
+    const failures: Error[] = [];
+    const upkeep = new ReplicaUpkeep(db, (error) => failures.push(error));
+    const vacuums = async (table: string) => (await db.query<{ n: number }>(`SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE relname = $1`, [table])).rows[0]!.n;
+    try {
+      await db.exec(`CREATE TABLE kept (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = false); CREATE TABLE swept (id int PRIMARY KEY, v text)`);
+      for (const table of ['kept', 'swept']) {
+        await db.exec(`INSERT INTO ${table} SELECT g, 'a' FROM generate_series(1, 300) g; UPDATE ${table} SET v = 'b'`);
+      }
+      await upkeep.look();
+      expect([await vacuums('kept'), await vacuums('swept')]).toEqual([0, 1]);
+      // Its own threshold, lower than the replica's: vacuumed after fewer dead rows.
+      await db.exec(`ALTER TABLE kept SET (autovacuum_enabled = true, autovacuum_vacuum_threshold = 5, autovacuum_vacuum_scale_factor = 0); UPDATE kept SET v = 'c' WHERE id <= 10`);
+      await db.exec(`UPDATE swept SET v = 'c' WHERE id <= 10`);
+      await upkeep.look();
+      expect([await vacuums('kept'), await vacuums('swept')]).toEqual([1, 1]);
+      expect(failures).toEqual([]);
+    } finally {
+      await upkeep.close();
+      await db.close();
+    }
+  });
+
   it("keeps the WAL to a few segments while the replica writes far more (PGlite's single backend never checkpoints by itself)", async () => {
     const { db } = await localReplica();
     const failures: Error[] = [];
