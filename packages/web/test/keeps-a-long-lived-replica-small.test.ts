@@ -82,11 +82,26 @@ describe('a long-lived replica', () => {
 });
 
 describe('the replica upkeep', () => {
-  it('waits out a transaction the app opened by hand, without an error, and vacuums after it', async () => {
-    const { db, workspace, project } = await localReplica();
+  type Replica = Awaited<ReturnType<typeof localReplica>>;
+  /** `work` with a ReplicaUpkeep over a fresh local replica; it must report no failure; both are closed afterwards. */
+  const withUpkeep = async (work: (replica: Replica & { upkeep: ReplicaUpkeep }) => Promise<void>) => {
+    const replica = await localReplica();
     const failures: Error[] = [];
-    const upkeep = new ReplicaUpkeep(db, (error) => failures.push(error));
+    const upkeep = new ReplicaUpkeep(replica.db, (error) => failures.push(error));
     try {
+      await work({ ...replica, upkeep });
+      expect(failures).toEqual([]);
+    } finally {
+      await upkeep.close();
+      await replica.db.close();
+    }
+  };
+  const vacuums = async ({ db }: Replica, table: string) =>
+    (await db.query<{ n: number }>(`SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE relname = $1`, [table])).rows[0]!.n;
+
+  it('waits out a transaction the app opened by hand, without an error, and vacuums after it', () =>
+    withUpkeep(async (replica) => {
+      const { db, workspace, project, upkeep } = replica;
       await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'row ' || g FROM generate_series(1, 300) g`, [workspace, project]);
       await db.exec(`UPDATE task SET title = title || '!'`);
       const dead = async () => (await db.query<{ n: number }>(`SELECT n_dead_tup::int AS n FROM pg_stat_user_tables WHERE relname = 'task'`)).rows[0]!.n;
@@ -95,48 +110,31 @@ describe('the replica upkeep', () => {
       await db.exec('BEGIN');
       await upkeep.look();
       await db.exec('COMMIT');
-      const count = async () => (await db.query<{ n: number }>(`SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE relname = 'task'`)).rows[0]!.n;
-      expect(await count()).toBe(0);
+      expect(await vacuums(replica, 'task')).toBe(0);
       await upkeep.look();
-      expect(await count()).toBe(1);
-      expect(failures).toEqual([]);
-    } finally {
-      await upkeep.close();
-      await db.close();
-    }
-  });
+      expect(await vacuums(replica, 'task')).toBe(1);
+    }));
 
-  it("leaves alone a table whose autovacuum the app turned off, as Postgres' autovacuum would", async () => {
-    const { db } = await localReplica();
-    const failures: Error[] = [];
-    const upkeep = new ReplicaUpkeep(db, (error) => failures.push(error));
-    const vacuums = async (table: string) => (await db.query<{ n: number }>(`SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE relname = $1`, [table])).rows[0]!.n;
-    try {
+  it("leaves alone a table whose autovacuum the app turned off, as Postgres' autovacuum would", () =>
+    withUpkeep(async (replica) => {
+      const { db, upkeep } = replica;
       await db.exec(`CREATE TABLE kept (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = false); CREATE TABLE swept (id int PRIMARY KEY, v text)`);
       for (const table of ['kept', 'swept']) {
         await db.exec(`INSERT INTO ${table} SELECT g, 'a' FROM generate_series(1, 300) g; UPDATE ${table} SET v = 'b'`);
       }
       await upkeep.look();
-      expect([await vacuums('kept'), await vacuums('swept')]).toEqual([0, 1]);
+      expect([await vacuums(replica, 'kept'), await vacuums(replica, 'swept')]).toEqual([0, 1]);
       // Its own threshold, lower than the replica's: vacuumed after fewer dead rows.
       await db.exec(`ALTER TABLE kept SET (autovacuum_enabled = true, autovacuum_vacuum_threshold = 5, autovacuum_vacuum_scale_factor = 0); UPDATE kept SET v = 'c' WHERE id <= 10`);
       await db.exec(`UPDATE swept SET v = 'c' WHERE id <= 10`);
       await upkeep.look();
-      expect([await vacuums('kept'), await vacuums('swept')]).toEqual([1, 1]);
-      expect(failures).toEqual([]);
-    } finally {
-      await upkeep.close();
-      await db.close();
-    }
-  });
+      expect([await vacuums(replica, 'kept'), await vacuums(replica, 'swept')]).toEqual([1, 1]);
+    }));
 
-  it("keeps the WAL to a few segments while the replica writes far more (PGlite's single backend never checkpoints by itself)", async () => {
-    const { db } = await localReplica();
-    const failures: Error[] = [];
-    const upkeep = new ReplicaUpkeep(db, (error) => failures.push(error));
-    const lsn = async () => (await db.query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)).rows[0]!.lsn;
-    const walFiles = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'`)).rows[0]!.n;
-    try {
+  it("keeps the WAL to a few segments while the replica writes far more (PGlite's single backend never checkpoints by itself)", () =>
+    withUpkeep(async ({ db, upkeep }) => {
+      const lsn = async () => (await db.query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)).rows[0]!.lsn;
+      const walFiles = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'`)).rows[0]!.n;
       // A table of the app's own (no capture): 500 rows updated 5,000 times over, about 200 MB of WAL, looked after every 100 updates.
       await db.exec(`CREATE TABLE churn (id int PRIMARY KEY, title text); INSERT INTO churn SELECT g, repeat('x', 200) FROM generate_series(1, 500) g`);
       const start = await lsn();
@@ -148,10 +146,5 @@ describe('the replica upkeep', () => {
       expect(Number(rows[0]!.written)).toBeGreaterThan(150 * 1024 * 1024);
       // Without checkpoints every 16 MB segment written stays: more than nine here.
       expect(await walFiles()).toBeLessThanOrEqual(6);
-      expect(failures).toEqual([]);
-    } finally {
-      await upkeep.close();
-      await db.close();
-    }
-  });
+    }));
 });
