@@ -13,6 +13,7 @@ export { historyHorizon, pruneHistory } from './history/retention';
 export { ChangeFeed, type FeedEntry } from './sessions/change-feed';
 export { SyncEndpoint } from './sessions/sync-endpoint';
 export { SyncSession } from './sessions/sync-session';
+export { ClientStream } from './sessions/client-stream';
 export { SessionRouter, type RoutedSession, type SessionKeys } from './sessions/session-router';
 export { WalsyncServer, type WalsyncServerOptions } from './walsync-server';
 export { WriteRequestError, WriteService } from './writes/write-service';

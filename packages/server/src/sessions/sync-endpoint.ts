@@ -2,9 +2,9 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CloseCodes, type ExtractedMigration, WRITE_LIMITS, readCatalog, readSchema } from '@walsync/db/server';
 import { type WebSocket, WebSocketServer } from 'ws';
-import type { SessionDependencies } from './sync-session';
-import { SyncSession } from './sync-session';
+import type { ClientStream } from './client-stream';
 import { SessionRouter } from './session-router';
+import { type SessionDependencies, SyncSession } from './sync-session';
 
 /** How often sessions the feed moved past without anything for them hear their position move (protocol: at most about once a second). */
 const IDLE_SWEEP_MS = 1_000;
@@ -26,7 +26,7 @@ export class SyncEndpoint {
   private readonly alive = new WeakSet<WebSocket>();
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly idleSweep: NodeJS.Timeout;
-  private readonly router: SessionRouter<SyncSession>;
+  private readonly router: SessionRouter<ClientStream>;
 
   constructor(
     private readonly deps: Omit<SessionDependencies, 'migrations' | 'reverted' | 'router'>,
@@ -36,7 +36,7 @@ export class SyncEndpoint {
     // Each new change wakes the sessions it may concern (looked up), not every session.
     deps.feed.on('advanced', (_tail, entries) => this.router.route(entries));
     this.idleSweep = setInterval(() => {
-      for (const session of this.sessions) if (session.behind) session.pump();
+      for (const { stream } of this.sessions) if (stream.behind) stream.pump();
     }, IDLE_SWEEP_MS);
   }
 

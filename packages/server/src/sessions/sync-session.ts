@@ -5,12 +5,10 @@ import {
   type Hello,
   type Row,
   type ServerMessage,
-  type StreamChange,
   type SubscriptionDefinition,
   type SubscriptionRef,
   type SyncErrorCode,
   type SyncedTable,
-  collapseRuns,
   formatIssues,
   formatPosition,
   parsePosition,
@@ -22,9 +20,10 @@ import type { WebSocket } from 'ws';
 import { AuthenticationError, type Tokens, atExpiry } from '../auth/tokens';
 import { historyHorizon } from '../history/retention';
 import { WriteRequestError, type WriteService } from '../writes/write-service';
-import { type ChangeFeed, type FeedEntry, toStreamChange } from './change-feed';
+import type { ChangeFeed, FeedEntry } from './change-feed';
+import { ClientStream } from './client-stream';
 import type { SessionRouter } from './session-router';
-import { MessageBudget, drained } from './flow-control';
+import { MessageBudget } from './flow-control';
 import { type SchemaOffer, schemaOffer, welcomeMessage } from './schema-offer';
 import type { SnapshotSelection, Snapshots } from './snapshot';
 import { type SnapshotFence, awaitCapture, seesEverythingBefore, walInsertPosition } from './snapshot-fence';
@@ -45,51 +44,30 @@ export interface SessionDependencies {
   reverted(): Promise<string[]>;
   /** The subscriptions clients may hold (the schema package's definitions). */
   subscriptions: readonly SubscriptionDefinition[];
-  /** Finds the sessions each new change goes to. */
-  router: SessionRouter<SyncSession>;
+  /** Finds the streams each new change goes to. */
+  router: SessionRouter<ClientStream>;
 }
 
 type State = 'handshake' | 'hydrating' | 'live' | 'closed';
 
-/** A client that sees nothing of its own scope still hears its position move, at most this often. */
-const IDLE_ADVANCE_MS = 1_000;
 const MAX_BAD_MESSAGES = 20;
-/** How long after its own writes a client's position follows capture's confirmed position. */
-const FOLLOW_CAPTURE_MS = 3_000;
 
 /**
- * One connected client: handshake (token, schema), hydration from a consistent snapshot, then
- * live changes of its scope from its position, never its own changes as data, acknowledgements,
- * verification, and writes over the same socket. See docs/protocol.md.
+ * One connected client: handshake (token, schema), hydration from a consistent snapshot, then its
+ * stream of live changes from its position (a ClientStream), acknowledgements, verification, scope
+ * and subscription changes, and writes over the same socket. See docs/protocol.md.
  */
 export class SyncSession {
   private state: State = 'handshake';
   userId = '';
   clientId = '';
   private scope = new Scope('', new Set());
-  /** Entries the router found for this client since it caught up (null: it reads the feed itself). */
-  inbox: FeedEntry[] | null = null;
   /** What the client holds of its scope: everything, or its subscriptions. */
   private view: ClientView;
-  /** Where the stream stands for this client (commit LSN). */
-  private position = 0n;
-  /** The newest position this client was told; it may acknowledge up to here. */
-  private sentPosition = 0n;
-  /** Until when the position follows capture past the last commit (after the client's own writes). */
-  private followCaptureUntil = 0;
+  /** The client's changes, from its position. */
+  readonly stream: ClientStream;
   /** The stream passed a change to the user's memberships: the scope is read again (in turn with the client's messages). */
   private rescope = false;
-  /** After a resume, a verify or a snapshot, until the stream reaches the feed's tail (then up_to_date). */
-  private catchingUp = false;
-  /**
-   * The WAL position a resumed client must have before it is told up_to_date: what was written when
-   * it said hello. A commit just before the hello, not yet captured, is still "while it was away".
-   */
-  private upToDateAt = 0n;
-  private awaitingCapture = false;
-  private pumping = false;
-  private pumpAgain = false;
-  private advanceTimer: NodeJS.Timeout | undefined;
   private stopExpiry: (() => void) | undefined;
   private readonly budget = new MessageBudget(100, 200);
   private badMessages = 0;
@@ -104,31 +82,24 @@ export class SyncSession {
     private readonly deps: SessionDependencies,
   ) {
     this.view = new ClientView(deps.subscriptions, false);
+    this.stream = new ClientStream(deps, {
+      socket,
+      clientId: () => this.clientId,
+      routing: () => ({ scope: this.scope, view: this.view }),
+      live: () => this.state === 'live',
+      closed: () => this.state === 'closed',
+      offering: () => this.offering,
+      send: (message) => this.send(message),
+      abandon: (what, error) => this.abandon(what, error),
+      // The user's memberships changed: drop removed workspaces, hydrate added ones — in turn with the
+      // client's messages, so a write it sent before is in the snapshot of a workspace it gets back.
+      streamed: (membershipsChanged) => {
+        if (membershipsChanged) this.rescope = true;
+        return this.rescope ? this.inTurn(() => this.settleScope()) : undefined;
+      },
+    });
     socket.on('message', (data, isBinary) => this.receive(isBinary ? null : data.toString()));
     socket.on('close', () => this.dispose());
-  }
-
-  get isLive(): boolean {
-    return this.state === 'live';
-  }
-
-  /** Called when the feed moved on: stream what this client has not seen. */
-  pump(): void {
-    if (this.state !== 'live') return;
-    if (this.pumping) {
-      this.pumpAgain = true;
-      return;
-    }
-    this.pumping = true;
-    void this.pumpLoop()
-      .catch((error) => this.abandon('streaming to the client failed', error))
-      .finally(() => {
-        this.pumping = false;
-        if (this.pumpAgain) {
-          this.pumpAgain = false;
-          this.pump();
-        }
-      });
   }
 
   close(code: number, reason: string): void {
@@ -139,18 +110,9 @@ export class SyncSession {
 
   private dispose(): void {
     this.state = 'closed';
-    this.deps.router.remove(this);
-    clearTimeout(this.advanceTimer);
+    this.stream.stop();
     this.stopExpiry?.();
   }
-
-  /** Each synced table's primary key, for the schema the process serves now. */
-  private primaryKeys(): Map<string, readonly string[]> {
-    const tables = this.deps.tables();
-    if (this.keysOf?.tables !== tables) this.keysOf = { tables, keys: new Map(tables.map((table) => [table.name, table.primaryKey])) };
-    return this.keysOf.keys;
-  }
-  private keysOf: { tables: SyncedTable[]; keys: Map<string, readonly string[]> } | undefined;
 
   private send(message: ServerMessage | string): void {
     if (this.state === 'closed' || this.socket.readyState !== this.socket.OPEN) return;
@@ -269,7 +231,7 @@ export class SyncSession {
     if (hello.position === null) return this.hydrate();
     // Scope is computed, not remembered: what the user lost or gained while this client was away.
     if (await this.resume(parsePosition(hello.position)) && hello.workspaces) await this.reconcile(new Set(hello.workspaces));
-    this.pump();
+    this.stream.pump();
   }
 
   /**
@@ -288,29 +250,24 @@ export class SyncSession {
       await this.hydrate('history_pruned', `history before ${formatPosition(horizon)} was pruned; position ${formatPosition(from)} is older`);
       return false;
     }
-    this.deps.router.catchUp(this);
-    this.position = from;
-    this.sentPosition = from;
+    this.stream.readFeed();
+    this.stream.startAt(from, { upToDate: true, capturedBy: now });
     this.state = 'live';
-    this.catchingUp = true;
-    this.upToDateAt = now;
     return true;
   }
 
   /** A full snapshot of the client's scope, replacing what it has from the server. */
   private async hydrate(reason?: 'history_pruned' | 'position_ahead' | 'requested' | 'schema_reverted', message?: string): Promise<void> {
     this.state = 'hydrating';
-    this.deps.router.catchUp(this);
+    this.stream.readFeed();
     if (reason) this.send({ type: 'resnapshot', reason, message: message! });
     const selection = this.view.selection(this.deps.tables(), [...this.scope.workspaces]);
     const meet = async (fence: SnapshotFence) => ((await this.reachFence(fence, fence.head)) ? selection : undefined);
     const position = await this.snapshot(meet, true, this.view.partial ? this.view.subscriptions : undefined);
     if (position === undefined) return;
-    this.position = position;
-    this.sentPosition = position;
+    this.stream.startAt(position, { upToDate: true });
     this.state = 'live';
-    this.catchingUp = true;
-    this.pump();
+    this.stream.pump();
   }
 
   /** Sends a snapshot of what `meet` selects; `replace` says whether it replaces everything the client has, `subscriptions` which it brings. */
@@ -353,11 +310,12 @@ export class SyncSession {
     const removes = (entry: FeedEntry) =>
       (entry.op === 'delete' || entry.op === 'update') && gained(entry.table, entry.oldScopeId ?? entry.scopeId, entry.old) && !(entry.op === 'update' && gained(entry.table, entry.scopeId, entry.data));
     this.state = 'hydrating';
-    this.deps.router.catchUp(this);
+    this.stream.readFeed();
     let adopted = false;
     const meet = async (fence: SnapshotFence) => {
-      if (!(await this.reachFence(fence, this.position < fence.head ? this.position : fence.head))) return undefined;
-      await this.streamTo(fence.insertLsn, removes, options.reading);
+      const { position } = this.stream;
+      if (!(await this.reachFence(fence, position < fence.head ? position : fence.head))) return undefined;
+      if (await this.stream.streamTo(fence.insertLsn, removes, options.reading ?? this.scope)) this.rescope = true;
       if (this.state === 'closed') return undefined;
       adopted = true;
       const selection = adopt();
@@ -366,24 +324,9 @@ export class SyncSession {
     };
     const position = await this.snapshot(meet, false, options.subscriptions, options.announce);
     if (position === undefined || !adopted) return false;
-    this.position = position;
-    this.sentPosition = position;
+    this.stream.startAt(position);
     this.state = 'live';
     return true;
-  }
-
-  /**
-   * Streams what the client holds now, from its position up to `limit` (the stream has read
-   * everything up to it); `removes`: entries also sent as removals of their old row.
-   */
-  private async streamTo(limit: bigint, removes?: (entry: FeedEntry) => boolean, reading: Scope = this.scope): Promise<void> {
-    while (this.position < limit && this.state !== 'closed') {
-      if (!(await drained(this.socket, () => this.state === 'closed'))) return;
-      const { entries, upTo } = await this.deps.feed.read(this.position, reading);
-      // A read that reached the feed's tail has seen everything up to the limit (history is complete there).
-      const reach = upTo < limit && upTo < this.deps.feed.tail ? upTo : limit;
-      if (this.deliver(entries.filter((entry) => entry.commitLsn <= reach), reach, removes)) this.rescope = true;
-    }
   }
 
   /**
@@ -401,7 +344,7 @@ export class SyncSession {
     const gained = (table: string, scopeId: string | null, row: Row | null) => row !== null && this.scope.workspaces.has(scopeId ?? '') && result.selects(table, row);
     if (!(await this.extend(adopt, { subscriptions: [result.added], announce: [], gained }))) return;
     await this.settleScope();
-    this.pump();
+    this.stream.pump();
   }
 
   /** Drops a subscription; nothing of it is sent after the answer (the client removes the rows only it held). */
@@ -416,19 +359,7 @@ export class SyncSession {
   private reindex(): void {
     if (this.state === 'closed') return;
     const { workspaces, userId } = this.scope;
-    this.deps.router.index(this, { whole: !this.view.partial, workspaces, selectors: this.view.selectors(), userId, clientId: this.clientId });
-  }
-
-  /** Whether the feed has moved past what this client was told (the endpoint's idle sweep wakes it). */
-  get behind(): boolean {
-    return this.state === 'live' && this.position < this.deps.feed.tail;
-  }
-
-  /** What the router brought since the last read: every entry after the position that may concern this client. */
-  private fromInbox(): { entries: FeedEntry[]; upTo: bigint } {
-    const entries = this.inbox!.splice(0).filter((entry) => entry.commitLsn > this.position);
-    const tail = this.deps.feed.tail;
-    return { entries, upTo: tail > this.position ? tail : this.position };
+    this.deps.router.index(this.stream, { whole: !this.view.partial, workspaces, selectors: this.view.selectors(), userId, clientId: this.clientId });
   }
 
   /**
@@ -451,7 +382,7 @@ export class SyncSession {
       .catch((error) => this.abandon('offering new migrations failed', error))
       .finally(() => {
         if (this.offering === offer) this.offering = undefined;
-        this.pump();
+        this.stream.pump();
       });
     this.offering = offer;
   }
@@ -460,95 +391,6 @@ export class SyncSession {
   private welcome(catalog: ExtractedMigration[], offer: SchemaOffer): void {
     this.clientSchema = catalog.at(-1)?.name ?? null;
     this.send(welcomeMessage({ userId: this.userId, clientId: this.clientId, workspaces: this.scope.workspaces }, catalog, offer));
-  }
-
-  private async pumpLoop(): Promise<void> {
-    while (this.state === 'live' && (this.position < this.deps.feed.tail || (this.inbox?.length ?? 0) > 0)) {
-      if (this.offering) await this.offering;
-      if (!(await drained(this.socket, () => this.state === 'closed'))) return;
-      const { entries, upTo } = this.inbox ? this.fromInbox() : await this.deps.feed.read(this.position, this.scope);
-      if (this.state !== 'live') return;
-      if (this.deliver(entries, upTo)) this.rescope = true;
-      // The user's memberships changed: drop removed workspaces, hydrate added ones — in turn with the
-      // client's messages, so a write it sent before is in the snapshot of a workspace it gets back.
-      if (this.rescope) await this.inTurn(() => this.settleScope());
-    }
-    if (this.state !== 'live' || this.offering || this.position < this.deps.feed.tail) return;
-    // Caught up: from here on the router brings this client's entries (nothing arrived since the check above).
-    this.deps.router.caughtUp(this);
-    // After the client's own writes the position follows capture past the last commit for a moment, so
-    // that it reaches the `lsn` their answers carry (read after COMMIT, it may lie past the commit).
-    const following = this.followCaptureUntil > Date.now() && this.deps.feed.captured > this.position;
-    if (following) this.position = this.deps.feed.captured;
-    // Caught up after a resume, a verify or a snapshot: the client is told once that it has everything
-    // (after a resume: everything committed before its hello, once capture has stored it).
-    if (this.catchingUp && this.deps.feed.captured < this.upToDateAt) return this.awaitCapture();
-    if (this.catchingUp) this.tell([], 'up_to_date');
-    else if (following) this.tell([]);
-    this.catchingUp = false;
-  }
-
-  /**
-   * Streams on once capture reached `upToDateAt` (a session that cannot wait is closed; the client
-   * resumes). A verify meanwhile may have moved `upToDateAt` on: the pump that follows waits again.
-   */
-  private awaitCapture(): void {
-    if (this.awaitingCapture) return;
-    this.awaitingCapture = true;
-    void awaitCapture(this.deps.pool, this.deps.feed, this.upToDateAt).then(
-      () => {
-        this.awaitingCapture = false;
-        this.pump();
-      },
-      (error) => this.abandon('waiting for capture to reach the hello failed', error),
-    );
-  }
-
-  /**
-   * Sends what `entries` hold for this client and moves its position to `upTo` (`removes`: entries
-   * also sent as removals of their old row); true when the user's memberships changed.
-   */
-  private deliver(entries: FeedEntry[], upTo: bigint, removes?: (entry: FeedEntry) => boolean): boolean {
-    const changes: StreamChange[] = [];
-    let ownChanges = false;
-    let membershipChanged = false;
-    for (const entry of entries) {
-      if (this.scope.isOwnMembership(entry)) membershipChanged = true;
-      // A row moved away from what the client holds is a removal; a membership row of a workspace not (yet) in scope only moves the scope.
-      let route = this.view.route(this.scope, entry);
-      if (route === 'skip' && removes?.(entry)) route = 'remove';
-      if (entry.clientId === this.clientId) {
-        ownChanges = true;
-        this.followCaptureUntil = Date.now() + FOLLOW_CAPTURE_MS;
-        this.deps.router.follow(this, this.followCaptureUntil);
-        // The client has its own write — but a row it moved out of its subscriptions still leaves by
-        // the stream: a subscription's snapshot read before the write may have brought the row back.
-        if (route === 'remove') changes.push(toStreamChange(entry, true));
-        continue;
-      }
-      if (route !== 'skip') changes.push(toStreamChange(entry, route === 'remove'));
-    }
-    this.position = upTo;
-    // A row changed many times (a catch-up after days away) goes once, as the replica would apply it.
-    if (changes.length > 0 || ownChanges) this.tell(collapseRuns(changes, (table) => this.primaryKeys().get(table)));
-    else this.scheduleIdleAdvance();
-    return membershipChanged;
-  }
-
-  /** Sends a changes batch at the current position (an empty one just moves the client on), or up_to_date. */
-  private tell(changes: StreamChange[], type: 'changes' | 'up_to_date' = 'changes'): void {
-    clearTimeout(this.advanceTimer);
-    this.advanceTimer = undefined;
-    this.sentPosition = this.position;
-    const position = formatPosition(this.position);
-    this.send(type === 'changes' ? { type, position, changes } : { type, position });
-  }
-
-  private scheduleIdleAdvance(): void {
-    this.advanceTimer ??= setTimeout(() => {
-      this.advanceTimer = undefined;
-      if (this.state === 'live' && this.position > this.sentPosition) this.tell([]);
-    }, IDLE_ADVANCE_MS);
   }
 
   /** The user's memberships changed (seen in the stream): the scope is read again, and reconciled with what the client holds. */
@@ -566,7 +408,7 @@ export class SyncSession {
   private async reconcile(held: ReadonlySet<string>): Promise<void> {
     const current = this.scope;
     for (const removed of [...held].filter((workspace) => !current.workspaces.has(workspace))) {
-      this.send({ type: 'scope_removed', workspaceId: removed, position: formatPosition(this.position) });
+      this.send({ type: 'scope_removed', workspaceId: removed, position: formatPosition(this.stream.position) });
     }
     const added = [...current.workspaces].filter((workspace) => !held.has(workspace));
     if (added.length === 0) return;
@@ -585,8 +427,8 @@ export class SyncSession {
   }
 
   private async ack(position: bigint): Promise<void> {
-    if (position > this.sentPosition) {
-      return this.fail('ack_unsent', `position ${formatPosition(position)} was never sent to this client (last sent: ${formatPosition(this.sentPosition)})`);
+    if (position > this.stream.sent) {
+      return this.fail('ack_unsent', `position ${formatPosition(position)} was never sent to this client (last sent: ${formatPosition(this.stream.sent)})`);
     }
     await this.deps.pool.query(
       `UPDATE sync_client SET acked_position = $2, acked_commit_lsn = $3, last_seen = now() WHERE client_id = $1 AND (acked_commit_lsn IS NULL OR acked_commit_lsn <= $3)`,
@@ -597,7 +439,7 @@ export class SyncSession {
   private async verify(position: bigint): Promise<void> {
     if (this.state !== 'live') return this.fail('not_ready', 'verify is answered once the session is live (after the snapshot)');
     // The same as resuming from that position: replay what follows it, or re-snapshot if it cannot be served.
-    if (await this.resume(position)) this.pump();
+    if (await this.resume(position)) this.stream.pump();
   }
 
   private async write(requestId: string, changes: unknown[]): Promise<void> {
