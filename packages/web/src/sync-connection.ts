@@ -26,7 +26,7 @@
  * `flush()` rejects with the cause until a later connection, on the backoff, gets the replica live
  * again from its stored position (a fixed server, a new migration).
  */
-import { type ServerMessage, retryDelay } from '@walsync/db/browser';
+import { retryDelay } from '@walsync/db/browser';
 import type { SyncEmitter } from './emitter';
 import type { SocketFactory, SocketLike, SyncEndpoint } from './endpoint';
 import { type ClientServerMessage, parseServerMessage, probeEndpoint } from './server-answers';
@@ -35,6 +35,7 @@ import { type EarlyHello, type HelloFields, helloMessage } from './early-hello';
 export type { SocketFactory, SocketLike } from './endpoint';
 import { ClientSubscriptions } from './client-subscriptions';
 import { OutboxPush } from './outbox-push';
+import { SnapshotArrival } from './snapshot-arrival';
 import { StoredAcks } from './stored-acks';
 import type { ReplicaStore } from './replica-store';
 import { SyncClientError, type SyncStatus } from './types';
@@ -106,8 +107,7 @@ export class SyncConnection {
   private readonly push: OutboxPush;
   /** The app's subscriptions (a replica that holds subscriptions only). */
   readonly subscriptions: ClientSubscriptions;
-  /** The subscription whose snapshot is arriving, for its progress events. */
-  private snapshotSubscription: ServerMessage & { type: 'snapshot_start' } | undefined;
+  private readonly snapshot: SnapshotArrival;
   /** Why the server refused this client, from its `error` message before the close. */
   private refusal: string | undefined;
   /** When the socket opened or last delivered a message (or, while it opens, when it began to). */
@@ -126,6 +126,7 @@ export class SyncConnection {
     private readonly options: SyncConnectionOptions,
   ) {
     this.acks = new StoredAcks(store, events, options.ackDelayMs);
+    this.snapshot = new SnapshotArrival(store, events, (position) => this.ackWhenStored(position));
     this.push = new OutboxPush(store, events, {
       isLive: () => this.state === 'live',
       send: (message) => this.send(message),
@@ -347,31 +348,14 @@ export class SyncConnection {
           return this.enter('hydrating');
         }
         return this.becomeLive();
-      case 'snapshot_start': {
+      case 'snapshot_start':
         this.enter('hydrating');
-        // A subscription's own snapshot names it in its events.
-        const subscription = !message.replace && message.subscriptions?.length === 1 ? message.subscriptions[0] : undefined;
-        this.snapshotSubscription = message;
-        if (message.replace || subscription) this.events.emit('bootstrap:start', { total: message.total, ...(subscription ? { subscription } : {}) });
-        return this.store.beginSnapshot(message.replace, message.workspaces, message.subscriptions);
-      }
-      case 'snapshot_batch': {
-        await this.store.snapshotPage(message.table, message.rows);
-        const subscription = this.snapshotOf();
-        this.events.emit('bootstrap:progress', { table: message.table, sent: message.sent, total: message.total, ...(subscription ? { subscription } : {}) });
-        return;
-      }
-      case 'snapshot_end': {
-        const subscription = this.snapshotOf();
-        const brought = this.snapshotSubscription?.subscriptions ?? [];
-        this.snapshotSubscription = undefined;
-        if (await this.store.endSnapshot(message.position)) {
-          this.ackWhenStored(message.position);
-          this.events.emit('bootstrap:complete', { position: message.position });
-        } else if (subscription) this.events.emit('bootstrap:complete', { position: message.position, subscription });
-        this.subscriptions.hydrated(brought);
+        return this.snapshot.begin(message);
+      case 'snapshot_batch':
+        return this.snapshot.page(message);
+      case 'snapshot_end':
+        this.subscriptions.hydrated(await this.snapshot.end(message));
         return this.becomeLive();
-      }
       case 'subscription_refused':
         return this.subscriptions.refused(message.subscription, message.code, message.message);
       case 'unsubscribed':
@@ -407,12 +391,6 @@ export class SyncConnection {
       case 'pong':
         return;
     }
-  }
-
-  /** The subscription the running snapshot brings alone (its events name it). */
-  private snapshotOf() {
-    const start = this.snapshotSubscription;
-    return start && !start.replace && start.subscriptions?.length === 1 ? start.subscriptions[0] : undefined;
   }
 
   private becomeLive(): void {
