@@ -167,6 +167,52 @@ describe('sync sessions', () => {
     }
   });
 
+  it('streams a write back to a client that was told it lost the workspace, so it has the rows even if it stops before the answer', async () => {
+    // Carol's replica holds the shared workspace at `held`, then she is removed from it while away.
+    await db.query(`INSERT INTO workspace_member (workspace_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [seed.workspaces.shared, seed.users.carol]);
+    const first = await connect('carol', 'carol-5');
+    const held = (await first.next((message) => message.type === 'snapshot_end' || message.type === 'up_to_date')).position;
+    first.close();
+    await db.query(`DELETE FROM workspace_member WHERE workspace_id = $1 AND user_id = $2`, [seed.workspaces.shared, seed.users.carol]);
+    const token = await tokens.issue(seed.users.carol);
+    try {
+      const back = await BareClient.connect(server.url);
+      clients.push(back);
+      const workspaces = [seed.workspaces.shared, seed.workspaces.other];
+      back.hello({ token, clientId: 'carol-5', position: held, workspaces });
+      expect(await back.next('scope_removed')).toMatchObject({ workspaceId: seed.workspaces.shared });
+      // She is added back (the session snapshots the workspace for her), and only then does the write she
+      // sent before she heard of the removal arrive. Her client dropped it on `scope_removed`, and the server applies it.
+      await db.query(`INSERT INTO workspace_member (workspace_id, user_id) VALUES ($1, $2)`, [seed.workspaces.shared, seed.users.carol]);
+      expect((await back.snapshot()).start).toMatchObject({ replace: false, workspaces: [seed.workspaces.shared] });
+      const answer = await insertTask(back, 'carol-5', 'written while out');
+      expect(answer.results[0]).toMatchObject({ status: 'applied' });
+      // The stream brings it too, as data: the answer alone would be lost to a client that stops before storing it.
+      await back.next(changesWith('written while out'));
+      back.close();
+      // Stopped before the answer was stored, the client comes back from the position it had stored.
+      const again = await BareClient.connect(server.url);
+      clients.push(again);
+      again.hello({ token, clientId: 'carol-5', position: held, workspaces });
+      const replayed = await again.next(changesWith('written while out'));
+      expect(replayed.changes.find((change: any) => change.data?.title === 'written while out')).toMatchObject({ table: 'task', data: { origin_client_id: 'carol-5' } });
+    } finally {
+      await db.query(`DELETE FROM workspace_member WHERE workspace_id = $1 AND user_id = $2`, [seed.workspaces.shared, seed.users.carol]);
+    }
+  });
+
+  it('still skips the own writes of a client that was never told it lost a workspace', async () => {
+    const alice = await connect('alice', 'alice-6');
+    const answer = await insertTask(alice, 'alice-6', 'not streamed back');
+    expect(answer.results[0]).toMatchObject({ status: 'applied' });
+    alice.close();
+    await db.query(`UPDATE project SET name = 'after alice-6' WHERE id = $1`, [seed.projects.launch]);
+    const first = (await db.query(`SELECT min(commit_lsn)::bigint AS lsn FROM change_history`))[0]!.lsn as string;
+    const again = await connect('alice', 'alice-6', formatPosition(BigInt(first) - 1n));
+    await again.next(changesWith('after alice-6'));
+    expect(again.messages.some(changesWith('not streamed back'))).toBe(false);
+  });
+
   it('records acknowledgements, refuses acks of positions never sent, and resumes after a disconnect with what was missed', async () => {
     const bob = await connect('bob', 'bob-2');
     await db.query(`UPDATE project SET name = 'ack me' WHERE id = $1`, [seed.projects.launch]);

@@ -125,6 +125,15 @@ export class ClientStream implements RoutedSession {
       });
   }
 
+  /**
+   * For a moment after the client's own writes, the position follows capture past the last commit,
+   * to the `lsn` their answers carry (read after COMMIT, it may lie past the commit).
+   */
+  followCapture(): void {
+    this.followCaptureUntil = Date.now() + FOLLOW_CAPTURE_MS;
+    this.deps.router.follow(this, this.followCaptureUntil);
+  }
+
   /** The session ended: the router forgets the stream, and no idle advance is sent. */
   stop(): void {
     this.deps.router.remove(this);
@@ -214,8 +223,7 @@ export class ClientStream implements RoutedSession {
       if (route === 'skip' && removes?.(entry)) route = 'remove';
       if (entry.clientId === clientId) {
         ownChanges = true;
-        this.followCaptureUntil = Date.now() + FOLLOW_CAPTURE_MS;
-        this.deps.router.follow(this, this.followCaptureUntil);
+        this.followCapture();
         // The client has its own write — but a row it moved out of its subscriptions still leaves by
         // the stream: a subscription's snapshot read before the write may have brought the row back.
         if (route === 'remove') changes.push(toStreamChange(entry, true));

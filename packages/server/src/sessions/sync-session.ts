@@ -68,6 +68,8 @@ export class SyncSession {
   readonly stream: ClientStream;
   /** The stream passed a change to the user's memberships: the scope is read again (in turn with the client's messages). */
   private rescope = false;
+  /** The client was told of a workspace it lost (`scope_removed`): its writes are streamed back to it from then on (see write). */
+  private toldRemoved = false;
   private stopExpiry: (() => void) | undefined;
   private readonly budget = new MessageBudget(100, 200);
   private badMessages = 0;
@@ -409,6 +411,7 @@ export class SyncSession {
     const current = this.scope;
     for (const removed of [...held].filter((workspace) => !current.workspaces.has(workspace))) {
       this.send({ type: 'scope_removed', workspaceId: removed, position: formatPosition(this.stream.position) });
+      this.toldRemoved = true;
     }
     const added = [...current.workspaces].filter((workspace) => !held.has(workspace));
     if (added.length === 0) return;
@@ -442,10 +445,18 @@ export class SyncSession {
     if (await this.resume(position)) this.stream.pump();
   }
 
+  /**
+   * Applies a write batch and answers it. Once the client was told of a workspace it lost, its writes
+   * are streamed back to it too: on `scope_removed` it drops its unanswered writes there, also those
+   * on their way here, and this session may still apply them (the user is back in the workspace). Then
+   * only the answer would bring their rows, after the snapshot that gave the workspace back, and a
+   * client that stops before the answer would never have them (the stream skips a client's own changes).
+   */
   private async write(requestId: string, changes: unknown[]): Promise<void> {
     try {
       const batch = { clientId: this.clientId, changes };
-      let { results } = await this.deps.writes.applyBatch(this.userId, batch);
+      const apply = () => this.deps.writes.applyBatch(this.userId, batch, { streamBack: this.toldRemoved });
+      let { results } = await apply();
       if (results.some((result) => result.status === 'error' && result.code === 'forbidden_scope') && this.state === 'live') {
         // The memberships may have changed before the stream brought the change to this session: the
         // client must hear of a workspace it lost (scope_removed) before a refusal in it, and a write
@@ -453,8 +464,10 @@ export class SyncSession {
         const before = this.scope.workspaces;
         this.rescope = true;
         await this.settleScope();
-        if ([...before].every((workspace) => this.scope.workspaces.has(workspace))) ({ results } = await this.deps.writes.applyBatch(this.userId, batch));
+        if ([...before].every((workspace) => this.scope.workspaces.has(workspace))) ({ results } = await apply());
       }
+      // Streamed back, the changes are not the client's own to the stream: its position follows capture to their `lsn` anyway.
+      if (this.toldRemoved && results.some((result) => result.status === 'applied')) this.stream.followCapture();
       this.send({ type: 'write_result', requestId, results });
     } catch (error) {
       if (!(error instanceof WriteRequestError)) throw error;

@@ -97,11 +97,15 @@ export class WriteService {
     return true;
   }
 
-  /** Applies one batch from `userId`; throws WriteRequestError when the request as a whole is refused. */
-  async applyBatch(userId: string, raw: unknown): Promise<WriteBatchResult> {
+  /**
+   * Applies one batch from `userId`; throws WriteRequestError when the request as a whole is refused.
+   * Its changes are marked as the client's own (the client's stream skips them: the answer brings
+   * them), unless `streamBack`: then the stream carries them to the client too (see SyncSession.write).
+   */
+  async applyBatch(userId: string, raw: unknown, options: { streamBack?: boolean } = {}): Promise<WriteBatchResult> {
     const stopTimer = this.options.metrics?.writeBatchSeconds.startTimer();
     try {
-      const result = await this.checkedBatch(userId, raw);
+      const result = await this.checkedBatch(userId, raw, options.streamBack ?? false);
       for (const change of result.results) this.options.metrics?.writeChanges.inc({ status: change.status });
       return result;
     } finally {
@@ -109,7 +113,7 @@ export class WriteService {
     }
   }
 
-  private async checkedBatch(userId: string, raw: unknown): Promise<WriteBatchResult> {
+  private async checkedBatch(userId: string, raw: unknown, streamBack: boolean): Promise<WriteBatchResult> {
     if (serialisedSize(raw) > WRITE_LIMITS.maxBatchBytes) {
       throw new WriteRequestError('too_large', `a write batch may take at most ${WRITE_LIMITS.maxBatchBytes} bytes as JSON`);
     }
@@ -125,7 +129,7 @@ export class WriteService {
     let grouped = true;
     let conflicts = 0;
     for (;;) {
-      const outcome = await this.attempt(userId, clientId, answers, retried, grouped);
+      const outcome = await this.attempt(userId, { clientId, streamBack }, answers, retried, grouped);
       if (outcome.done) return { results: outcome.results };
       if ('ungroup' in outcome) grouped = false;
       else if ('conflict' in outcome) {
@@ -139,7 +143,7 @@ export class WriteService {
 
   private async attempt(
     userId: string,
-    clientId: string,
+    { clientId, streamBack }: { clientId: string; streamBack: boolean },
     answers: Array<PreparedChange | ChangeResult>,
     retried: Set<number>,
     grouped: boolean,
@@ -166,10 +170,11 @@ export class WriteService {
         // The memberships are locked until COMMIT: a removal being made waits for this batch, or this
         // batch for it (and then sees it). Unlocked, a batch checked before a removal committed after
         // it, and its rows landed in a workspace the user had already left, in the stream's order.
+        // The message names the transaction's client in the WAL: capture records it with each change.
         client.query<{ xid: string; receipts: Receipt[]; workspaces: string[] }>({
-          name: 'walsync_write_head',
+          name: streamBack ? 'walsync_write_head_streamed_back' : 'walsync_write_head',
           text: `SELECT set_config('walsync.client_id', $1, true),
-                  pg_logical_emit_message(true, '${CLIENT_MESSAGE_PREFIX}', $1),
+                  ${streamBack ? '' : `pg_logical_emit_message(true, '${CLIENT_MESSAGE_PREFIX}', $1),`}
                   (pg_current_xact_id()::text::bigint % 4294967296)::text AS xid,
                   (SELECT coalesce(json_agg(json_build_object('changeId', change_id, 'hash', request_hash, 'result', result)), '[]')
                      FROM write_receipt WHERE change_id = ANY($2::uuid[])) AS receipts,
