@@ -248,7 +248,19 @@ export class RemoteApply {
       else result.push({ table, kind, rows: row ? [row] : [] });
     }
     for (const run of result) run.rows = latestPerKey(run.table.primaryKey, run.rows);
-    return result;
+    // A row removed and back again within the batch (moved out of what the client holds, and in again)
+    // is not deleted first: the delete would take its children along (ON DELETE CASCADE), among them
+    // rows the stream never sends again — this client's own writes, stored from their answers ahead
+    // of the stream (a comment written on the task between its two moves).
+    const upsertedLater = new Map<SyncedTable, Set<string>>();
+    for (const run of [...result].reverse()) {
+      const keys = upsertedLater.get(run.table) ?? new Set<string>();
+      upsertedLater.set(run.table, keys);
+      const keyOf = (row: Row) => JSON.stringify(run.table.primaryKey.map((column) => row[column]));
+      if (run.kind === 'delete') run.rows = run.rows.filter((row) => !keys.has(keyOf(row)));
+      else for (const row of run.rows) keys.add(keyOf(row));
+    }
+    return result.filter((run) => run.kind === 'truncate' || run.rows.length > 0);
   }
 
   /** The user left a workspace: its rows go (children first), and the unsent writes to them (returned). */

@@ -263,6 +263,40 @@ describe('a client holding named subscriptions', () => {
     }
   });
 
+  it('keeps its own comment on a task that left its project and came back in one transaction, before the stream brought it', async () => {
+    const { seed, url, token, db } = fixture;
+    const [task] = await addTask(seed.projects.launch, 'leaves and comes back');
+    const client = await createSyncClient({ url, token, dataDir: 'memory://', subscriptions: [{ name: 'project', params: { projectId: seed.projects.launch } }] });
+    const errors: Error[] = [];
+    client.on('error', (error) => errors.push(error));
+    const holder = await db.pool.connect();
+    try {
+      await client.ready;
+      await waitFor('the task in the replica', async () => (await titles(client)).includes('leaves and comes back'));
+      // Capture held back: the task leaves the project and comes back (one transaction, so one batch: its
+      // removal, then the whole task), then the client comments on it. The write is answered (the comment is
+      // stored from its answer) before the stream brings the moves; the stream never sends the comment.
+      await holder.query(`BEGIN; LOCK TABLE change_history IN SHARE MODE`);
+      await db.pool.query(`BEGIN; UPDATE task SET project_id = '${second}' WHERE id = '${task!.id}'; UPDATE task SET project_id = '${seed.projects.launch}' WHERE id = '${task!.id}'; COMMIT`);
+      const [{ id: comment }] = (await client.db.query<{ id: string }>(
+        `INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'written between the moves') RETURNING id`,
+        [seed.workspaces.shared, task!.id, seed.users.alice],
+      )).rows as [{ id: string }];
+      await waitFor('the comment answered', async () => (await client.db.query(`SELECT 1 FROM walsync_outbox`)).rows.length === 0);
+      await holder.query(`COMMIT`);
+      // The stream brings the task's move out and back in (the comment, the client's own write, it does not send).
+      await addTask(seed.projects.launch, 'after the moves');
+      await waitFor('the stream past the moves', async () => (await titles(client)).includes('after the moves'));
+      expect((await db.query(`SELECT project_id FROM comment WHERE id = $1`, [comment]))[0]).toEqual({ project_id: seed.projects.launch });
+      expect((await client.db.query(`SELECT body FROM comment WHERE id = $1`, [comment])).rows).toEqual([{ body: 'written between the moves' }]);
+      expect(errors).toEqual([]);
+    } finally {
+      await holder.query(`ROLLBACK`).catch(() => undefined);
+      holder.release();
+      await client.close();
+    }
+  });
+
   it('resumes its subscriptions from the replica, offline and online', async () => {
     const { seed, url, token } = fixture;
     const dataDir = path.join(fixture.scratch.dir, 'resumes');
