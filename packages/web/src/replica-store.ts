@@ -313,7 +313,8 @@ export class ReplicaStore {
       await this.apply.settle(tx, answers);
       await tx.exec(`SET LOCAL walsync.applying = 'on'`);
       const held = (await this.subscriptions.list(tx)).map((each) => each.ref);
-      await this.subscriptions.rows.dropUnselected(tx, answers, held);
+      const rows = answers.map(({ table, pk, result }) => ({ table, pk, row: result.status === 'error' ? null : result.row }));
+      await this.subscriptions.rows.dropUnselected(tx, rows, held);
     });
   }
 

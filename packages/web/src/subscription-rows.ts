@@ -1,5 +1,5 @@
 import type { Transaction } from '@electric-sql/pglite';
-import { type SubscriptionDefinition, type SubscriptionRef, type SyncedTable, checkSubscription, quoteIdent as quote, quoteLiteral as literal } from '@walsync/db/browser';
+import { type Row, type SubscriptionDefinition, type SubscriptionRef, type SyncedTable, checkSubscription, quoteIdent as quote, quoteLiteral as literal } from '@walsync/db/browser';
 
 /**
  * The SQL over a replica's rows that its subscriptions decide: which rows a set of subscriptions
@@ -47,16 +47,25 @@ export class SubscriptionRows {
     }
   }
 
-  /** Rows of `keys` (answered writes) that no subscription selects and no unsent write holds: a write outside the subscriptions, settled. */
-  async dropUnselected(tx: Transaction, keys: Array<{ table: string; pk: Record<string, unknown> }>, held: SubscriptionRef[]): Promise<void> {
+  /**
+   * Rows of answered writes that no subscription selects, neither as the replica holds them nor as
+   * the server answered them, and that no unsent write holds: a write outside the subscriptions,
+   * settled. The server's row counts too: a replica's comment takes its project from the replica's
+   * task, which may still carry a move of this client's that the server overruled (the task's answer
+   * waits for its next unsent write), and the stream never sends this client its own comment again.
+   */
+  async dropUnselected(tx: Transaction, answers: Array<{ table: string; pk: Record<string, unknown>; row: Row | null }>, held: SubscriptionRef[]): Promise<void> {
     for (const table of this.subscribedTables()) {
-      const pks = keys.filter((key) => key.table === table.name).map((key) => key.pk);
-      if (pks.length === 0) continue;
+      const answered = answers.filter((answer) => answer.table === table.name).map(({ pk, row }) => ({ pk, row }));
+      if (answered.length === 0) continue;
       const key = `jsonb_build_object(${table.primaryKey.map((name) => `'${name}', t.${quote(name)}::text`).join(', ')})`;
+      const answeredKey = `jsonb_build_object(${table.primaryKey.map((name) => `'${name}', a -> 'pk' ->> '${name}'`).join(', ')})`;
+      const serverSelected = `(SELECT ${this.selectedSql(table.name, 'r', held)} FROM jsonb_populate_record(NULL::${quote(table.name)}, nullif(a -> 'row', 'null')) r)`;
       await tx.query(
-        `DELETE FROM ${quote(table.name)} t WHERE ${key} IN (SELECT jsonb_build_object(${table.primaryKey.map((name) => `'${name}', k ->> '${name}'`).join(', ')}) FROM jsonb_array_elements($1::jsonb) k)
-           AND NOT ${this.selectedSql(table.name, 't', held)} AND NOT ${this.pendingWrite(table, 't')}`,
-        [JSON.stringify(pks)],
+        `DELETE FROM ${quote(table.name)} t
+          WHERE ${key} IN (SELECT ${answeredKey} FROM jsonb_array_elements($1::jsonb) a WHERE NOT coalesce(${serverSelected}, false))
+            AND NOT ${this.selectedSql(table.name, 't', held)} AND NOT ${this.pendingWrite(table, 't')}`,
+        [JSON.stringify(answered)],
       );
     }
   }

@@ -297,6 +297,45 @@ describe('a client holding named subscriptions', () => {
     }
   });
 
+  it("keeps its own comment on a task whose move the server overruled, while the task's next write is still unsent", async () => {
+    const { seed, url, token, db } = fixture;
+    const dataDir = path.join(fixture.scratch.dir, 'overruled');
+    const [task] = await addTask(seed.projects.launch, 'moved, overruled');
+    let client = await createSyncClient({ url, token, dataDir, subscriptions: [{ name: 'project', params: { projectId: seed.projects.launch } }] });
+    await client.ready;
+    await waitFor('the task in the replica', async () => (await titles(client)).includes('moved, overruled'));
+    await client.close();
+    await fixture.stopServer();
+    let comment = '';
+    try {
+      // Offline: the client moves the task to the second project and comments on it; 498 other writes
+      // follow, then one more write of the task, so that it goes in the second push (500 changes a push).
+      client = await createSyncClient({ url, token, dataDir });
+      await client.db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [second, task!.id]);
+      [{ id: comment }] = (await client.db.query<{ id: string }>(
+        `INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'on a task moved back') RETURNING id`,
+        [seed.workspaces.shared, task!.id, seed.users.alice],
+      )).rows as [{ id: string }];
+      await client.db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'filler ' || n FROM generate_series(1, 498) n`, [seed.workspaces.shared, seed.projects.launch]);
+      await client.db.query(`UPDATE task SET title = 'moved, overruled, renamed' WHERE id = $1`, [task!.id]);
+      // Meanwhile the task's project is written on the server after the client's move: the server's clock wins.
+      await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [second, task!.id]);
+      await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [seed.projects.launch, task!.id]);
+    } finally {
+      await fixture.startServer();
+    }
+    try {
+      await client.flush();
+      await addTask(seed.projects.launch, 'after the overruled move');
+      await waitFor('the stream past the pushes', async () => (await titles(client)).includes('after the overruled move'));
+      expect((await db.query(`SELECT project_id FROM comment WHERE id = $1`, [comment]))[0]).toEqual({ project_id: seed.projects.launch });
+      expect((await client.db.query(`SELECT project_id FROM task WHERE id = $1`, [task!.id])).rows).toEqual([{ project_id: seed.projects.launch }]);
+      expect((await client.db.query(`SELECT body, project_id FROM comment WHERE id = $1`, [comment])).rows).toEqual([{ body: 'on a task moved back', project_id: seed.projects.launch }]);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('resumes its subscriptions from the replica, offline and online', async () => {
     const { seed, url, token } = fixture;
     const dataDir = path.join(fixture.scratch.dir, 'resumes');
