@@ -221,6 +221,33 @@ describe('a client holding named subscriptions', () => {
     }
   });
 
+  it('unsubscribes a project while a comment on one of its tasks is unsent: the comment is answered, then goes, and nothing fails', async () => {
+    const { seed, url, token, db } = fixture;
+    const [task] = await addTask(seed.projects.launch, 'launch: commented while offline');
+    const client = await createSyncClient({ url, token, dataDir: 'memory://', subscriptions: [{ name: 'project', params: { projectId: seed.projects.launch } }] });
+    const errors: Error[] = [];
+    client.on('error', (error) => errors.push(error));
+    try {
+      await client.ready;
+      await waitFor('the task in the replica', async () => (await titles(client)).includes('launch: commented while offline'));
+      await fixture.stopServer();
+      await waitFor('offline', () => client.status === 'offline');
+      const [{ id: comment }] = (await client.db.query<{ id: string }>(
+        `INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'unsent as the project goes') RETURNING id`,
+        [seed.workspaces.shared, task!.id, seed.users.alice],
+      )).rows as [{ id: string }];
+      await client.subscribe('project', { projectId: seed.projects.launch }).unsubscribe();
+      await fixture.startServer();
+      await client.flush();
+      expect((await db.query(`SELECT body FROM comment WHERE id = $1`, [comment]))[0]).toEqual({ body: 'unsent as the project goes' });
+      await waitFor('the outbox answered', async () => (await client.db.query(`SELECT 1 FROM walsync_outbox`)).rows.length === 0);
+      expect((await client.db.query(`SELECT 1 FROM comment WHERE id = $1`, [comment])).rows).toEqual([]);
+      expect(errors).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('unsubscribed while the session starts (its hello named the subscription): the rows the server streamed until then go too', async () => {
     const { seed, url, token, scratch } = fixture;
     const dataDir = path.join(scratch.dir, 'unsubscribes-at-hello');
