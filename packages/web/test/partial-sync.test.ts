@@ -30,6 +30,22 @@ describe('a client holding named subscriptions', () => {
   const addTask = (projectId: string, title: string) =>
     fixture.db.query<{ id: string }>(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, $3) RETURNING id`, [fixture.seed.workspaces.shared, projectId, title]);
   const sameAs = async (client: SyncClient, projectId: string) => JSON.stringify(await titles(client)) === JSON.stringify(await serverTitles(projectId));
+  /** A new task `title` in the launch project, and a client holding that project that has it (its `error` events collected). */
+  const launchTaskHeld = async (title: string) => {
+    const { seed, url, token } = fixture;
+    const [task] = await addTask(seed.projects.launch, title);
+    const client = await createSyncClient({ url, token, dataDir: 'memory://', subscriptions: [{ name: 'project', params: { projectId: seed.projects.launch } }] });
+    const errors: Error[] = [];
+    client.on('error', (error) => errors.push(error));
+    try {
+      await client.ready;
+      await waitFor('the task in the replica', async () => (await titles(client)).includes(title));
+    } catch (error) {
+      await client.close();
+      throw error;
+    }
+    return { task: task!, client, errors };
+  };
 
   it('holds exactly one project of two, follows tasks and their comments in and out live, and adds a second project', async () => {
     const { seed, url, token, db } = fixture;
@@ -222,19 +238,14 @@ describe('a client holding named subscriptions', () => {
   });
 
   it('unsubscribes a project while a comment on one of its tasks is unsent: the comment is answered, then goes, and nothing fails', async () => {
-    const { seed, url, token, db } = fixture;
-    const [task] = await addTask(seed.projects.launch, 'launch: commented while offline');
-    const client = await createSyncClient({ url, token, dataDir: 'memory://', subscriptions: [{ name: 'project', params: { projectId: seed.projects.launch } }] });
-    const errors: Error[] = [];
-    client.on('error', (error) => errors.push(error));
+    const { seed, db } = fixture;
+    const { task, client, errors } = await launchTaskHeld('launch: commented while offline');
     try {
-      await client.ready;
-      await waitFor('the task in the replica', async () => (await titles(client)).includes('launch: commented while offline'));
       await fixture.stopServer();
       await waitFor('offline', () => client.status === 'offline');
       const [{ id: comment }] = (await client.db.query<{ id: string }>(
         `INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'unsent as the project goes') RETURNING id`,
-        [seed.workspaces.shared, task!.id, seed.users.alice],
+        [seed.workspaces.shared, task.id, seed.users.alice],
       )).rows as [{ id: string }];
       await client.subscribe('project', { projectId: seed.projects.launch }).unsubscribe();
       await fixture.startServer();
@@ -291,23 +302,18 @@ describe('a client holding named subscriptions', () => {
   });
 
   it('keeps its own comment on a task that left its project and came back in one transaction, before the stream brought it', async () => {
-    const { seed, url, token, db } = fixture;
-    const [task] = await addTask(seed.projects.launch, 'leaves and comes back');
-    const client = await createSyncClient({ url, token, dataDir: 'memory://', subscriptions: [{ name: 'project', params: { projectId: seed.projects.launch } }] });
-    const errors: Error[] = [];
-    client.on('error', (error) => errors.push(error));
+    const { seed, db } = fixture;
+    const { task, client, errors } = await launchTaskHeld('leaves and comes back');
     const holder = await db.pool.connect();
     try {
-      await client.ready;
-      await waitFor('the task in the replica', async () => (await titles(client)).includes('leaves and comes back'));
       // Capture held back: the task leaves the project and comes back (one transaction, so one batch: its
       // removal, then the whole task), then the client comments on it. The write is answered (the comment is
       // stored from its answer) before the stream brings the moves; the stream never sends the comment.
       await holder.query(`BEGIN; LOCK TABLE change_history IN SHARE MODE`);
-      await db.pool.query(`BEGIN; UPDATE task SET project_id = '${second}' WHERE id = '${task!.id}'; UPDATE task SET project_id = '${seed.projects.launch}' WHERE id = '${task!.id}'; COMMIT`);
+      await db.pool.query(`BEGIN; UPDATE task SET project_id = '${second}' WHERE id = '${task.id}'; UPDATE task SET project_id = '${seed.projects.launch}' WHERE id = '${task.id}'; COMMIT`);
       const [{ id: comment }] = (await client.db.query<{ id: string }>(
         `INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'written between the moves') RETURNING id`,
-        [seed.workspaces.shared, task!.id, seed.users.alice],
+        [seed.workspaces.shared, task.id, seed.users.alice],
       )).rows as [{ id: string }];
       await waitFor('the comment answered', async () => (await client.db.query(`SELECT 1 FROM walsync_outbox`)).rows.length === 0);
       await holder.query(`COMMIT`);
