@@ -251,7 +251,7 @@ export class RemoteApply {
     // A row removed and back again within the batch (moved out of what the client holds, and in again)
     // is not deleted first: the delete would take its children along (ON DELETE CASCADE), among them
     // rows the stream never sends again — this client's own writes, stored from their answers ahead
-    // of the stream (a comment written on the task between its two moves).
+    // of the stream (a comment written on the task after both moves, answered before the stream brought them).
     const upsertedLater = new Map<SyncedTable, Set<string>>();
     for (const run of [...result].reverse()) {
       const keys = upsertedLater.get(run.table) ?? new Set<string>();
