@@ -305,7 +305,14 @@ describe('the demo task board in Chromium', () => {
     // Back online, the one it was asked for while offline loads.
     await serve();
     // Back within the client's backoff (at most 10 s between attempts), then the project loads.
-    await expect.poll(() => bob.getByTestId('sync-status').textContent(), { timeout: 30_000 }).toBe('online');
+    await expect
+      .poll(() => bob.getByTestId('sync-status').textContent(), { timeout: 30_000 })
+      .toBe('online')
+      .catch(async (error: Error) => {
+        // Which failure stopped it (a CI run once saw `stopped` here): the board shows the client's error.
+        const message = await bob.getByTestId('sync-message').textContent({ timeout: 1_000 }).catch(() => 'none shown');
+        throw new Error(`bob did not get back online (the board's message: ${message})`, { cause: error });
+      });
     await project(bob, 'Never opened').click();
     await bob.getByTestId('task-title').filter({ hasText: 'Never opened 1' }).waitFor({ timeout: 20_000 });
     expect(await bob.getByTestId('project-not-held').count()).toBe(0);
