@@ -142,6 +142,7 @@ describe('hostile input at every boundary', () => {
     { boundary: 'websocket', input: 'a message before hello', run: async () => { const s = await open(); s.send({ type: 'sync_ack', position: '0/1' }); await expectClosed(s, CloseCodes.protocolViolation); } },
     { boundary: 'websocket', input: 'a hello with an unknown field', run: async () => expectClosed(await helloWith({ admin: true }), CloseCodes.protocolViolation) },
     { boundary: 'websocket', input: 'a hello for another protocol version', run: async () => expectClosed(await helloWith({ protocol: 99 }), CloseCodes.protocolViolation) },
+    { boundary: 'websocket', input: 'a hello whose echoThrough is not a position', run: async () => expectClosed(await helloWith({ position: '0/1', echoThrough: "0/1'; SELECT 1" }), CloseCodes.protocolViolation) },
     { boundary: 'websocket', input: 'a hello whose client id is not an id', run: async () => expectClosed(await helloWith({ clientId: "x'; DROP TABLE sync_client; --" }), CloseCodes.protocolViolation) },
     { boundary: 'websocket', input: 'a token signed with another secret', run: async () => expectClosed(await helloWith({ token: await new Tokens('some-other-secret-entirely').issue(seed.users.alice) }), CloseCodes.unauthenticated, 'unauthenticated') },
     { boundary: 'websocket', input: 'an expired token', run: async () => expectClosed(await helloWith({ token: await tokens.issue(seed.users.alice, Math.floor(Date.now() / 1000) - 5) }), CloseCodes.unauthenticated, 'unauthenticated') },

@@ -131,6 +131,12 @@ export class ReplicaStore {
     return this.state('position');
   }
 
+  /** Where the client's own changes must come as data to a hello from `position` (see markEcho), if anywhere. */
+  async echoThrough(position: string): Promise<string | undefined> {
+    const { rows } = await this.db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'echo' AND value::pg_lsn > $1::pg_lsn`, [position]);
+    return rows[0]?.value;
+  }
+
   schemaVersion(): Promise<string | null> {
     return appliedSchemaVersion(this.db);
   }
@@ -216,7 +222,10 @@ export class ReplicaStore {
     await this.db.transaction(async (tx) => {
       await tx.exec(`SET LOCAL walsync.applying = 'on'`);
       if (snapshot.replaces) {
-        if (snapshot.tracksKeys) await this.apply.removeUnseen(tx);
+        if (snapshot.tracksKeys) {
+          await markEcho(tx, '$1', [position]);
+          await this.apply.removeUnseen(tx);
+        }
         await setState(tx, 'position', position);
         await this.recordSyncedTables(tx);
       }
@@ -244,6 +253,7 @@ export class ReplicaStore {
 
   /** A changes batch and its position, in one statement (so one transaction). */
   async applyChanges(changes: StreamChange[], position: string): Promise<void> {
+    if (changes.some((change) => change.op === 'delete' || change.op === 'truncate')) await markEcho(this.db, `(SELECT value FROM walsync_state WHERE key = 'position')`);
     await this.apply.applyChanges(this.db, changes, position);
     this.upkeep.written(changes.length);
   }
@@ -307,6 +317,16 @@ export class ReplicaStore {
    */
   async settle(sent: UnsentChange[], results: ChangeResult[]): Promise<void> {
     const answers = results.map((result, index) => ({ changeId: sent[index]!.changeId, table: sent[index]!.table, pk: sent[index]!.pk, result }));
+    // Recorded first (recorded too far, it only costs rows sent twice): how far the stream has to go
+    // before it passes every write whose row the replica is about to store.
+    const answered = results.flatMap((result) => (result.status === 'applied' && isPosition(result.lsn) ? [result.lsn] : []));
+    if (answered.length > 0) {
+      await this.db.query(
+        `INSERT INTO walsync_state SELECT 'answered', max(lsn::pg_lsn)::text FROM unnest($1::text[]) lsn
+           ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE EXCLUDED.value::pg_lsn > walsync_state.value::pg_lsn`,
+        [answered],
+      );
+    }
     this.upkeep.written(answers.length);
     if (!this.subscriptions.partial) return this.apply.settle(this.db, answers);
     await this.db.transaction(async (tx) => {
@@ -377,4 +397,19 @@ export class ReplicaStore {
   private state(key: string, db: PGlite | Transaction = this.db): Promise<string | null> {
     return readState(db, key);
   }
+}
+
+/**
+ * Before a removal is applied (a batch with deletes, a replacing snapshot's removeUnseen) at a
+ * position (`position`, SQL) the stream has not passed the replica's answered writes at: their rows
+ * may go with it (a foreign key's cascade), and the stream skips a client's own changes. The replica
+ * records how far (`echo`); its next hello asks for its own changes up to there as data. Recorded
+ * before the removal commits, so a crash between them only costs rows sent twice.
+ */
+async function markEcho(db: PGlite | Transaction, position: string, params: unknown[] = []): Promise<void> {
+  await db.query(
+    `INSERT INTO walsync_state SELECT 'echo', a.value FROM walsync_state a WHERE a.key = 'answered' AND a.value::pg_lsn > coalesce(${position}, '0/0')::pg_lsn
+       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE EXCLUDED.value::pg_lsn > walsync_state.value::pg_lsn`,
+    params,
+  );
 }

@@ -328,7 +328,8 @@ export class SyncConnection {
   async helloFields(): Promise<HelloFields> {
     const [schemaVersion, position, workspaces] = await Promise.all([this.store.schemaVersion(), this.store.position(), this.store.workspaces()]);
     const subscriptions = await this.subscriptions.beforeHello(position !== null);
-    const fields: HelloFields = { clientId: this.options.clientId, schemaVersion, position, ...(subscriptions ? { subscriptions } : {}) };
+    const echoThrough = position === null ? undefined : await this.store.echoThrough(position);
+    const fields: HelloFields = { clientId: this.options.clientId, schemaVersion, position, ...(subscriptions ? { subscriptions } : {}), ...(echoThrough ? { echoThrough } : {}) };
     return workspaces === null || position === null ? fields : { ...fields, workspaces };
   }
 

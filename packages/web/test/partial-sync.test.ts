@@ -330,6 +330,83 @@ describe('a client holding named subscriptions', () => {
     }
   });
 
+  it('keeps its own comment on a task that left its project in one batch and came back in a later one, before the stream brought either', async () => {
+    const { seed, db } = fixture;
+    const { task, client, errors } = await launchTaskHeld('leaves, comes back later');
+    const [{ id: third }] = (await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, 'Third') RETURNING id`, [seed.workspaces.shared])) as [{ id: string }];
+    const holder = await db.pool.connect();
+    try {
+      // Capture held back: the task leaves the project; 6,000 tasks go into a third project, more than the
+      // stream reads at once, so the move back in comes in a later batch; then the client comments on the
+      // task, and its write is answered before the stream brings any of it.
+      await holder.query(`BEGIN; LOCK TABLE change_history IN SHARE MODE`);
+      await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [second, task.id]);
+      await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'elsewhere ' || n FROM generate_series(1, 6000) n`, [seed.workspaces.shared, third]);
+      await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [seed.projects.launch, task.id]);
+      const [{ id: comment }] = (await client.db.query<{ id: string }>(
+        `INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'written after both moves') RETURNING id`,
+        [seed.workspaces.shared, task.id, seed.users.alice],
+      )).rows as [{ id: string }];
+      await waitFor('the comment answered', async () => (await client.db.query(`SELECT 1 FROM walsync_outbox`)).rows.length === 0);
+      await holder.query(`COMMIT`);
+      await addTask(seed.projects.launch, 'after the later move');
+      await waitFor('the stream past the moves', async () => (await titles(client)).includes('after the later move'), 30_000);
+      expect((await db.query(`SELECT project_id FROM comment WHERE id = $1`, [comment]))[0]).toEqual({ project_id: seed.projects.launch });
+      expect((await client.db.query(`SELECT body FROM comment WHERE id = $1`, [comment])).rows).toEqual([{ body: 'written after both moves' }]);
+      expect(errors).toEqual([]);
+    } finally {
+      await holder.query(`ROLLBACK`).catch(() => undefined);
+      holder.release();
+      await client.close();
+      await db.query(`DELETE FROM task WHERE project_id = $1`, [third]);
+    }
+  });
+
+  it('keeps its own comment when the task left in one session and came back in the next, before the stream brought either', async () => {
+    const { seed, url, token, db, scratch } = fixture;
+    const dataDir = path.join(scratch.dir, 'leaves-across-sessions');
+    const [task] = await addTask(seed.projects.launch, 'leaves, comes back next session');
+    const [{ id: third }] = (await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, 'Fourth') RETURNING id`, [seed.workspaces.shared])) as [{ id: string }];
+    const relay = await HeldRelay.open(Number(new URL(url).port));
+    relay.release();
+    let client = await createSyncClient({ url: relay.url, token, dataDir, subscriptions: [{ name: 'project', params: { projectId: seed.projects.launch } }] });
+    const holder = await db.pool.connect();
+    let comment = '';
+    try {
+      await client.ready;
+      await waitFor('the task in the replica', async () => (await titles(client)).includes('leaves, comes back next session'));
+      // As in the test before: the move out and the move back in come in different batches, and the
+      // client's comment is answered before either.
+      await holder.query(`BEGIN; LOCK TABLE change_history IN SHARE MODE`);
+      await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [second, task!.id]);
+      await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'elsewhere ' || n FROM generate_series(1, 6000) n`, [seed.workspaces.shared, third]);
+      await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [seed.projects.launch, task!.id]);
+      [{ id: comment }] = (await client.db.query<{ id: string }>(
+        `INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'written after both moves, away after the first') RETURNING id`,
+        [seed.workspaces.shared, task!.id, seed.users.alice],
+      )).rows as [{ id: string }];
+      await waitFor('the comment answered', async () => (await client.db.query(`SELECT 1 FROM walsync_outbox`)).rows.length === 0);
+      // The session ends once the client has the move out (its batch removes the task, and with it the comment).
+      relay.cutAfter((text) => text.includes('"type":"changes"') && text.includes(task!.id));
+      await holder.query(`COMMIT`);
+      await waitFor('the task removed', async () => (await client.db.query(`SELECT 1 FROM task WHERE id = $1`, [task!.id])).rows.length === 0);
+      expect((await client.db.query(`SELECT 1 FROM comment WHERE id = $1`, [comment])).rows).toEqual([]);
+      await client.close();
+      // The next session: the stream brings the move back in; the comment, the client's own write, it sends too.
+      client = await createSyncClient({ url, token, dataDir });
+      await client.ready;
+      await addTask(seed.projects.launch, 'after the move back');
+      await waitFor('the stream past the moves', async () => (await titles(client)).includes('after the move back'), 30_000);
+      expect((await client.db.query(`SELECT body FROM comment WHERE id = $1`, [comment])).rows).toEqual([{ body: 'written after both moves, away after the first' }]);
+    } finally {
+      await holder.query(`ROLLBACK`).catch(() => undefined);
+      holder.release();
+      await client.close();
+      await relay.close();
+      await db.query(`DELETE FROM task WHERE project_id = $1`, [third]);
+    }
+  });
+
   it("keeps its own comment on a task whose move the server overruled, while the task's next write is still unsent", async () => {
     const { seed, url, token, db } = fixture;
     const dataDir = path.join(fixture.scratch.dir, 'overruled');
@@ -449,10 +526,16 @@ describe('a client holding named subscriptions', () => {
 });
 
 /** A TCP relay to the server that holds the server's WebSocket messages until `release()` (its upgrade answer and what the client sends pass). */
+/**
+ * Sits between clients and the server: the server's messages wait until `release()`, and once a
+ * message `cutAfter` names has passed, none passes any more (the socket stays open, silent).
+ */
 class HeldRelay {
   private held: Array<{ to: Socket; chunk: Buffer }> = [];
   private holding = true;
   private readonly sockets = new Set<Socket>();
+  private cut: ((text: string) => boolean) | undefined;
+  private isCut = false;
   heldBytes = 0;
 
   private constructor(private readonly server: Server) {}
@@ -472,15 +555,32 @@ class HeldRelay {
     }
     downstream.pipe(upstream);
     let upgraded = false;
+    let pending = Buffer.alloc(0);
     upstream.on('data', (chunk: Buffer) => {
-      // The HTTP upgrade passes (the socket opens and the client says hello); the server's messages wait.
-      if (!this.holding || !upgraded) {
+      // The HTTP upgrade passes (the socket opens and the client says hello); the server's messages, frame by frame, may wait.
+      if (!upgraded) {
         upgraded = true;
-        return downstream.write(chunk);
+        const end = chunk.indexOf('\r\n\r\n') + 4;
+        downstream.write(chunk.subarray(0, end));
+        chunk = chunk.subarray(end);
       }
-      this.held.push({ to: downstream, chunk });
-      this.heldBytes += chunk.length;
+      pending = Buffer.concat([pending, chunk]);
+      for (let frame = nextFrame(pending); frame; frame = nextFrame(pending)) {
+        pending = pending.subarray(frame.bytes.length);
+        this.pass(downstream, frame);
+      }
     });
+  }
+
+  private pass(to: Socket, frame: { bytes: Buffer; text: string }): void {
+    if (this.isCut) return;
+    if (this.holding) {
+      this.held.push({ to, chunk: frame.bytes });
+      this.heldBytes += frame.bytes.length;
+      return;
+    }
+    to.write(frame.bytes);
+    if (this.cut?.(frame.text)) this.isCut = true;
   }
 
   get url(): string {
@@ -492,8 +592,31 @@ class HeldRelay {
     for (const { to, chunk } of this.held.splice(0)) to.write(chunk);
   }
 
+  /** After the next server message `matches` names, nothing more reaches the client. */
+  cutAfter(matches: (text: string) => boolean): void {
+    this.cut = matches;
+  }
+
   async close(): Promise<void> {
     for (const socket of this.sockets) socket.destroy();
     await new Promise((resolve) => this.server.close(resolve));
   }
+}
+
+/** The first whole WebSocket frame the server sent (unmasked), if `data` holds one. */
+function nextFrame(data: Buffer): { bytes: Buffer; text: string } | undefined {
+  if (data.length < 2) return undefined;
+  let length = data[1]! & 0x7f;
+  let offset = 2;
+  if (length === 126) {
+    if (data.length < 4) return undefined;
+    length = data.readUInt16BE(2);
+    offset = 4;
+  } else if (length === 127) {
+    if (data.length < 10) return undefined;
+    length = Number(data.readBigUInt64BE(2));
+    offset = 10;
+  }
+  if (data.length < offset + length) return undefined;
+  return { bytes: data.subarray(0, offset + length), text: data.subarray(offset, offset + length).toString() };
 }

@@ -31,6 +31,12 @@ export const HelloSchema = z.strictObject({
    * Without it the client holds its whole scope.
    */
   subscriptions: z.array(SubscriptionRefSchema).max(MAX_SUBSCRIPTIONS).optional(),
+  /**
+   * The client's own changes up to here are to be streamed to it as data too: it stored rows from the
+   * answers to its writes, and then a removal the stream brought took some of them (a foreign key's
+   * cascade) before the stream passed those writes. Sent only when that happened.
+   */
+  echoThrough: PositionSchema.optional(),
 });
 
 export const AckSchema = z.strictObject({ type: z.literal('sync_ack'), position: PositionSchema });

@@ -67,6 +67,13 @@ export class ClientStream implements RoutedSession {
   private pumping = false;
   private pumpAgain = false;
   private advanceTimer: NodeJS.Timeout | undefined;
+  /**
+   * The newest `lsn` of the client's own writes it may have stored already: what an answer sent to it
+   * carried, or after a resume, the WAL position at its hello (its writes before this session).
+   */
+  private answeredThrough = 0n;
+  /** The client's own changes up to here are sent to it as data, not skipped (see `deliver`). */
+  private echoThrough = 0n;
   private keysOf: { tables: SyncedTable[]; keys: Map<string, readonly string[]> } | undefined;
 
   constructor(
@@ -97,13 +104,31 @@ export class ClientStream implements RoutedSession {
   /**
    * Goes on from `position`, which the client has (its own on resume, or a snapshot's). With
    * `upToDate`, the client is told up_to_date once the stream reaches the feed's tail; with
-   * `capturedBy`, only once capture has stored everything written up to it (the hello's WAL position).
+   * `capturedBy`, only once capture has stored everything written up to it (the hello's WAL position);
+   * `echoThrough`: the client's own changes up to there come as data (its hello's `echoThrough`).
    */
-  startAt(position: bigint, options: { upToDate?: boolean; capturedBy?: bigint } = {}): void {
+  startAt(position: bigint, options: { upToDate?: boolean; capturedBy?: bigint; echoThrough?: bigint } = {}): void {
     this.current = position;
     this.sentPosition = position;
     if (options.upToDate) this.catchingUp = true;
-    if (options.capturedBy !== undefined) this.upToDateAt = options.capturedBy;
+    if (options.capturedBy !== undefined) {
+      this.upToDateAt = options.capturedBy;
+      // Resumed: the client may hold rows from answers of an earlier session that this stream has not
+      // passed yet (everything it wrote before its hello). Those it lost since, it names (`echoThrough`).
+      if (options.capturedBy > this.answeredThrough) this.answeredThrough = options.capturedBy;
+      const named = options.echoThrough ?? 0n;
+      const echo = named < options.capturedBy ? named : options.capturedBy;
+      if (echo > this.echoThrough) this.echoThrough = echo;
+    } else if (this.answeredThrough > this.echoThrough) {
+      // A snapshot: a row the client stored from an answer, written after the snapshot's position, it
+      // did not see, so the client removed it.
+      this.echoThrough = this.answeredThrough;
+    }
+  }
+
+  /** An answer to the client's writes is being sent: it stores their rows, up to `lsn`, before the stream passes them. */
+  answered(lsn: bigint): void {
+    if (lsn > this.answeredThrough) this.answeredThrough = lsn;
   }
 
   /** Called when the feed moved on: stream what this client has not seen. */
@@ -221,7 +246,7 @@ export class ClientStream implements RoutedSession {
       // A row moved away from what the client holds is a removal; a membership row of a workspace not (yet) in scope only moves the scope.
       let route = view.route(scope, entry);
       if (route === 'skip' && removes?.(entry)) route = 'remove';
-      if (entry.clientId === clientId) {
+      if (entry.clientId === clientId && entry.commitLsn > this.echoThrough) {
         ownChanges = true;
         this.followCapture();
         // The client has its own write — but a row it moved out of its subscriptions still leaves by
@@ -229,7 +254,11 @@ export class ClientStream implements RoutedSession {
         if (route === 'remove') changes.push(toStreamChange(entry, true));
         continue;
       }
-      if (route !== 'skip') changes.push(toStreamChange(entry, route === 'remove'));
+      if (route === 'skip') continue;
+      // A removal can take rows the client stored from answers with it (its foreign keys cascade) while
+      // the stream has not yet passed their writes: from here the stream sends those writes as data.
+      if ((route === 'remove' || entry.op === 'delete' || entry.op === 'truncate') && this.answeredThrough > this.echoThrough) this.echoThrough = this.answeredThrough;
+      changes.push(toStreamChange(entry, route === 'remove'));
     }
     this.current = upTo;
     // A row changed many times (a catch-up after days away) goes once, as the replica would apply it.

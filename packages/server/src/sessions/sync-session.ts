@@ -232,7 +232,8 @@ export class SyncSession {
     if (offer.revert) return this.hydrate('schema_reverted', `the server reverted ${hello.schemaVersion}`);
     if (hello.position === null) return this.hydrate();
     // Scope is computed, not remembered: what the user lost or gained while this client was away.
-    if (await this.resume(parsePosition(hello.position)) && hello.workspaces) await this.reconcile(new Set(hello.workspaces));
+    const echoThrough = hello.echoThrough === undefined ? undefined : parsePosition(hello.echoThrough);
+    if ((await this.resume(parsePosition(hello.position), echoThrough)) && hello.workspaces) await this.reconcile(new Set(hello.workspaces));
     this.stream.pump();
   }
 
@@ -240,7 +241,7 @@ export class SyncSession {
    * Continues from a position the client has (true: the caller pumps), or re-snapshots when that
    * position cannot be served (false).
    */
-  private async resume(from: bigint): Promise<boolean> {
+  private async resume(from: bigint, echoThrough?: bigint): Promise<boolean> {
     // Another process may have told the client a position this one has not read yet.
     if (from > this.deps.feed.known) await this.deps.feed.refresh();
     if (from > this.deps.feed.known) {
@@ -253,7 +254,7 @@ export class SyncSession {
       return false;
     }
     this.stream.readFeed();
-    this.stream.startAt(from, { upToDate: true, capturedBy: now });
+    this.stream.startAt(from, { upToDate: true, capturedBy: now, echoThrough });
     this.state = 'live';
     return true;
   }
@@ -468,6 +469,7 @@ export class SyncSession {
       }
       // Streamed back, the changes are not the client's own to the stream: its position follows capture to their `lsn` anyway.
       if (this.toldRemoved && results.some((result) => result.status === 'applied')) this.stream.followCapture();
+      for (const result of results) if (result.status === 'applied' && result.lsn) this.stream.answered(parsePosition(result.lsn));
       this.send({ type: 'write_result', requestId, results });
     } catch (error) {
       if (!(error instanceof WriteRequestError)) throw error;

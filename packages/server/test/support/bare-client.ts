@@ -39,7 +39,7 @@ export class BareClient {
     this.socket.send(typeof message === 'string' ? message : JSON.stringify(message));
   }
 
-  hello(fields: { token: string; clientId: string; schemaVersion?: string | null; position?: string | null; workspaces?: string[] }): void {
+  hello(fields: { token: string; clientId: string; schemaVersion?: string | null; position?: string | null; workspaces?: string[]; echoThrough?: string }): void {
     this.send({ type: 'hello', protocol: 1, schemaVersion: null, position: null, ...fields });
   }
 
