@@ -5,7 +5,9 @@
  * bench's process it took 380 ms instead of 170–200 (see notes.md). Forked by peers.mts, one per
  * system; told what to be over IPC, it opens its client until it holds the workspace, closes it and
  * answers `{ away }`; told the last commit (`back`), it reopens, closes again once that commit's
- * value is in it and answers `{ seconds }` from the reopen to that value (the close is not timed);
+ * value is in it and answers `{ seconds }` from the reopen to that value (the close is not timed),
+ * and for walsync `{ steps }`: when, in ms from the reopen, the replica was open (PGlite and walsync's
+ * start), the batch with that commit arrived, and it was applied;
  * it ends on `stop`.
  */
 import { type SyncClient, createSyncClient } from '@walsync/web';
@@ -24,19 +26,25 @@ export interface Commit {
 interface Away {
   open(last?: Commit): Promise<void>;
   close(): Promise<void>;
+  /** When each step of the last open happened (performance.now()), where the system tells. */
+  steps?: Record<string, number>;
 }
 
 function walsyncAway(order: Extract<AwayOrder, { system: 'walsync' }>): Away {
   let client: SyncClient | undefined;
   const holds = async (last: Commit) => (await client!.db.query<{ title: string }>(`SELECT title FROM task WHERE id = $1`, [last.id])).rows[0]?.title === last.title;
+  const steps: Record<string, number> = {};
   return {
+    steps,
     async open(last) {
       client = await createSyncClient({ url: order.url, token: order.token, dataDir: order.dataDir });
+      steps.open = performance.now();
+      client.on('pull:received', () => (steps.received ??= performance.now()));
       // Looked for once now and after each batch the client applies, as an app's live query would
       // (polling would queue its reads on the replica's one connection, ahead of the apply).
       const applied = new Promise<void>((resolve, reject) => {
         if (!last) return resolve();
-        const check = () => void holds(last).then((found) => found && (off(), resolve()), reject);
+        const check = () => void holds(last).then((found) => found && (off(), (steps.applied = performance.now()), resolve()), reject);
         const off = client!.on('pull:applied', check);
         check();
       });
@@ -72,12 +80,14 @@ process.on('message', (message: AwayOrder | { back: Commit } | 'stop') => {
     void (away?.close() ?? Promise.resolve()).finally(() => process.exit(0));
   } else if ('back' in message) {
     const began = performance.now();
+    for (const step of Object.keys(away!.steps ?? {})) delete away!.steps![step];
     answer(
       away!.open(message.back).then(async () => {
         const seconds = (performance.now() - began) / 1000;
+        const steps = Object.fromEntries(Object.entries(away!.steps ?? {}).map(([step, at]) => [step, Math.round(at - began)]));
         // Closed again, untimed, for the next round's return.
         await away!.close();
-        return { seconds };
+        return { seconds, steps };
       }),
     );
   } else {

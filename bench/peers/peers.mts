@@ -251,7 +251,7 @@ async function awayProcess(order: AwayOrder) {
     });
   await ask<{ away: true }>(order);
   return {
-    back: async (last: Commit) => (await ask<{ seconds: number }>({ back: last })).seconds,
+    back: (last: Commit) => ask<{ seconds: number; steps: Record<string, number> }>({ back: last }),
     async close() {
       if (child.exitCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -410,24 +410,28 @@ export async function peerFigures(log: (line: string) => void): Promise<{ figure
     };
     // One reopen is one sample of a half-second on a shared machine: the systems take turns, and each figure is the median.
     const catchUps: Record<'walsync' | 'zero', number[]> = { walsync: [], zero: [] };
+    const walsyncSteps: Array<Record<string, number>> = [];
     const [walsyncSeeded, zeroSeeded] = [await ids(walsyncSpace), await ids(zeroSpace)];
     for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
       for (const [system, away, rows, holds] of [['walsync', walsyncAway, walsyncSeeded, walsyncHolds], ['zero', zeroAway, zeroSeeded, zeroHolds]] as const) {
         const last = await awayCommits(rows, round);
         await holds(last);
         await quiet([server.pid, zero.pid], log);
-        catchUps[system].push(await away.back(last));
+        const { seconds, steps } = await away.back(last);
+        catchUps[system].push(seconds);
+        if (system === 'walsync') walsyncSteps.push(steps);
       }
     }
     const [walsyncCatchUp, zeroCatchUp] = [median(catchUps.walsync), median(catchUps.zero)];
     const listed = (values: number[]) => values.map((value) => value.toFixed(2)).join(', ');
+    const stepped = (step: string) => walsyncSteps.map((steps) => steps[step] ?? '?').join(', ');
     figures.push({
       name: `catch-up of a client away for ${AWAY_COMMITS.toLocaleString('en')} commits`,
       unit: 'commits/s',
       walsync: AWAY_COMMITS / walsyncCatchUp,
       zero: AWAY_COMMITS / zeroCatchUp,
       kind: 'rate',
-      note: `single-row UPDATEs of its workspace's 500 rows by SQL while the client was closed; from reopening (a replica on disk: walsync's PGlite, Zero's SQLite store; each system's client in a process of its own), once both servers are idle, to the last commit's value in it; the median of ${CATCH_UP_ROUNDS} returns each, the systems taking turns (walsync ${listed(catchUps.walsync)} s, Zero ${listed(catchUps.zero)} s)`,
+      note: `single-row UPDATEs of its workspace's 500 rows by SQL while the client was closed; from reopening (a replica on disk: walsync's PGlite, Zero's SQLite store; each system's client in a process of its own), once both servers are idle, to the last commit's value in it; the median of ${CATCH_UP_ROUNDS} returns each, the systems taking turns (walsync ${listed(catchUps.walsync)} s, Zero ${listed(catchUps.zero)} s). walsync's returns, step by step (ms from the reopen): its replica open (PGlite's start and walsync's) at ${stepped('open')}, the batch received at ${stepped('received')}, applied at ${stepped('applied')}`,
     });
     log('catch-up');
     return { figures, postgres: benchPostgres(), notes: NOTES };

@@ -47,6 +47,29 @@ describe('a client holding named subscriptions', () => {
     return { task: task!, client, errors };
   };
 
+  /**
+   * Holds capture back (`holder` keeps `change_history` locked until the caller commits) while the
+   * task leaves the launch project and comes back, then `client` comments on it; returns once the
+   * comment is answered (stored from its answer), before the stream brought any of it. The moves are
+   * one transaction (one batch), or `apartIn` a project: 6,000 tasks go there between them, more than
+   * the stream reads at once, so the move back comes in a later batch. Returns the comment's id.
+   */
+  const movedOutAndBack = async (holder: { query(sql: string): Promise<unknown> }, client: SyncClient, taskId: string, body: string, apartIn?: string) => {
+    const { seed, db } = fixture;
+    await holder.query(`BEGIN; LOCK TABLE change_history IN SHARE MODE`);
+    if (apartIn) {
+      await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [second, taskId]);
+      await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'elsewhere ' || n FROM generate_series(1, 6000) n`, [seed.workspaces.shared, apartIn]);
+      await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [seed.projects.launch, taskId]);
+    } else {
+      await db.pool.query(`BEGIN; UPDATE task SET project_id = '${second}' WHERE id = '${taskId}'; UPDATE task SET project_id = '${seed.projects.launch}' WHERE id = '${taskId}'; COMMIT`);
+    }
+    const [{ id: comment }] = (await client.db.query<{ id: string }>(`INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, $4) RETURNING id`, [seed.workspaces.shared, taskId, seed.users.alice, body]))
+      .rows as [{ id: string }];
+    await waitFor('the comment answered', async () => (await client.db.query(`SELECT 1 FROM walsync_outbox`)).rows.length === 0);
+    return comment;
+  };
+
   it('holds exactly one project of two, follows tasks and their comments in and out live, and adds a second project', async () => {
     const { seed, url, token, db } = fixture;
     const launch = seed.projects.launch;
@@ -301,56 +324,20 @@ describe('a client holding named subscriptions', () => {
     }
   });
 
-  it('keeps its own comment on a task that left its project and came back in one transaction, before the stream brought it', async () => {
+  it.each([
+    ['in one transaction (one batch: its removal, then the whole task)', false],
+    ['in one batch and back in a later one', true],
+  ] as const)('keeps its own comment on a task that left its project and came back %s, before the stream brought it', async (when, apart) => {
     const { seed, db } = fixture;
-    const { task, client, errors } = await launchTaskHeld('leaves and comes back');
+    const { task, client, errors } = await launchTaskHeld(`leaves and comes back ${when}`);
+    const [{ id: elsewhere }] = (await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, $2) RETURNING id`, [seed.workspaces.shared, `elsewhere ${when}`])) as [{ id: string }];
     const holder = await db.pool.connect();
     try {
-      // Capture held back: the task leaves the project and comes back (one transaction, so one batch: its
-      // removal, then the whole task), then the client comments on it. The write is answered (the comment is
-      // stored from its answer) before the stream brings the moves; the stream never sends the comment.
-      await holder.query(`BEGIN; LOCK TABLE change_history IN SHARE MODE`);
-      await db.pool.query(`BEGIN; UPDATE task SET project_id = '${second}' WHERE id = '${task.id}'; UPDATE task SET project_id = '${seed.projects.launch}' WHERE id = '${task.id}'; COMMIT`);
-      const [{ id: comment }] = (await client.db.query<{ id: string }>(
-        `INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'written between the moves') RETURNING id`,
-        [seed.workspaces.shared, task.id, seed.users.alice],
-      )).rows as [{ id: string }];
-      await waitFor('the comment answered', async () => (await client.db.query(`SELECT 1 FROM walsync_outbox`)).rows.length === 0);
+      const comment = await movedOutAndBack(holder, client, task.id, 'written after both moves', apart ? elsewhere : undefined);
       await holder.query(`COMMIT`);
-      // The stream brings the task's move out and back in (the comment, the client's own write, it does not send).
-      await addTask(seed.projects.launch, 'after the moves');
-      await waitFor('the stream past the moves', async () => (await titles(client)).includes('after the moves'));
-      expect((await db.query(`SELECT project_id FROM comment WHERE id = $1`, [comment]))[0]).toEqual({ project_id: seed.projects.launch });
-      expect((await client.db.query(`SELECT body FROM comment WHERE id = $1`, [comment])).rows).toEqual([{ body: 'written between the moves' }]);
-      expect(errors).toEqual([]);
-    } finally {
-      await holder.query(`ROLLBACK`).catch(() => undefined);
-      holder.release();
-      await client.close();
-    }
-  });
-
-  it('keeps its own comment on a task that left its project in one batch and came back in a later one, before the stream brought either', async () => {
-    const { seed, db } = fixture;
-    const { task, client, errors } = await launchTaskHeld('leaves, comes back later');
-    const [{ id: third }] = (await db.query<{ id: string }>(`INSERT INTO project (workspace_id, name) VALUES ($1, 'Third') RETURNING id`, [seed.workspaces.shared])) as [{ id: string }];
-    const holder = await db.pool.connect();
-    try {
-      // Capture held back: the task leaves the project; 6,000 tasks go into a third project, more than the
-      // stream reads at once, so the move back in comes in a later batch; then the client comments on the
-      // task, and its write is answered before the stream brings any of it.
-      await holder.query(`BEGIN; LOCK TABLE change_history IN SHARE MODE`);
-      await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [second, task.id]);
-      await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'elsewhere ' || n FROM generate_series(1, 6000) n`, [seed.workspaces.shared, third]);
-      await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [seed.projects.launch, task.id]);
-      const [{ id: comment }] = (await client.db.query<{ id: string }>(
-        `INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'written after both moves') RETURNING id`,
-        [seed.workspaces.shared, task.id, seed.users.alice],
-      )).rows as [{ id: string }];
-      await waitFor('the comment answered', async () => (await client.db.query(`SELECT 1 FROM walsync_outbox`)).rows.length === 0);
-      await holder.query(`COMMIT`);
-      await addTask(seed.projects.launch, 'after the later move');
-      await waitFor('the stream past the moves', async () => (await titles(client)).includes('after the later move'), 30_000);
+      // The stream brings the task's move out and back in (the comment, the client's own write, it skipped before).
+      await addTask(seed.projects.launch, `after the moves ${when}`);
+      await waitFor('the stream past the moves', async () => (await titles(client)).includes(`after the moves ${when}`), 30_000);
       expect((await db.query(`SELECT project_id FROM comment WHERE id = $1`, [comment]))[0]).toEqual({ project_id: seed.projects.launch });
       expect((await client.db.query(`SELECT body FROM comment WHERE id = $1`, [comment])).rows).toEqual([{ body: 'written after both moves' }]);
       expect(errors).toEqual([]);
@@ -358,7 +345,7 @@ describe('a client holding named subscriptions', () => {
       await holder.query(`ROLLBACK`).catch(() => undefined);
       holder.release();
       await client.close();
-      await db.query(`DELETE FROM task WHERE project_id = $1`, [third]);
+      await db.query(`DELETE FROM task WHERE project_id = $1`, [elsewhere]);
     }
   });
 
@@ -375,17 +362,8 @@ describe('a client holding named subscriptions', () => {
     try {
       await client.ready;
       await waitFor('the task in the replica', async () => (await titles(client)).includes('leaves, comes back next session'));
-      // As in the test before: the move out and the move back in come in different batches, and the
-      // client's comment is answered before either.
-      await holder.query(`BEGIN; LOCK TABLE change_history IN SHARE MODE`);
-      await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [second, task!.id]);
-      await db.query(`INSERT INTO task (workspace_id, project_id, title) SELECT $1, $2, 'elsewhere ' || n FROM generate_series(1, 6000) n`, [seed.workspaces.shared, third]);
-      await db.query(`UPDATE task SET project_id = $1 WHERE id = $2`, [seed.projects.launch, task!.id]);
-      [{ id: comment }] = (await client.db.query<{ id: string }>(
-        `INSERT INTO comment (workspace_id, task_id, author_id, body) VALUES ($1, $2, $3, 'written after both moves, away after the first') RETURNING id`,
-        [seed.workspaces.shared, task!.id, seed.users.alice],
-      )).rows as [{ id: string }];
-      await waitFor('the comment answered', async () => (await client.db.query(`SELECT 1 FROM walsync_outbox`)).rows.length === 0);
+      // The move out in one batch, the move back in a later one.
+      comment = await movedOutAndBack(holder, client, task!.id, 'written after both moves, away after the first', third);
       // The session ends once the client has the move out (its batch removes the task, and with it the comment).
       relay.cutAfter((text) => text.includes('"type":"changes"') && text.includes(task!.id));
       await holder.query(`COMMIT`);
