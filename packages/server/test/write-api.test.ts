@@ -210,6 +210,20 @@ describe.each(postgresTargets())('the write API ($name)', (target) => {
     expect((await row(created.pk.id as string)).title).toBe('once');
   });
 
+  it('answers a retry with the row as it is now: changed since, moved out of reach, or deleted (never the first answer\'s row)', async () => {
+    const [changed, moved, deleted] = [newTask('retried, changed since'), newTask('retried, moved since'), newTask('retried, deleted since')];
+    await write([changed, moved, deleted]);
+    await db.query(`UPDATE task SET title = 'changed by SQL' WHERE id = $1`, [changed.pk.id]);
+    await db.query(`UPDATE task SET workspace_id = $1, project_id = $2 WHERE id = $3`, [seed.workspaces.other, seed.projects.secret, moved.pk.id]);
+    await db.query(`DELETE FROM task WHERE id = $1`, [deleted.pk.id]);
+    // A client that never stored the first answers sends the same changes again.
+    const retried = await write([changed, moved, deleted]);
+    expect(retried[0]).toMatchObject({ status: 'applied', duplicate: true, row: { title: 'changed by SQL' } });
+    expect(retried[1]).toMatchObject({ status: 'applied', duplicate: true, row: null });
+    expect(retried[2]).toMatchObject({ status: 'applied', duplicate: true, row: null });
+    expect(await row(deleted.pk.id as string)).toBeUndefined();
+  });
+
   it('applies a 100-change batch in one go, answering each change with its own row, and a retry from the receipts', async () => {
     const batch = Array.from({ length: 100 }, (_, i) => newTask(`bulk ${i}`));
     const results = await write(batch);

@@ -8,6 +8,8 @@ export interface KnownRow {
   hlc: unknown;
   /** The row as read before the batch (rejections within the batch re-read it in SQL). */
   row: Row;
+  /** An earlier change of the batch writes the row (`row` is then not what it will be). */
+  written?: true;
 }
 
 /** The current row of a change that moves it to another workspace (its kept references must follow). */

@@ -69,7 +69,13 @@ export function decide(
     if (receipt.hash !== change.hash) {
       return { changeId, status: 'error', code: 'replayed_change', message: `changeId ${changeId} was already used for a different change; every change needs its own id` };
     }
-    return receipt.result.status === 'applied' ? { ...receipt.result, duplicate: true } : receipt.result;
+    if (receipt.result.status !== 'applied') return receipt.result;
+    // A retry is answered with the row as it is now, not as the first answer had it: a client that never
+    // stored that answer must not take back a state the server left since (a row deleted since would
+    // return to a replica that hears no more of it). Gone, or in a workspace the user is not in: null.
+    const current = state.known.get(keyOf(table, change.key));
+    if (current?.written) return { ...receipt.result, duplicate: true };
+    return { ...receipt.result, duplicate: true, row: current && state.memberOf.has(String(current.scope)) ? current.row : null };
   }
   // A changeId repeated within one batch answers like a retry.
   state.receipts.set(changeId, { changeId, hash: change.hash, result: { changeId, status: 'error', code: 'replayed_change', message: `changeId ${changeId} appears twice in one batch` } });
@@ -105,7 +111,7 @@ export function decide(
   }
   const applied = new Set(merge?.applied ?? written);
 
-  state.known.set(rowKey, { scope, hlc: merge?.hlc ?? change.hlc, row: { ...existing?.row, hlc: merge?.hlc ?? change.hlc, [COLUMN_CLOCKS]: merge?.clocks ?? {} } });
+  state.known.set(rowKey, { scope, hlc: merge?.hlc ?? change.hlc, row: { ...existing?.row, hlc: merge?.hlc ?? change.hlc, [COLUMN_CLOCKS]: merge?.clocks ?? {} }, written: true });
   const columns = columnMap(table);
   const params: unknown[] = [];
   const param = (value: unknown, cast: string) => {
