@@ -8,7 +8,7 @@ export * from './protocol/sync';
 export * from './protocol/writes';
 export * from './protocol/rows';
 export { type Position, PositionSchema, comparePositions, formatPosition, isPosition, parsePosition } from './rules/position';
-export { collapseRuns, latestPerKey } from './rules/change-runs';
+export { collapseRuns, latestPerKey, rowKey } from './rules/change-runs';
 export { COLUMN_CLOCKS, type ColumnMerge, clockedColumns, mergeColumns } from './rules/column-clocks';
 export { sha256Hex } from './rules/digest';
 export { retryDelay, type RetryPolicy } from './rules/retry';

@@ -1,5 +1,5 @@
 import type { PGliteInterface, Transaction } from '@electric-sql/pglite';
-import { type ChangeResult, type Row, type StreamChange, type SyncedTable, latestPerKey, quoteIdent as quote, quoteLiteral as literal } from '@walsync/db/browser';
+import { type ChangeResult, type Row, type StreamChange, type SyncedTable, latestPerKey, rowKey, quoteIdent as quote, quoteLiteral as literal } from '@walsync/db/browser';
 
 /** Stores the replica's position `value` (an SQL expression). */
 const positionSql = (value: string) => `INSERT INTO walsync_state VALUES ('position', ${value}) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`;
@@ -256,9 +256,8 @@ export class RemoteApply {
     for (const run of [...result].reverse()) {
       const keys = upsertedLater.get(run.table) ?? new Set<string>();
       upsertedLater.set(run.table, keys);
-      const keyOf = (row: Row) => JSON.stringify(run.table.primaryKey.map((column) => row[column]));
-      if (run.kind === 'delete') run.rows = run.rows.filter((row) => !keys.has(keyOf(row)));
-      else for (const row of run.rows) keys.add(keyOf(row));
+      if (run.kind === 'delete') run.rows = run.rows.filter((row) => !keys.has(rowKey(run.table.primaryKey, row)));
+      else for (const row of run.rows) keys.add(rowKey(run.table.primaryKey, row));
     }
     return result.filter((run) => run.kind === 'truncate' || run.rows.length > 0);
   }

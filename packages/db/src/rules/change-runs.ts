@@ -2,6 +2,11 @@ import type { StreamChange } from '../protocol/sync';
 
 type Row = Record<string, unknown>;
 
+/** A row's identity in a table with `primaryKey`: its key's values, as one string. */
+export function rowKey(primaryKey: readonly string[], row: Row): string {
+  return JSON.stringify(primaryKey.map((column) => row[column]));
+}
+
 /**
  * One row per primary key, as applying the rows one after another would leave it: a row never
  * replaces a newer version, so the newest wins, the later on a tie. A replica applies a run of
@@ -11,7 +16,7 @@ export function latestPerKey<R extends Row>(primaryKey: readonly string[], rows:
   if (rows.length === 1) return rows;
   const byKey = new Map<string, R>();
   for (const row of rows) {
-    const key = JSON.stringify(primaryKey.map((column) => row[column]));
+    const key = rowKey(primaryKey, row);
     const kept = byKey.get(key);
     if (!kept || !(Number(kept.version) > Number(row.version))) byKey.set(key, row);
   }
