@@ -21,6 +21,7 @@ import { type DroppedWrite, RemoteApply } from './remote-apply';
 import { SyncClientError } from './types';
 import { SUBSCRIPTION_TABLE_SQL, StoredSubscriptions } from './stored-subscriptions';
 import { ReplicaUpkeep } from './replica-upkeep';
+import { echoThrough, markEcho, recordAnswered } from './own-echo';
 
 interface RunningSnapshot {
   replaces: boolean;
@@ -131,10 +132,9 @@ export class ReplicaStore {
     return this.state('position');
   }
 
-  /** Where the client's own changes must come as data to a hello from `position` (see markEcho), if anywhere. */
-  async echoThrough(position: string): Promise<string | undefined> {
-    const { rows } = await this.db.query<{ value: string }>(`SELECT value FROM walsync_state WHERE key = 'echo' AND value::pg_lsn > $1::pg_lsn`, [position]);
-    return rows[0]?.value;
+  /** Where the client's own changes must come as data to a hello from `position` (see own-echo.ts), if anywhere. */
+  echoThrough(position: string): Promise<string | undefined> {
+    return echoThrough(this.db, position);
   }
 
   schemaVersion(): Promise<string | null> {
@@ -317,16 +317,7 @@ export class ReplicaStore {
    */
   async settle(sent: UnsentChange[], results: ChangeResult[]): Promise<void> {
     const answers = results.map((result, index) => ({ changeId: sent[index]!.changeId, table: sent[index]!.table, pk: sent[index]!.pk, result }));
-    // Recorded first (recorded too far, it only costs rows sent twice): how far the stream has to go
-    // before it passes every write whose row the replica is about to store.
-    const answered = results.flatMap((result) => (result.status === 'applied' && isPosition(result.lsn) ? [result.lsn] : []));
-    if (answered.length > 0) {
-      await this.db.query(
-        `INSERT INTO walsync_state SELECT 'answered', max(lsn::pg_lsn)::text FROM unnest($1::text[]) lsn
-           ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE EXCLUDED.value::pg_lsn > walsync_state.value::pg_lsn`,
-        [answered],
-      );
-    }
+    await recordAnswered(this.db, results);
     this.upkeep.written(answers.length);
     if (!this.subscriptions.partial) return this.apply.settle(this.db, answers);
     await this.db.transaction(async (tx) => {
@@ -397,19 +388,4 @@ export class ReplicaStore {
   private state(key: string, db: PGlite | Transaction = this.db): Promise<string | null> {
     return readState(db, key);
   }
-}
-
-/**
- * Before a removal is applied (a batch with deletes, a replacing snapshot's removeUnseen) at a
- * position (`position`, SQL) the stream has not passed the replica's answered writes at: their rows
- * may go with it (a foreign key's cascade), and the stream skips a client's own changes. The replica
- * records how far (`echo`); its next hello asks for its own changes up to there as data. Recorded
- * before the removal commits, so a crash between them only costs rows sent twice.
- */
-async function markEcho(db: PGlite | Transaction, position: string, params: unknown[] = []): Promise<void> {
-  await db.query(
-    `INSERT INTO walsync_state SELECT 'echo', a.value FROM walsync_state a WHERE a.key = 'answered' AND a.value::pg_lsn > coalesce(${position}, '0/0')::pg_lsn
-       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE EXCLUDED.value::pg_lsn > walsync_state.value::pg_lsn`,
-    params,
-  );
 }
