@@ -85,8 +85,13 @@ describe.each(postgresTargets())('hydration, then live changes ($name)', (target
       },
       20_000,
     ).catch((error) => {
-      for (const { row } of serverRows) expect(replica.get(row.id), row.title).toEqual(row);
-      throw error;
+      // Which rows are missing or stale, and what the stream sent: a gap and a stalled stream differ here.
+      const wrong = serverRows.filter(({ row }) => canonical(replica.get(row.id)) !== canonical(row)).map(({ row }) => `${row.title}${replica.has(row.id) ? ' (stale)' : ''}`);
+      const sent = client.messages.filter((message) => message.type === 'changes');
+      throw new Error(
+        `${wrong.length} of ${serverRows.length} tasks differ (${wrong.slice(0, 5).join(', ')}…); snapshot at ${end.position}, ${sent.length} changes batches, the last at ${sent.at(-1)?.position ?? 'none'}; messages: ${[...new Set(client.messages.map((message) => message.type))].join(', ')}`,
+        { cause: error },
+      );
     });
   });
 

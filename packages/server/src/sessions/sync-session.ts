@@ -3,7 +3,6 @@ import {
   CloseCodes,
   type ExtractedMigration,
   type Hello,
-  type Row,
   type ServerMessage,
   type SubscriptionDefinition,
   type SubscriptionRef,
@@ -15,19 +14,18 @@ import {
 } from '@walsync/db/server';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { Scope } from '../auth/scope';
 import type { WebSocket } from 'ws';
 import { AuthenticationError, type Tokens, atExpiry } from '../auth/tokens';
 import { historyHorizon } from '../history/retention';
 import { WriteRequestError, type WriteService } from '../writes/write-service';
-import type { ChangeFeed, FeedEntry } from './change-feed';
+import type { ChangeFeed } from './change-feed';
 import { ClientStream } from './client-stream';
 import type { SessionRouter } from './session-router';
 import { MessageBudget } from './flow-control';
 import { type SchemaOffer, schemaOffer, welcomeMessage } from './schema-offer';
 import type { SnapshotSelection, Snapshots } from './snapshot';
 import { type SnapshotFence, awaitCapture, seesEverythingBefore, walInsertPosition } from './snapshot-fence';
-import { ClientView, type Refusal } from './client-view';
+import { ScopeChanges } from './scope-changes';
 
 export interface SessionDependencies {
   pool: pg.Pool;
@@ -55,21 +53,16 @@ const MAX_BAD_MESSAGES = 20;
 /**
  * One connected client: handshake (token, schema), hydration from a consistent snapshot, then its
  * stream of live changes from its position (a ClientStream), acknowledgements, verification, scope
- * and subscription changes, and writes over the same socket. See docs/protocol.md.
+ * and subscription changes (ScopeChanges), and writes over the same socket. See docs/protocol.md.
  */
 export class SyncSession {
   private state: State = 'handshake';
   userId = '';
   clientId = '';
-  private scope = new Scope('', new Set());
-  /** What the client holds of its scope: everything, or its subscriptions. */
-  private view: ClientView;
+  /** What the client holds of its user's scope, and the changes to it. */
+  private readonly held: ScopeChanges;
   /** The client's changes, from its position. */
   readonly stream: ClientStream;
-  /** The stream passed a change to the user's memberships: the scope is read again (in turn with the client's messages). */
-  private rescope = false;
-  /** The client was told of a workspace it lost (`scope_removed`): its writes are streamed back to it from then on (see write). */
-  private toldRemoved = false;
   private stopExpiry: (() => void) | undefined;
   private readonly budget = new MessageBudget(100, 200);
   private badMessages = 0;
@@ -83,11 +76,10 @@ export class SyncSession {
     private readonly socket: WebSocket,
     private readonly deps: SessionDependencies,
   ) {
-    this.view = new ClientView(deps.subscriptions, false);
     this.stream = new ClientStream(deps, {
       socket,
       clientId: () => this.clientId,
-      routing: () => ({ scope: this.scope, view: this.view }),
+      routing: () => ({ scope: this.held.scope, view: this.held.view }),
       live: () => this.state === 'live',
       closed: () => this.state === 'closed',
       offering: () => this.offering,
@@ -96,9 +88,20 @@ export class SyncSession {
       // The user's memberships changed: drop removed workspaces, hydrate added ones — in turn with the
       // client's messages, so a write it sent before is in the snapshot of a workspace it gets back.
       streamed: (membershipsChanged) => {
-        if (membershipsChanged) this.rescope = true;
-        return this.rescope ? this.inTurn(() => this.settleScope()) : undefined;
+        if (membershipsChanged) this.held.rescope = true;
+        return this.held.rescope ? this.inTurn(() => this.held.settle()) : undefined;
       },
+    });
+    this.held = new ScopeChanges(deps, {
+      userId: () => this.userId,
+      clientId: () => this.clientId,
+      stream: this.stream,
+      closed: () => this.state === 'closed',
+      enter: (state) => (this.state = state),
+      send: (message) => this.send(message),
+      fail: (code, message) => this.fail(code, message),
+      snapshot: (meet, replace, subscriptions, announce) => this.snapshot(meet, replace, subscriptions, announce),
+      reachFence: (fence, after) => this.reachFence(fence, after),
     });
     socket.on('message', (data, isBinary) => this.receive(isBinary ? null : data.toString()));
     socket.on('close', () => this.dispose());
@@ -183,9 +186,9 @@ export class SyncSession {
       case 'resnapshot':
         return this.hydrate('requested', 'the client asked for a new snapshot');
       case 'subscribe':
-        return this.subscribe(message.subscription);
+        return this.held.subscribe(message.subscription);
       case 'unsubscribe':
-        return this.unsubscribe(message.subscription);
+        return this.held.unsubscribe(message.subscription);
       case 'ping':
         return; // answered on arrival
     }
@@ -218,22 +221,15 @@ export class SyncSession {
       this.fail('client_id_taken', message);
       return this.close(CloseCodes.clientIdTaken, 'the client id belongs to another user');
     }
-    this.scope = await Scope.of(this.deps.pool, this.userId);
     // A client that names subscriptions holds only those (checked against the scope now: one it can no longer hold is refused).
-    this.view = new ClientView(this.deps.subscriptions, hello.subscriptions !== undefined);
-    const refused: Array<{ ref: SubscriptionRef; refusal: Refusal }> = [];
-    for (const ref of hello.subscriptions ?? []) {
-      const result = await this.view.subscribe(this.deps.pool, this.scope, this.deps.tables(), ref, { resumed: hello.position !== null });
-      if ('refusal' in result) refused.push({ ref, refusal: result.refusal });
-    }
-    this.reindex();
+    const refused = await this.held.start(hello.subscriptions, hello.position !== null);
     this.welcome(catalog, offer);
     for (const { ref, refusal } of refused) this.send({ type: 'subscription_refused', subscription: ref, ...refusal });
     if (offer.revert) return this.hydrate('schema_reverted', `the server reverted ${hello.schemaVersion}`);
     if (hello.position === null) return this.hydrate();
     // Scope is computed, not remembered: what the user lost or gained while this client was away.
     const echoThrough = hello.echoThrough === undefined ? undefined : parsePosition(hello.echoThrough);
-    if ((await this.resume(parsePosition(hello.position), echoThrough)) && hello.workspaces) await this.reconcile(new Set(hello.workspaces));
+    if ((await this.resume(parsePosition(hello.position), echoThrough)) && hello.workspaces) await this.held.reconcile(new Set(hello.workspaces));
     this.stream.pump();
   }
 
@@ -264,9 +260,10 @@ export class SyncSession {
     this.state = 'hydrating';
     this.stream.readFeed();
     if (reason) this.send({ type: 'resnapshot', reason, message: message! });
-    const selection = this.view.selection(this.deps.tables(), [...this.scope.workspaces]);
+    const { view, scope } = this.held;
+    const selection = view.selection(this.deps.tables(), [...scope.workspaces]);
     const meet = async (fence: SnapshotFence) => ((await this.reachFence(fence, fence.head)) ? selection : undefined);
-    const position = await this.snapshot(meet, true, this.view.partial ? this.view.subscriptions : undefined);
+    const position = await this.snapshot(meet, true, view.partial ? view.subscriptions : undefined);
     if (position === undefined) return;
     this.stream.startAt(position, { upToDate: true });
     this.state = 'live';
@@ -286,83 +283,6 @@ export class SyncSession {
   private async reachFence(fence: SnapshotFence, after: bigint): Promise<boolean> {
     await awaitCapture(this.deps.pool, this.deps.feed, fence.insertLsn);
     return seesEverythingBefore(this.deps.pool, fence, after);
-  }
-
-  /**
-   * Adds rows to what the client holds (a subscription, or workspaces it gained) where the snapshot
-   * and the stream meet exactly: the stream goes on with what the client held, up to the snapshot's
-   * fence; then `adopt` makes the addition part of what it holds, the snapshot brings the added rows
-   * as they are at the fence, and the stream goes on from there with everything. Replayed from an
-   * older position over the newer snapshot instead, a comment could arrive in one batch and its task's
-   * move out of the subscription in the next: the replica would hold a comment without its task.
-   */
-  private async extend(
-    adopt: () => SnapshotSelection,
-    options: {
-      subscriptions?: SubscriptionRef[];
-      announce?: string[];
-      gained: (table: string, scopeId: string | null, row: Row | null) => boolean;
-      /** The scope whose changes are read up to the snapshot (the one the client will have: its gained workspaces' removals are among them). */
-      reading?: Scope;
-    },
-  ): Promise<boolean> {
-    // Up to the snapshot, a row the addition held that was deleted or left it goes too: the client may
-    // hold it already (an unanswered write of its own; pages of an earlier snapshot of it, cut short),
-    // and the snapshot, which does not have it, would not remove it.
-    const { gained } = options;
-    const removes = (entry: FeedEntry) =>
-      (entry.op === 'delete' || entry.op === 'update') && gained(entry.table, entry.oldScopeId ?? entry.scopeId, entry.old) && !(entry.op === 'update' && gained(entry.table, entry.scopeId, entry.data));
-    this.state = 'hydrating';
-    this.stream.readFeed();
-    let adopted = false;
-    const meet = async (fence: SnapshotFence) => {
-      const { position } = this.stream;
-      if (!(await this.reachFence(fence, position < fence.head ? position : fence.head))) return undefined;
-      if (await this.stream.streamTo(fence.insertLsn, removes, options.reading ?? this.scope)) this.rescope = true;
-      if (this.state === 'closed') return undefined;
-      adopted = true;
-      const selection = adopt();
-      this.reindex();
-      return selection;
-    };
-    const position = await this.snapshot(meet, false, options.subscriptions, options.announce);
-    if (position === undefined || !adopted) return false;
-    this.stream.startAt(position);
-    this.state = 'live';
-    return true;
-  }
-
-  /**
-   * Adds a subscription: its rows arrive as a snapshot (`replace: false`), met by the stream exactly
-   * (see `extend`); the stream then goes on with the subscription's changes.
-   */
-  private async subscribe(ref: SubscriptionRef): Promise<void> {
-    if (!this.view.partial) return this.fail('whole_scope', 'this client holds its whole scope (its hello named no subscriptions), so it has every row a subscription could add');
-    const result = await this.view.admit(this.deps.pool, this.scope, this.deps.tables(), ref);
-    if ('refusal' in result) return this.send({ type: 'subscription_refused', subscription: ref, ...result.refusal });
-    const adopt = () => {
-      result.hold();
-      return this.view.selection(this.deps.tables(), [...this.scope.workspaces], { subscriptions: [result.added], wholeTables: false });
-    };
-    const gained = (table: string, scopeId: string | null, row: Row | null) => row !== null && this.scope.workspaces.has(scopeId ?? '') && result.selects(table, row);
-    if (!(await this.extend(adopt, { subscriptions: [result.added], announce: [], gained }))) return;
-    await this.settleScope();
-    this.stream.pump();
-  }
-
-  /** Drops a subscription; nothing of it is sent after the answer (the client removes the rows only it held). */
-  private async unsubscribe(ref: SubscriptionRef): Promise<void> {
-    if (!this.view.partial) return this.fail('whole_scope', 'this client holds its whole scope (its hello named no subscriptions); there is nothing to unsubscribe');
-    this.view.unsubscribe(ref);
-    this.reindex();
-    this.send({ type: 'unsubscribed', subscription: ref });
-  }
-
-  /** Tells the router what this client holds now (its scope, its subscriptions). */
-  private reindex(): void {
-    if (this.state === 'closed') return;
-    const { workspaces, userId } = this.scope;
-    this.deps.router.index(this.stream, { whole: !this.view.partial, workspaces, selectors: this.view.selectors(), userId, clientId: this.clientId });
   }
 
   /**
@@ -393,41 +313,7 @@ export class SyncSession {
   /** Tells the client the server's schema and what to apply (or roll back) to reach it. */
   private welcome(catalog: ExtractedMigration[], offer: SchemaOffer): void {
     this.clientSchema = catalog.at(-1)?.name ?? null;
-    this.send(welcomeMessage({ userId: this.userId, clientId: this.clientId, workspaces: this.scope.workspaces }, catalog, offer));
-  }
-
-  /** The user's memberships changed (seen in the stream): the scope is read again, and reconciled with what the client holds. */
-  private async settleScope(): Promise<void> {
-    while (this.rescope && this.state !== 'closed') {
-      this.rescope = false;
-      const previous = this.scope.workspaces;
-      this.scope = await Scope.of(this.deps.pool, this.userId);
-      this.reindex();
-      await this.reconcile(previous);
-    }
-  }
-
-  /** The client holds `held`; the scope is `this.scope`: announce the workspaces lost, hydrate those gained. */
-  private async reconcile(held: ReadonlySet<string>): Promise<void> {
-    const current = this.scope;
-    for (const removed of [...held].filter((workspace) => !current.workspaces.has(workspace))) {
-      this.send({ type: 'scope_removed', workspaceId: removed, position: formatPosition(this.stream.position) });
-      this.toldRemoved = true;
-    }
-    const added = [...current.workspaces].filter((workspace) => !held.has(workspace));
-    if (added.length === 0) return;
-    // Up to the snapshot the stream goes on with the workspaces the client holds; a gained workspace
-    // brings what the client holds of it: the whole tables, and its subscriptions' rows there.
-    this.scope = new Scope(current.userId, new Set([...current.workspaces].filter((workspace) => held.has(workspace))));
-    const adopt = () => {
-      this.scope = current;
-      return this.view.selection(this.deps.tables(), added);
-    };
-    const gainedScope = new Scope(current.userId, new Set(added));
-    const gained = (table: string, scopeId: string | null, row: Row | null) => this.view.holds(gainedScope, table, scopeId, row);
-    if (!(await this.extend(adopt, { subscriptions: this.view.partial ? [] : undefined, gained, reading: current }))) return;
-    // Memberships that changed again while the stream went up to the snapshot.
-    await this.settleScope();
+    this.send(welcomeMessage({ userId: this.userId, clientId: this.clientId, workspaces: this.held.scope.workspaces }, catalog, offer));
   }
 
   private async ack(position: bigint): Promise<void> {
@@ -456,19 +342,19 @@ export class SyncSession {
   private async write(requestId: string, changes: unknown[]): Promise<void> {
     try {
       const batch = { clientId: this.clientId, changes };
-      const apply = () => this.deps.writes.applyBatch(this.userId, batch, { streamBack: this.toldRemoved });
+      const apply = () => this.deps.writes.applyBatch(this.userId, batch, { streamBack: this.held.toldRemoved });
       let { results } = await apply();
       if (results.some((result) => result.status === 'error' && result.code === 'forbidden_scope') && this.state === 'live') {
         // The memberships may have changed before the stream brought the change to this session: the
         // client must hear of a workspace it lost (scope_removed) before a refusal in it, and a write
         // refused while the user was briefly out is run again once they are back (idempotent by changeId).
-        const before = this.scope.workspaces;
-        this.rescope = true;
-        await this.settleScope();
-        if ([...before].every((workspace) => this.scope.workspaces.has(workspace))) ({ results } = await apply());
+        const before = this.held.scope.workspaces;
+        this.held.rescope = true;
+        await this.held.settle();
+        if ([...before].every((workspace) => this.held.scope.workspaces.has(workspace))) ({ results } = await apply());
       }
       // Streamed back, the changes are not the client's own to the stream: its position follows capture to their `lsn` anyway.
-      if (this.toldRemoved && results.some((result) => result.status === 'applied')) this.stream.followCapture();
+      if (this.held.toldRemoved && results.some((result) => result.status === 'applied')) this.stream.followCapture();
       for (const result of results) if (result.status === 'applied' && result.lsn) this.stream.answered(parsePosition(result.lsn));
       this.send({ type: 'write_result', requestId, results });
     } catch (error) {
