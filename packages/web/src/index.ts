@@ -4,5 +4,5 @@ export { SyncClient } from './sync-client';
 export { readRows, type ReadRowsOptions } from './rows-read';
 export { ReplicaStore, type OpenedReplica, type UnsentChange } from './replica-store';
 export { ReplicaUpkeep } from './replica-upkeep';
-export type { ConnectionState } from './sync-connection';
+export type { ConnectionState } from './connection-status';
 export { SyncClientError, type Subscription, type SubscriptionInput, type SubscriptionParamsOf, type SyncClientErrorCode, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';

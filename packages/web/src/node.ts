@@ -7,7 +7,7 @@ import { LOCK_FILES, lockReplica } from './replica-lock';
 import { EarlyHello, type HelloFields, parseHelloFields } from './early-hello';
 import { syncEndpoint } from './endpoint';
 import { SyncClient } from './sync-client';
-import type { SocketLike } from './sync-connection';
+import type { SocketLike } from './endpoint';
 import { SyncClientError, type SyncClientOptions } from './types';
 
 /**

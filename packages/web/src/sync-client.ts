@@ -2,9 +2,9 @@ import type { PGlite } from '@electric-sql/pglite';
 import { type SyncedTable, syncedTables } from '@walsync/db/browser';
 import { SyncEmitter, deferred } from './emitter';
 import type { EarlyHello, HelloFields } from './early-hello';
-import { syncEndpoint } from './endpoint';
+import { type SocketFactory, syncEndpoint } from './endpoint';
 import { ReplicaStore } from './replica-store';
-import { type SocketFactory, SyncConnection } from './sync-connection';
+import { SyncConnection } from './sync-connection';
 import { type Subscription, type SubscriptionInput, type SubscriptionParamsOf, SyncClientError, type SyncClientOptions, type SyncEvents, type SyncHandle, type SyncStatus } from './types';
 
 export interface SyncClientParts {

@@ -1,7 +1,7 @@
 /**
  * The sync connection: one client's session with the server, as an explicit state machine. Every
  * state and every transition is here; `status` (what an app shows) is derived from the state in
- * one table (`STATUS_OF`). The connection speaks the protocol (docs/protocol.md); everything it
+ * one table (`statusOf`, connection-status.ts). The connection speaks the protocol (docs/protocol.md); everything it
  * reads or writes in the replica goes through the ReplicaStore.
  *
  *                 start()
@@ -27,51 +27,20 @@
  * again from its stored position (a fixed server, a new migration).
  */
 import { retryDelay } from '@walsync/db/browser';
+import { ClientSubscriptions } from './client-subscriptions';
+import { type ConnectionState, statusOf } from './connection-status';
+import { type EarlyHello, type HelloFields, helloMessage } from './early-hello';
 import type { SyncEmitter } from './emitter';
 import type { SocketFactory, SocketLike, SyncEndpoint } from './endpoint';
-import { type ClientServerMessage, parseServerMessage, probeEndpoint } from './server-answers';
-import { type EarlyHello, type HelloFields, helloMessage } from './early-hello';
-
-export type { SocketFactory, SocketLike } from './endpoint';
-import { ClientSubscriptions } from './client-subscriptions';
+import { Heartbeat } from './heartbeat';
 import { OutboxPush } from './outbox-push';
+import type { ReplicaStore } from './replica-store';
+import { type ClientServerMessage, parseServerMessage, probeEndpoint } from './server-answers';
 import { SnapshotArrival } from './snapshot-arrival';
 import { StoredAcks } from './stored-acks';
-import type { ReplicaStore } from './replica-store';
 import { SyncClientError, type SyncStatus } from './types';
 
-export type ConnectionState = 'connecting' | 'handshaking' | 'hydrating' | 'live' | 'backoff' | 'refused' | 'failed' | 'closed';
-
-interface StatusInputs {
-  reconnecting: boolean;
-  pushing: boolean;
-  /** The last attempt failed to apply what the server sent (cleared once live again). */
-  failing: boolean;
-  /** Live from a stored position, before the server said the client has everything (`up_to_date`). */
-  catchingUp: boolean;
-}
-
-/**
- * The status an app sees in each state: `offline` while reconnecting after a connection was lost,
- * `error` while retrying after a failure to apply.
- */
-const STATUS_OF: Record<ConnectionState, SyncStatus | ((connection: StatusInputs) => SyncStatus)> = {
-  connecting: ({ reconnecting, failing }) => (failing ? 'error' : reconnecting ? 'offline' : 'connecting'),
-  handshaking: ({ reconnecting, failing }) => (failing ? 'error' : reconnecting ? 'offline' : 'connecting'),
-  hydrating: ({ failing }) => (failing ? 'error' : 'syncing'),
-  live: ({ pushing, catchingUp }) => (pushing || catchingUp ? 'syncing' : 'up-to-date'),
-  backoff: ({ failing }) => (failing ? 'error' : 'offline'),
-  refused: 'offline',
-  failed: 'error',
-  closed: 'closed',
-};
-
 const OPEN = 1;
-
-/** A server that sent nothing for this long is asked (`ping`)… */
-const QUIET_MS = 3_000;
-/** …and one silent for this long is gone (the process stopped, the network dropped): offline. */
-const SILENT_MS = 7_000;
 
 /** Close codes after which retrying with the same token, client id or schema cannot succeed. */
 const REFUSALS = new Set([4401, 4403, 4409]);
@@ -110,9 +79,11 @@ export class SyncConnection {
   private readonly snapshot: SnapshotArrival;
   /** Why the server refused this client, from its `error` message before the close. */
   private refusal: string | undefined;
-  /** When the socket opened or last delivered a message (or, while it opens, when it began to). */
-  private lastHeard = 0;
-  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** Whether the server is still there: asked when quiet, given up on when silent. */
+  private readonly heartbeat = new Heartbeat({
+    quiet: () => this.socket?.readyState === OPEN && this.send({ type: 'ping' }),
+    silent: () => this.socket && this.lose(this.socket),
+  });
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly acks: StoredAcks;
   private readonly onNetworkLost = () => this.socket && this.lose(this.socket);
@@ -141,10 +112,7 @@ export class SyncConnection {
   }
 
   get status(): SyncStatus {
-    const status = STATUS_OF[this.state];
-    return typeof status === 'function'
-      ? status({ reconnecting: this.reconnecting, pushing: this.push.sending, failing: this.failure !== undefined, catchingUp: this.catchingUp })
-      : status;
+    return statusOf(this.state, { reconnecting: this.reconnecting, pushing: this.push.sending, failing: this.failure !== undefined, catchingUp: this.catchingUp });
   }
 
   private lastStatus: SyncStatus | undefined;
@@ -167,7 +135,7 @@ export class SyncConnection {
     // In a browser (the worker too) the network's own events are faster than any heartbeat.
     globalThis.addEventListener?.('offline', this.onNetworkLost);
     globalThis.addEventListener?.('online', this.onNetworkBack);
-    this.heartbeat = setInterval(() => this.checkHeartbeat(), 1_000);
+    this.heartbeat.start();
     const early = this.options.early;
     if (early) void this.adopt(early).catch((error: Error) => this.events.emit('error', error));
     else this.connectNow();
@@ -198,11 +166,11 @@ export class SyncConnection {
   private attach(socket: SocketLike, helloSent: boolean): void {
     this.enter(helloSent ? 'handshaking' : 'connecting');
     this.socket = socket;
-    this.lastHeard = Date.now();
+    this.heartbeat.heard();
     let opened = helloSent;
     socket.onopen = () => {
       opened = true;
-      this.lastHeard = Date.now();
+      this.heartbeat.heard();
       this.enter('handshaking');
       void this.hello(socket).catch((error: Error) => this.events.emit('error', error));
     };
@@ -283,22 +251,13 @@ export class SyncConnection {
     this.events.emit('error', error);
   }
 
-  private checkHeartbeat(): void {
-    const socket = this.socket;
-    if (!socket) return;
-    // A server that accepts the connection but never answers (a stopped process) is silent too.
-    const silent = Date.now() - this.lastHeard;
-    if (silent >= SILENT_MS) this.lose(socket);
-    else if (silent >= QUIET_MS && socket.readyState === OPEN) this.send({ type: 'ping' });
-  }
-
   private send(message: unknown): void {
     if (this.socket?.readyState === OPEN) this.socket.send(JSON.stringify(message));
   }
 
   private receive(socket: SocketLike, data: unknown): void {
     if (socket !== this.socket) return;
-    this.lastHeard = Date.now();
+    this.heartbeat.heard();
     const message = parseServerMessage(data);
     if (message.type === 'pong') return;
     // One message at a time, in order; none after one that is bad or failed (its socket is dropped).
@@ -423,7 +382,7 @@ export class SyncConnection {
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     this.enter('closed');
-    clearInterval(this.heartbeat);
+    this.heartbeat.stop();
     clearTimeout(this.retryTimer);
     globalThis.removeEventListener?.('offline', this.onNetworkLost);
     globalThis.removeEventListener?.('online', this.onNetworkBack);

@@ -12,7 +12,7 @@ import { type Storage, type StoragePreference, replicaName } from './replica-nam
 import { deferred } from './emitter';
 import { type LeaderMessage, type TabMessage, channelName, serializeError } from './tab-protocol';
 import { SyncClient } from './sync-client';
-import type { SocketLike } from './sync-connection';
+import type { SocketLike } from './endpoint';
 import { type SubscriptionInput, SyncClientError, type SyncEvents } from './types';
 
 const RELAYED: Array<keyof SyncEvents> = ['captured', 'push', 'pull:received', 'pull:applied', 'conflict', 'error', 'bootstrap:start', 'bootstrap:progress', 'bootstrap:complete', 'status'];
