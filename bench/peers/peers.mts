@@ -43,7 +43,7 @@ const BULK_ROWS = 100_000;
 const CROWD = 99;
 const AWAY_COMMITS = 5000;
 /** Returns of each system's away client; the catch-up figure is their median. */
-const CATCH_UP_ROUNDS = 3;
+const CATCH_UP_ROUNDS = 5;
 /** What the doc says beside the table: what is not comparable, and where each side's time goes. */
 const NOTES = readFileSync(path.join(HERE, 'notes.md'), 'utf8').trim();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
