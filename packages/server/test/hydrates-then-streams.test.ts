@@ -1,4 +1,5 @@
-import { comparePositions, migrationIdentity, migrations } from '@walsync/db/server';
+import { comparePositions, migrationIdentity, migrations, parsePosition } from '@walsync/db/server';
+import pg from 'pg';
 import { Tokens, type WalsyncServer } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BareClient } from './support/bare-client';
@@ -37,62 +38,107 @@ describe.each(postgresTargets())('hydration, then live changes ($name)', (target
         if (written % 10 === 0) await db.query(`UPDATE task SET title = title || '!' WHERE title = $1`, [`during ${written - 5}`]);
       }
     })();
-    await waitFor('writes under way', () => written > 20);
+    // The writer stops however the test ends (a failed one left it writing into a closed pool).
+    const stopWriting = async () => {
+      writing = false;
+      await writer;
+    };
+    try {
+      await waitFor('writes under way', () => written > 20);
+      await hydrateWhileWriting();
+    } finally {
+      await stopWriting();
+    }
 
-    const client = await BareClient.connect(server.url);
-    clients.push(client);
-    client.hello({ token, clientId: 'bare-1' });
-    const welcome = await client.next('welcome');
-    expect(welcome).toMatchObject({ userId: seed.users.alice, clientId: 'bare-1', workspaces: [seed.workspaces.shared] });
-    expect(welcome.migrations.map((migration: { name: string }) => migration.name)).toEqual(migrations.map((migration) => migrationIdentity(migration).name));
+    async function hydrateWhileWriting() {
+      const client = await BareClient.connect(server.url);
+      clients.push(client);
+      client.hello({ token, clientId: 'bare-1' });
+      const welcome = await client.next('welcome');
+      expect(welcome).toMatchObject({ userId: seed.users.alice, clientId: 'bare-1', workspaces: [seed.workspaces.shared] });
+      expect(welcome.migrations.map((migration: { name: string }) => migration.name)).toEqual(migrations.map((migration) => migrationIdentity(migration).name));
 
-    const { start, rows, end } = await client.snapshot();
-    expect(start.replace).toBe(true);
-    expect(end.position).toBe(start.position);
-    const batches = client.messages.filter((message) => message.type === 'snapshot_batch' && message.table === 'task');
-    expect(batches.at(-1)).toMatchObject({ sent: start.total.task, total: start.total.task });
-    expect(batches.map((batch) => batch.sent)).toEqual([...batches.map((batch) => batch.sent)].sort((a, b) => a - b));
-    expect(rows.task).toHaveLength(start.total.task);
-    expect(rows.workspace).toEqual([expect.objectContaining({ id: seed.workspaces.shared })]);
-    expect(rows.workspace_member).toHaveLength(2);
+      const { start, rows, end } = await client.snapshot();
+      expect(start.replace).toBe(true);
+      expect(end.position).toBe(start.position);
+      const batches = client.messages.filter((message) => message.type === 'snapshot_batch' && message.table === 'task');
+      expect(batches.at(-1)).toMatchObject({ sent: start.total.task, total: start.total.task });
+      expect(batches.map((batch) => batch.sent)).toEqual([...batches.map((batch) => batch.sent)].sort((a, b) => a - b));
+      expect(rows.task).toHaveLength(start.total.task);
+      expect(rows.workspace).toEqual([expect.objectContaining({ id: seed.workspaces.shared })]);
+      expect(rows.workspace_member).toHaveLength(2);
 
-    await waitFor('more writes after the snapshot', () => written > 300);
-    writing = false;
-    await writer;
+      await waitFor('more writes after the snapshot', () => written > 300);
+      await stopWriting();
 
-    // Apply snapshot, then changes in order, as a client would; the result must equal the server.
-    const replica = new Map<string, any>(rows.task!.map((row) => [row.id, row]));
-    const serverRows = await db.query(`SELECT to_jsonb(t.*) AS row FROM task t`);
-    const canonical = (row: Record<string, unknown> | undefined) => row && JSON.stringify(Object.fromEntries(Object.entries(row).sort(([a], [b]) => a.localeCompare(b))));
-    const matches = () => replica.size === serverRows.length && serverRows.every(({ row }) => canonical(replica.get(row.id)) === canonical(row));
-    let position = end.position;
-    await waitFor(
-      'the stream to reach every task',
-      async () => {
-        for (;;) {
-          const index = client.messages.findIndex((message, i) => i >= (client as any).cursor && message.type === 'changes');
-          if (index < 0) break;
-          const batch = await client.next('changes');
-          expect(comparePositions(batch.position, position)).toBeGreaterThanOrEqual(0);
-          position = batch.position;
-          for (const change of batch.changes) {
-            if (change.table !== 'task') continue;
-            if (change.op === 'delete') replica.delete(change.old!.id as string);
-            else replica.set(change.data!.id as string, change.data);
+      // Apply snapshot, then changes in order, as a client would; the result must equal the server.
+      const replica = new Map<string, any>(rows.task!.map((row) => [row.id, row]));
+      const serverRows = await db.query(`SELECT to_jsonb(t.*) AS row FROM task t`);
+      const canonical = (row: Record<string, unknown> | undefined) => row && JSON.stringify(Object.fromEntries(Object.entries(row).sort(([a], [b]) => a.localeCompare(b))));
+      const matches = () => replica.size === serverRows.length && serverRows.every(({ row }) => canonical(replica.get(row.id)) === canonical(row));
+      let position = end.position;
+      await waitFor(
+        'the stream to reach every task',
+        async () => {
+          for (;;) {
+            const index = client.messages.findIndex((message, i) => i >= (client as any).cursor && message.type === 'changes');
+            if (index < 0) break;
+            const batch = await client.next('changes');
+            expect(comparePositions(batch.position, position)).toBeGreaterThanOrEqual(0);
+            position = batch.position;
+            for (const change of batch.changes) {
+              if (change.table !== 'task') continue;
+              if (change.op === 'delete') replica.delete(change.old!.id as string);
+              else replica.set(change.data!.id as string, change.data);
+            }
           }
-        }
-        return matches();
-      },
-      20_000,
-    ).catch((error) => {
-      // Which rows are missing or stale, and what the stream sent: a gap and a stalled stream differ here.
-      const wrong = serverRows.filter(({ row }) => canonical(replica.get(row.id)) !== canonical(row)).map(({ row }) => `${row.title}${replica.has(row.id) ? ' (stale)' : ''}`);
-      const sent = client.messages.filter((message) => message.type === 'changes');
-      throw new Error(
-        `${wrong.length} of ${serverRows.length} tasks differ (${wrong.slice(0, 5).join(', ')}…); snapshot at ${end.position}, ${sent.length} changes batches, the last at ${sent.at(-1)?.position ?? 'none'}; messages: ${[...new Set(client.messages.map((message) => message.type))].join(', ')}`,
-        { cause: error },
-      );
-    });
+          return matches();
+        },
+        20_000,
+      ).catch((error) => {
+        // Which rows are missing or stale, and what the stream sent: a gap and a stalled stream differ here.
+        const wrong = serverRows.filter(({ row }) => canonical(replica.get(row.id)) !== canonical(row)).map(({ row }) => `${row.title}${replica.has(row.id) ? ' (stale)' : ''}`);
+        const sent = client.messages.filter((message) => message.type === 'changes');
+        throw new Error(
+          `${wrong.length} of ${serverRows.length} tasks differ (${wrong.slice(0, 5).join(', ')}…); snapshot at ${end.position}, ${sent.length} changes batches, the last at ${sent.at(-1)?.position ?? 'none'}; messages: ${[...new Set(client.messages.map((message) => message.type))].join(', ')}`,
+          { cause: error },
+        );
+      });
+    }
+  });
+
+  it('meets the stream just before a transaction that committed while the snapshot was taken, instead of reading a new snapshot', async () => {
+    // The snapshot's first statement takes its MVCC snapshot, then waits for a lock on the history
+    // horizon it reads; a task commits meanwhile. Read again, the snapshot would hold the task: under a
+    // steady stream of commits on a loaded machine, ten snapshots in a row had such a commit, and the
+    // session gave up (1011) before the client had its data.
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE walsync_history_horizon IN ACCESS EXCLUSIVE MODE');
+      const client = await BareClient.connect(server.url);
+      clients.push(client);
+      client.hello({ token, clientId: 'bare-meet' });
+      await client.next('welcome');
+      const waiting = () => db.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%walsync_history_horizon%' AND pid <> pg_backend_pid()`);
+      await waitFor('the snapshot to wait for the lock, its MVCC snapshot taken', async () => (await waiting()).length > 0);
+      const [task] = await db.query<{ id: string }>(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'committed while the snapshot was taken') RETURNING id`, [
+        seed.workspaces.shared,
+        seed.projects.launch,
+      ]);
+      await locker.query('COMMIT');
+
+      const { rows, end } = await client.snapshot();
+      expect(rows.task!.map((row) => row.id)).not.toContain(task!.id);
+      const [captured] = await db.query<{ commit_lsn: string }>(`SELECT commit_lsn::text FROM change_history WHERE table_name = 'task' AND data->>'id' = $1`, [task!.id]);
+      expect(parsePosition(end.position)).toBeLessThan(BigInt(captured!.commit_lsn));
+      // The stream brings it, right after the snapshot's position.
+      const batch = await client.next((message) => message.type === 'changes' && message.changes.some((change: { data?: { id?: string } }) => change.data?.id === task!.id));
+      expect(batch.changes.find((change: { data?: { id?: string } }) => change.data?.id === task!.id)).toMatchObject({ table: 'task', op: 'insert' });
+    } finally {
+      await locker.end();
+    }
   });
 
   // The feed's code is the same on both targets: once, on the default one (20 s of capture and streaming).

@@ -1,5 +1,7 @@
+import { comparePositions } from '@walsync/db/server';
 import { Tokens, type WalsyncServer } from '@walsync/server';
-import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer } from '@walsync/test-support';
+import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, waitFor } from '@walsync/test-support';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BareClient } from './support/bare-client';
 
@@ -51,6 +53,40 @@ describe.each(postgresTargets())('subscriptions on the wire ($name)', (target) =
     await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'launch live')`, [seed.workspaces.shared, seed.projects.launch]);
     const batch = await client.next((message) => message.type === 'changes' && message.changes.length > 0);
     expect(batch.changes.map((change: { data?: { title: string } }) => change.data?.title)).toEqual(['launch live']);
+  });
+
+  it('adds a subscription where its snapshot meets the stream, when tasks commit while the snapshot is taken', async () => {
+    const client = await open([project(seed.projects.launch)]);
+    await client.snapshot();
+    await client.next('up_to_date');
+    // The subscription's snapshot takes its MVCC snapshot, then waits for a lock on the history horizon
+    // while a task of the held project and one of the added project commit: the snapshot has neither,
+    // the stream brings both after it (read again instead, a busy server could fail every snapshot).
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE walsync_history_horizon IN ACCESS EXCLUSIVE MODE');
+      client.send({ type: 'subscribe', subscription: project(second) });
+      const waiting = () => db.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%walsync_history_horizon%' AND pid <> pg_backend_pid()`);
+      await waitFor('the snapshot to wait for the lock, its MVCC snapshot taken', async () => (await waiting()).length > 0);
+      await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'launch, during the snapshot')`, [seed.workspaces.shared, seed.projects.launch]);
+      await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'second, during the snapshot')`, [seed.workspaces.shared, second]);
+      await locker.query('COMMIT');
+    } finally {
+      await locker.end();
+    }
+    const { rows, end } = await client.snapshot();
+    expect(rows.task!.map((row) => row.title)).toContain('second 1');
+    expect(rows.task!.map((row) => row.title)).not.toContain('second, during the snapshot');
+    const titles: string[] = [];
+    for (;;) {
+      const batch = await client.next((message) => message.type === 'changes' && message.changes.length > 0);
+      expect(comparePositions(batch.position, end.position)).toBeGreaterThan(0);
+      titles.push(...batch.changes.map((change: { data?: { title: string } }) => change.data?.title ?? ''));
+      if (titles.includes('second, during the snapshot')) break;
+    }
+    expect(titles).toEqual(['launch, during the snapshot', 'second, during the snapshot']);
   });
 
   it('answers subscribe with a snapshot of its rows, unsubscribe with unsubscribed, and refuses what the user cannot hold', async () => {

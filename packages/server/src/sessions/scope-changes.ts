@@ -6,7 +6,7 @@ import type { FeedEntry } from './change-feed';
 import type { ClientStream } from './client-stream';
 import { ClientView, type Refusal } from './client-view';
 import type { SessionRouter } from './session-router';
-import type { SnapshotSelection } from './snapshot';
+import type { SnapshotMeeting, SnapshotSelection } from './snapshot';
 import type { SnapshotFence } from './snapshot-fence';
 
 export interface ScopeDependencies {
@@ -29,9 +29,9 @@ export interface ScopeOwner {
   send(message: ServerMessage): void;
   fail(code: SyncErrorCode, message: string): void;
   /** Sends a snapshot of what `meet` selects at its fence (see SyncSession.snapshot); its position, or undefined if none was sent. */
-  snapshot(meet: (fence: SnapshotFence) => Promise<SnapshotSelection | undefined>, replace: boolean, subscriptions?: SubscriptionRef[], announce?: string[]): Promise<bigint | undefined>;
-  /** Waits for history to reach the fence; false when the snapshot missed a transaction after `after` (see SyncSession.reachFence). */
-  reachFence(fence: SnapshotFence, after: bigint): Promise<boolean>;
+  snapshot(meet: SnapshotMeeting, replace: boolean, subscriptions?: SubscriptionRef[], announce?: string[]): Promise<bigint | undefined>;
+  /** Waits for history to reach the fence; where the snapshot meets a stream at `after`, or undefined (see SyncSession.reachFence). */
+  reachFence(fence: SnapshotFence, after: bigint): Promise<bigint | undefined>;
 }
 
 /**
@@ -142,8 +142,8 @@ export class ScopeChanges {
   /**
    * Adds rows to what the client holds (a subscription, or workspaces it gained) where the snapshot
    * and the stream meet exactly: the stream goes on with what the client held, up to the snapshot's
-   * fence; then `adopt` makes the addition part of what it holds, the snapshot brings the added rows
-   * as they are at the fence, and the stream goes on from there with everything. Replayed from an
+   * position (its meeting point); then `adopt` makes the addition part of what it holds, the snapshot brings the added rows
+   * as they are there, and the stream goes on from there with everything. Replayed from an
    * older position over the newer snapshot instead, a comment could arrive in one batch and its task's
    * move out of the subscription in the next: the replica would hold a comment without its task.
    */
@@ -169,13 +169,15 @@ export class ScopeChanges {
     let adopted = false;
     const meet = async (fence: SnapshotFence) => {
       const { position } = stream;
-      if (!(await this.owner.reachFence(fence, position < fence.head ? position : fence.head))) return undefined;
-      if (await stream.streamTo(fence.insertLsn, removes, options.reading ?? this.scope)) this.rescope = true;
+      const meeting = await this.owner.reachFence(fence, position < fence.head ? position : fence.head);
+      // The stream went past a transaction the snapshot missed: read a new one.
+      if (meeting === undefined || meeting < position) return undefined;
+      if (await stream.streamTo(meeting, removes, options.reading ?? this.scope)) this.rescope = true;
       if (this.owner.closed()) return undefined;
       adopted = true;
       const selection = adopt();
       this.reindex();
-      return selection;
+      return { selection, position: meeting };
     };
     const position = await this.owner.snapshot(meet, false, options.subscriptions, options.announce);
     if (position === undefined || !adopted) return false;

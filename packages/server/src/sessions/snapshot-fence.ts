@@ -6,7 +6,8 @@ import type { ChangeFeed } from './change-feed';
  * Where a snapshot stands in the stream. Read in the snapshot's first statement: the transactions it
  * sees (its MVCC snapshot) and the WAL insert position just after. Every transaction the snapshot sees
  * committed before `insertLsn`; one committing after it is not seen. Only a transaction that committed
- * while the snapshot was being taken can end before `insertLsn` unseen — `visible` tells.
+ * while the snapshot was being taken can end before `insertLsn` unseen — `visible` tells, and
+ * `meetingPoint` places the snapshot in the stream.
  */
 export interface SnapshotFence {
   /** The newest change_history commit the snapshot's transaction sees. */
@@ -57,15 +58,28 @@ export async function awaitCapture(pool: Pick<pg.Pool, 'query'>, feed: ChangeFee
 }
 
 /**
- * Whether every transaction in change_history that ended in (`after`, fence.insertLsn] is one the
- * snapshot sees. When one is not (it committed while the snapshot was taken), the snapshot is read
- * again: the stream cannot both skip what the snapshot holds and send what it lacks at one position.
+ * Where the snapshot meets a stream that stands at `after`: the position up to which the snapshot holds
+ * everything and after which it holds nothing (the stream sends what follows it). That is the fence's
+ * insert position when the snapshot sees every transaction of history that ended in (`after`,
+ * fence.insertLsn]. A transaction that committed while the snapshot was taken ends there unseen: when
+ * every one the snapshot sees ended before the first unseen one, the point is just before that one,
+ * and the stream sends it and all after. Under a steady stream of commits on a loaded machine, ten
+ * snapshots in a row had such a transaction, and the client could not hydrate. Undefined when the two
+ * interleave (a transaction seen ended after one unseen): the snapshot is read again.
  */
-export async function seesEverythingBefore(pool: Pick<pg.Pool, 'query'>, fence: SnapshotFence, after: bigint): Promise<boolean> {
-  if (after >= fence.insertLsn) return true;
-  const result = await pool.query<{ xid: string }>(
-    `SELECT DISTINCT transaction_id AS xid FROM change_history WHERE commit_lsn > $1 AND commit_lsn <= $2`,
+export async function meetingPoint(pool: Pick<pg.Pool, 'query'>, fence: SnapshotFence, after: bigint): Promise<bigint | undefined> {
+  if (after >= fence.insertLsn) return fence.insertLsn;
+  const result = await pool.query<{ xid: string; commit: string }>(
+    `SELECT DISTINCT transaction_id AS xid, commit_lsn::text AS commit FROM change_history WHERE commit_lsn > $1 AND commit_lsn <= $2`,
     [after.toString(), fence.insertLsn.toString()],
   );
-  return result.rows.every((row) => fence.visible(Number(row.xid)));
+  let lastSeen = after;
+  let firstUnseen: bigint | undefined;
+  for (const row of result.rows) {
+    const commit = BigInt(row.commit);
+    if (fence.visible(Number(row.xid))) lastSeen = commit > lastSeen ? commit : lastSeen;
+    else firstUnseen = firstUnseen === undefined || commit < firstUnseen ? commit : firstUnseen;
+  }
+  if (firstUnseen === undefined) return fence.insertLsn;
+  return lastSeen < firstUnseen ? firstUnseen - 1n : undefined;
 }

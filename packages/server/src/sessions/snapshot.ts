@@ -66,10 +66,11 @@ const FIRST_PAGE_ROWS = 100;
 const MAX_PAGE_ROWS = 10_000;
 
 /**
- * Decides, once the snapshot's transaction is open, what it reads: the selection, or undefined to read
- * a new snapshot (see SnapshotFence). The stream is brought to the fence meanwhile.
+ * Decides, once the snapshot's transaction is open, what it reads and where it meets the stream (its
+ * position: see `meetingPoint`), or undefined to read a new snapshot. The stream is brought to that
+ * position meanwhile.
  */
-export type SnapshotMeeting = (fence: SnapshotFence) => Promise<SnapshotSelection | undefined>;
+export type SnapshotMeeting = (fence: SnapshotFence) => Promise<{ selection: SnapshotSelection; position: bigint } | undefined>;
 
 /** Snapshots read again at most this often when transactions keep committing as they are taken. */
 const MAX_ATTEMPTS = 10;
@@ -77,8 +78,8 @@ const MAX_ATTEMPTS = 10;
 /**
  * A consistent snapshot of some workspaces, tombstones included, in pages. It runs in one
  * REPEATABLE READ transaction; `meet` learns where it stands in the stream (its fence) before a row
- * is read, and the snapshot's position is the fence's insert position: every transaction it sees
- * ended at or before it, every later one is after it. So the stream continues after the position
+ * is read, and the snapshot's position is where the two meet (`meetingPoint`): every transaction it
+ * sees ended at or before it, every later one is after it. So the stream continues after the position
  * with exactly what the snapshot did not see — no gap, and no change it already holds sent again
  * (an old version of a row whose parent has since left would arrive alone).
  *
@@ -98,14 +99,14 @@ export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[],
       );
       const { head: headLsn, snapshot, insert } = head.rows[0]!;
       const fence = snapshotFence(snapshot, BigInt(headLsn ?? 0), BigInt(insert));
-      const selection = await meet(fence);
-      if (!selection) {
+      const met = await meet(fence);
+      if (!met) {
         await client.query('ROLLBACK');
         if (attempt >= MAX_ATTEMPTS) throw new Error(`no snapshot met the stream in ${MAX_ATTEMPTS} attempts (transactions kept committing as each was taken)`);
         continue;
       }
-      const position = formatPosition(fence.insertLsn);
-      await readSnapshot(client, tables, selection, position, sink, pageBytes);
+      const position = formatPosition(met.position);
+      await readSnapshot(client, tables, met.selection, position, sink, pageBytes);
       await client.query('COMMIT');
       return position;
     } catch (error) {
@@ -215,10 +216,10 @@ export class Snapshots {
       const client = await checkout(this.pool);
       try {
         const meeting: SnapshotMeeting = async (fence) => {
-          const selection = await meet(fence);
+          const met = await meet(fence);
           // The workspaces the client holds once it ended (a subscription's snapshot adds none).
-          if (selection) workspaces = options.announce ?? selection.workspaces;
-          return selection;
+          if (met) workspaces = options.announce ?? met.selection.workspaces;
+          return met;
         };
         const position = await sendSnapshot(client, tables, meeting, {
           start: async (at, total) => target.send({ type: 'snapshot_start', position: at, total, workspaces, replace, ...(subscriptions ? { subscriptions } : {}) }),

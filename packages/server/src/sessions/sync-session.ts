@@ -23,8 +23,8 @@ import { ClientStream } from './client-stream';
 import type { SessionRouter } from './session-router';
 import { MessageBudget } from './flow-control';
 import { type SchemaOffer, schemaOffer, welcomeMessage } from './schema-offer';
-import type { SnapshotSelection, Snapshots } from './snapshot';
-import { type SnapshotFence, awaitCapture, seesEverythingBefore, walInsertPosition } from './snapshot-fence';
+import type { SnapshotMeeting, Snapshots } from './snapshot';
+import { type SnapshotFence, awaitCapture, meetingPoint, walInsertPosition } from './snapshot-fence';
 import { ScopeChanges } from './scope-changes';
 
 export interface SessionDependencies {
@@ -262,7 +262,10 @@ export class SyncSession {
     if (reason) this.send({ type: 'resnapshot', reason, message: message! });
     const { view, scope } = this.held;
     const selection = view.selection(this.deps.tables(), [...scope.workspaces]);
-    const meet = async (fence: SnapshotFence) => ((await this.reachFence(fence, fence.head)) ? selection : undefined);
+    const meet = async (fence: SnapshotFence) => {
+      const position = await this.reachFence(fence, fence.head);
+      return position === undefined ? undefined : { selection, position };
+    };
     const position = await this.snapshot(meet, true, view.partial ? view.subscriptions : undefined);
     if (position === undefined) return;
     this.stream.startAt(position, { upToDate: true });
@@ -271,18 +274,18 @@ export class SyncSession {
   }
 
   /** Sends a snapshot of what `meet` selects; `replace` says whether it replaces everything the client has, `subscriptions` which it brings. */
-  private snapshot(meet: (fence: SnapshotFence) => Promise<SnapshotSelection | undefined>, replace: boolean, subscriptions?: SubscriptionRef[], announce?: string[]): Promise<bigint | undefined> {
+  private snapshot(meet: SnapshotMeeting, replace: boolean, subscriptions?: SubscriptionRef[], announce?: string[]): Promise<bigint | undefined> {
     const target = { userId: this.userId, socket: this.socket, closed: () => this.state === 'closed', send: (message: ServerMessage | string) => this.send(message) };
     return this.deps.snapshots.send({ ...target, close: (code, reason) => this.close(code, reason) }, this.deps.tables(), meet, { replace, subscriptions, announce });
   }
 
   /**
-   * Waits for history to reach the snapshot's fence; false when a transaction that ended after
-   * `after` and before the fence is one the snapshot does not see (it is read again then).
+   * Waits for history to reach the snapshot's fence, and returns where the snapshot meets a stream at
+   * `after` (see `meetingPoint`); undefined when it cannot (it is read again then).
    */
-  private async reachFence(fence: SnapshotFence, after: bigint): Promise<boolean> {
+  private async reachFence(fence: SnapshotFence, after: bigint): Promise<bigint | undefined> {
     await awaitCapture(this.deps.pool, this.deps.feed, fence.insertLsn);
-    return seesEverythingBefore(this.deps.pool, fence, after);
+    return meetingPoint(this.deps.pool, fence, after);
   }
 
   /**

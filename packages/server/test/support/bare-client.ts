@@ -10,6 +10,8 @@ type Message = ServerMessage & Record<string, any>;
 export class BareClient {
   readonly messages: Message[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
+  /** How the server closed the socket, once it did. */
+  private closedWith: { code: number; reason: string } | undefined;
   private cursor = 0;
   private waiters: Array<() => void> = [];
 
@@ -20,7 +22,8 @@ export class BareClient {
     });
     this.closed = new Promise((resolve) =>
       socket.on('close', (code, reason) => {
-        resolve({ code, reason: reason.toString() });
+        this.closedWith = { code, reason: reason.toString() };
+        resolve(this.closedWith);
         for (const wake of this.waiters.splice(0)) wake();
       }),
     );
@@ -52,7 +55,9 @@ export class BareClient {
         const message = this.messages[this.cursor++]!;
         if (matches(message)) return message as never;
       }
-      if (this.socket.readyState === WebSocket.CLOSED) throw new Error(`the socket closed while waiting for ${String(type)}`);
+      if (this.socket.readyState === WebSocket.CLOSED) {
+        throw new Error(`the socket closed (${this.closedWith?.code} ${this.closedWith?.reason}) while waiting for ${String(type)}; last messages: ${JSON.stringify(this.messages.slice(-3)).slice(0, 800)}`);
+      }
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new Error(`no ${String(type ?? 'message')} within ${timeoutMs} ms; got ${JSON.stringify(this.messages.slice(-5)).slice(0, 800)}`);
       await new Promise<void>((resolve) => {
