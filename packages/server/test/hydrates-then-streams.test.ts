@@ -1,8 +1,8 @@
 import { comparePositions, migrationIdentity, migrations, parsePosition } from '@walsync/db/server';
-import pg from 'pg';
 import { Tokens, type WalsyncServer } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BareClient } from './support/bare-client';
+import { commitWhileSnapshotIsTaken } from './support/snapshot-lock';
 import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, waitFor } from '@walsync/test-support';
 
 describe.each(postgresTargets())('hydration, then live changes ($name)', (target) => {
@@ -108,37 +108,29 @@ describe.each(postgresTargets())('hydration, then live changes ($name)', (target
   });
 
   it('meets the stream just before a transaction that committed while the snapshot was taken, instead of reading a new snapshot', async () => {
-    // The snapshot's first statement takes its MVCC snapshot, then waits for a lock on the history
-    // horizon it reads; a task commits meanwhile. Read again, the snapshot would hold the task: under a
-    // steady stream of commits on a loaded machine, ten snapshots in a row had such a commit, and the
-    // session gave up (1011) before the client had its data.
-    const locker = new pg.Client({ connectionString: db.url });
-    await locker.connect();
-    try {
-      await locker.query('BEGIN');
-      await locker.query('LOCK TABLE walsync_history_horizon IN ACCESS EXCLUSIVE MODE');
-      const client = await BareClient.connect(server.url);
-      clients.push(client);
+    // A task commits while the snapshot is taken (see commitWhileSnapshotIsTaken). Read again, the
+    // snapshot would hold the task: under a steady stream of commits on a loaded machine, ten snapshots
+    // in a row had such a commit, and the session gave up (1011) before the client had its data.
+    const client = await BareClient.connect(server.url);
+    clients.push(client);
+    const hello = async () => {
       client.hello({ token, clientId: 'bare-meet' });
       await client.next('welcome');
-      const waiting = () => db.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%walsync_history_horizon%' AND pid <> pg_backend_pid()`);
-      await waitFor('the snapshot to wait for the lock, its MVCC snapshot taken', async () => (await waiting()).length > 0);
-      const [task] = await db.query<{ id: string }>(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'committed while the snapshot was taken') RETURNING id`, [
+    };
+    const [task] = await commitWhileSnapshotIsTaken(db, hello, () =>
+      db.query<{ id: string }>(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'committed while the snapshot was taken') RETURNING id`, [
         seed.workspaces.shared,
         seed.projects.launch,
-      ]);
-      await locker.query('COMMIT');
+      ]),
+    );
 
-      const { rows, end } = await client.snapshot();
-      expect(rows.task!.map((row) => row.id)).not.toContain(task!.id);
-      const [captured] = await db.query<{ commit_lsn: string }>(`SELECT commit_lsn::text FROM change_history WHERE table_name = 'task' AND data->>'id' = $1`, [task!.id]);
-      expect(parsePosition(end.position)).toBeLessThan(BigInt(captured!.commit_lsn));
-      // The stream brings it, right after the snapshot's position.
-      const batch = await client.next((message) => message.type === 'changes' && message.changes.some((change: { data?: { id?: string } }) => change.data?.id === task!.id));
-      expect(batch.changes.find((change: { data?: { id?: string } }) => change.data?.id === task!.id)).toMatchObject({ table: 'task', op: 'insert' });
-    } finally {
-      await locker.end();
-    }
+    const { rows, end } = await client.snapshot();
+    expect(rows.task!.map((row) => row.id)).not.toContain(task!.id);
+    const [captured] = await db.query<{ commit_lsn: string }>(`SELECT commit_lsn::text FROM change_history WHERE table_name = 'task' AND data->>'id' = $1`, [task!.id]);
+    expect(parsePosition(end.position)).toBeLessThan(BigInt(captured!.commit_lsn));
+    // The stream brings it, right after the snapshot's position.
+    const batch = await client.next((message) => message.type === 'changes' && message.changes.some((change: { data?: { id?: string } }) => change.data?.id === task!.id));
+    expect(batch.changes.find((change: { data?: { id?: string } }) => change.data?.id === task!.id)).toMatchObject({ table: 'task', op: 'insert' });
   });
 
   // The feed's code is the same on both targets: once, on the default one (20 s of capture and streaming).

@@ -1,9 +1,9 @@
 import { comparePositions } from '@walsync/db/server';
 import { Tokens, type WalsyncServer } from '@walsync/server';
-import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, waitFor } from '@walsync/test-support';
-import pg from 'pg';
+import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer } from '@walsync/test-support';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BareClient } from './support/bare-client';
+import { commitWhileSnapshotIsTaken } from './support/snapshot-lock';
 
 /** Subscriptions as a client without the library sees them: what each message answers, and what the stream sends. */
 describe.each(postgresTargets())('subscriptions on the wire ($name)', (target) => {
@@ -59,23 +59,17 @@ describe.each(postgresTargets())('subscriptions on the wire ($name)', (target) =
     const client = await open([project(seed.projects.launch)]);
     await client.snapshot();
     await client.next('up_to_date');
-    // The subscription's snapshot takes its MVCC snapshot, then waits for a lock on the history horizon
-    // while a task of the held project and one of the added project commit: the snapshot has neither,
-    // the stream brings both after it (read again instead, a busy server could fail every snapshot).
-    const locker = new pg.Client({ connectionString: db.url });
-    await locker.connect();
-    try {
-      await locker.query('BEGIN');
-      await locker.query('LOCK TABLE walsync_history_horizon IN ACCESS EXCLUSIVE MODE');
-      client.send({ type: 'subscribe', subscription: project(second) });
-      const waiting = () => db.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%walsync_history_horizon%' AND pid <> pg_backend_pid()`);
-      await waitFor('the snapshot to wait for the lock, its MVCC snapshot taken', async () => (await waiting()).length > 0);
-      await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'launch, during the snapshot')`, [seed.workspaces.shared, seed.projects.launch]);
-      await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'second, during the snapshot')`, [seed.workspaces.shared, second]);
-      await locker.query('COMMIT');
-    } finally {
-      await locker.end();
-    }
+    // A task of the held project and one of the added project commit while the subscription's snapshot
+    // is taken (see commitWhileSnapshotIsTaken): the snapshot has neither, the stream brings both after
+    // it (read again instead, a busy server could fail every snapshot).
+    await commitWhileSnapshotIsTaken(
+      db,
+      () => client.send({ type: 'subscribe', subscription: project(second) }),
+      async () => {
+        await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'launch, during the snapshot')`, [seed.workspaces.shared, seed.projects.launch]);
+        await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'second, during the snapshot')`, [seed.workspaces.shared, second]);
+      },
+    );
     const { rows, end } = await client.snapshot();
     expect(rows.task!.map((row) => row.title)).toContain('second 1');
     expect(rows.task!.map((row) => row.title)).not.toContain('second, during the snapshot');
