@@ -100,7 +100,7 @@ describe.each(postgresTargets())('hydration, then live changes ($name)', (target
         const wrong = serverRows.filter(({ row }) => canonical(replica.get(row.id)) !== canonical(row)).map(({ row }) => `${row.title}${replica.has(row.id) ? ' (stale)' : ''}`);
         const sent = client.messages.filter((message) => message.type === 'changes');
         throw new Error(
-          `${wrong.length} of ${serverRows.length} tasks differ (${wrong.slice(0, 5).join(', ')}…); snapshot at ${end.position}, ${sent.length} changes batches, the last at ${sent.at(-1)?.position ?? 'none'}; messages: ${[...new Set(client.messages.map((message) => message.type))].join(', ')}`,
+          `${wrong.length} of ${serverRows.length} tasks differ (${wrong.slice(0, 5).join(', ')}…); snapshot at ${end.position}, ${sent.length} changes batches, the last at ${sent.at(-1)?.position ?? 'none'}; messages: ${[...new Set(client.messages.map((message) => message.type))].join(', ')}; the socket ${client.describeSocket()}`,
           { cause: error },
         );
       });

@@ -38,6 +38,11 @@ export class BareClient {
     return new BareClient(socket);
   }
 
+  /** How the socket stands, for a failing test's message: open, or closed with which code and reason. */
+  describeSocket(): string {
+    return this.closedWith ? `closed (${this.closedWith.code} ${this.closedWith.reason})` : `open (readyState ${this.socket.readyState})`;
+  }
+
   send(message: unknown): void {
     this.socket.send(typeof message === 'string' ? message : JSON.stringify(message));
   }
@@ -56,7 +61,7 @@ export class BareClient {
         if (matches(message)) return message as never;
       }
       if (this.socket.readyState === WebSocket.CLOSED) {
-        throw new Error(`the socket closed (${this.closedWith?.code} ${this.closedWith?.reason}) while waiting for ${String(type)}; last messages: ${JSON.stringify(this.messages.slice(-3)).slice(0, 800)}`);
+        throw new Error(`the socket was ${this.describeSocket()} while waiting for ${String(type)}; last messages: ${JSON.stringify(this.messages.slice(-3)).slice(0, 800)}`);
       }
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new Error(`no ${String(type ?? 'message')} within ${timeoutMs} ms; got ${JSON.stringify(this.messages.slice(-5)).slice(0, 800)}`);
