@@ -44,10 +44,9 @@ export interface ScopeOwner {
 export class ScopeChanges {
   scope = new Scope('', new Set());
   view: ClientView;
-  /** The stream passed a change to the user's memberships: the scope is read again (in turn with the client's messages). */
-  rescope = false;
-  /** The client was told of a workspace it lost (`scope_removed`): its writes are streamed back to it from then on (see SyncSession.write). */
-  toldRemoved = false;
+  /** The user's memberships changed since the scope was read: `settle` reads it again (in turn with the client's messages). */
+  private rescope = false;
+  private removedTold = false;
 
   constructor(
     private readonly deps: ScopeDependencies,
@@ -70,6 +69,21 @@ export class ScopeChanges {
     }
     this.reindex();
     return refused;
+  }
+
+  /** The client was told of a workspace it lost (`scope_removed`): its writes are streamed back to it from then on (see SyncSession.write). */
+  get toldRemoved(): boolean {
+    return this.removedTold;
+  }
+
+  /** The user's memberships changed (the stream passed a change to them, or a write was refused in a workspace): `settle` reads them again. */
+  membershipsChanged(): void {
+    this.rescope = true;
+  }
+
+  /** Memberships changed that `settle` has yet to read. */
+  get unsettled(): boolean {
+    return this.rescope;
   }
 
   /** Tells the router what this client holds now (its scope, its subscriptions). */
@@ -121,7 +135,7 @@ export class ScopeChanges {
     const current = this.scope;
     for (const removed of [...held].filter((workspace) => !current.workspaces.has(workspace))) {
       this.owner.send({ type: 'scope_removed', workspaceId: removed, position: formatPosition(this.owner.stream.position) });
-      this.toldRemoved = true;
+      this.removedTold = true;
     }
     const added = [...current.workspaces].filter((workspace) => !held.has(workspace));
     if (added.length === 0) return;

@@ -88,8 +88,8 @@ export class SyncSession {
       // The user's memberships changed: drop removed workspaces, hydrate added ones — in turn with the
       // client's messages, so a write it sent before is in the snapshot of a workspace it gets back.
       streamed: (membershipsChanged) => {
-        if (membershipsChanged) this.held.rescope = true;
-        return this.held.rescope ? this.inTurn(() => this.held.settle()) : undefined;
+        if (membershipsChanged) this.held.membershipsChanged();
+        return this.held.unsettled ? this.inTurn(() => this.held.settle()) : undefined;
       },
     });
     this.held = new ScopeChanges(deps, {
@@ -352,7 +352,7 @@ export class SyncSession {
         // client must hear of a workspace it lost (scope_removed) before a refusal in it, and a write
         // refused while the user was briefly out is run again once they are back (idempotent by changeId).
         const before = this.held.scope.workspaces;
-        this.held.rescope = true;
+        this.held.membershipsChanged();
         await this.held.settle();
         if ([...before].every((workspace) => this.held.scope.workspaces.has(workspace))) ({ results } = await apply());
       }

@@ -10,7 +10,7 @@ type Message = ServerMessage & Record<string, any>;
 export class BareClient {
   readonly messages: Message[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
-  /** How the server closed the socket, once it did. */
+  /** How the socket closed (the server or the test closing it), once it did. */
   private closedWith: { code: number; reason: string } | undefined;
   private cursor = 0;
   private waiters: Array<() => void> = [];
