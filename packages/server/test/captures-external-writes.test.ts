@@ -2,6 +2,7 @@ import { schemaVersion } from '@walsync/db/server';
 import { type CapturedChange, type WalsyncServer, appendToHistory } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, waitFor } from '@walsync/test-support';
+import { setSystem } from './support/synchronous-standby';
 
 interface HistoryRow {
   table_name: string;
@@ -162,6 +163,26 @@ describe.each(postgresTargets())('capture of external writes ($name)', (target) 
     );
     const [end] = await db.query(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'walsync'`);
     expect(end!.lsn).not.toBe(start!.lsn);
+  });
+
+  it('goes on capturing when its own replication connection is the synchronous standby', async () => {
+    // With walsync's replication connection as the synchronous standby (as `'*'` makes it when no other
+    // standby is there), a commit waits until capture confirms it. Capture's own commit of history
+    // waited the same way, for a confirmation only that commit could bring: capture stopped, and every
+    // commit of the database with it.
+    await setSystem(db, 'synchronous_standby_names', '"walsync-replicator"');
+    try {
+      await waitFor('the replication connection to be the synchronous standby', async () => (await db.query(`SELECT 1 FROM pg_stat_replication WHERE application_name = 'walsync-replicator' AND sync_state = 'sync'`)).length > 0);
+      for (const name of ['sync 1', 'sync 2', 'sync 3']) {
+        const committed = db.query(`INSERT INTO workspace (name) VALUES ($1)`, [name]);
+        const waited = await Promise.race([committed.then(() => false), new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 10_000))]);
+        expect(waited, `the commit of ${name} waited 10 s for capture`).toBe(false);
+      }
+      await waitFor('capture to store all three', async () => (await history()).filter((row) => row.name?.startsWith('sync ')).length === 3);
+    } finally {
+      // Frees whatever still waits, so that the rest of the file and the cluster's shutdown do not.
+      await setSystem(db, 'synchronous_standby_names', null);
+    }
   });
 });
 

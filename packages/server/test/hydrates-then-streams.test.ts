@@ -3,6 +3,7 @@ import { Tokens, type WalsyncServer } from '@walsync/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BareClient } from './support/bare-client';
 import { commitWhileSnapshotIsTaken } from './support/snapshot-lock';
+import { commitAwaitingStandby } from './support/synchronous-standby';
 import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, waitFor } from '@walsync/test-support';
 
 describe.each(postgresTargets())('hydration, then live changes ($name)', (target) => {
@@ -131,6 +132,38 @@ describe.each(postgresTargets())('hydration, then live changes ($name)', (target
     // The stream brings it, right after the snapshot's position.
     const batch = await client.next((message) => message.type === 'changes' && message.changes.some((change: { data?: { id?: string } }) => change.data?.id === task!.id));
     expect(batch.changes.find((change: { data?: { id?: string } }) => change.data?.id === task!.id)).toMatchObject({ table: 'task', op: 'insert' });
+  });
+
+  it('holds a transaction that capture stored while Postgres still showed it running (a commit waiting for a synchronous standby)', async () => {
+    // Capture reads a commit from the WAL; Postgres shows it to other transactions only once the
+    // committing backend is done, which a synchronous standby's wait (or a backend paused by the
+    // machine) puts off. A snapshot taken in between saw the change in history but not the row: it
+    // met the stream after the change, and the client kept the old row for good. Now the snapshot
+    // meets the stream before it, and the stream sends it.
+    const [task] = await db.query<{ id: string }>(`SELECT id FROM task WHERE title = 'before 1'`);
+    const held = await commitAwaitingStandby(db, `UPDATE task SET title = 'held for the standby' WHERE id = $1`, [task!.id]);
+    try {
+      await waitFor('capture to store the held commit', async () => (await db.query(`SELECT 1 FROM change_history WHERE data->>'title' = 'held for the standby'`)).length > 0);
+      expect(await db.query(`SELECT title FROM task WHERE id = $1`, [task!.id])).toEqual([{ title: 'before 1' }]);
+      const client = await BareClient.connect(server.url);
+      clients.push(client);
+      client.hello({ token, clientId: 'bare-held' });
+      await client.next('welcome');
+      // The whole snapshot, while Postgres still shows the commit running: it holds the row as it was.
+      const { rows, end } = await client.snapshot();
+      expect(rows.task!.find((row) => row.id === task!.id)?.title).toBe('before 1');
+      const [captured] = await db.query<{ commit_lsn: string }>(`SELECT commit_lsn::text FROM change_history WHERE data->>'title' = 'held for the standby'`);
+      expect(parsePosition(end.position)).toBeLessThan(BigInt(captured!.commit_lsn));
+      const batch = await client
+        .next((message) => message.type === 'changes' && message.changes.some((change: { data?: { id?: string } }) => change.data?.id === task!.id))
+        .catch((error) => {
+          throw new Error(`the stream did not send the held commit: the client keeps 'before 1' (snapshot at ${end.position}, the commit at ${captured!.commit_lsn})`, { cause: error });
+        });
+      expect(batch.changes.find((change: { data?: { id?: string } }) => change.data?.id === task!.id)?.data).toMatchObject({ title: 'held for the standby' });
+    } finally {
+      await held.release();
+      await held.restore();
+    }
   });
 
   // The feed's code is the same on both targets: once, on the default one (20 s of capture and streaming).

@@ -1,9 +1,10 @@
 import { comparePositions } from '@walsync/db/server';
 import { Tokens, type WalsyncServer } from '@walsync/server';
-import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer } from '@walsync/test-support';
+import { TEST_JWT_SECRET, type TestDatabase, postgresTargets, seedWorkspaces, startDatabase, startServer, waitFor } from '@walsync/test-support';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BareClient } from './support/bare-client';
 import { commitWhileSnapshotIsTaken } from './support/snapshot-lock';
+import { commitAwaitingStandby } from './support/synchronous-standby';
 
 /** Subscriptions as a client without the library sees them: what each message answers, and what the stream sends. */
 describe.each(postgresTargets())('subscriptions on the wire ($name)', (target) => {
@@ -81,6 +82,45 @@ describe.each(postgresTargets())('subscriptions on the wire ($name)', (target) =
       if (titles.includes('second, during the snapshot')) break;
     }
     expect(titles).toEqual(['launch, during the snapshot', 'second, during the snapshot']);
+  });
+
+  it('adds a subscription whose rows a commit changed that the stream passed while Postgres still showed it running', async () => {
+    // A commit waiting for a synchronous standby is in history, and the stream goes past it, while
+    // snapshots do not see it yet. The subscription's snapshot then held the row as it was, and the
+    // stream, already past the commit, never sent it: the client kept the old row for good. Now the
+    // snapshot is read again once Postgres shows the commit.
+    const [task] = await db.query<{ id: string }>(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'second, before the held commit') RETURNING id`, [
+      seed.workspaces.shared,
+      second,
+    ]);
+    const client = await open([project(seed.projects.launch)]);
+    await client.snapshot();
+    await client.next('up_to_date');
+    const held = await commitAwaitingStandby(db, `UPDATE task SET title = 'held for the standby' WHERE id = $1`, [task!.id]);
+    let snapshot: Awaited<ReturnType<BareClient['snapshot']>>;
+    try {
+      await waitFor('capture to store the held commit', async () => (await db.query(`SELECT 1 FROM change_history WHERE data->>'title' = 'held for the standby'`)).length > 0);
+      // The stream goes past it: a later commit of the held project reaches the client.
+      await db.query(`INSERT INTO task (workspace_id, project_id, title) VALUES ($1, $2, 'launch, after the held commit')`, [seed.workspaces.shared, seed.projects.launch]);
+      await client.next((message) => message.type === 'changes' && message.changes.some((change) => change.data?.title === 'launch, after the held commit'));
+      client.send({ type: 'subscribe', subscription: project(second) });
+      // Its snapshot waits while Postgres shows the commit running.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    } finally {
+      await held.release();
+      await held.restore();
+    }
+    snapshot = await client.snapshot();
+    let title = snapshot.rows.task!.find((row) => row.id === task!.id)?.title;
+    await waitFor('the held commit in the subscription', async () => {
+      while (client.messages.some((message, i) => i >= (client as any).cursor && message.type === 'changes')) {
+        const batch = await client.next('changes');
+        for (const change of batch.changes) if (change.data?.id === task!.id) title = change.data.title;
+      }
+      return title === 'held for the standby';
+    }, 5_000).catch((error) => {
+      throw new Error(`the client holds '${title}' where the server has 'held for the standby'`, { cause: error });
+    });
   });
 
   it('answers subscribe with a snapshot of its rows, unsubscribe with unsubscribed, and refuses what the user cannot hold', async () => {

@@ -28,6 +28,44 @@ export interface CapturedChange {
   old_scope_id: string | null;
 }
 
+/**
+ * Transactions capture stored while Postgres still showed them running: their commit was in the WAL,
+ * but the committing backend had not ended (a commit waiting for a synchronous standby, or a backend
+ * the machine paused). A snapshot that sees their history may not see their rows; it reads this table
+ * to place itself in the stream (see `meetingPoint`). Rows leave once new snapshots see them.
+ */
+export const RUNNING_TABLE = 'walsync_captured_running';
+
+/**
+ * CTEs for the statement that stores a batch: record which of the batch's transactions (`$xids`,
+ * 32-bit ids as pgoutput gives them, and `$commits`, their commit positions) the statement's snapshot
+ * shows running, and forget those recorded before that it sees now. A snapshot taken after the
+ * batch commits sees every transaction this one saw; the others it finds here.
+ */
+function recordRunning(xids: number, commits: number): string {
+  // In 32-bit ids, as Postgres' own TransactionIdPrecedes: a transaction is running for the snapshot
+  // when it does not precede xmax or is in its xip list.
+  const running = (xid: string) => `((${xid} - snap.xmax + 4294967296) % 4294967296 < 2147483648 OR ${xid} = ANY (snap.xip))`;
+  return `snap AS (
+             SELECT pg_snapshot_xmax(s)::text::bigint % 4294967296 AS xmax,
+                    ARRAY(SELECT x::text::bigint % 4294967296 FROM pg_snapshot_xip(s) AS x) AS xip
+             FROM pg_current_snapshot() AS s),
+           seen AS (
+             DELETE FROM ${RUNNING_TABLE} AS r USING snap WHERE NOT ${running('r.xid')}),
+           running AS (
+             INSERT INTO ${RUNNING_TABLE} (xid, commit_lsn)
+             SELECT t.xid, t.commit_lsn FROM unnest($${xids}::bigint[], $${commits}::bigint[]) AS t (xid, commit_lsn), snap
+             WHERE ${running('t.xid')}
+             ON CONFLICT (xid) DO UPDATE SET commit_lsn = EXCLUDED.commit_lsn)`;
+}
+
+/** The batch's transactions: their ids and commit positions, once each (recordRunning's parameters). */
+function transactionsOf(changes: CapturedChange[]): [string[], string[]] {
+  const commits = new Map<string, string>();
+  for (const change of changes) commits.set(change.transaction_id, change.commit_lsn);
+  return [[...commits.keys()], [...commits.values()]];
+}
+
 const COLUMNS = ['lsn', 'commit_lsn', 'op_index', 'table_name', 'operation', 'data', 'old_data', 'transaction_id', 'schema_version', 'timestamp', 'client_id', 'scope_id', 'old_scope_id'] as const;
 const COLUMN_LIST = COLUMNS.map((column) => `"${column}"`).join(', ');
 const STAGE = 'change_history_stage';
@@ -110,9 +148,10 @@ async function writeInOneStatement(client: pg.ClientBase, changes: CapturedChang
     text: `WITH stored AS (
              INSERT INTO change_history (id, ${COLUMN_LIST})
              SELECT id, ${COLUMN_LIST} FROM json_populate_recordset(NULL::change_history, $1::json)
-             RETURNING 1)
+             RETURNING 1),
+           ${recordRunning(4, 5)}
            SELECT pg_notify($2, $3) FROM (SELECT count(*) FROM stored) AS done`,
-    values: [JSON.stringify(rows), CHANGES_CHANNEL, capturedUpTo],
+    values: [JSON.stringify(rows), CHANGES_CHANNEL, capturedUpTo, ...transactionsOf(changes)],
   });
 }
 
@@ -129,7 +168,7 @@ async function writeInOneTransaction(client: pg.ClientBase, changes: CapturedCha
         `INSERT INTO change_history SELECT * FROM ${STAGE} ORDER BY commit_lsn, op_index ON CONFLICT ON CONSTRAINT change_history_position DO NOTHING`,
       );
     }
-    await client.query(`SELECT pg_notify($1, $2)`, [CHANGES_CHANNEL, capturedUpTo]);
+    await client.query(`WITH ${recordRunning(3, 4)} SELECT pg_notify($1, $2)`, [CHANGES_CHANNEL, capturedUpTo, ...transactionsOf(changes)]);
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);

@@ -1,5 +1,6 @@
 import { PUBLICATION, SCHEMA_TABLE, type SyncedTable, TYPEORM_MIGRATIONS_TABLE, WalsyncError, addColumnIfMissing, createIndexIfMissing, installCapture } from '@walsync/db/server';
 import { PG_ERROR } from '../connection';
+import { RUNNING_TABLE } from './change-history';
 import type pg from 'pg';
 
 export { PUBLICATION };
@@ -91,6 +92,12 @@ async function installServerSchema(client: pg.ClientBase, tables: SyncedTable[])
       CREATE TABLE IF NOT EXISTS walsync_history_horizon (
         singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
         pruned_through bigint NOT NULL
+      )`);
+    // Transactions capture stored while Postgres still showed them running (see RUNNING_TABLE).
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS ${RUNNING_TABLE} (
+        xid bigint PRIMARY KEY,
+        commit_lsn bigint NOT NULL
       )`);
     await installCapture(client, tables);
     await client.query('COMMIT');

@@ -113,7 +113,10 @@ export class Replicator extends EventEmitter<{ captured: [ReplicatorStatus, numb
   /** Creates the slot if needed and starts streaming from its confirmed position. */
   async start(): Promise<void> {
     this.stopped = false;
-    this.writer = new pg.Client(connectionConfig(this.options.url, 'walsync-replicator-writer'));
+    // Its commits wait for the local disk only: were walsync's own replication connection a synchronous
+    // standby (`synchronous_standby_names = '*'`), a commit of history would wait for capture to
+    // confirm it, and capture for that commit, for ever.
+    this.writer = new pg.Client(connectionConfig(this.options.url, 'walsync-replicator-writer', { synchronous_commit: 'local' }));
     this.writer.on('error', (error) => this.fail(error));
     await this.writer.connect();
     await ensureSlot(this.writer, this.options.slotName);

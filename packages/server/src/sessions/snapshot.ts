@@ -4,7 +4,7 @@ import type { WebSocket } from 'ws';
 import { checkout } from '../connection';
 import { Stalled, drained } from './flow-control';
 import type { SnapshotGate } from './snapshot-gate';
-import { type SnapshotFence, WAL_INSERT_POSITION, snapshotFence } from './snapshot-fence';
+import { RECORDED_RUNNING, type SnapshotFence, WAL_INSERT_POSITION, awaitVisible, snapshotFence } from './snapshot-fence';
 
 export interface SnapshotPage {
   table: string;
@@ -93,16 +93,18 @@ export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[],
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     try {
       // Never older than the pruning horizon: with the history pruned empty, 0/0 would send the client straight back to re-snapshot.
-      const head = await client.query<{ head: string | null; snapshot: string; insert: string }>(
+      const head = await client.query<{ head: string | null; snapshot: string; running: Array<[number, string]>; insert: string }>(
         `SELECT greatest((SELECT max(commit_lsn) FROM change_history), (SELECT pruned_through FROM walsync_history_horizon))::text AS head,
-                pg_current_snapshot()::text AS snapshot, ${WAL_INSERT_POSITION} AS insert`,
+                pg_current_snapshot()::text AS snapshot, ${RECORDED_RUNNING} AS running, ${WAL_INSERT_POSITION} AS insert`,
       );
-      const { head: headLsn, snapshot, insert } = head.rows[0]!;
-      const fence = snapshotFence(snapshot, BigInt(headLsn ?? 0), BigInt(insert));
+      const { head: headLsn, snapshot, running, insert } = head.rows[0]!;
+      const fence = snapshotFence(snapshot, BigInt(headLsn ?? 0), BigInt(insert), running);
       const met = await meet(fence);
       if (!met) {
         await client.query('ROLLBACK');
         if (attempt >= MAX_ATTEMPTS) throw new Error(`no snapshot met the stream in ${MAX_ATTEMPTS} attempts (transactions kept committing as each was taken)`);
+        // The next snapshot sees the late transactions, once Postgres shows them.
+        if (fence.late.length > 0) await awaitVisible(client, fence.late.map((late) => late.xid));
         continue;
       }
       const position = formatPosition(met.position);

@@ -263,7 +263,8 @@ export class SyncSession {
     const { view, scope } = this.held;
     const selection = view.selection(this.deps.tables(), [...scope.workspaces]);
     const meet = async (fence: SnapshotFence) => {
-      const position = await this.reachFence(fence, fence.head);
+      // The client holds nothing yet: the point may move before a late transaction (see meetingPoint).
+      const position = await this.reachFence(fence, fence.head, true);
       return position === undefined ? undefined : { selection, position };
     };
     const position = await this.snapshot(meet, true, view.partial ? view.subscriptions : undefined);
@@ -281,11 +282,11 @@ export class SyncSession {
 
   /**
    * Waits for history to reach the snapshot's fence, and returns where the snapshot meets a stream at
-   * `after` (see `meetingPoint`); undefined when it cannot (it is read again then).
+   * `after` (see `meetingPoint`, and `movable` there); undefined when it cannot (it is read again then).
    */
-  private async reachFence(fence: SnapshotFence, after: bigint): Promise<bigint | undefined> {
+  private async reachFence(fence: SnapshotFence, after: bigint, movable = false): Promise<bigint | undefined> {
     await awaitCapture(this.deps.pool, this.deps.feed, fence.insertLsn);
-    return meetingPoint(this.deps.pool, fence, after);
+    return meetingPoint(this.deps.pool, fence, after, movable);
   }
 
   /**
