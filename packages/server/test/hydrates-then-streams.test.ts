@@ -166,6 +166,42 @@ describe.each(postgresTargets())('hydration, then live changes ($name)', (target
     }
   });
 
+  it('hydrates the workspaces the user has when the snapshot is taken, not those of the hello', async () => {
+    // The snapshot waits its turn: the process's four snapshot connections are taken by reads (POST
+    // /rows) that wait for a lock on task. Meanwhile alice joins Carol's workspace. Read at the hello
+    // only, her scope left it out; the snapshot, which sees the membership, was placed after it, so
+    // the stream never sent it either: alice did not get the workspace until she reconnected.
+    const locker = await db.pool.connect();
+    const reads: Array<Promise<Response>> = [];
+    let client!: BareClient;
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE task IN ACCESS EXCLUSIVE MODE');
+      for (const user of [seed.users.bob, seed.users.bob, seed.users.carol, seed.users.carol]) {
+        const token = await new Tokens(TEST_JWT_SECRET).issue(user);
+        reads.push(fetch(`${server.url}/rows`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{}' }));
+      }
+      await waitFor('four reads to wait for the lock', async () => (await db.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'walsync-snapshots' AND wait_event_type = 'Lock'`)).length === 4);
+      client = await BareClient.connect(server.url);
+      clients.push(client);
+      client.hello({ token, clientId: 'bare-joins' });
+      const welcome = await client.next('welcome');
+      expect(welcome.workspaces).toEqual([seed.workspaces.shared]);
+      await db.query(`INSERT INTO workspace_member (workspace_id, user_id, role) VALUES ($1, $2, 'member')`, [seed.workspaces.other, seed.users.alice]);
+    } finally {
+      await locker.query('COMMIT');
+      locker.release();
+      await Promise.all(reads);
+    }
+    try {
+      const { start, rows } = await client.snapshot();
+      expect([...start.workspaces].sort()).toEqual([seed.workspaces.shared, seed.workspaces.other].sort());
+      expect(rows.workspace!.map((row) => row.id).sort()).toEqual([seed.workspaces.shared, seed.workspaces.other].sort());
+    } finally {
+      await db.query(`UPDATE workspace_member SET deleted_at = now() WHERE workspace_id = $1 AND user_id = $2`, [seed.workspaces.other, seed.users.alice]);
+    }
+  });
+
   // The feed's code is the same on both targets: once, on the default one (20 s of capture and streaming).
   it.runIf(!target.binDir)('streams a transaction of 150,000 rows whole to a live client, and what follows it', async () => {
     const client = await BareClient.connect(server.url);

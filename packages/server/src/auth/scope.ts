@@ -1,5 +1,6 @@
 import type { Row } from '@walsync/db/server';
 import type pg from 'pg';
+import { HISTORY_SEEN, type HistorySeen, awaitVisible, lateTransactions } from '../history/visibility';
 
 /** A change as the scope rule sees it: its table, operation, row images and scope column value. */
 export interface ScopedChange {
@@ -36,6 +37,24 @@ export class Scope {
   static async of(db: Pick<pg.Pool, 'query'>, userId: string): Promise<Scope> {
     const result = await db.query<{ workspace_id: string }>(membershipSql(1), [userId]);
     return new Scope(userId, new Set(result.rows.map((row) => row.workspace_id)));
+  }
+
+  /**
+   * The scope as of everything the stream has passed: read once Postgres shows every transaction in
+   * change_history (capture may have stored a membership change that Postgres still showed running,
+   * as while a commit waits for a synchronous standby: read before it showed, a removed member kept
+   * the workspace, and its changes, until they reconnected). One statement when none is late.
+   */
+  static async current(db: Pick<pg.Pool, 'query'>, userId: string): Promise<Scope> {
+    const read = async () =>
+      (await db.query<{ workspaces: string[] } & HistorySeen>(`SELECT ARRAY(${membershipSql(1)}) AS workspaces, ${HISTORY_SEEN}`, [userId])).rows[0]!;
+    let row = await read();
+    const late = lateTransactions(row);
+    if (late.length > 0) {
+      await awaitVisible(db, late.map((transaction) => transaction.xid));
+      row = await read();
+    }
+    return new Scope(userId, new Set(row.workspaces));
   }
 
   /** A change to this user's own membership: their scope may have changed. */

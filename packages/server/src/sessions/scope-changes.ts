@@ -2,6 +2,7 @@ import type { Row, ServerMessage, SubscriptionDefinition, SubscriptionRef, SyncE
 import { formatPosition } from '@walsync/db/server';
 import type pg from 'pg';
 import { Scope } from '../auth/scope';
+import { awaitHistoryVisible } from '../history/visibility';
 import type { FeedEntry } from './change-feed';
 import type { ClientStream } from './client-stream';
 import { ClientView, type Refusal } from './client-view';
@@ -60,7 +61,14 @@ export class ScopeChanges {
    * can still hold (the others are returned, refused).
    */
   async start(subscriptions: SubscriptionRef[] | undefined, resumed: boolean): Promise<Array<{ ref: SubscriptionRef; refusal: Refusal }>> {
-    this.scope = await Scope.of(this.deps.pool, this.owner.userId());
+    // A resumed client has what the stream passed: its scope must see all of it. A new one's snapshot
+    // reads the scope again, as it sees it (see SyncSession.hydrate); only new subscriptions' root rows
+    // must show here.
+    if (resumed) this.scope = await Scope.current(this.deps.pool, this.owner.userId());
+    else {
+      if (subscriptions?.length) await awaitHistoryVisible(this.deps.pool);
+      this.scope = await Scope.of(this.deps.pool, this.owner.userId());
+    }
     this.view = new ClientView(this.deps.subscriptions, subscriptions !== undefined);
     const refused: Array<{ ref: SubscriptionRef; refusal: Refusal }> = [];
     for (const ref of subscriptions ?? []) {
@@ -69,6 +77,16 @@ export class ScopeChanges {
     }
     this.reindex();
     return refused;
+  }
+
+  /** What a full snapshot selects when the user's workspaces are `scope` (read in the snapshot): the scope the client holds from then on. */
+  adoptScope(scope: Scope): SnapshotSelection {
+    const same = scope.workspaces.size === this.scope.workspaces.size && [...scope.workspaces].every((workspace) => this.scope.workspaces.has(workspace));
+    if (!same) {
+      this.scope = scope;
+      this.reindex();
+    }
+    return this.view.selection(this.deps.tables(), [...scope.workspaces]);
   }
 
   /** The client was told of a workspace it lost (`scope_removed`): its writes are streamed back to it from then on (see SyncSession.write). */
@@ -99,6 +117,8 @@ export class ScopeChanges {
    */
   async subscribe(ref: SubscriptionRef): Promise<void> {
     if (!this.view.partial) return this.owner.fail('whole_scope', 'this client holds its whole scope (its hello named no subscriptions), so it has every row a subscription could add');
+    // Its root row may come from a commit the stream passed that Postgres does not show yet.
+    await awaitHistoryVisible(this.deps.pool);
     const result = await this.view.admit(this.deps.pool, this.scope, this.deps.tables(), ref);
     if ('refusal' in result) return this.owner.send({ type: 'subscription_refused', subscription: ref, ...result.refusal });
     const adopt = () => {
@@ -124,7 +144,7 @@ export class ScopeChanges {
     while (this.rescope && !this.owner.closed()) {
       this.rescope = false;
       const previous = this.scope.workspaces;
-      this.scope = await Scope.of(this.deps.pool, this.owner.userId());
+      this.scope = await Scope.current(this.deps.pool, this.owner.userId());
       this.reindex();
       await this.reconcile(previous);
     }

@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import { RUNNING_TABLE } from '../history/change-history';
 import { FENCE_MESSAGE_PREFIX } from '../history/server-schema';
+import { type HistorySeen, type LateTransaction, lateTransactions, visibility } from '../history/visibility';
 import type { ChangeFeed } from './change-feed';
 
 /**
@@ -23,36 +23,13 @@ export interface SnapshotFence {
   late: LateTransaction[];
 }
 
-export interface LateTransaction {
-  xid: number;
-  commit: bigint;
-}
-
-/** `a` comes before `b` in the 32-bit transaction id circle (Postgres' TransactionIdPrecedes). */
-const precedes = (a: number, b: number) => ((a - b) | 0) < 0;
-
-/** Whether a snapshot, as `pg_current_snapshot()` text (`xmin:xmax:xip,…`, 64-bit ids), sees a transaction (32-bit id). */
-export function visibility(snapshot: string): (xid: number) => boolean {
-  const match = /^(\d+):(\d+):([\d,]*)$/.exec(snapshot);
-  if (!match) throw new Error(`unexpected pg_current_snapshot() text: ${snapshot}`);
-  const xid32 = (text: string) => Number(BigInt(text) & 0xffffffffn);
-  const [xmin, xmax] = [xid32(match[1]!), xid32(match[2]!)];
-  const inProgress = new Set(match[3] ? match[3].split(',').map(xid32) : []);
-  return (xid) => precedes(xid, xmin) || (precedes(xid, xmax) && !inProgress.has(xid));
-}
-
 /**
- * The fence of a snapshot (`pg_current_snapshot()` text), its head and insert position, and the
- * transactions capture recorded as running when it stored them (`[xid, commit]`, read with the snapshot).
+ * The fence of a snapshot from its first statement: its MVCC snapshot and what capture recorded as
+ * running (`HISTORY_SEEN`), its head and insert position.
  */
-export function snapshotFence(snapshot: string, head: bigint, insertLsn: bigint, recorded: Array<[number, string]> = []): SnapshotFence {
-  const visible = visibility(snapshot);
-  const late = recorded.filter(([xid]) => !visible(xid)).map(([xid, commit]) => ({ xid, commit: BigInt(commit) }));
-  return { head, insertLsn, visible, late };
+export function snapshotFence(seen: HistorySeen, head: bigint, insertLsn: bigint): SnapshotFence {
+  return { head, insertLsn, visible: visibility(seen.walsync_snapshot), late: lateTransactions(seen) };
 }
-
-/** The fence statement's column of what capture recorded as running (see RUNNING_TABLE), as `[xid, commit]` pairs. */
-export const RECORDED_RUNNING = `(SELECT coalesce(json_agg(json_build_array(xid, commit_lsn::text)), '[]') FROM ${RUNNING_TABLE})`;
 
 /** The WAL insert position now, as SQL: a position of the stream, read as text (`BigInt` takes it). */
 export const WAL_INSERT_POSITION = `(pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text`;
@@ -116,25 +93,4 @@ export async function meetingPoint(pool: Pick<pg.Pool, 'query'>, fence: Snapshot
   }
   if (firstUnseen === undefined) return fence.insertLsn;
   return lastSeen < firstUnseen ? firstUnseen - 1n : undefined;
-}
-
-/**
- * Waits until new snapshots see the transactions `xids` (32-bit ids: committed, still shown running).
- * A commit's own end takes microseconds; a synchronous standby's answer may take long, and one that
- * never comes ends the wait after `timeoutMs` with an error that says so.
- */
-export async function awaitVisible(client: Pick<pg.ClientBase, 'query'>, xids: number[], timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
-    const now = await client.query<{ snapshot: string }>(`SELECT pg_current_snapshot()::text AS snapshot`);
-    const visible = visibility(now.rows[0]!.snapshot);
-    const running = xids.filter((xid) => !visible(xid));
-    if (running.length === 0) return;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `transactions ${running.join(', ')} committed but Postgres still shows them running after ${timeoutMs} ms (a synchronous standby that does not answer?); a snapshot cannot be placed in the stream before they end`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, pause));
-  }
 }

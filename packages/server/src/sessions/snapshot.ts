@@ -4,7 +4,8 @@ import type { WebSocket } from 'ws';
 import { checkout } from '../connection';
 import { Stalled, drained } from './flow-control';
 import type { SnapshotGate } from './snapshot-gate';
-import { RECORDED_RUNNING, type SnapshotFence, WAL_INSERT_POSITION, awaitVisible, snapshotFence } from './snapshot-fence';
+import { HISTORY_SEEN, type HistorySeen, awaitVisible } from '../history/visibility';
+import { type SnapshotFence, WAL_INSERT_POSITION, snapshotFence } from './snapshot-fence';
 
 export interface SnapshotPage {
   table: string;
@@ -68,9 +69,9 @@ const MAX_PAGE_ROWS = 10_000;
 /**
  * Decides, once the snapshot's transaction is open, what it reads and where it meets the stream (its
  * position: see `meetingPoint`), or undefined to read a new snapshot. The stream is brought to that
- * position meanwhile.
+ * position meanwhile. `reader` reads in the snapshot's own transaction (what it sees, as it sees it).
  */
-export type SnapshotMeeting = (fence: SnapshotFence) => Promise<{ selection: SnapshotSelection; position: bigint } | undefined>;
+export type SnapshotMeeting = (fence: SnapshotFence, reader: Pick<pg.ClientBase, 'query'>) => Promise<{ selection: SnapshotSelection; position: bigint } | undefined>;
 
 /** Snapshots read again at most this often when transactions keep committing as they are taken. */
 const MAX_ATTEMPTS = 10;
@@ -93,13 +94,13 @@ export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[],
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     try {
       // Never older than the pruning horizon: with the history pruned empty, 0/0 would send the client straight back to re-snapshot.
-      const head = await client.query<{ head: string | null; snapshot: string; running: Array<[number, string]>; insert: string }>(
+      const head = await client.query<{ head: string | null; insert: string } & HistorySeen>(
         `SELECT greatest((SELECT max(commit_lsn) FROM change_history), (SELECT pruned_through FROM walsync_history_horizon))::text AS head,
-                pg_current_snapshot()::text AS snapshot, ${RECORDED_RUNNING} AS running, ${WAL_INSERT_POSITION} AS insert`,
+                ${HISTORY_SEEN}, ${WAL_INSERT_POSITION} AS insert`,
       );
-      const { head: headLsn, snapshot, running, insert } = head.rows[0]!;
-      const fence = snapshotFence(snapshot, BigInt(headLsn ?? 0), BigInt(insert), running);
-      const met = await meet(fence);
+      const { head: headLsn, insert } = head.rows[0]!;
+      const fence = snapshotFence(head.rows[0]!, BigInt(headLsn ?? 0), BigInt(insert));
+      const met = await meet(fence, client);
       if (!met) {
         await client.query('ROLLBACK');
         if (attempt >= MAX_ATTEMPTS) throw new Error(`no snapshot met the stream in ${MAX_ATTEMPTS} attempts (transactions kept committing as each was taken)`);
@@ -217,8 +218,8 @@ export class Snapshots {
     try {
       const client = await checkout(this.pool);
       try {
-        const meeting: SnapshotMeeting = async (fence) => {
-          const met = await meet(fence);
+        const meeting: SnapshotMeeting = async (fence, reader) => {
+          const met = await meet(fence, reader);
           // The workspaces the client holds once it ended (a subscription's snapshot adds none).
           if (met) workspaces = options.announce ?? met.selection.workspaces;
           return met;

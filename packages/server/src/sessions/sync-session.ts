@@ -15,6 +15,7 @@ import {
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
+import { Scope } from '../auth/scope';
 import { AuthenticationError, type Tokens, atExpiry } from '../auth/tokens';
 import { historyHorizon } from '../history/retention';
 import { WriteRequestError, type WriteService } from '../writes/write-service';
@@ -260,14 +261,16 @@ export class SyncSession {
     this.state = 'hydrating';
     this.stream.readFeed();
     if (reason) this.send({ type: 'resnapshot', reason, message: message! });
-    const { view, scope } = this.held;
-    const selection = view.selection(this.deps.tables(), [...scope.workspaces]);
-    const meet = async (fence: SnapshotFence) => {
+    const meet = async (fence: SnapshotFence, reader: Pick<pg.ClientBase, 'query'>) => {
       // The client holds nothing yet: the point may move before a late transaction (see meetingPoint).
       const position = await this.reachFence(fence, fence.head, true);
-      return position === undefined ? undefined : { selection, position };
+      if (position === undefined) return undefined;
+      // The user's workspaces as the snapshot sees them: a membership changed since the hello (while
+      // the snapshot waited its turn) is in the snapshot or after its position, where the stream sends
+      // it. Read at the hello only, an added one never arrived, and a removed one's rows did.
+      return { selection: this.held.adoptScope(await Scope.of(reader, this.userId)), position };
     };
-    const position = await this.snapshot(meet, true, view.partial ? view.subscriptions : undefined);
+    const position = await this.snapshot(meet, true, this.held.view.partial ? this.held.view.subscriptions : undefined);
     if (position === undefined) return;
     this.stream.startAt(position, { upToDate: true });
     this.state = 'live';

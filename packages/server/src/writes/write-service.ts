@@ -2,6 +2,7 @@ import { type ChangeResult, type Row, type SyncedTable, WRITE_LIMITS, type Write
 import pg from 'pg';
 import { membershipSql } from '../auth/scope';
 import { CLIENT_MESSAGE_PREFIX } from '../history/server-schema';
+import { HISTORY_SEEN, type HistorySeen, awaitVisible, lateTransactions } from '../history/visibility';
 import type { Metrics } from '../metrics';
 import { type PreparedChange, prepareChange } from './prepare-change';
 import { type KnownRow, keyOf, movedRow } from './known-rows';
@@ -63,7 +64,10 @@ export class WriteService {
     // small read the whole table at every write once it had grown (a server starts before its users
     // write), about 2 ms more per 10,000 rows (a probe: 2.1 ms a socket write became 4.5 ms once
     // 11,000 tasks were written). Planning every run instead (`plan_cache_mode`) cost 0.3–0.4 ms a write.
-    const settings = { enable_seqscan: 'off' };
+    // A table with no index a read can use (the small walsync_captured_running) then costs a disabled
+    // scan's 10^10, past `jit_above_cost`: a Postgres built with JIT (Debian's 15) compiled the write's
+    // first statement each time, 150 ms. Writes touch a few rows: no JIT.
+    const settings = { enable_seqscan: 'off', jit: 'off' };
     this.pool = new pg.Pool({ ...connectionConfig(options.databaseUrl, 'walsync-writes', settings), max: 8, pipeline: true } as pg.PoolConfig);
     this.pool.on('error', options.onConnectionError ?? (() => undefined));
   }
@@ -136,6 +140,7 @@ export class WriteService {
         // A deadlock with another batch (Postgres rolled this one back): nothing was written, run it again.
         if (++conflicts > MAX_CONFLICT_RETRIES) throw outcome.conflict;
       }
+      else if ('late' in outcome) await awaitVisible(this.pool, outcome.late);
       else if ('result' in outcome) answers[outcome.index] = outcome.result;
       else retried.add(outcome.index);
     }
@@ -153,6 +158,7 @@ export class WriteService {
     | { done: false; index: number; retry: true }
     | { done: false; ungroup: true }
     | { done: false; conflict: Error }
+    | { done: false; late: number[] }
   > {
     const writable = answers.filter((answer): answer is PreparedChange => 'key' in answer);
     const client = await checkout(this.pool);
@@ -171,19 +177,30 @@ export class WriteService {
         // batch for it (and then sees it). Unlocked, a batch checked before a removal committed after
         // it, and its rows landed in a workspace the user had already left, in the stream's order.
         // The message names the transaction's client in the WAL: capture records it with each change.
-        client.query<{ xid: string; receipts: Receipt[]; workspaces: string[] }>({
+        // Its snapshot also says whether Postgres shows every transaction of history yet (see `late` below).
+        client.query<{ xid: string; receipts: Receipt[]; workspaces: string[] } & HistorySeen>({
           name: streamBack ? 'walsync_write_head_streamed_back' : 'walsync_write_head',
           text: `SELECT set_config('walsync.client_id', $1, true),
                   ${streamBack ? '' : `pg_logical_emit_message(true, '${CLIENT_MESSAGE_PREFIX}', $1),`}
                   (pg_current_xact_id()::text::bigint % 4294967296)::text AS xid,
                   (SELECT coalesce(json_agg(json_build_object('changeId', change_id, 'hash', request_hash, 'result', result)), '[]')
                      FROM write_receipt WHERE change_id = ANY($2::uuid[])) AS receipts,
-                  (SELECT coalesce(array_agg(workspace_id), '{}') FROM (${membershipSql(3)} FOR SHARE) m) AS workspaces`,
+                  (SELECT coalesce(array_agg(workspace_id), '{}') FROM (${membershipSql(3)} FOR SHARE) m) AS workspaces,
+                  ${HISTORY_SEEN}`,
           values: [clientId, writable.map((change) => change.changeId), userId],
         }),
         readReferences(client, writable, this.tables),
         ...[...byTable].map(([table, changes]) => lockRows(client, table, changes)),
       ]);
+      // A row the client read from the stream may come from a commit Postgres does not show yet (capture
+      // stored it while the commit waited for a synchronous standby): read now, an update of it is
+      // "not found" and a comment on it refused. The batch runs again once Postgres shows it.
+      const late = lateTransactions(head.rows[0]!);
+      if (late.length > 0) {
+        await client.query('ROLLBACK');
+        open = false;
+        return { done: false, late: late.map((transaction) => transaction.xid) };
+      }
       const { xid, workspaces } = head.rows[0]!;
       const receipts = new Map(head.rows[0]!.receipts.map((receipt) => [receipt.changeId, receipt]));
       const known = new Map<string, KnownRow>();
