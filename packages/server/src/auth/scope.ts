@@ -1,6 +1,6 @@
 import type { Row } from '@walsync/db/server';
 import type pg from 'pg';
-import { HISTORY_SEEN, type HistorySeen, awaitVisible, lateTransactions } from '../history/visibility';
+import { HISTORY_SEEN, type HistorySeen, readSeeingHistory } from '../history/visibility';
 
 /** A change as the scope rule sees it: its table, operation, row images and scope column value. */
 export interface ScopedChange {
@@ -46,14 +46,10 @@ export class Scope {
    * the workspace, and its changes, until they reconnected). One statement when none is late.
    */
   static async current(db: Pick<pg.Pool, 'query'>, userId: string): Promise<Scope> {
-    const read = async () =>
-      (await db.query<{ workspaces: string[] } & HistorySeen>(`SELECT ARRAY(${membershipSql(1)}) AS workspaces, ${HISTORY_SEEN}`, [userId])).rows[0]!;
-    let row = await read();
-    const late = lateTransactions(row);
-    if (late.length > 0) {
-      await awaitVisible(db, late.map((transaction) => transaction.xid));
-      row = await read();
-    }
+    const row = await readSeeingHistory(
+      db,
+      async () => (await db.query<{ workspaces: string[] } & HistorySeen>(`SELECT ARRAY(${membershipSql(1)}) AS workspaces, ${HISTORY_SEEN}`, [userId])).rows[0]!,
+    );
     return new Scope(userId, new Set(row.workspaces));
   }
 

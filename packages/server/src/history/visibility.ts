@@ -45,16 +45,16 @@ export function lateTransactions(row: HistorySeen): LateTransaction[] {
 }
 
 /**
- * Waits until new snapshots see the transactions `xids` (32-bit ids: committed, still shown running).
- * A commit's own end takes microseconds; a synchronous standby's answer may take long, and one that
- * never comes ends the wait after `timeoutMs` with an error that says so.
+ * Waits until new snapshots see the `late` transactions (committed, still shown running). A commit's
+ * own end takes microseconds; a synchronous standby's answer may take long, and one that never comes
+ * ends the wait after `timeoutMs` with an error that says so.
  */
-export async function awaitVisible(db: Queryable, xids: number[], timeoutMs = 30_000): Promise<void> {
+export async function awaitVisible(db: Queryable, late: LateTransaction[], timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
     const now = await db.query<{ snapshot: string }>(`SELECT pg_current_snapshot()::text AS snapshot`);
     const visible = visibility(now.rows[0]!.snapshot);
-    const running = xids.filter((xid) => !visible(xid));
+    const running = late.map((transaction) => transaction.xid).filter((xid) => !visible(xid));
     if (running.length === 0) return;
     if (Date.now() > deadline) {
       throw new Error(
@@ -66,11 +66,19 @@ export async function awaitVisible(db: Queryable, xids: number[], timeoutMs = 30
 }
 
 /**
- * Waits until new snapshots see every transaction change_history holds now. Those captured later
- * come after anything the stream has passed, so one look suffices.
+ * Runs `read`, one statement that also returns HISTORY_SEEN, so that what it read saw every
+ * transaction change_history holds: when it missed some, waits until they show and runs it once more.
+ * Those captured after its first run come after anything the stream had passed, so once suffices.
  */
+export async function readSeeingHistory<T extends HistorySeen>(db: Queryable, read: () => Promise<T>): Promise<T> {
+  const first = await read();
+  const late = lateTransactions(first);
+  if (late.length === 0) return first;
+  await awaitVisible(db, late);
+  return read();
+}
+
+/** Waits until new snapshots see every transaction change_history holds now. */
 export async function awaitHistoryVisible(db: Queryable): Promise<void> {
-  const result = await db.query<HistorySeen>(`SELECT ${HISTORY_SEEN}`);
-  const late = lateTransactions(result.rows[0]!);
-  if (late.length > 0) await awaitVisible(db, late.map((transaction) => transaction.xid));
+  await readSeeingHistory(db, async () => (await db.query<HistorySeen>(`SELECT ${HISTORY_SEEN}`)).rows[0]!);
 }

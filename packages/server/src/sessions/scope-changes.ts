@@ -61,14 +61,11 @@ export class ScopeChanges {
    * can still hold (the others are returned, refused).
    */
   async start(subscriptions: SubscriptionRef[] | undefined, resumed: boolean): Promise<Array<{ ref: SubscriptionRef; refusal: Refusal }>> {
-    // A resumed client has what the stream passed: its scope must see all of it. A new one's snapshot
-    // reads the scope again, as it sees it (see SyncSession.hydrate); only new subscriptions' root rows
-    // must show here.
-    if (resumed) this.scope = await Scope.current(this.deps.pool, this.owner.userId());
-    else {
-      if (subscriptions?.length) await awaitHistoryVisible(this.deps.pool);
-      this.scope = await Scope.of(this.deps.pool, this.owner.userId());
-    }
+    // A resumed client has what the stream passed: its scope must see all of it, as must new
+    // subscriptions' root rows (read below, after it). A new client's snapshot reads the scope again,
+    // as it sees it (see SyncSession.hydrate).
+    const seeAll = resumed || (subscriptions?.length ?? 0) > 0;
+    this.scope = seeAll ? await Scope.current(this.deps.pool, this.owner.userId()) : await Scope.of(this.deps.pool, this.owner.userId());
     this.view = new ClientView(this.deps.subscriptions, subscriptions !== undefined);
     const refused: Array<{ ref: SubscriptionRef; refusal: Refusal }> = [];
     for (const ref of subscriptions ?? []) {

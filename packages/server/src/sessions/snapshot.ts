@@ -105,7 +105,7 @@ export async function sendSnapshot(client: pg.ClientBase, tables: SyncedTable[],
         await client.query('ROLLBACK');
         if (attempt >= MAX_ATTEMPTS) throw new Error(`no snapshot met the stream in ${MAX_ATTEMPTS} attempts (transactions kept committing as each was taken)`);
         // The next snapshot sees the late transactions, once Postgres shows them.
-        if (fence.late.length > 0) await awaitVisible(client, fence.late.map((late) => late.xid));
+        if (fence.late.length > 0) await awaitVisible(client, fence.late);
         continue;
       }
       const position = formatPosition(met.position);

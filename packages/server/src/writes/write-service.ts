@@ -2,7 +2,7 @@ import { type ChangeResult, type Row, type SyncedTable, WRITE_LIMITS, type Write
 import pg from 'pg';
 import { membershipSql } from '../auth/scope';
 import { CLIENT_MESSAGE_PREFIX } from '../history/server-schema';
-import { HISTORY_SEEN, type HistorySeen, awaitVisible, lateTransactions } from '../history/visibility';
+import { HISTORY_SEEN, type HistorySeen, type LateTransaction, awaitVisible, lateTransactions } from '../history/visibility';
 import type { Metrics } from '../metrics';
 import { type PreparedChange, prepareChange } from './prepare-change';
 import { type KnownRow, keyOf, movedRow } from './known-rows';
@@ -158,7 +158,7 @@ export class WriteService {
     | { done: false; index: number; retry: true }
     | { done: false; ungroup: true }
     | { done: false; conflict: Error }
-    | { done: false; late: number[] }
+    | { done: false; late: LateTransaction[] }
   > {
     const writable = answers.filter((answer): answer is PreparedChange => 'key' in answer);
     const client = await checkout(this.pool);
@@ -199,7 +199,7 @@ export class WriteService {
       if (late.length > 0) {
         await client.query('ROLLBACK');
         open = false;
-        return { done: false, late: late.map((transaction) => transaction.xid) };
+        return { done: false, late };
       }
       const { xid, workspaces } = head.rows[0]!;
       const receipts = new Map(head.rows[0]!.receipts.map((receipt) => [receipt.changeId, receipt]));
